@@ -1,0 +1,145 @@
+package formats
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// ConfigFile is the name of a Hugging Face model configuration.
+const ConfigFile = "config.json"
+
+// Config is a Hugging Face config.json. The typed fields cover what the
+// architectures in this project read; Raw keeps the whole document so it can
+// be copied verbatim and queried for anything else.
+type Config struct {
+	Architectures []string
+	ModelType     string
+	VocabSize     int
+	HiddenSize    int
+	NumLayers     int
+	NumHeads      int
+	NumKVHeads    int
+	HeadDim       int
+	Intermediate  int
+	MaxPositions  int
+	// TieWordEmbeddings reports whether the output head shares the input
+	// embedding matrix. Hugging Face defaults it to true when absent.
+	TieWordEmbeddings bool
+	// RopeTheta is rope_parameters.rope_theta, or the older top-level
+	// rope_theta; 10000 when neither is present.
+	RopeTheta float64
+	// NormEps is rms_norm_eps, layer_norm_eps or layer_norm_epsilon.
+	NormEps float64
+	// Act is hidden_act or activation_function.
+	Act string
+	// Raw is the parsed JSON document.
+	Raw map[string]any
+	// Bytes is the file content as read.
+	Bytes []byte
+}
+
+// Architecture returns architectures[0], or "" when absent.
+func (c *Config) Architecture() string {
+	if len(c.Architectures) == 0 {
+		return ""
+	}
+	return c.Architectures[0]
+}
+
+// ReadConfig reads and parses a config.json file.
+func ReadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig parses the bytes of a config.json document.
+func ParseConfig(raw []byte) (*Config, error) {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("%w: config is not a JSON object: %v", ErrInvalid, err)
+	}
+	c := &Config{Raw: m, Bytes: append([]byte(nil), raw...)}
+	if a, ok := m["architectures"].([]any); ok {
+		for _, v := range a {
+			if s, ok := v.(string); ok {
+				c.Architectures = append(c.Architectures, s)
+			}
+		}
+	}
+	c.ModelType = c.String("model_type")
+	c.VocabSize = c.Int("vocab_size")
+	c.HiddenSize = c.Int("hidden_size", "n_embd", "d_model")
+	c.NumLayers = c.Int("num_hidden_layers", "n_layer", "num_layers")
+	c.NumHeads = c.Int("num_attention_heads", "n_head")
+	c.NumKVHeads = c.Int("num_key_value_heads")
+	if c.NumKVHeads == 0 {
+		c.NumKVHeads = c.NumHeads
+	}
+	c.HeadDim = c.Int("head_dim")
+	if c.HeadDim == 0 && c.NumHeads > 0 {
+		c.HeadDim = c.HiddenSize / c.NumHeads
+	}
+	c.Intermediate = c.Int("intermediate_size", "n_inner")
+	c.MaxPositions = c.Int("max_position_embeddings", "n_positions")
+	c.TieWordEmbeddings = true
+	if v, ok := m["tie_word_embeddings"].(bool); ok {
+		c.TieWordEmbeddings = v
+	}
+	c.RopeTheta = 10000
+	if rp, ok := m["rope_parameters"].(map[string]any); ok {
+		if v, ok := rp["rope_theta"].(float64); ok {
+			c.RopeTheta = v
+		}
+	} else if v, ok := m["rope_theta"].(float64); ok {
+		c.RopeTheta = v
+	}
+	c.NormEps = c.Float("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon")
+	c.Act = c.String("hidden_act", "activation_function")
+	return c, nil
+}
+
+// Int returns the first of keys holding a number, as int; 0 when none does.
+func (c *Config) Int(keys ...string) int {
+	for _, k := range keys {
+		if v, ok := c.Raw[k].(float64); ok {
+			return int(v)
+		}
+	}
+	return 0
+}
+
+// Float returns the first of keys holding a number; 0 when none does.
+func (c *Config) Float(keys ...string) float64 {
+	for _, k := range keys {
+		if v, ok := c.Raw[k].(float64); ok {
+			return v
+		}
+	}
+	return 0
+}
+
+// String returns the first of keys holding a string; "" when none does.
+func (c *Config) String(keys ...string) string {
+	for _, k := range keys {
+		if v, ok := c.Raw[k].(string); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Bool returns the value of key, or def when it is absent or not a boolean.
+func (c *Config) Bool(key string, def bool) bool {
+	if v, ok := c.Raw[key].(bool); ok {
+		return v
+	}
+	return def
+}

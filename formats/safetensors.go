@@ -1,0 +1,281 @@
+// Package formats reads and writes model checkpoints: safetensors files
+// (single or sharded, read lazily), Hugging Face config.json, and a streaming
+// safetensors writer.
+//
+// Tensor data is never read until asked for: Open parses and validates the
+// header only, and each Read call issues positioned reads (io.ReaderAt) for
+// the bytes of one tensor. Every error names the file and, where there is
+// one, the tensor.
+package formats
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"sort"
+
+	"github.com/nlpodyssey/safetensors"
+)
+
+// ErrInvalid marks errors caused by malformed or inconsistent input files, as
+// opposed to I/O failures. Test with errors.Is.
+var ErrInvalid = errors.New("invalid input")
+
+// MaxHeaderSize bounds the JSON header of a safetensors file (100 MB, the
+// bound used by the reference implementation).
+const MaxHeaderSize = 100_000_000
+
+// maxElements bounds the element count of one tensor (2^48), far above any
+// real checkpoint and low enough that byte counts cannot overflow.
+const maxElements = 1 << 48
+
+// TensorInfo describes one tensor stored in a safetensors file.
+type TensorInfo struct {
+	Name  string
+	DType DType
+	Shape []int
+	// Offset is the absolute byte offset of the tensor data in File.
+	Offset int64
+	// Size is the byte length of the data.
+	Size int64
+	// File is the path of the file holding the tensor.
+	File string
+}
+
+// NumElements returns the product of the shape (1 for a scalar).
+func (t *TensorInfo) NumElements() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// File is an open safetensors file whose tensors are read on demand.
+// Its methods are safe for concurrent use.
+type File struct {
+	path     string
+	r        io.ReaderAt
+	closer   io.Closer
+	size     int64
+	dataOff  int64
+	metadata map[string]string
+	tensors  map[string]*TensorInfo
+	order    []string
+}
+
+// Open opens and validates the safetensors file at path. Tensor data is read
+// lazily by the Read methods.
+func Open(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	sf, err := NewFile(path, f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	sf.closer = f
+	return sf, nil
+}
+
+// NewFile parses the safetensors header of r, which holds size bytes, and
+// validates every tensor entry. path is used in error messages only.
+func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%s: %w: %s", path, ErrInvalid, fmt.Sprintf(format, a...))
+	}
+	if size < 8 {
+		return nil, bad("file is %d bytes, too short for a safetensors header", size)
+	}
+	var lenBuf [8]byte
+	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+		return nil, fmt.Errorf("%s: reading header length: %w", path, err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > MaxHeaderSize {
+		return nil, bad("header length %d exceeds the %d-byte limit", n, MaxHeaderSize)
+	}
+	if int64(n) > size-8 {
+		return nil, bad("header length %d runs past the end of the file (%d bytes): file truncated?", n, size)
+	}
+	header := make([]byte, n)
+	if _, err := r.ReadAt(header, 8); err != nil {
+		return nil, fmt.Errorf("%s: reading header: %w", path, err)
+	}
+	if err := checkDuplicateKeys(header); err != nil {
+		return nil, bad("%v", err)
+	}
+	var md safetensors.Metadata
+	if err := json.Unmarshal(header, &md); err != nil {
+		return nil, bad("header is not valid safetensors JSON: %v", err)
+	}
+	sf := &File{
+		path:     path,
+		r:        r,
+		size:     size,
+		dataOff:  8 + int64(n),
+		metadata: md.Metadata(),
+		tensors:  map[string]*TensorInfo{},
+	}
+	dataLen := uint64(size - sf.dataOff)
+	infos := md.Tensors()
+	for name, ti := range infos {
+		shape := make([]int, len(ti.Shape))
+		elems := uint64(1)
+		for i, d := range ti.Shape {
+			hi, lo := bits.Mul64(elems, d)
+			if hi != 0 || lo > maxElements {
+				return nil, bad("tensor %q: shape %v overflows", name, ti.Shape)
+			}
+			elems = lo
+			shape[i] = int(d)
+		}
+		want := elems * ti.DType.Size()
+		s, e := ti.DataOffsets[0], ti.DataOffsets[1]
+		if e < s {
+			return nil, bad("tensor %q: data offsets [%d, %d) are reversed", name, s, e)
+		}
+		if e > dataLen {
+			return nil, bad("tensor %q: data offsets [%d, %d) run past the end of the data (%d bytes): file truncated?", name, s, e, dataLen)
+		}
+		if e-s != want {
+			return nil, bad("tensor %q: dtype %s × shape %v needs %d bytes but offsets [%d, %d) hold %d", name, ti.DType, ti.Shape, want, s, e, e-s)
+		}
+		sf.tensors[name] = &TensorInfo{
+			Name: name, DType: ti.DType, Shape: shape,
+			Offset: sf.dataOff + int64(s), Size: int64(e - s), File: path,
+		}
+		sf.order = append(sf.order, name)
+	}
+	sort.Slice(sf.order, func(i, j int) bool {
+		a, b := sf.tensors[sf.order[i]], sf.tensors[sf.order[j]]
+		if a.Offset != b.Offset {
+			return a.Offset < b.Offset
+		}
+		return a.Name < b.Name
+	})
+	for i := 1; i < len(sf.order); i++ {
+		prev, cur := sf.tensors[sf.order[i-1]], sf.tensors[sf.order[i]]
+		if cur.Offset < prev.Offset+prev.Size {
+			return nil, bad("tensors %q and %q overlap", prev.Name, cur.Name)
+		}
+	}
+	return sf, nil
+}
+
+// checkDuplicateKeys reports a tensor name that appears twice at the top
+// level of the header object; encoding/json would silently keep the last.
+func checkDuplicateKeys(header []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(header))
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("header is not valid JSON: %v", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("header is not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("header is not valid JSON: %v", err)
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return fmt.Errorf("tensor %q is listed twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return fmt.Errorf("header is not valid JSON: %v", err)
+		}
+	}
+	return nil
+}
+
+// Path returns the file's path.
+func (f *File) Path() string { return f.path }
+
+// Metadata returns the free-form __metadata__ map of the header (may be nil).
+func (f *File) Metadata() map[string]string { return f.metadata }
+
+// Names returns the tensor names in storage order.
+func (f *File) Names() []string { return append([]string(nil), f.order...) }
+
+// Info returns the description of the named tensor.
+func (f *File) Info(name string) (*TensorInfo, bool) {
+	t, ok := f.tensors[name]
+	return t, ok
+}
+
+// Close releases the underlying file, if Open opened it.
+func (f *File) Close() error {
+	if f.closer != nil {
+		return f.closer.Close()
+	}
+	return nil
+}
+
+// ReadRaw returns the raw little-endian bytes of the named tensor.
+func (f *File) ReadRaw(name string) ([]byte, *TensorInfo, error) {
+	t, ok := f.tensors[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: %w: no tensor %q", f.path, ErrInvalid, name)
+	}
+	buf := make([]byte, t.Size)
+	if _, err := f.r.ReadAt(buf, t.Offset); err != nil {
+		return nil, nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
+	return buf, t, nil
+}
+
+// ReadFloat32 reads the named floating-point tensor converted to float32.
+func (f *File) ReadFloat32(name string) ([]float32, error) {
+	raw, t, err := f.ReadRaw(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, t.NumElements())
+	if err := decodeFloat32(out, raw, t.DType); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
+	return out, nil
+}
+
+// ReadFloat64 reads the named floating-point tensor converted to float64.
+func (f *File) ReadFloat64(name string) ([]float64, error) {
+	raw, t, err := f.ReadRaw(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, t.NumElements())
+	if err := decodeFloat64(out, raw, t.DType); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
+	return out, nil
+}
+
+// ReadInts reads the named integer tensor converted to int.
+func (f *File) ReadInts(name string) ([]int, error) {
+	raw, t, err := f.ReadRaw(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, t.NumElements())
+	if err := decodeInt(out, raw, t.DType); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
+	return out, nil
+}
