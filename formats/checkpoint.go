@@ -2,11 +2,13 @@ package formats
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -32,10 +34,12 @@ type Checkpoint struct {
 }
 
 // OpenCheckpoint opens the model directory dir. It uses
-// model.safetensors.index.json when present and valid; when the index is
-// missing or malformed it falls back to the model-*-of-*.safetensors shards
-// present, and then to model.safetensors. A tensor present in two files, or an
-// index naming a file outside dir, is an error.
+// model.safetensors.index.json when present and well formed; when the index
+// is missing or is not a valid index document it falls back to the
+// model-*-of-*.safetensors shards present, then to model.safetensors, then to
+// the only *.safetensors file of dir. A well-formed index that names a file
+// outside dir, a shard that does not exist, or a tensor its shard does not
+// hold is an error, as is a tensor stored in two files.
 func OpenCheckpoint(dir string) (*Checkpoint, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -52,7 +56,7 @@ func OpenCheckpoint(dir string) (*Checkpoint, error) {
 		}
 		ck.Config = cfg
 	}
-	files, err := checkpointFiles(dir)
+	files, idx, err := checkpointFiles(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -72,25 +76,61 @@ func OpenCheckpoint(dir string) (*Checkpoint, error) {
 			ck.names = append(ck.names, name)
 		}
 	}
+	if idx != nil {
+		if err := idx.check(ck); err != nil {
+			ck.Close()
+			return nil, err
+		}
+	}
 	return ck, nil
 }
 
-// checkpointFiles lists the safetensors files making up the checkpoint in dir.
-func checkpointFiles(dir string) ([]string, error) {
+// shardIndex is a parsed model.safetensors.index.json.
+type shardIndex struct {
+	path string
+	// weightMap maps each tensor name to the path of its shard.
+	weightMap map[string]string
+}
+
+// check reports a tensor the index lists that its shard does not hold.
+func (x *shardIndex) check(ck *Checkpoint) error {
+	names := make([]string, 0, len(x.weightMap))
+	for name := range x.weightMap {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		want := x.weightMap[name]
+		f, ok := ck.byName[name]
+		if !ok || f.Path() != want {
+			return fmt.Errorf("%s: %w: tensor %q is mapped to %s, which does not hold it", x.path, ErrInvalid, name, filepath.Base(want))
+		}
+	}
+	return nil
+}
+
+// checkpointFiles lists the safetensors files making up the checkpoint in
+// dir, and the shard index when one was used.
+func checkpointFiles(dir string) ([]string, *shardIndex, error) {
 	idxPath := filepath.Join(dir, IndexFile)
 	if raw, err := os.ReadFile(idxPath); err == nil {
-		files, err := parseIndex(dir, idxPath, raw)
+		idx, err := parseIndex(dir, idxPath, raw)
 		if err == nil {
-			return files, nil
+			files, err := idx.files()
+			if err != nil {
+				return nil, nil, err
+			}
+			return files, idx, nil
 		}
-		if isOutside(err) {
-			return nil, err
+		if !errors.Is(err, errMalformedIndex) {
+			return nil, nil, err
 		}
-		// A malformed index is not fatal: fall back to the shards present.
+		// A document that is not an index is not fatal: fall back to the
+		// files present.
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	type shard struct {
 		path     string
@@ -102,29 +142,31 @@ func checkpointFiles(dir string) ([]string, error) {
 		if m == nil {
 			continue
 		}
-		var i, n int
-		fmt.Sscan(m[1], &i)
-		fmt.Sscan(m[2], &n)
+		i, err1 := strconv.Atoi(m[1])
+		n, err2 := strconv.Atoi(m[2])
+		if err1 != nil || err2 != nil {
+			return nil, nil, fmt.Errorf("%s: %w: shard number out of range in %s", dir, ErrInvalid, e.Name())
+		}
 		shards = append(shards, shard{filepath.Join(dir, e.Name()), i, n})
 	}
 	if len(shards) > 0 {
 		sort.Slice(shards, func(a, b int) bool { return shards[a].idx < shards[b].idx })
 		n := shards[0].cnt
 		if len(shards) != n {
-			return nil, fmt.Errorf("%s: %w: found %d of %d shards model-*-of-%05d.safetensors", dir, ErrInvalid, len(shards), n, n)
+			return nil, nil, fmt.Errorf("%s: %w: found %d of %d shards model-*-of-%05d.safetensors", dir, ErrInvalid, len(shards), n, n)
 		}
 		out := make([]string, len(shards))
 		for i, s := range shards {
 			if s.cnt != n || s.idx != i+1 {
-				return nil, fmt.Errorf("%s: %w: inconsistent shard names (%s)", dir, ErrInvalid, filepath.Base(s.path))
+				return nil, nil, fmt.Errorf("%s: %w: inconsistent shard names (%s)", dir, ErrInvalid, filepath.Base(s.path))
 			}
 			out[i] = s.path
 		}
-		return out, nil
+		return out, nil, nil
 	}
 	single := filepath.Join(dir, SingleFile)
 	if _, err := os.Stat(single); err == nil {
-		return []string{single}, nil
+		return []string{single}, nil, nil
 	}
 	// Any single *.safetensors file will do (for example a VLoRA file).
 	var any []string
@@ -134,45 +176,63 @@ func checkpointFiles(dir string) ([]string, error) {
 		}
 	}
 	if len(any) == 1 {
-		return any, nil
+		return any, nil, nil
 	}
-	return nil, fmt.Errorf("%s: %w: no %s, %s or model-*-of-*.safetensors shards", dir, ErrInvalid, SingleFile, IndexFile)
+	return nil, nil, fmt.Errorf("%s: %w: no %s, %s or model-*-of-*.safetensors shards", dir, ErrInvalid, SingleFile, IndexFile)
 }
 
-type outsideError struct{ error }
+// errMalformedIndex marks an index file that is not an index document, as
+// opposed to an index whose content is wrong.
+var errMalformedIndex = errors.New("not a shard index")
 
-func isOutside(err error) bool { _, ok := err.(outsideError); return ok }
-
-// parseIndex reads a shard index and returns the distinct shard paths in
-// first-appearance order. Files outside dir are rejected.
-func parseIndex(dir, idxPath string, raw []byte) ([]string, error) {
+// parseIndex parses a shard index. Files outside dir are rejected.
+func parseIndex(dir, idxPath string, raw []byte) (*shardIndex, error) {
 	var idx struct {
 		WeightMap map[string]string `json:"weight_map"`
 	}
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", idxPath, ErrInvalid, err)
+		return nil, fmt.Errorf("%s: %w: %w: %v", idxPath, ErrInvalid, errMalformedIndex, err)
 	}
 	if len(idx.WeightMap) == 0 {
-		return nil, fmt.Errorf("%s: %w: empty weight_map", idxPath, ErrInvalid)
+		return nil, fmt.Errorf("%s: %w: %w: empty weight_map", idxPath, ErrInvalid, errMalformedIndex)
 	}
-	seen := map[string]bool{}
-	var names []string
-	for tensor, file := range idx.WeightMap {
-		clean := filepath.Clean(file)
-		if filepath.IsAbs(file) || clean != filepath.Base(clean) || clean == "." || clean == ".." {
-			return nil, outsideError{fmt.Errorf("%s: %w: tensor %q is mapped to %q, outside the model directory", idxPath, ErrInvalid, tensor, file)}
-		}
-		if !seen[clean] {
-			seen[clean] = true
-			names = append(names, clean)
-		}
+	names := make([]string, 0, len(idx.WeightMap))
+	for tensor := range idx.WeightMap {
+		names = append(names, tensor)
 	}
 	sort.Strings(names)
-	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = filepath.Join(dir, n)
-		if _, err := os.Stat(out[i]); err != nil {
-			return nil, fmt.Errorf("%s: %w: shard %s: %v", idxPath, ErrInvalid, n, err)
+	x := &shardIndex{path: idxPath, weightMap: make(map[string]string, len(names))}
+	for _, tensor := range names {
+		file := idx.WeightMap[tensor]
+		clean := filepath.Clean(file)
+		if filepath.IsAbs(file) || clean != filepath.Base(clean) || clean == "." || clean == ".." {
+			return nil, fmt.Errorf("%s: %w: tensor %q is mapped to %q, which is not a file in the model directory", idxPath, ErrInvalid, tensor, file)
+		}
+		x.weightMap[tensor] = filepath.Join(dir, clean)
+	}
+	return x, nil
+}
+
+// files returns the distinct shard paths of the index, sorted, after checking
+// that each exists.
+func (x *shardIndex) files() ([]string, error) {
+	// first maps each shard to the alphabetically first tensor it holds, to
+	// name in errors.
+	first := map[string]string{}
+	var out []string
+	for tensor, p := range x.weightMap {
+		prev, seen := first[p]
+		if !seen {
+			out = append(out, p)
+		}
+		if !seen || tensor < prev {
+			first[p] = tensor
+		}
+	}
+	sort.Strings(out)
+	for _, p := range out {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("%s: %w: shard %s of tensor %q: %v", x.path, ErrInvalid, filepath.Base(p), first[p], err)
 		}
 	}
 	return out, nil

@@ -13,16 +13,27 @@ const ConfigFile = "config.json"
 // architectures in this project read; Raw keeps the whole document so it can
 // be copied verbatim and queried for anything else.
 type Config struct {
+	// Architectures is the architectures list, e.g. ["LlamaForCausalLM"].
 	Architectures []string
-	ModelType     string
-	VocabSize     int
-	HiddenSize    int
-	NumLayers     int
-	NumHeads      int
-	NumKVHeads    int
-	HeadDim       int
-	Intermediate  int
-	MaxPositions  int
+	// ModelType is model_type, e.g. "llama", "gpt2", "bert", "vit".
+	ModelType string
+	// VocabSize is vocab_size.
+	VocabSize int
+	// HiddenSize is hidden_size, n_embd or d_model.
+	HiddenSize int
+	// NumLayers is num_hidden_layers, n_layer or num_layers.
+	NumLayers int
+	// NumHeads is num_attention_heads or n_head.
+	NumHeads int
+	// NumKVHeads is num_key_value_heads, or NumHeads when absent.
+	NumKVHeads int
+	// HeadDim is head_dim, or HiddenSize/NumHeads when absent.
+	HeadDim int
+	// Intermediate is intermediate_size or n_inner; for GPT-2, where a null
+	// n_inner means four times the hidden size, that product.
+	Intermediate int
+	// MaxPositions is max_position_embeddings or n_positions.
+	MaxPositions int
 	// TieWordEmbeddings reports whether the output head shares the input
 	// embedding matrix. Hugging Face defaults it to true when absent.
 	TieWordEmbeddings bool
@@ -66,6 +77,9 @@ func ParseConfig(raw []byte) (*Config, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("%w: config is not a JSON object: %v", ErrInvalid, err)
 	}
+	if m == nil {
+		return nil, fmt.Errorf("%w: config is null, not a JSON object", ErrInvalid)
+	}
 	c := &Config{Raw: m, Bytes: append([]byte(nil), raw...)}
 	if a, ok := m["architectures"].([]any); ok {
 		for _, v := range a {
@@ -88,18 +102,22 @@ func ParseConfig(raw []byte) (*Config, error) {
 		c.HeadDim = c.HiddenSize / c.NumHeads
 	}
 	c.Intermediate = c.Int("intermediate_size", "n_inner")
+	if c.Intermediate == 0 && c.ModelType == "gpt2" {
+		c.Intermediate = 4 * c.HiddenSize // GPT-2's n_inner: null
+	}
 	c.MaxPositions = c.Int("max_position_embeddings", "n_positions")
 	c.TieWordEmbeddings = true
 	if v, ok := m["tie_word_embeddings"].(bool); ok {
 		c.TieWordEmbeddings = v
 	}
 	c.RopeTheta = 10000
+	if v, ok := m["rope_theta"].(float64); ok {
+		c.RopeTheta = v
+	}
 	if rp, ok := m["rope_parameters"].(map[string]any); ok {
 		if v, ok := rp["rope_theta"].(float64); ok {
 			c.RopeTheta = v
 		}
-	} else if v, ok := m["rope_theta"].(float64); ok {
-		c.RopeTheta = v
 	}
 	c.NormEps = c.Float("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon")
 	c.Act = c.String("hidden_act", "activation_function")

@@ -208,8 +208,8 @@ func decodeInt(dst []int, raw []byte, d DType) error {
 	return nil
 }
 
-// encodeFloat32 converts src to little-endian bytes of dtype d, appending to dst.
-func encodeFloat32(dst []byte, src []float32, d DType) ([]byte, error) {
+// EncodeFloat32 converts src to little-endian bytes of dtype d, appending to dst.
+func EncodeFloat32(dst []byte, src []float32, d DType) ([]byte, error) {
 	switch d {
 	case F32:
 		for _, v := range src {

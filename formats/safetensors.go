@@ -100,7 +100,7 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 		return nil, bad("file is %d bytes, too short for a safetensors header", size)
 	}
 	var lenBuf [8]byte
-	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+	if err := readFullAt(r, lenBuf[:], 0); err != nil {
 		return nil, fmt.Errorf("%s: reading header length: %w", path, err)
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
@@ -111,7 +111,7 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 		return nil, bad("header length %d runs past the end of the file (%d bytes): file truncated?", n, size)
 	}
 	header := make([]byte, n)
-	if _, err := r.ReadAt(header, 8); err != nil {
+	if err := readFullAt(r, header, 8); err != nil {
 		return nil, fmt.Errorf("%s: reading header: %w", path, err)
 	}
 	if err := checkDuplicateKeys(header); err != nil {
@@ -135,8 +135,10 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 		shape := make([]int, len(ti.Shape))
 		elems := uint64(1)
 		for i, d := range ti.Shape {
+			// Bounding each dimension as well as the running product keeps
+			// every dimension representable as int even after a zero.
 			hi, lo := bits.Mul64(elems, d)
-			if hi != 0 || lo > maxElements {
+			if d > maxElements || hi != 0 || lo > maxElements {
 				return nil, bad("tensor %q: shape %v overflows", name, ti.Shape)
 			}
 			elems = lo
@@ -159,24 +161,38 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 		}
 		sf.order = append(sf.order, name)
 	}
+	// Order by start, then end, so an empty tensor sorts before a tensor
+	// starting at the same offset, as in a file written contiguously.
 	sort.Slice(sf.order, func(i, j int) bool {
 		a, b := sf.tensors[sf.order[i]], sf.tensors[sf.order[j]]
 		if a.Offset != b.Offset {
 			return a.Offset < b.Offset
 		}
+		if a.Size != b.Size {
+			return a.Size < b.Size
+		}
 		return a.Name < b.Name
 	})
-	for i := 1; i < len(sf.order); i++ {
-		prev, cur := sf.tensors[sf.order[i-1]], sf.tensors[sf.order[i]]
-		if cur.Offset < prev.Offset+prev.Size {
-			return nil, bad("tensors %q and %q overlap", prev.Name, cur.Name)
+	// Comparing each tensor with the one ending last before it finds any
+	// overlap, whatever the empty tensors in between.
+	var last *TensorInfo
+	for _, name := range sf.order {
+		cur := sf.tensors[name]
+		if last != nil && cur.Offset < last.Offset+last.Size {
+			return nil, bad("tensors %q (bytes [%d, %d)) and %q (bytes [%d, %d)) overlap",
+				last.Name, last.Offset-sf.dataOff, last.Offset-sf.dataOff+last.Size,
+				cur.Name, cur.Offset-sf.dataOff, cur.Offset-sf.dataOff+cur.Size)
+		}
+		if last == nil || cur.Offset+cur.Size > last.Offset+last.Size {
+			last = cur
 		}
 	}
 	return sf, nil
 }
 
 // checkDuplicateKeys reports a tensor name that appears twice at the top
-// level of the header object; encoding/json would silently keep the last.
+// level of the header object, or a key repeated inside one entry;
+// encoding/json would silently keep the last.
 func checkDuplicateKeys(header []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(header))
 	tok, err := dec.Token()
@@ -193,16 +209,71 @@ func checkDuplicateKeys(header []byte) error {
 			return fmt.Errorf("header is not valid JSON: %v", err)
 		}
 		key, _ := tok.(string)
+		what := fmt.Sprintf("tensor %q", key)
+		if key == "__metadata__" {
+			what = "__metadata__"
+		}
 		if seen[key] {
-			return fmt.Errorf("tensor %q is listed twice", key)
+			return fmt.Errorf("%s is listed twice", what)
+		}
+		seen[key] = true
+		var entry json.RawMessage
+		if err := dec.Decode(&entry); err != nil {
+			return fmt.Errorf("header is not valid JSON: %v", err)
+		}
+		if dup, err := duplicateKey(entry); err != nil {
+			return fmt.Errorf("%s: not valid JSON: %v", what, err)
+		} else if dup != "" {
+			return fmt.Errorf("%s: key %q is listed twice", what, dup)
+		}
+	}
+	return nil
+}
+
+// duplicateKey returns a key that appears twice in the JSON object raw, or ""
+// when there is none or raw is not an object.
+func duplicateKey(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 || raw[0] != '{' {
+		return "", nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return "", err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return key, nil
 		}
 		seen[key] = true
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
-			return fmt.Errorf("header is not valid JSON: %v", err)
+			return "", err
 		}
 	}
-	return nil
+	return "", nil
+}
+
+// readFullAt fills buf from r at off. A reader may report io.EOF together
+// with a full buffer at the end of its data; that is not an error here.
+func readFullAt(r io.ReaderAt, buf []byte, off int64) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	n, err := r.ReadAt(buf, off)
+	if n == len(buf) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // Path returns the file's path.
@@ -235,7 +306,7 @@ func (f *File) ReadRaw(name string) ([]byte, *TensorInfo, error) {
 		return nil, nil, fmt.Errorf("%s: %w: no tensor %q", f.path, ErrInvalid, name)
 	}
 	buf := make([]byte, t.Size)
-	if _, err := f.r.ReadAt(buf, t.Offset); err != nil {
+	if err := readFullAt(f.r, buf, t.Offset); err != nil {
 		return nil, nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
 	}
 	return buf, t, nil

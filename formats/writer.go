@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
+
+	"github.com/nlpodyssey/safetensors"
 )
 
 // TensorSpec declares one tensor of a file before it is written.
@@ -26,12 +28,33 @@ func (s TensorSpec) numElements() int {
 	return n
 }
 
+// validate checks that s can be stored: a known dtype and non-negative
+// dimensions whose product stays within the element limit.
+func (s TensorSpec) validate() error {
+	if s.DType > safetensors.U64 {
+		return fmt.Errorf("%w: tensor %q: unknown dtype %d", ErrInvalid, s.Name, s.DType)
+	}
+	n := uint64(1)
+	for _, d := range s.Shape {
+		if d < 0 {
+			return fmt.Errorf("%w: tensor %q: negative dimension in shape %v", ErrInvalid, s.Name, s.Shape)
+		}
+		hi, lo := bits.Mul64(n, uint64(d))
+		if uint64(d) > maxElements || hi != 0 || lo > maxElements {
+			return fmt.Errorf("%w: tensor %q: shape %v overflows", ErrInvalid, s.Name, s.Shape)
+		}
+		n = lo
+	}
+	return nil
+}
+
 // Writer streams a safetensors file: the header is computed from the
 // declared tensors up front, then the tensors are written one at a time in
 // declaration order, so memory holds at most one tensor. Output goes to a
-// temporary file in the destination directory that Commit renames into place;
-// Abort (or a failed Commit) removes it, so a partial file never appears
-// under the final name.
+// temporary file in the destination directory that Commit renames into place.
+// The first failed write, a failed Commit, or Abort removes the temporary
+// file, so a partial file never appears under the final name and nothing is
+// left behind; after a failure every call returns the first error.
 type Writer struct {
 	path    string
 	tmp     *os.File
@@ -44,7 +67,8 @@ type Writer struct {
 }
 
 // Create starts writing a safetensors file at path holding the given tensors,
-// in that order, with metadata as its __metadata__ map.
+// in that order, with metadata as its __metadata__ map. The file is created
+// with mode 0644.
 func Create(path string, metadata map[string]string, specs []TensorSpec) (*Writer, error) {
 	header, err := buildHeader(metadata, specs)
 	if err != nil {
@@ -52,15 +76,14 @@ func Create(path string, metadata map[string]string, specs []TensorSpec) (*Write
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("creating output: %w", err)
+		return nil, fmt.Errorf("%s: creating output: %w", path, err)
 	}
 	w := &Writer{path: path, tmp: tmp, buf: bufio.NewWriterSize(tmp, 1<<20), specs: specs}
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(len(header)))
-	w.buf.Write(n[:])
+	w.buf.Write(n[:]) // a bufio.Writer keeps the first error for the next Write
 	if _, err := w.buf.Write(header); err != nil {
-		w.Abort()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, w.fail(fmt.Errorf("%s: writing header: %w", path, err))
 	}
 	return w, nil
 }
@@ -73,16 +96,8 @@ func buildHeader(metadata map[string]string, specs []TensorSpec) ([]byte, error)
 	// Build the object by hand to keep declaration order in the file.
 	out := []byte{'{'}
 	if len(metadata) > 0 {
-		keys := make([]string, 0, len(metadata))
-		for k := range metadata {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		md := map[string]string{}
-		for _, k := range keys {
-			md[k] = metadata[k]
-		}
-		b, err := json.Marshal(md)
+		// encoding/json writes map keys sorted, so the header is deterministic.
+		b, err := json.Marshal(metadata)
 		if err != nil {
 			return nil, err
 		}
@@ -96,12 +111,18 @@ func buildHeader(metadata map[string]string, specs []TensorSpec) ([]byte, error)
 		if s.Name == "__metadata__" {
 			return nil, fmt.Errorf("%w: reserved tensor name %q", ErrInvalid, s.Name)
 		}
+		if err := s.validate(); err != nil {
+			return nil, err
+		}
 		seen[s.Name] = true
 		size := uint64(s.numElements()) * s.DType.Size()
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		name, _ := json.Marshal(s.Name)
+		name, err := json.Marshal(s.Name)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, name...)
 		out = append(out, `:{"dtype":"`...)
 		out = append(out, s.DType.String()...)
@@ -126,30 +147,35 @@ func buildHeader(metadata map[string]string, specs []TensorSpec) ([]byte, error)
 	return out, nil
 }
 
-func (w *Writer) expect(name string, elems int) (TensorSpec, error) {
+// expect returns the spec of the next tensor after checking that it is name.
+func (w *Writer) expect(name string) (TensorSpec, error) {
 	if w.err != nil {
 		return TensorSpec{}, w.err
 	}
+	if w.closed {
+		return TensorSpec{}, fmt.Errorf("%s: tensor %q: writer already closed", w.path, name)
+	}
 	if w.next >= len(w.specs) {
-		return TensorSpec{}, fmt.Errorf("%s: tensor %q was not declared", w.path, name)
+		return TensorSpec{}, w.fail(fmt.Errorf("%s: tensor %q written after all %d declared tensors", w.path, name, len(w.specs)))
 	}
 	s := w.specs[w.next]
 	if s.Name != name {
-		return s, fmt.Errorf("%s: tensor %q written out of order (expected %q)", w.path, name, s.Name)
-	}
-	if s.numElements() != elems {
-		return s, fmt.Errorf("%s: tensor %q: got %d elements, shape %v needs %d", w.path, name, elems, s.Shape, s.numElements())
+		return s, w.fail(fmt.Errorf("%s: tensor %q written out of order (expected %q)", w.path, name, s.Name))
 	}
 	return s, nil
 }
 
-// WriteFloat32 writes the next declared tensor, converting data to its dtype.
+// WriteFloat32 writes the next declared tensor, converting data to its
+// floating-point dtype.
 func (w *Writer) WriteFloat32(name string, data []float32) error {
-	s, err := w.expect(name, len(data))
+	s, err := w.expect(name)
 	if err != nil {
-		return w.fail(err)
+		return err
 	}
-	w.scratch, err = encodeFloat32(w.scratch[:0], data, s.DType)
+	if s.numElements() != len(data) {
+		return w.fail(fmt.Errorf("%s: tensor %q: got %d elements, shape %v needs %d", w.path, name, len(data), s.Shape, s.numElements()))
+	}
+	w.scratch, err = EncodeFloat32(w.scratch[:0], data, s.DType)
 	if err != nil {
 		return w.fail(fmt.Errorf("%s: tensor %q: %w", w.path, name, err))
 	}
@@ -158,12 +184,15 @@ func (w *Writer) WriteFloat32(name string, data []float32) error {
 
 // WriteInt32 writes the next declared tensor, which must have dtype I32.
 func (w *Writer) WriteInt32(name string, data []int32) error {
-	s, err := w.expect(name, len(data))
+	s, err := w.expect(name)
 	if err != nil {
-		return w.fail(err)
+		return err
 	}
 	if s.DType != I32 {
 		return w.fail(fmt.Errorf("%s: tensor %q declared %s, written as I32", w.path, name, s.DType))
+	}
+	if s.numElements() != len(data) {
+		return w.fail(fmt.Errorf("%s: tensor %q: got %d elements, shape %v needs %d", w.path, name, len(data), s.Shape, s.numElements()))
 	}
 	w.scratch = w.scratch[:0]
 	for _, v := range data {
@@ -175,12 +204,12 @@ func (w *Writer) WriteInt32(name string, data []int32) error {
 // WriteRaw writes the next declared tensor from little-endian bytes already
 // in its dtype.
 func (w *Writer) WriteRaw(name string, raw []byte) error {
-	s, err := w.expect(name, -1)
-	if err != nil && s.Name != name {
-		return w.fail(err)
+	s, err := w.expect(name)
+	if err != nil {
+		return err
 	}
 	if want := uint64(s.numElements()) * s.DType.Size(); uint64(len(raw)) != want {
-		return w.fail(fmt.Errorf("%s: tensor %q: got %d bytes, want %d", w.path, name, len(raw), want))
+		return w.fail(fmt.Errorf("%s: tensor %q: got %d bytes, %s × %v needs %d", w.path, name, len(raw), s.DType, s.Shape, want))
 	}
 	return w.writeBytes(name, raw)
 }
@@ -193,44 +222,17 @@ func (w *Writer) writeBytes(name string, b []byte) error {
 	return nil
 }
 
+// fail records the first error and removes the temporary file.
 func (w *Writer) fail(err error) error {
 	if w.err == nil {
 		w.err = err
 	}
-	return err
+	w.discard()
+	return w.err
 }
 
-// Commit flushes, syncs and renames the file into place. It fails if not
-// every declared tensor was written; on failure the temporary file is removed.
-func (w *Writer) Commit() error {
-	if w.closed {
-		return fmt.Errorf("%s: writer already closed", w.path)
-	}
-	if w.err == nil && w.next != len(w.specs) {
-		w.err = fmt.Errorf("%s: only %d of %d tensors written", w.path, w.next, len(w.specs))
-	}
-	if w.err == nil {
-		w.err = w.buf.Flush()
-	}
-	if w.err == nil {
-		w.err = w.tmp.Sync()
-	}
-	if err := w.tmp.Close(); w.err == nil {
-		w.err = err
-	}
-	w.closed = true
-	if w.err == nil {
-		w.err = os.Rename(w.tmp.Name(), w.path)
-	}
-	if w.err != nil {
-		os.Remove(w.tmp.Name())
-		return w.err
-	}
-	return nil
-}
-
-// Abort discards the partial output. It is safe to call after Commit.
-func (w *Writer) Abort() {
+// discard closes and removes the temporary file once.
+func (w *Writer) discard() {
 	if w.closed {
 		return
 	}
@@ -239,13 +241,57 @@ func (w *Writer) Abort() {
 	os.Remove(w.tmp.Name())
 }
 
-// WriteFileAtomic writes data to path through a temporary file and rename.
+// Commit flushes, syncs and renames the file into place. It fails if a write
+// failed or not every declared tensor was written; on failure the temporary
+// file is removed.
+func (w *Writer) Commit() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return fmt.Errorf("%s: writer already closed", w.path)
+	}
+	if w.next != len(w.specs) {
+		return w.fail(fmt.Errorf("%s: only %d of %d tensors written (next: %q)", w.path, w.next, len(w.specs), w.specs[w.next].Name))
+	}
+	if err := w.buf.Flush(); err != nil {
+		return w.fail(fmt.Errorf("%s: %w", w.path, err))
+	}
+	if err := w.tmp.Chmod(0o644); err != nil {
+		return w.fail(fmt.Errorf("%s: %w", w.path, err))
+	}
+	if err := w.tmp.Sync(); err != nil {
+		return w.fail(fmt.Errorf("%s: %w", w.path, err))
+	}
+	err := w.tmp.Close()
+	w.closed = true
+	if err == nil {
+		err = os.Rename(w.tmp.Name(), w.path)
+	}
+	if err != nil {
+		w.err = fmt.Errorf("%s: %w", w.path, err)
+		os.Remove(w.tmp.Name())
+		return w.err
+	}
+	return nil
+}
+
+// Abort discards the partial output. It is safe to call after Commit and
+// more than once.
+func (w *Writer) Abort() { w.discard() }
+
+// WriteFileAtomic writes data to path, with mode 0644, through a temporary
+// file in the same directory that is renamed into place, so path holds either
+// its old content or all of data.
 func WriteFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -257,6 +303,7 @@ func WriteFileAtomic(path string, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	return err
+	return nil
 }

@@ -1,0 +1,456 @@
+package convert
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/svd"
+	"github.com/vlora-convert/vlora-convert/vlora"
+)
+
+// Result describes a finished compression.
+type Result struct {
+	// Path is the written VLoRA file.
+	Path     string
+	Manifest *vlora.Manifest
+	// DenseFallbacks lists the 2-D increments stored dense because their
+	// factors would have been at least as large.
+	DenseFallbacks []string
+}
+
+// Compress reads the checkpoint in modelDir and writes
+// outDir/model.vlora.safetensors and outDir/config.json. Memory stays
+// bounded by a few copies of the largest layer tensor per worker: the mean
+// base is accumulated by streaming, and each increment is computed from one
+// layer tensor at a time. On error or cancellation no output file is left
+// behind.
+func Compress(ctx context.Context, modelDir, outDir string, opt Options) (*Result, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	ck, err := formats.OpenCheckpoint(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	st, err := vlora.DetectStack(ck.Names(), func(n string) vlora.TensorShape {
+		ti, _ := ck.Info(n)
+		return vlora.TensorShape{Shape: ti.Shape, DType: ti.DType.String()}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", modelDir, formats.ErrInvalid, err)
+	}
+	for _, n := range ck.Names() {
+		ti, _ := ck.Info(n)
+		if !formats.IsFloat(ti.DType) {
+			return nil, fmt.Errorf("%s: %w: tensor %q has non-float dtype %s", ti.File, formats.ErrInvalid, n, ti.DType)
+		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, fmt.Errorf("output directory: %w", err)
+	}
+	if err := checkWritable(outDir); err != nil {
+		return nil, err
+	}
+	sources, err := hashSources(ctx, ck)
+	if err != nil {
+		return nil, err
+	}
+	mf := &vlora.Manifest{
+		Format: vlora.FormatName, FormatVersion: vlora.FormatVersion, ToolVersion: Version,
+		Sources: sources, LayerPrefix: st.Prefix, NumLayers: st.NumLayers,
+		CompoundSize: opt.CompoundSize, Compounds: vlora.Compounds(st.NumLayers, opt.CompoundSize),
+		BaseMode: opt.Base, DType: opt.DType.String(),
+		SVD: vlora.SVDInfo{Method: opt.SVD.String(), Rank: opt.Rank, Energy: opt.Energy, Seed: opt.Seed},
+	}
+	if opt.SVD == svd.Randomized {
+		mf.SVD.Oversample = cmp0(opt.Oversample, svd.DefaultOversample)
+		mf.SVD.PowerIters = cmp0(opt.PowerIters, svd.DefaultPowerIters)
+	}
+	if ck.Config != nil {
+		mf.Architecture = ck.Config.Architecture()
+		mf.Config = json.RawMessage(compactJSON(ck.Config.Bytes))
+	}
+	for _, s := range st.Suffixes {
+		mf.Suffixes = append(mf.Suffixes, vlora.TensorDesc{Name: s, Shape: st.Shapes[s], DType: st.DTypes[s]})
+	}
+	for _, n := range ck.Names() {
+		ti, _ := ck.Info(n)
+		mf.Counts.ParamsOriginal += int64(ti.NumElements())
+		mf.Counts.BytesOriginal += ti.Size
+		if _, _, in := st.Split(n); in {
+			mf.Counts.StackOriginal += int64(ti.NumElements())
+			continue
+		}
+		mf.Passthrough = append(mf.Passthrough, vlora.TensorDesc{Name: n, Shape: ti.Shape, DType: ti.DType.String()})
+	}
+
+	outPath := filepath.Join(outDir, vlora.FileName)
+	sp, err := newSpool(outDir, opt.DType)
+	if err != nil {
+		return nil, err
+	}
+	defer sp.close()
+
+	p := &pipeline{ck: ck, st: st, opt: opt, sp: sp, mf: mf}
+	p.total = len(mf.Passthrough) + len(mf.Compounds)*len(st.Suffixes)
+	for _, c := range mf.Compounds {
+		n := len(c)
+		if opt.Base == vlora.BaseFirst {
+			n--
+		}
+		p.total += n * len(st.Suffixes)
+	}
+	if err := p.run(ctx); err != nil {
+		return nil, err
+	}
+	sort.Slice(mf.Increments, func(i, j int) bool {
+		a, b := mf.Increments[i], mf.Increments[j]
+		if a.Layer != b.Layer {
+			return a.Layer < b.Layer
+		}
+		return a.Suffix < b.Suffix
+	})
+	for _, inc := range mf.Increments {
+		if inc.Reason != "" {
+			p.fallbacks = append(p.fallbacks, fmt.Sprintf("%s: %s", st.Name(inc.Layer, inc.Suffix), inc.Reason))
+		}
+	}
+	if err := mf.Validate(); err != nil {
+		return nil, fmt.Errorf("internal: %w", err)
+	}
+
+	names := mf.StorageOrder()
+	specs := make([]formats.TensorSpec, len(names))
+	expect := mf.ExpectedTensors()
+	for i, n := range names {
+		specs[i] = formats.TensorSpec{Name: n, DType: opt.DType, Shape: expect[n]}
+		mf.Counts.ParamsStored += int64(vlora.NumElements(expect[n]))
+	}
+	mf.Counts.BytesStored = mf.Counts.ParamsStored * int64(opt.DType.Size())
+	mf.Counts.StackStored = mf.Counts.ParamsStored - (mf.Counts.ParamsOriginal - mf.Counts.StackOriginal)
+	js, err := mf.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	w, err := formats.Create(outPath, map[string]string{vlora.ManifestKey: js}, specs)
+	if err != nil {
+		return nil, err
+	}
+	if err := sp.writeTo(w, names); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	if err := w.Commit(); err != nil {
+		return nil, err
+	}
+	if ck.Config != nil {
+		if err := formats.WriteFileAtomic(filepath.Join(outDir, formats.ConfigFile), ck.Config.Bytes); err != nil {
+			os.Remove(outPath)
+			return nil, fmt.Errorf("writing config.json: %w", err)
+		}
+	}
+	return &Result{Path: outPath, Manifest: mf, DenseFallbacks: p.fallbacks}, nil
+}
+
+func cmp0(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return max(v, 0)
+}
+
+func compactJSON(b []byte) []byte {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return nil
+	}
+	out, _ := json.Marshal(v)
+	return out
+}
+
+// checkWritable fails early, with a clear message, when dir cannot hold new
+// files.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".vlora-write-test-*")
+	if err != nil {
+		return fmt.Errorf("output directory %s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// hashSources returns the SHA-256 of every checkpoint file.
+func hashSources(ctx context.Context, ck *formats.Checkpoint) ([]vlora.SourceFile, error) {
+	out := make([]vlora.SourceFile, len(ck.Files))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, f := range ck.Files {
+		g.Go(func() error {
+			sum, n, err := HashFile(ctx, f.Path())
+			if err != nil {
+				return err
+			}
+			out[i] = vlora.SourceFile{Name: filepath.Base(f.Path()), SHA256: sum, Bytes: n}
+			return nil
+		})
+	}
+	return out, g.Wait()
+}
+
+// HashFile returns the hex SHA-256 and size of the file at path.
+func HashFile(ctx context.Context, path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", 0, err
+		}
+		k, err := f.Read(buf)
+		h.Write(buf[:k])
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// pipeline holds the state of one Compress run.
+type pipeline struct {
+	ck        *formats.Checkpoint
+	st        *vlora.Stack
+	opt       Options
+	sp        *spool
+	mf        *vlora.Manifest
+	mu        sync.Mutex
+	done      int
+	total     int
+	fallbacks []string
+}
+
+func (p *pipeline) report(item string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	if p.opt.Progress != nil {
+		p.opt.Progress(Progress{Done: p.done, Total: p.total, Item: item})
+	}
+}
+
+func (p *pipeline) readChecked(name string) ([]float64, error) {
+	data, err := p.ck.ReadFloat64(name)
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range data {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			ti, _ := p.ck.Info(name)
+			return nil, fmt.Errorf("%s: %w: tensor %q has non-finite value %v at element %d", ti.File, formats.ErrInvalid, name, v, i)
+		}
+	}
+	return data, nil
+}
+
+// run processes pass-through tensors and every (compound, suffix) pair on
+// Workers goroutines.
+func (p *pipeline) run(ctx context.Context) error {
+	workers := p.opt.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for _, pt := range p.mf.Passthrough {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			data, err := p.readChecked(pt.Name)
+			if err != nil {
+				return err
+			}
+			if err := p.sp.put(pt.Name, pt.Shape, to32(data)); err != nil {
+				return err
+			}
+			p.report(pt.Name)
+			return nil
+		})
+	}
+	for c, layers := range p.mf.Compounds {
+		for si, s := range p.st.Suffixes {
+			g.Go(func() error { return p.compound(gctx, c, layers, si, s) })
+		}
+	}
+	err := g.Wait()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("compression cancelled: %w", err)
+	}
+	return err
+}
+
+// compound computes the base and increments of one suffix in one compound.
+func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, suffix string) error {
+	shape := p.st.Shapes[suffix]
+	var base []float64
+	if p.opt.Base == vlora.BaseMean {
+		for _, l := range layers {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			w, err := p.readChecked(p.st.Name(l, suffix))
+			if err != nil {
+				return err
+			}
+			if base == nil {
+				base = w
+				continue
+			}
+			for i, v := range w {
+				base[i] += v
+			}
+		}
+		inv := 1 / float64(len(layers))
+		for i := range base {
+			base[i] *= inv
+		}
+	} else {
+		var err error
+		if base, err = p.readChecked(p.st.Name(layers[0], suffix)); err != nil {
+			return err
+		}
+	}
+	if err := p.sp.put(vlora.BaseName(c, suffix), shape, to32(base)); err != nil {
+		return err
+	}
+	p.report(vlora.BaseName(c, suffix))
+	for j, l := range layers {
+		if j == 0 && p.opt.Base == vlora.BaseFirst {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := p.increment(l, si, suffix, base); err != nil {
+			return fmt.Errorf("layer %d %s: %w", l, suffix, err)
+		}
+	}
+	return nil
+}
+
+// increment factorizes W_l − base and spools the result.
+func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
+	shape := p.st.Shapes[suffix]
+	w, err := p.readChecked(p.st.Name(l, suffix))
+	if err != nil {
+		return err
+	}
+	var wnorm float64
+	for i := range w {
+		wnorm += w[i] * w[i]
+		w[i] -= base[i] // w now holds the increment Δ
+	}
+	wnorm = math.Sqrt(wnorm)
+	inc := vlora.IncrementDesc{Layer: l, Suffix: suffix}
+	rows, cols := vlora.Matrix(shape)
+	dense := func(reason string) error {
+		inc.Kind, inc.Energy, inc.Reason = vlora.KindDense, 1, reason
+		if err := p.sp.put(vlora.DeltaName(l, suffix), shape, to32(w)); err != nil {
+			return err
+		}
+		p.addIncrement(inc)
+		return nil
+	}
+	switch {
+	case len(shape) < 2:
+		return dense("")
+	case p.opt.Energy >= 1:
+		return dense("energy 1 keeps the increment exactly")
+	case p.opt.Rank > 0 && svd.DenseIsSmaller(rows, cols, min(p.opt.Rank, rows, cols)):
+		r := min(p.opt.Rank, rows, cols)
+		return dense(fmt.Sprintf("rank %d factors hold %d values, the dense increment %d", r, r*(rows+cols), rows*cols))
+	}
+	f, err := svd.Factorize(mat.NewDense(rows, cols, w), svd.Options{
+		Method: p.opt.SVD, Rank: p.opt.Rank, Energy: p.opt.Energy,
+		Oversample: p.opt.Oversample, PowerIters: p.opt.PowerIters,
+		Seed: p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
+	})
+	if err != nil {
+		return err
+	}
+	if p.opt.Energy > 0 && svd.DenseIsSmaller(rows, cols, f.Rank) {
+		return dense(fmt.Sprintf("rank %d for energy %g holds %d values, the dense increment %d", f.Rank, p.opt.Energy, f.Rank*(rows+cols), rows*cols))
+	}
+	resid := math.Sqrt(math.Max(0, (1-f.EnergyFraction())*f.TotalEnergy))
+	inc.Kind, inc.Rank, inc.Energy = vlora.KindLowRank, f.Rank, f.EnergyFraction()
+	if wnorm > 0 {
+		inc.RelError = resid / wnorm
+	}
+	b := make([]float32, rows*f.Rank)
+	a := make([]float32, f.Rank*cols)
+	if f.Rank > 0 {
+		for i := range rows {
+			for k := range f.Rank {
+				b[i*f.Rank+k] = float32(f.B.At(i, k))
+			}
+		}
+		for k := range f.Rank {
+			for j := range cols {
+				a[k*cols+j] = float32(f.A.At(k, j))
+			}
+		}
+	}
+	if err := p.sp.put(vlora.LoraBName(l, suffix), []int{rows, f.Rank}, b); err != nil {
+		return err
+	}
+	if err := p.sp.put(vlora.LoraAName(l, suffix), []int{f.Rank, cols}, a); err != nil {
+		return err
+	}
+	p.addIncrement(inc)
+	return nil
+}
+
+func (p *pipeline) addIncrement(inc vlora.IncrementDesc) {
+	p.mu.Lock()
+	p.mf.Increments = append(p.mf.Increments, inc)
+	p.mu.Unlock()
+	p.report(fmt.Sprintf("layer %d %s", inc.Layer, inc.Suffix))
+}
+
+func to32(x []float64) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32(v)
+	}
+	return out
+}

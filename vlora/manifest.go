@@ -1,0 +1,279 @@
+// Package vlora defines the Vertical-LoRA model: a transformer layer stack cut
+// into compounds of consecutive layers, each compound storing one dense base
+// per parameter and, for the other layers, a rank-r increment B·A (2-D
+// weights) or a dense delta (1-D weights). It holds the on-disk format (one
+// safetensors file with a JSON manifest in __metadata__), layer-stack
+// detection and parameter accounting.
+package vlora
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// FormatVersion is the manifest version this package writes and reads.
+const FormatVersion = 1
+
+// FormatName identifies VLoRA files in the manifest's "format" field.
+const FormatName = "vlora"
+
+// ManifestKey is the __metadata__ key holding the JSON manifest.
+const ManifestKey = "vlora.manifest"
+
+// BaseMode chooses each compound's base.
+type BaseMode string
+
+// Base modes.
+const (
+	// BaseFirst uses the compound's first layer as the base; that layer has
+	// no increment.
+	BaseFirst BaseMode = "first"
+	// BaseMean uses the element-wise mean of the compound's layers; every
+	// member has an increment.
+	BaseMean BaseMode = "mean"
+)
+
+// ParseBaseMode parses "first" or "mean".
+func ParseBaseMode(s string) (BaseMode, error) {
+	switch BaseMode(s) {
+	case BaseFirst, BaseMean:
+		return BaseMode(s), nil
+	}
+	return "", fmt.Errorf("unknown base mode %q (want first or mean)", s)
+}
+
+// Increment kinds.
+const (
+	KindLowRank = "lowrank" // lora_B · lora_A
+	KindDense   = "dense"   // dense delta, for 1-D tensors or when factors would be larger
+)
+
+// SourceFile records one input file and its digest.
+type SourceFile struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// TensorDesc names a tensor with its shape and original dtype.
+type TensorDesc struct {
+	Name  string `json:"name"`
+	Shape []int  `json:"shape"`
+	DType string `json:"dtype"`
+}
+
+// IncrementDesc records one stored increment.
+type IncrementDesc struct {
+	Layer  int    `json:"layer"`
+	Suffix string `json:"suffix"`
+	Kind   string `json:"kind"`
+	// Rank is the factor rank for KindLowRank, 0 for dense deltas.
+	Rank int `json:"rank"`
+	// RelError is ‖W − (base + increment)‖_F / ‖W‖_F at compression time.
+	RelError float64 `json:"rel_error"`
+	// Energy is the fraction of the increment's squared singular values kept.
+	Energy float64 `json:"energy,omitempty"`
+	// Reason explains a dense 2-D increment (factors would be larger).
+	Reason string `json:"reason,omitempty"`
+}
+
+// SVDInfo records how increments were factorized.
+type SVDInfo struct {
+	Method     string  `json:"method"`
+	Rank       int     `json:"rank,omitempty"`
+	Energy     float64 `json:"energy,omitempty"`
+	Seed       uint64  `json:"seed"`
+	Oversample int     `json:"oversample,omitempty"`
+	PowerIters int     `json:"power_iters,omitempty"`
+}
+
+// Counts records parameters (stored floats) and bytes.
+type Counts struct {
+	ParamsOriginal int64 `json:"params_original"`
+	ParamsStored   int64 `json:"params_stored"`
+	BytesOriginal  int64 `json:"bytes_original"`
+	BytesStored    int64 `json:"bytes_stored"`
+	// StackOriginal and StackStored count the layer stack alone.
+	StackOriginal int64 `json:"stack_original"`
+	StackStored   int64 `json:"stack_stored"`
+}
+
+// DistillInfo records a distillation run.
+type DistillInfo struct {
+	Steps        int     `json:"steps"`
+	Tokens       int64   `json:"tokens"`
+	Data         string  `json:"data,omitempty"`
+	DataSHA256   string  `json:"data_sha256,omitempty"`
+	Seed         uint64  `json:"seed"`
+	LR           float64 `json:"lr"`
+	Batch        int     `json:"batch"`
+	SeqLen       int     `json:"seq_len"`
+	Train        string  `json:"train"`
+	FinalLoss    float64 `json:"final_loss"`
+	EvalKL       float64 `json:"eval_kl,omitempty"`
+	EvalData     string  `json:"eval_data,omitempty"`
+	Temperature  float64 `json:"temperature,omitempty"`
+	HiddenWeight float64 `json:"hidden_weight,omitempty"`
+}
+
+// Manifest is the self-description stored in a VLoRA file.
+type Manifest struct {
+	Format        string          `json:"format"`
+	FormatVersion int             `json:"format_version"`
+	ToolVersion   string          `json:"tool_version"`
+	Architecture  string          `json:"architecture,omitempty"`
+	Config        json.RawMessage `json:"config,omitempty"`
+	Sources       []SourceFile    `json:"sources"`
+	LayerPrefix   string          `json:"layer_prefix"`
+	NumLayers     int             `json:"num_layers"`
+	// Suffixes describe one layer's tensors (names are suffixes).
+	Suffixes []TensorDesc `json:"suffixes"`
+	// Passthrough lists tensors stored dense under their original names.
+	Passthrough  []TensorDesc    `json:"passthrough"`
+	CompoundSize int             `json:"compound_size"`
+	Compounds    [][]int         `json:"compounds"`
+	BaseMode     BaseMode        `json:"base_mode"`
+	SVD          SVDInfo         `json:"svd"`
+	Increments   []IncrementDesc `json:"increments"`
+	DType        string          `json:"dtype"`
+	Counts       Counts          `json:"counts"`
+	Distill      *DistillInfo    `json:"distill,omitempty"`
+}
+
+// Compounds partitions layers 0 … n-1 into runs of k consecutive layers; the
+// last run may be shorter.
+func Compounds(n, k int) [][]int {
+	var out [][]int
+	for s := 0; s < n; s += k {
+		var c []int
+		for l := s; l < min(n, s+k); l++ {
+			c = append(c, l)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Marshal encodes the manifest as JSON.
+func (m *Manifest) Marshal() (string, error) {
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+// ParseManifest decodes and validates a manifest.
+func ParseManifest(s string) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(strings.NewReader(s))
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Validate checks the manifest's internal consistency: compounds partition
+// the layers in order, each increment belongs to a stored layer and suffix,
+// and the base mode decides which layers have increments.
+func (m *Manifest) Validate() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf("manifest: "+f, a...) }
+	if m.Format != FormatName {
+		return bad("format is %q, want %q", m.Format, FormatName)
+	}
+	if m.FormatVersion != FormatVersion {
+		return bad("format version %d is not supported (this build reads %d)", m.FormatVersion, FormatVersion)
+	}
+	if m.BaseMode != BaseFirst && m.BaseMode != BaseMean {
+		return bad("unknown base mode %q", m.BaseMode)
+	}
+	if m.NumLayers < 1 || m.NumLayers > 1<<20 {
+		return bad("num_layers %d out of range", m.NumLayers)
+	}
+	if m.LayerPrefix == "" {
+		return bad("empty layer_prefix")
+	}
+	if m.CompoundSize < 1 {
+		return bad("compound_size %d < 1", m.CompoundSize)
+	}
+	want := Compounds(m.NumLayers, m.CompoundSize)
+	if len(want) != len(m.Compounds) {
+		return bad("%d compounds, want %d for %d layers of size %d", len(m.Compounds), len(want), m.NumLayers, m.CompoundSize)
+	}
+	for i := range want {
+		if !slices.Equal(want[i], m.Compounds[i]) {
+			return bad("compound %d is %v, want %v", i, m.Compounds[i], want[i])
+		}
+	}
+	suf := map[string]TensorDesc{}
+	for _, s := range m.Suffixes {
+		if s.Name == "" {
+			return bad("empty suffix name")
+		}
+		if _, dup := suf[s.Name]; dup {
+			return bad("suffix %q listed twice", s.Name)
+		}
+		if len(s.Shape) == 0 || len(s.Shape) > 8 {
+			return bad("suffix %q has rank-%d shape", s.Name, len(s.Shape))
+		}
+		for _, d := range s.Shape {
+			if d < 1 || d > 1<<31 {
+				return bad("suffix %q has dimension %d", s.Name, d)
+			}
+		}
+		suf[s.Name] = s
+	}
+	if len(suf) == 0 {
+		return bad("no suffixes")
+	}
+	seen := map[string]bool{}
+	for _, inc := range m.Increments {
+		s, ok := suf[inc.Suffix]
+		if !ok {
+			return bad("increment for unknown suffix %q", inc.Suffix)
+		}
+		if inc.Layer < 0 || inc.Layer >= m.NumLayers {
+			return bad("increment for layer %d out of range", inc.Layer)
+		}
+		key := fmt.Sprint(inc.Layer, "|", inc.Suffix)
+		if seen[key] {
+			return bad("layer %d %s has two increments", inc.Layer, inc.Suffix)
+		}
+		seen[key] = true
+		switch inc.Kind {
+		case KindDense:
+		case KindLowRank:
+			if len(s.Shape) < 2 {
+				return bad("layer %d %s: low-rank increment of a 1-D tensor", inc.Layer, inc.Suffix)
+			}
+			rows, cols := Matrix(s.Shape)
+			if inc.Rank < 0 || inc.Rank > min(rows, cols) {
+				return bad("layer %d %s: rank %d out of range for %dx%d", inc.Layer, inc.Suffix, inc.Rank, rows, cols)
+			}
+		default:
+			return bad("layer %d %s: unknown increment kind %q", inc.Layer, inc.Suffix, inc.Kind)
+		}
+	}
+	for _, c := range m.Compounds {
+		for j, l := range c {
+			for name := range suf {
+				has := seen[fmt.Sprint(l, "|", name)]
+				if need := !(j == 0 && m.BaseMode == BaseFirst); need != has {
+					return bad("layer %d %s: increment present=%v, but base mode %s needs %v", l, name, has, m.BaseMode, need)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Matrix views a shape as a matrix: rows = first dimension, cols = the
+// product of the rest (1 for a 1-D shape).
+func Matrix(shape []int) (rows, cols int) {
+	if len(shape) == 0 {
+		return 1, 1
+	}
+	return shape[0], numel(shape[1:])
+}

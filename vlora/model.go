@@ -1,0 +1,343 @@
+package vlora
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/kernels"
+)
+
+// FileName is the name of the VLoRA file inside an output directory.
+const FileName = "model.vlora.safetensors"
+
+// Tensor is a dense float32 tensor in row-major order.
+type Tensor struct {
+	Data  []float32
+	Shape []int
+}
+
+// Model is a VLoRA model held in memory: pass-through tensors, one base per
+// compound and suffix, and the increments. All tensors are float32; the
+// manifest's DType is what Save writes.
+type Model struct {
+	Manifest *Manifest
+	// Tensors maps every stored tensor name (pass-through names and the
+	// vlora.* names) to its data.
+	Tensors map[string]*Tensor
+	suffix  map[string]TensorDesc
+	incs    map[string]*IncrementDesc
+}
+
+// ResolvePath accepts a VLoRA file or a directory holding FileName.
+func ResolvePath(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if st.IsDir() {
+		p := filepath.Join(path, FileName)
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%s: %w: no %s in directory", path, formats.ErrInvalid, FileName)
+		}
+		return p, nil
+	}
+	return path, nil
+}
+
+// ReadManifest opens a VLoRA file lazily and returns its validated manifest
+// and the open file.
+func ReadManifest(path string) (*Manifest, *formats.File, error) {
+	p, err := ResolvePath(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := formats.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, ok := f.Metadata()[ManifestKey]
+	if !ok {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w: not a VLoRA file (no %q in __metadata__)", p, formats.ErrInvalid, ManifestKey)
+	}
+	m, err := ParseManifest(s)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w: %v", p, formats.ErrInvalid, err)
+	}
+	return m, f, nil
+}
+
+// Load reads a whole VLoRA file (or directory) into memory and checks that
+// its tensors are exactly those the manifest describes.
+func Load(path string) (*Model, error) {
+	m, f, err := ReadManifest(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	model := &Model{Manifest: m, Tensors: map[string]*Tensor{}}
+	model.index()
+	expect := model.ExpectedTensors()
+	for _, name := range f.Names() {
+		if _, ok := expect[name]; !ok {
+			return nil, fmt.Errorf("%s: %w: tensor %q is not described by the manifest", f.Path(), formats.ErrInvalid, name)
+		}
+	}
+	for name, shape := range expect {
+		info, ok := f.Info(name)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w: manifest expects tensor %q, which is missing", f.Path(), formats.ErrInvalid, name)
+		}
+		if !slices.Equal(info.Shape, shape) {
+			return nil, fmt.Errorf("%s: %w: tensor %q has shape %v, manifest implies %v", f.Path(), formats.ErrInvalid, name, info.Shape, shape)
+		}
+		data, err := f.ReadFloat32(name)
+		if err != nil {
+			return nil, err
+		}
+		model.Tensors[name] = &Tensor{Data: data, Shape: info.Shape}
+	}
+	return model, nil
+}
+
+func (m *Model) index() {
+	m.suffix = map[string]TensorDesc{}
+	for _, s := range m.Manifest.Suffixes {
+		m.suffix[s.Name] = s
+	}
+	m.incs = map[string]*IncrementDesc{}
+	for i := range m.Manifest.Increments {
+		inc := &m.Manifest.Increments[i]
+		m.incs[incKey(inc.Layer, inc.Suffix)] = inc
+	}
+}
+
+func incKey(l int, s string) string { return strconv.Itoa(l) + "|" + s }
+
+// ExpectedTensors returns every stored tensor name the manifest implies, with
+// its shape.
+func (m *Model) ExpectedTensors() map[string][]int {
+	return m.Manifest.ExpectedTensors()
+}
+
+// ExpectedTensors returns every stored tensor name the manifest implies, with
+// its shape.
+func (mf *Manifest) ExpectedTensors() map[string][]int {
+	out := map[string][]int{}
+	for _, p := range mf.Passthrough {
+		out[p.Name] = p.Shape
+	}
+	suf := map[string][]int{}
+	for _, s := range mf.Suffixes {
+		suf[s.Name] = s.Shape
+	}
+	for c := range mf.Compounds {
+		for _, s := range mf.Suffixes {
+			out[BaseName(c, s.Name)] = s.Shape
+		}
+	}
+	for _, inc := range mf.Increments {
+		shape := suf[inc.Suffix]
+		if inc.Kind == KindDense {
+			out[DeltaName(inc.Layer, inc.Suffix)] = shape
+			continue
+		}
+		rows, cols := Matrix(shape)
+		out[LoraAName(inc.Layer, inc.Suffix)] = []int{inc.Rank, cols}
+		out[LoraBName(inc.Layer, inc.Suffix)] = []int{rows, inc.Rank}
+	}
+	return out
+}
+
+// Compound returns the compound index and position of layer l.
+func (m *Model) Compound(l int) (c, j int) {
+	k := m.Manifest.CompoundSize
+	return l / k, l % k
+}
+
+// Increment returns the description of layer l's increment for suffix, or
+// nil when the layer uses its compound's base unchanged.
+func (m *Model) Increment(l int, suffix string) *IncrementDesc {
+	return m.incs[incKey(l, suffix)]
+}
+
+// LayerName returns the original name of suffix in layer l.
+func (m *Model) LayerName(l int, suffix string) string {
+	return m.Manifest.LayerPrefix + strconv.Itoa(l) + "." + suffix
+}
+
+// SplitName reports whether name is an original layer-stack tensor name and,
+// if so, its layer and suffix.
+func (m *Model) SplitName(name string) (layer int, suffix string, ok bool) {
+	st := Stack{Prefix: m.Manifest.LayerPrefix, NumLayers: m.Manifest.NumLayers, Shapes: map[string][]int{}}
+	for s, d := range m.suffix {
+		st.Shapes[s] = d.Shape
+	}
+	return st.Split(name)
+}
+
+// LayerWeight materializes the dense weight of suffix in layer l:
+// base + B·A, base + delta, or base.
+func (m *Model) LayerWeight(l int, suffix string) ([]float32, []int, error) {
+	desc, ok := m.suffix[suffix]
+	if !ok || l < 0 || l >= m.Manifest.NumLayers {
+		return nil, nil, fmt.Errorf("no layer %d tensor %q", l, suffix)
+	}
+	c, _ := m.Compound(l)
+	base := m.Tensors[BaseName(c, suffix)]
+	w := slices.Clone(base.Data)
+	inc := m.Increment(l, suffix)
+	switch {
+	case inc == nil:
+	case inc.Kind == KindDense:
+		d := m.Tensors[DeltaName(l, suffix)].Data
+		for i := range w {
+			w[i] += d[i]
+		}
+	default:
+		rows, cols := Matrix(desc.Shape)
+		a := m.Tensors[LoraAName(l, suffix)].Data
+		b := m.Tensors[LoraBName(l, suffix)].Data
+		kernels.Sgemm(false, false, rows, cols, inc.Rank, 1, b, inc.Rank, a, cols, 1, w, cols)
+	}
+	return w, slices.Clone(desc.Shape), nil
+}
+
+// Tensor returns a dense tensor by its original (Hugging Face) name,
+// materializing layer-stack weights.
+func (m *Model) Tensor(name string) ([]float32, []int, error) {
+	if l, s, ok := m.SplitName(name); ok {
+		return m.LayerWeight(l, s)
+	}
+	for _, p := range m.Manifest.Passthrough {
+		if p.Name == name {
+			t := m.Tensors[name]
+			return t.Data, t.Shape, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("no tensor %q", name)
+}
+
+// OriginalNames lists every tensor name of the original model, sorted.
+func (m *Model) OriginalNames() []string {
+	var out []string
+	for _, p := range m.Manifest.Passthrough {
+		out = append(out, p.Name)
+	}
+	for l := 0; l < m.Manifest.NumLayers; l++ {
+		for _, s := range m.Manifest.Suffixes {
+			out = append(out, m.LayerName(l, s.Name))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// OriginalDType returns the dtype the original model stored name in.
+func (m *Model) OriginalDType(name string) string {
+	if _, s, ok := m.SplitName(name); ok {
+		return m.suffix[s].DType
+	}
+	for _, p := range m.Manifest.Passthrough {
+		if p.Name == name {
+			return p.DType
+		}
+	}
+	return "F32"
+}
+
+// StoredParams counts every stored float.
+func (m *Model) StoredParams() int64 {
+	var n int64
+	for _, t := range m.Tensors {
+		n += int64(len(t.Data))
+	}
+	return n
+}
+
+// Save writes the model to path (a file name) in the manifest's dtype,
+// through a temporary file and rename. Counts.ParamsStored and BytesStored
+// are refreshed.
+func (m *Model) Save(path string) error {
+	dt, err := formats.ParseDType(m.Manifest.DType)
+	if err != nil {
+		return err
+	}
+	names := m.Manifest.StorageOrder()
+	specs := make([]formats.TensorSpec, len(names))
+	var params int64
+	for i, n := range names {
+		t, ok := m.Tensors[n]
+		if !ok {
+			return fmt.Errorf("tensor %q missing from model", n)
+		}
+		specs[i] = formats.TensorSpec{Name: n, DType: dt, Shape: t.Shape}
+		params += int64(len(t.Data))
+	}
+	m.Manifest.Counts.ParamsStored = params
+	m.Manifest.Counts.BytesStored = params * int64(dt.Size())
+	js, err := m.Manifest.Marshal()
+	if err != nil {
+		return err
+	}
+	w, err := formats.Create(path, map[string]string{ManifestKey: js}, specs)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := w.WriteFloat32(n, m.Tensors[n].Data); err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	return w.Commit()
+}
+
+// StorageOrder lists stored tensor names in file order: pass-through tensors,
+// then per compound its bases followed by its layers' increments.
+func (mf *Manifest) StorageOrder() []string {
+	var out []string
+	for _, p := range mf.Passthrough {
+		out = append(out, p.Name)
+	}
+	incs := map[string]IncrementDesc{}
+	for _, inc := range mf.Increments {
+		incs[incKey(inc.Layer, inc.Suffix)] = inc
+	}
+	for c, layers := range mf.Compounds {
+		for _, s := range mf.Suffixes {
+			out = append(out, BaseName(c, s.Name))
+		}
+		for _, l := range layers {
+			for _, s := range mf.Suffixes {
+				inc, ok := incs[incKey(l, s.Name)]
+				switch {
+				case !ok:
+				case inc.Kind == KindDense:
+					out = append(out, DeltaName(l, s.Name))
+				default:
+					out = append(out, LoraBName(l, s.Name), LoraAName(l, s.Name))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// CheckFinite returns an error naming the tensor and index of the first NaN
+// or Inf in data.
+func CheckFinite(name string, data []float32) error {
+	for i, v := range data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("tensor %q: %w: non-finite value %v at element %d", name, formats.ErrInvalid, v, i)
+		}
+	}
+	return nil
+}
