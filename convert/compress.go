@@ -454,3 +454,12 @@ func to32(x []float64) []float32 {
 	}
 	return out
 }
+
+func indentJSON(b []byte) []byte {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return b
+	}
+	out, _ := json.MarshalIndent(v, "", "  ")
+	return append(out, '\n')
+}

@@ -8,13 +8,21 @@ import "fmt"
 // B [rows, r] and A [r, cols]) or ".delta" (dense).
 
 // BaseName is the stored name of compound c's base for suffix.
-func BaseName(c int, suffix string) string { return fmt.Sprintf("vlora.compounds.%d.%s.base", c, suffix) }
+func BaseName(c int, suffix string) string {
+	return fmt.Sprintf("vlora.compounds.%d.%s.base", c, suffix)
+}
 
 // LoraAName is the stored name of layer l's A factor [r, cols] for suffix.
-func LoraAName(l int, suffix string) string { return fmt.Sprintf("vlora.layers.%d.%s.lora_A", l, suffix) }
+func LoraAName(l int, suffix string) string {
+	return fmt.Sprintf("vlora.layers.%d.%s.lora_A", l, suffix)
+}
 
 // LoraBName is the stored name of layer l's B factor [rows, r] for suffix.
-func LoraBName(l int, suffix string) string { return fmt.Sprintf("vlora.layers.%d.%s.lora_B", l, suffix) }
+func LoraBName(l int, suffix string) string {
+	return fmt.Sprintf("vlora.layers.%d.%s.lora_B", l, suffix)
+}
 
 // DeltaName is the stored name of layer l's dense increment for suffix.
-func DeltaName(l int, suffix string) string { return fmt.Sprintf("vlora.layers.%d.%s.delta", l, suffix) }
+func DeltaName(l int, suffix string) string {
+	return fmt.Sprintf("vlora.layers.%d.%s.delta", l, suffix)
+}

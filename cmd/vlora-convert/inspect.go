@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vlora-convert/vlora-convert/vlora"
+)
+
+// summary is the machine-readable description of a VLoRA file.
+type summary struct {
+	File           string                `json:"file,omitempty"`
+	Architecture   string                `json:"architecture,omitempty"`
+	LayerPrefix    string                `json:"layer_prefix"`
+	NumLayers      int                   `json:"num_layers"`
+	CompoundSize   int                   `json:"compound_size"`
+	Compounds      [][]int               `json:"compounds"`
+	BaseMode       string                `json:"base_mode"`
+	SVD            vlora.SVDInfo         `json:"svd"`
+	DType          string                `json:"dtype"`
+	ParamsOriginal int64                 `json:"params_original"`
+	ParamsStored   int64                 `json:"params_stored"`
+	BytesOriginal  int64                 `json:"bytes_original"`
+	BytesStored    int64                 `json:"bytes_stored"`
+	Reduction      float64               `json:"reduction"`
+	MeanRelError   float64               `json:"mean_rel_error"`
+	Increments     []vlora.IncrementDesc `json:"increments"`
+	Sources        []vlora.SourceFile    `json:"sources"`
+	Distill        *vlora.DistillInfo    `json:"distill,omitempty"`
+}
+
+func summarize(m *vlora.Manifest) summary {
+	s := summary{
+		Architecture: m.Architecture, LayerPrefix: m.LayerPrefix, NumLayers: m.NumLayers,
+		CompoundSize: m.CompoundSize, Compounds: m.Compounds, BaseMode: string(m.BaseMode), SVD: m.SVD,
+		DType: m.DType, ParamsOriginal: m.Counts.ParamsOriginal, ParamsStored: m.Counts.ParamsStored,
+		BytesOriginal: m.Counts.BytesOriginal, BytesStored: m.Counts.BytesStored,
+		Increments: m.Increments, Sources: m.Sources, Distill: m.Distill,
+	}
+	if m.Counts.ParamsOriginal > 0 {
+		s.Reduction = 1 - float64(m.Counts.ParamsStored)/float64(m.Counts.ParamsOriginal)
+	}
+	n := 0
+	for _, inc := range m.Increments {
+		if inc.Kind == vlora.KindLowRank {
+			s.MeanRelError += inc.RelError
+			n++
+		}
+	}
+	if n > 0 {
+		s.MeanRelError /= float64(n)
+	}
+	return s
+}
+
+func printSummary(w io.Writer, s summary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if s.File != "" {
+		fmt.Fprintf(tw, "file\t%s\n", s.File)
+	}
+	fmt.Fprintf(tw, "architecture\t%s\n", s.Architecture)
+	fmt.Fprintf(tw, "layer stack\t%s{0..%d} (%d layers)\n", s.LayerPrefix, s.NumLayers-1, s.NumLayers)
+	fmt.Fprintf(tw, "compounds\t%d of size %d, base %s\n", len(s.Compounds), s.CompoundSize, s.BaseMode)
+	rank := fmt.Sprintf("rank %d", s.SVD.Rank)
+	if s.SVD.Energy > 0 {
+		rank = fmt.Sprintf("energy %g", s.SVD.Energy)
+	}
+	fmt.Fprintf(tw, "increments\t%s, %s SVD, stored %s\n", rank, s.SVD.Method, s.DType)
+	fmt.Fprintf(tw, "parameters\t%d stored / %d original (%.1f%% fewer)\n", s.ParamsStored, s.ParamsOriginal, 100*s.Reduction)
+	fmt.Fprintf(tw, "bytes\t%s stored / %s original\n", humanBytes(s.BytesStored), humanBytes(s.BytesOriginal))
+	fmt.Fprintf(tw, "mean weight error\t%.4f (‖W − Ŵ‖/‖W‖ over low-rank increments, at compression)\n", s.MeanRelError)
+	if d := s.Distill; d != nil {
+		fmt.Fprintf(tw, "distilled\t%d steps, %d tokens, final loss %.4f, eval KL %.4f\n", d.Steps, d.Tokens, d.FinalLoss, d.EvalKL)
+	}
+	tw.Flush()
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func newInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect FILE|DIR",
+		Short: "Describe a VLoRA file: compounds, ranks, sizes and per-increment errors",
+		Example: `  vlora-convert inspect ./bytellama-vlora
+  vlora-convert inspect ./bytellama-vlora/model.vlora.safetensors --json | jq .params_stored`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, f, err := vlora.ReadManifest(args[0])
+			if err != nil {
+				return err
+			}
+			f.Close()
+			s := summarize(m)
+			s.File = f.Path()
+			if asJSON {
+				return printJSON(s)
+			}
+			w := cmd.OutOrStdout()
+			printSummary(w, s)
+			fmt.Fprintln(w)
+			incs := append([]vlora.IncrementDesc(nil), s.Increments...)
+			sort.SliceStable(incs, func(i, j int) bool { return incs[i].Layer < incs[j].Layer })
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "layer\ttensor\tkind\trank\trel error\tenergy kept")
+			for _, inc := range incs {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.4f\t%.3f\n", inc.Layer, inc.Suffix, inc.Kind, inc.Rank, inc.RelError, inc.Energy)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,95 @@
+// Command vlora-convert compresses Hugging Face transformer checkpoints into
+// Vertical-LoRA (VLoRA) form, runs and verifies them.
+//
+// Exit codes: 0 success, 1 failure (including missed verification
+// thresholds), 2 invalid usage or input.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError marks errors caused by the command line or the input files.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// exitCode maps an error onto the documented exit codes.
+func exitCode(err error) int {
+	var ue usageError
+	var ee exitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue), errors.Is(err, formats.ErrInvalid):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// exitError carries an explicit exit code whose message has already been
+// printed (or needs none beyond msg).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vlora-convert",
+		Short: "Compress transformer checkpoints into Vertical-LoRA form, run and verify them",
+		Long: `vlora-convert turns a Hugging Face model directory (config.json + safetensors) into a
+Vertical-LoRA (VLoRA) file: the layer stack is cut into compounds of K consecutive layers, each
+compound keeps one dense base per parameter and every other layer stores a rank-r increment B·A.
+
+Exit codes: 0 success, 1 failure (or a verification threshold missed), 2 invalid usage or input.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newCompressCmd(), newInspectCmd(), newExpandCmd())
+	for _, extra := range extraCommands {
+		root.AddCommand(extra())
+	}
+	return root
+}
+
+// extraCommands are registered by other files of this command.
+var extraCommands []func() *cobra.Command
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		var ee exitError
+		if !errors.As(err, &ee) || ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "vlora-convert:", err)
+		}
+	}
+	os.Exit(exitCode(err))
+}

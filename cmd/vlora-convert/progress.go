@@ -1,0 +1,59 @@
+package main
+
+import (
+	"io"
+	"os"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+)
+
+// isTerminal reports whether f is a character device (an interactive
+// terminal).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar is a bar on stderr with ETA, or a no-op when quiet or when
+// stderr is not a terminal.
+type progressBar struct {
+	p   *mpb.Progress
+	bar *mpb.Bar
+	msg *string
+}
+
+func newProgress(quiet bool, name string, total int64, extra func() string) *progressBar {
+	if quiet || !isTerminal(os.Stderr) {
+		return &progressBar{}
+	}
+	p := mpb.New(mpb.WithOutput(os.Stderr), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
+	decs := []decor.Decorator{decor.CountersNoUnit(" %d/%d"), decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_GO)}
+	if extra != nil {
+		decs = append(decs, decor.Any(func(decor.Statistics) string { return " " + extra() }))
+	}
+	bar := p.AddBar(total, mpb.PrependDecorators(decor.Name(name, decor.WC{W: len(name) + 1, C: decor.DindentRight})),
+		mpb.AppendDecorators(decs...))
+	return &progressBar{p: p, bar: bar}
+}
+
+// Set moves the bar to done.
+func (b *progressBar) Set(done int64) {
+	if b.bar != nil {
+		b.bar.SetCurrent(done)
+	}
+}
+
+// Close finishes the bar (aborting it when it did not complete).
+func (b *progressBar) Close() {
+	if b.p == nil {
+		return
+	}
+	if !b.bar.Completed() {
+		b.bar.Abort(false)
+	}
+	b.p.Wait()
+}
+
+var _ io.Writer = os.Stderr
