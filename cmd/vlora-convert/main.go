@@ -57,6 +57,7 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.msg }
 
+// newRootCmd builds the command tree.
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "vlora-convert",
@@ -80,11 +81,35 @@ Exit codes: 0 success, 1 failure (or a verification threshold missed), 2 invalid
 // extraCommands are registered by other files of this command.
 var extraCommands []func() *cobra.Command
 
+// execute runs root with ctx. Errors raised before a command starts
+// running (unknown commands, missing required flags, wrong argument counts)
+// are usage errors.
+func execute(ctx context.Context, root *cobra.Command) error {
+	started := false
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		if err := c.ValidateRequiredFlags(); err != nil {
+			return usageError{err}
+		}
+		if err := c.ValidateFlagGroups(); err != nil {
+			return usageError{err}
+		}
+		started = true
+		return nil
+	}
+	err := root.ExecuteContext(ctx)
+	if err != nil && !started {
+		var ee exitError
+		if !errors.As(err, &ee) {
+			err = usageError{err}
+		}
+	}
+	return err
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRootCmd()
-	err := root.ExecuteContext(ctx)
+	err := execute(ctx, newRootCmd())
 	if err != nil {
 		var ee exitError
 		if !errors.As(err, &ee) || ee.msg != "" {

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
+)
+
+// run executes the command line in-process and returns stdout, stderr and
+// the exit code main would use.
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	old := os.Stdout
+	r, w, _ := os.Pipe()
+	os.Stdout = w
+	err := execute(context.Background(), root)
+	w.Close()
+	os.Stdout = old
+	var captured bytes.Buffer
+	captured.ReadFrom(r)
+	out.Write(captured.Bytes())
+	if err != nil {
+		errb.WriteString("vlora-convert: " + err.Error() + "\n")
+	}
+	return out.String(), errb.String(), exitCode(err)
+}
+
+// copyModel copies the tiny llama fixture into a temp dir for mutation.
+func copyModel(t *testing.T) string {
+	t.Helper()
+	src := goldenModel(t, "llama-gqa-untied")
+	dst := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dst, f), b, 0o644)
+	}
+	return dst
+}
+
+func goldenModel(t *testing.T, name string) string {
+	p := testenv.Testdata(t, filepath.Join("golden", name))
+	if _, err := os.Stat(filepath.Join(p, "model.safetensors")); err == nil {
+		return p
+	}
+	return testenv.Shared(t, filepath.Join("golden", name))
+}
+
+// rewriteHeader replaces the JSON header of dir/model.safetensors with the
+// result of edit, keeping the data section.
+func rewriteHeader(t *testing.T, dir string, edit func(h map[string]any)) {
+	t.Helper()
+	p := filepath.Join(dir, "model.safetensors")
+	b, _ := os.ReadFile(p)
+	n := binary.LittleEndian.Uint64(b)
+	var h map[string]any
+	if err := json.Unmarshal(b[8:8+n], &h); err != nil {
+		t.Fatal(err)
+	}
+	edit(h)
+	nh, _ := json.Marshal(h)
+	var out []byte
+	out = binary.LittleEndian.AppendUint64(out, uint64(len(nh)))
+	out = append(out, nh...)
+	out = append(out, b[8+n:]...)
+	os.WriteFile(p, out, 0o644)
+}
+
+func entry(h map[string]any, name string) map[string]any { return h[name].(map[string]any) }
+
+// TestCompressBadInputs checks that each malformed input yields one clear
+// error line naming the problem, exit code 2 (1 for I/O failures), and no
+// output file.
+func TestCompressBadInputs(t *testing.T) {
+	const q = "model.layers.1.self_attn.q_proj.weight"
+	cases := []struct {
+		name   string
+		mutate func(t *testing.T, dir string) string // returns output dir override or ""
+		want   string
+		code   int
+	}{
+		{"truncated file", func(t *testing.T, d string) string {
+			p := filepath.Join(d, "model.safetensors")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)-100], 0o644)
+			return ""
+		}, "past the end of the data", 2},
+		{"absurd header length", func(t *testing.T, d string) string {
+			p := filepath.Join(d, "model.safetensors")
+			b, _ := os.ReadFile(p)
+			binary.LittleEndian.PutUint64(b, 1<<40)
+			os.WriteFile(p, b, 0o644)
+			return ""
+		}, "header length", 2},
+		{"offsets past EOF", func(t *testing.T, d string) string {
+			rewriteHeader(t, d, func(h map[string]any) {
+				e := entry(h, q)
+				off := e["data_offsets"].([]any)
+				e["data_offsets"] = []any{off[0].(float64) + 1e9, off[1].(float64) + 1e9}
+			})
+			return ""
+		}, q, 2},
+		{"overlapping tensors", func(t *testing.T, d string) string {
+			rewriteHeader(t, d, func(h map[string]any) {
+				e := entry(h, q)
+				off := e["data_offsets"].([]any)
+				e["data_offsets"] = []any{off[0].(float64) + 4, off[1].(float64) + 4}
+			})
+			return ""
+		}, "overlap", 2},
+		{"dtype shape mismatch", func(t *testing.T, d string) string {
+			rewriteHeader(t, d, func(h map[string]any) { entry(h, q)["dtype"] = "F16" })
+			return ""
+		}, q, 2},
+		{"layer missing a tensor", func(t *testing.T, d string) string {
+			rewriteHeader(t, d, func(h map[string]any) {
+				// Rename rather than delete, so the data section stays valid.
+				h["model.layers.1.self_attn.q_projX.weight"] = h[q]
+				delete(h, q)
+			})
+			return ""
+		}, "layer 1 is missing tensor", 2},
+		{"NaN weights", func(t *testing.T, d string) string { poke(t, d, q, float32(math.NaN())); return "" }, "non-finite", 2},
+		{"Inf weights", func(t *testing.T, d string) string { poke(t, d, q, float32(math.Inf(1))); return "" }, "non-finite", 2},
+		{"index outside model dir", func(t *testing.T, d string) string {
+			idx := `{"metadata":{},"weight_map":{"` + q + `":"../evil.safetensors"}}`
+			os.WriteFile(filepath.Join(d, formats.IndexFile), []byte(idx), 0o644)
+			return ""
+		}, "model directory", 2},
+		{"unwritable output", func(t *testing.T, d string) string {
+			ro := filepath.Join(t.TempDir(), "ro")
+			os.Mkdir(ro, 0o555)
+			if os.Getuid() == 0 {
+				// root ignores permissions: use a path under a regular file.
+				f := filepath.Join(t.TempDir(), "file")
+				os.WriteFile(f, nil, 0o644)
+				return filepath.Join(f, "out")
+			}
+			return filepath.Join(ro, "out")
+		}, "output directory", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := copyModel(t)
+			out := filepath.Join(t.TempDir(), "out")
+			if o := tc.mutate(t, dir); o != "" {
+				out = o
+			}
+			stdout, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "2", "-r", "4", "-q")
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tc.code, stderr)
+			}
+			if lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1; lines != 1 {
+				t.Errorf("stderr has %d lines, want 1: %q", lines, stderr)
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q does not mention %q", stderr, tc.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout not empty: %q", stdout)
+			}
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Errorf("output left behind: %v", names)
+			}
+		})
+	}
+}
+
+// poke overwrites element 3 of the named F32 tensor.
+func poke(t *testing.T, dir, name string, v float32) {
+	t.Helper()
+	p := filepath.Join(dir, "model.safetensors")
+	f, err := formats.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ti, _ := f.Info(name)
+	f.Close()
+	b, _ := os.ReadFile(p)
+	binary.LittleEndian.PutUint32(b[ti.Offset+12:], math.Float32bits(v))
+	os.WriteFile(p, b, 0o644)
+}
+
+// TestInspectReportsCounts checks compress → inspect --json on bytellama.
+func TestInspectReportsCounts(t *testing.T) {
+	dir := testenv.SharedModel(t, "bytellama")
+	out := t.TempDir()
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "8", "-r", "32", "--base", "mean", "-q"); code != 0 {
+		t.Fatalf("compress failed: %s", stderr)
+	}
+	stdout, stderr, code := run(t, "inspect", out, "--json")
+	if code != 0 {
+		t.Fatalf("inspect failed: %s", stderr)
+	}
+	var s struct {
+		ParamsStored   int64 `json:"params_stored"`
+		ParamsOriginal int64 `json:"params_original"`
+		BytesStored    int64 `json:"bytes_stored"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, stdout)
+	}
+	if s.ParamsStored != 841_088 || s.ParamsOriginal != 1_517_696 || s.BytesStored != 4*841_088 {
+		t.Errorf("inspect reports %+v", s)
+	}
+}
+
+// TestUsageErrors checks exit code 2 for bad flags.
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"compress", "--model", "x"},
+		{"compress", "--model", "x", "--out", "y", "--rank", "4", "--energy", "0.5"},
+		{"compress", "--model", "x", "--out", "y", "--base", "median"},
+		{"compress", "--nonsense"},
+		{"inspect"},
+	} {
+		if _, _, code := run(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
