@@ -51,9 +51,17 @@ type Progress struct {
 	Item string
 }
 
-// DefaultOptions returns K=8, rank 32, base "first", exact SVD, F32.
+// DefaultPowerIters is the number of power iterations of the randomized
+// SVD. Trained layer differences have flat spectra (rank 32 of 128 keeps
+// 55–90% of the energy), where the usual 2 iterations leave the error up to
+// 1.6% above the optimum on bytellama; 4 bring it within 1%.
+const DefaultPowerIters = 4
+
+// DefaultOptions returns K=8, rank 32, base "first", exact SVD, F32, and
+// DefaultPowerIters for the randomized SVD.
 func DefaultOptions() Options {
-	return Options{CompoundSize: 8, Rank: 32, Base: vlora.BaseFirst, SVD: svd.Exact, DType: formats.F32}
+	return Options{CompoundSize: 8, Rank: 32, Base: vlora.BaseFirst, SVD: svd.Exact, DType: formats.F32,
+		PowerIters: DefaultPowerIters}
 }
 
 // Validate checks the options.

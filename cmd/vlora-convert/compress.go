@@ -18,6 +18,7 @@ import (
 type compressFlags struct {
 	model, out, base, svd, dtype string
 	k, rank, workers             int
+	oversample, powerIters       int
 	energy                       float64
 	seed                         uint64
 	quiet, json                  bool
@@ -55,6 +56,8 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 	fl.StringVar(&f.base, "base", "first", "compound base: first or mean")
 	fl.StringVar(&f.svd, "svd", "exact", "SVD method: exact or randomized")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the randomized SVD")
+	fl.IntVar(&f.oversample, "oversample", 10, "extra sketch columns of the randomized SVD")
+	fl.IntVar(&f.powerIters, "power-iters", convert.DefaultPowerIters, "power iterations of the randomized SVD")
 	fl.StringVar(&f.dtype, "dtype", "f32", "stored dtype: f32, f16 or bf16")
 	fl.IntVar(&f.workers, "workers", 0, "tensors factorized in parallel (default: all cores)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
@@ -103,6 +106,16 @@ func compressOptions(f *compressFlags) (convert.Options, error) {
 		return opt, usageError{err}
 	}
 	opt.SVD, opt.Seed = m, f.seed
+	opt.Oversample, opt.PowerIters = f.oversample, f.powerIters
+	if f.oversample < 0 || f.powerIters < 0 {
+		return opt, usagef("--oversample and --power-iters must not be negative")
+	}
+	if f.oversample == 0 {
+		opt.Oversample = -1 // none
+	}
+	if f.powerIters == 0 {
+		opt.PowerIters = -1
+	}
 	dt, err := formats.ParseDType(f.dtype)
 	if err != nil || (dt != formats.F32 && dt != formats.F16 && dt != formats.BF16) {
 		return opt, usagef("--dtype %q: want f32, f16 or bf16", f.dtype)
