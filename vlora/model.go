@@ -341,3 +341,32 @@ func CheckFinite(name string, data []float32) error {
 	}
 	return nil
 }
+
+// Has reports whether name is a tensor of the original model.
+func (m *Model) Has(name string) bool {
+	if _, _, ok := m.SplitName(name); ok {
+		return true
+	}
+	for _, p := range m.Manifest.Passthrough {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ConfigBytes returns the config.json recorded in the manifest.
+func (m *Model) ConfigBytes() []byte { return m.Manifest.Config }
+
+// OriginalShape returns the shape of an original tensor, or nil.
+func (m *Model) OriginalShape(name string) []int {
+	if _, s, ok := m.SplitName(name); ok {
+		return m.suffix[s].Shape
+	}
+	for _, p := range m.Manifest.Passthrough {
+		if p.Name == name {
+			return p.Shape
+		}
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/transformer"
+	"github.com/vlora-convert/vlora-convert/verify"
+)
+
+func init() { extraCommands = append(extraCommands, newInferCmd) }
+
+func newInferCmd() *cobra.Command {
+	var model, input, out string
+	var hidden bool
+	cmd := &cobra.Command{
+		Use:   "infer --model DIR|FILE --input IN.safetensors --out OUT.safetensors",
+		Short: "Run a model (dense directory or VLoRA file) on inputs and write its outputs",
+		Long: `infer reads input_ids (and token_type_ids) or pixel_values from IN.safetensors, runs the model
+and writes logits, or last_hidden_state and pooler_output (BERT), and with --hidden-states every
+hidden_states.i, under the same names Hugging Face golden files use.`,
+		Example: `  vlora-convert infer --model ./bytellama-vlora --input golden.safetensors --out ours.safetensors --hidden-states`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := verify.LoadModel(model)
+			if err != nil {
+				return err
+			}
+			f, err := formats.Open(input)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in, err := readInput(f)
+			if err != nil {
+				return err
+			}
+			res, err := m.Model.Forward(in, transformer.Options{Hidden: hidden})
+			if err != nil {
+				return fmt.Errorf("%s: %w", input, err)
+			}
+			return writeOutputs(out, res, hidden)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&model, "model", "", "model directory or VLoRA file (required)")
+	fl.StringVar(&input, "input", "", "input safetensors file (required)")
+	fl.StringVar(&out, "out", "", "output safetensors file (required)")
+	fl.BoolVar(&hidden, "hidden-states", false, "also write hidden_states.i")
+	cmd.MarkFlagRequired("model")
+	cmd.MarkFlagRequired("input")
+	cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+// readInput builds a transformer input from golden-style tensor names.
+func readInput(f *formats.File) (*transformer.Input, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%s: %w: %s", f.Path(), formats.ErrInvalid, fmt.Sprintf(format, a...))
+	}
+	if ti, ok := f.Info("pixel_values"); ok {
+		if len(ti.Shape) != 4 {
+			return nil, bad("pixel_values has shape %v, want [B, C, H, W]", ti.Shape)
+		}
+		px, err := f.ReadFloat32("pixel_values")
+		if err != nil {
+			return nil, err
+		}
+		return &transformer.Input{Batch: ti.Shape[0], Pixels: px}, nil
+	}
+	ti, ok := f.Info("input_ids")
+	if !ok {
+		return nil, bad("no input_ids or pixel_values tensor")
+	}
+	if len(ti.Shape) != 2 {
+		return nil, bad("input_ids has shape %v, want [B, T]", ti.Shape)
+	}
+	ids, err := f.ReadInts("input_ids")
+	if err != nil {
+		return nil, err
+	}
+	in := &transformer.Input{Batch: ti.Shape[0], Seq: ti.Shape[1], IDs: ids}
+	if tt, ok := f.Info("token_type_ids"); ok {
+		if tt.NumElements() != len(ids) {
+			return nil, bad("token_type_ids has shape %v, input_ids %v", tt.Shape, ti.Shape)
+		}
+		if in.TokenTypes, err = f.ReadInts("token_type_ids"); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// writeOutputs writes a forward result under golden-file names.
+func writeOutputs(path string, o *transformer.Output, hidden bool) error {
+	type item struct {
+		name  string
+		shape []int
+		data  []float32
+	}
+	var items []item
+	if o.Logits != nil {
+		items = append(items, item{"logits", o.LogitsShape, o.Logits})
+	}
+	if o.LastHidden != nil {
+		items = append(items, item{"last_hidden_state", []int{o.Batch, o.Seq, o.Hidden}, o.LastHidden})
+	}
+	if o.Pooler != nil {
+		items = append(items, item{"pooler_output", []int{o.Batch, o.Hidden}, o.Pooler})
+	}
+	if hidden {
+		for i, h := range o.HiddenStates {
+			items = append(items, item{fmt.Sprintf("hidden_states.%d", i), []int{o.Batch, o.Seq, o.Hidden}, h})
+		}
+	}
+	specs := make([]formats.TensorSpec, len(items))
+	for i, it := range items {
+		specs[i] = formats.TensorSpec{Name: it.name, DType: formats.F32, Shape: it.shape}
+	}
+	w, err := formats.Create(path, map[string]string{"format": "pt"}, specs)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if err := w.WriteFloat32(it.name, it.data); err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	return w.Commit()
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vlora-convert/vlora-convert/verify"
+)
+
+func init() { extraCommands = append(extraCommands, newVerifyCmd) }
+
+func newVerifyCmd() *cobra.Command {
+	var (
+		original, compressed string
+		opt                  verify.Options
+		asJSON, quiet        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify --original DIR --compressed FILE|DIR",
+		Short: "Check a VLoRA file against its original: integrity, KL, agreement, perplexity",
+		Long: `verify first checks integrity (every original tensor represented with its shape and dtype, the
+manifest consistent with the stored tensors, source SHA-256 matching the original given), then
+runs both models on data and reports KL(original‖compressed) per position (mean, p95, p99), top-1
+agreement, NLL and perplexity of both (LMs), accuracy (classifiers with --labels), the relative
+error of every layer's hidden state, and parameter and byte counts.
+
+Without --data, language models are checked on sequences sampled from the original model and
+encoders and ViT on random inputs (seeded by --seed).
+
+Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or inconsistent file.`,
+		Example: `  vlora-convert verify --original ./bytellama --compressed ./bytellama-vlora \
+      --data eval.safetensors --samples 64 --max-kl 0.5 --min-agreement 0.7
+
+  vlora-convert verify --original ./bytellama --compressed ./bytellama-vlora --json | jq .kl_mean`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bar := newProgress(quiet, "verify", 1, nil)
+			opt.Progress = func(done, total int) {
+				if bar.bar != nil {
+					bar.bar.SetTotal(int64(total), false)
+				}
+				bar.Set(int64(done))
+			}
+			rep, err := verify.Run(cmd.Context(), original, compressed, opt)
+			bar.Close()
+			if rep == nil {
+				return err
+			}
+			if err != nil && !errors.Is(err, verify.ErrThreshold) {
+				return err
+			}
+			if asJSON {
+				if perr := printJSON(rep); perr != nil {
+					return perr
+				}
+			} else {
+				printReport(cmd.OutOrStdout(), rep)
+			}
+			if err != nil {
+				return exitError{code: exitFailure, msg: err.Error()}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&original, "original", "", "original Hugging Face model directory (required)")
+	fl.StringVar(&compressed, "compressed", "", "VLoRA file or directory (required)")
+	fl.StringVar(&opt.Data, "data", "", "safetensors file with tokens/input_ids [N,T] or pixel_values [N,C,H,W]")
+	fl.StringVar(&opt.Labels, "labels", "", "name of an int label tensor in --data (classifiers)")
+	fl.IntVar(&opt.Samples, "samples", 0, "number of sequences/images (default: all of --data, or 8 generated)")
+	fl.IntVar(&opt.SeqLen, "seq-len", 0, "sequence length (default: the data's, or 128 generated)")
+	fl.Uint64Var(&opt.Seed, "seed", 0, "seed for generated inputs")
+	fl.IntVar(&opt.Batch, "batch", 8, "evaluation batch size")
+	fl.Float64Var(&opt.MaxKL, "max-kl", 0, "fail (exit 1) when the mean KL exceeds this")
+	fl.Float64Var(&opt.MinAgreement, "min-agreement", 0, "fail (exit 1) when top-1 agreement is below this")
+	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	cmd.MarkFlagRequired("original")
+	cmd.MarkFlagRequired("compressed")
+	return cmd
+}
+
+func f4(v *float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.4f", *v)
+}
+
+func printReport(w io.Writer, r *verify.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "original\t%s\n", r.Original)
+	fmt.Fprintf(tw, "compressed\t%s\n", r.Compressed)
+	fmt.Fprintf(tw, "data\t%s\n", r.Data)
+	fmt.Fprintf(tw, "positions\t%d\n", r.Positions)
+	fmt.Fprintln(tw, "\t")
+	fmt.Fprintln(tw, "integrity\t")
+	for _, c := range r.Integrity {
+		fmt.Fprintf(tw, "  %s\t%s  %s\n", c.Name, okStr(c.OK), c.Detail)
+	}
+	fmt.Fprintln(tw, "\t")
+	fmt.Fprintf(tw, "parameters\t%d → %d (%.1f%% fewer)\n", r.ParamsOriginal, r.ParamsCompressed, pct(r.ParamsCompressed, r.ParamsOriginal))
+	fmt.Fprintf(tw, "bytes\t%s → %s\n", humanBytes(r.BytesOriginal), humanBytes(r.BytesCompressed))
+	if r.KLMean != nil {
+		fmt.Fprintf(tw, "Mean    KLD\t%s\n", f4(r.KLMean))
+		fmt.Fprintf(tw, "95.0%%   KLD\t%s\n", f4(r.KLP95))
+		fmt.Fprintf(tw, "99.0%%   KLD\t%s\n", f4(r.KLP99))
+		fmt.Fprintf(tw, "Maximum KLD\t%s\n", f4(r.KLMax))
+		fmt.Fprintf(tw, "Same top-1\t%.2f %%\n", 100**r.Top1Agreement)
+	}
+	if r.NLLOriginal != nil {
+		fmt.Fprintf(tw, "NLL original\t%s  (PPL %.4f)\n", f4(r.NLLOriginal), *r.PPLOriginal)
+		fmt.Fprintf(tw, "NLL compressed\t%s  (PPL %.4f)\n", f4(r.NLLCompressed), *r.PPLCompressed)
+		fmt.Fprintf(tw, "PPL ratio\t%s\n", f4(r.PPLRatio))
+	}
+	if r.AccuracyOriginal != nil {
+		fmt.Fprintf(tw, "accuracy\t%.4f original, %.4f compressed\n", *r.AccuracyOriginal, *r.AccuracyCompressed)
+	}
+	fmt.Fprintf(tw, "output rel error\t%s\n", f4(r.OutputRelError))
+	if r.PoolerRelError != nil {
+		fmt.Fprintf(tw, "pooler rel error\t%s\n", f4(r.PoolerRelError))
+	}
+	fmt.Fprintln(tw, "\t")
+	fmt.Fprintln(tw, "hidden state\trel error")
+	for i, e := range r.LayerRelError {
+		label := fmt.Sprintf("  %d", i)
+		if i == 0 {
+			label += " (embeddings)"
+		}
+		fmt.Fprintf(tw, "%s\t%.4f\n", label, e)
+	}
+	for _, c := range r.Thresholds {
+		fmt.Fprintf(tw, "threshold %s\t%s  %s\n", c.Name, okStr(c.OK), c.Detail)
+	}
+	verdict := "PASS"
+	if !r.Pass {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(tw, "result\t%s\n", verdict)
+	tw.Flush()
+}
+
+func okStr(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "FAILED"
+}
+
+func pct(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * (1 - float64(a)/float64(b))
+}
