@@ -63,8 +63,8 @@ type Report struct {
 	AccuracyOriginal   *float64 `json:"accuracy_original,omitempty"`
 	AccuracyCompressed *float64 `json:"accuracy_compressed,omitempty"`
 
-	OutputRelError *float64 `json:"output_rel_error"`
-	PoolerRelError *float64 `json:"pooler_rel_error,omitempty"`
+	OutputRelError *float64  `json:"output_rel_error"`
+	PoolerRelError *float64  `json:"pooler_rel_error,omitempty"`
 	LayerRelError  []float64 `json:"layer_rel_error"`
 
 	ParamsOriginal   int64 `json:"params_original"`

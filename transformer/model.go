@@ -1,0 +1,319 @@
+package transformer
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+)
+
+// Model is a loaded transformer: its architecture Spec and its parameters.
+//
+// Params holds every parameter the Spec uses, keyed by Hugging Face name; a
+// tied LM head adds no entry of its own. Parameter values may be overwritten
+// in place (same length) between passes, which is how a compressed model
+// hands over freshly materialised dense weights. A Model is safe for
+// concurrent Forward calls as long as its parameters are not being changed.
+type Model struct {
+	Config *formats.Config
+	Spec   *Spec
+	Params map[string]*Param
+	// Threads bounds the goroutines a pass uses; values below 1 mean
+	// runtime.GOMAXPROCS(0).
+	Threads int
+
+	net network
+}
+
+// linear, norm, attention, mlp, layer and network are a Spec resolved onto
+// parameter pointers.
+type linear struct {
+	w, b    *Param
+	in, out int
+	inOut   bool
+}
+
+type norm struct {
+	kind NormKind
+	w, b *Param
+	eps  float32
+}
+
+type attention struct {
+	q, k, v, qkv, o linear
+	fused           bool
+	nh, nkv, hd     int
+	causal          bool
+	theta           float64
+	scale           float32
+	window          int
+}
+
+// width returns the row width of the q|k|v buffer.
+func (a *attention) width() int { return (a.nh + 2*a.nkv) * a.hd }
+
+type mlp struct {
+	gated          bool
+	gate, up, down linear
+	act            Activation
+}
+
+// width returns the row width of the pre-activation buffer.
+func (m *mlp) width() int {
+	if m.gated {
+		return 2 * m.up.out
+	}
+	return m.up.out
+}
+
+type layer struct {
+	post   bool
+	n1, n2 norm
+	attn   attention
+	mlp    mlp
+}
+
+type patch struct {
+	w, b, cls, pos  *Param
+	ch, size, h, w_ int
+}
+
+type network struct {
+	hidden                   int
+	tokens, positions, types *Param
+	vocab, maxPos, numTypes  int
+	embNorm                  *norm
+	patch                    *patch
+	layers                   []layer
+	final                    *norm
+	finalInHidden            bool
+	headKind                 HeadKind
+	lm                       linear
+	pooler                   *linear
+	classifier               linear
+}
+
+// Load builds the model described by cfg with parameters from w.
+func Load(cfg *formats.Config, w Weights) (*Model, error) {
+	spec, err := BuildSpec(cfg, hasFunc(w))
+	if err != nil {
+		return nil, err
+	}
+	m, err := LoadSpec(spec, w)
+	if err != nil {
+		return nil, err
+	}
+	m.Config = cfg
+	return m, nil
+}
+
+// LoadCheckpoint loads the Hugging Face model directory dir (config.json and
+// safetensors weights).
+func LoadCheckpoint(dir string) (*Model, error) {
+	ck, err := formats.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	if ck.Config == nil {
+		return nil, fmt.Errorf("transformer: %s: no %s", dir, formats.ConfigFile)
+	}
+	m, err := Load(ck.Config, CheckpointWeights{ck})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// LoadSpec builds a model for spec with parameters from w. Every tensor is
+// copied and its shape checked against the spec.
+func LoadSpec(spec *Spec, w Weights) (*Model, error) {
+	m := &Model{Spec: spec, Params: map[string]*Param{}}
+	ld := loader{m: m, w: w}
+	n := &m.net
+	n.hidden = spec.Hidden
+	H := spec.Hidden
+	e := spec.Embed
+	if e.Patch != nil {
+		p := e.Patch
+		if p.Size <= 0 || p.Channels <= 0 || p.ImageH%p.Size != 0 || p.ImageW%p.Size != 0 {
+			return nil, fmt.Errorf("transformer: bad patch geometry %+v", *p)
+		}
+		n.patch = &patch{
+			w:   ld.param(p.Weight, H, p.Channels, p.Size, p.Size),
+			b:   ld.optional(p.Bias, H),
+			cls: ld.param(p.CLS, H),
+			pos: ld.param(p.Positions, p.Patches()+1, H),
+			ch:  p.Channels, size: p.Size, h: p.ImageH, w_: p.ImageW,
+		}
+	} else {
+		n.tokens = ld.param(e.Tokens, e.Vocab, H)
+		n.vocab = e.Vocab
+		if e.Positions != "" {
+			n.positions = ld.param(e.Positions, e.MaxPos, H)
+			n.maxPos = e.MaxPos
+		}
+		if e.TokenTypes != "" {
+			n.types = ld.param(e.TokenTypes, e.NumTypes, H)
+			n.numTypes = e.NumTypes
+		}
+	}
+	if e.Norm != nil {
+		nm := ld.norm(*e.Norm, H)
+		n.embNorm = &nm
+	}
+	for i, ls := range spec.Layers {
+		a := ls.Attn
+		if a.Heads <= 0 || a.KVHeads <= 0 || a.Heads%a.KVHeads != 0 || a.HeadDim <= 0 {
+			return nil, fmt.Errorf("transformer: layer %d: bad head layout %d/%d×%d", i, a.Heads, a.KVHeads, a.HeadDim)
+		}
+		if a.RopeTheta != 0 && a.HeadDim%2 != 0 {
+			return nil, fmt.Errorf("transformer: layer %d: rotary embeddings need an even head dimension, got %d", i, a.HeadDim)
+		}
+		l := layer{post: ls.PostNorm, n1: ld.norm(ls.Norm1, H), n2: ld.norm(ls.Norm2, H)}
+		at := &l.attn
+		at.nh, at.nkv, at.hd = a.Heads, a.KVHeads, a.HeadDim
+		at.causal, at.theta, at.scale, at.window = a.Causal, a.RopeTheta, float32(a.Scale), a.Window
+		at.fused = a.Fused
+		qd, kd := a.Heads*a.HeadDim, a.KVHeads*a.HeadDim
+		if a.Fused {
+			at.qkv = ld.linear(a.QKV)
+			if at.qkv.in != H || at.qkv.out != qd+2*kd {
+				ld.fail(fmt.Errorf("layer %d: fused projection %s is %d→%d, want %d→%d", i, a.QKV.Weight, at.qkv.in, at.qkv.out, H, qd+2*kd))
+			}
+		} else {
+			at.q, at.k, at.v = ld.linear(a.Q), ld.linear(a.K), ld.linear(a.V)
+			if at.q.out != qd || at.k.out != kd || at.v.out != kd || at.q.in != H || at.k.in != H || at.v.in != H {
+				ld.fail(fmt.Errorf("layer %d: q/k/v projections do not match %d heads, %d kv heads of %d", i, a.Heads, a.KVHeads, a.HeadDim))
+			}
+		}
+		at.o = ld.linear(a.O)
+		if at.o.in != qd || at.o.out != H {
+			ld.fail(fmt.Errorf("layer %d: output projection %s is %d→%d, want %d→%d", i, a.O.Weight, at.o.in, at.o.out, qd, H))
+		}
+		mp := &l.mlp
+		mp.gated, mp.act = ls.MLP.Gated, ls.MLP.Act
+		if mp.gated {
+			mp.gate = ld.linear(ls.MLP.Gate)
+		}
+		mp.up, mp.down = ld.linear(ls.MLP.Up), ld.linear(ls.MLP.Down)
+		if mp.up.in != H || mp.down.out != H || mp.down.in != mp.up.out || (mp.gated && mp.gate.out != mp.up.out) {
+			ld.fail(fmt.Errorf("layer %d: inconsistent MLP dimensions", i))
+		}
+		n.layers = append(n.layers, l)
+	}
+	if spec.FinalNorm != nil {
+		nm := ld.norm(*spec.FinalNorm, H)
+		n.final = &nm
+	}
+	n.finalInHidden = spec.FinalNormInHidden
+	n.headKind = spec.Head.Kind
+	switch spec.Head.Kind {
+	case HeadLM:
+		n.lm = ld.linear(spec.Head.LM)
+	case HeadEncoder:
+		if spec.Head.Pooler != nil {
+			p := ld.linear(*spec.Head.Pooler)
+			n.pooler = &p
+		}
+	case HeadClassifier:
+		n.classifier = ld.linear(spec.Head.Classifier)
+	default:
+		ld.fail(fmt.Errorf("unknown head kind %d", spec.Head.Kind))
+	}
+	if ld.err != nil {
+		return nil, fmt.Errorf("transformer: %w", ld.err)
+	}
+	return m, nil
+}
+
+// loader reads parameters once each and records the first error.
+type loader struct {
+	m   *Model
+	w   Weights
+	err error
+}
+
+func (l *loader) fail(err error) {
+	if l.err == nil {
+		l.err = err
+	}
+}
+
+// param loads the named tensor and checks its shape (leading unit
+// dimensions are ignored).
+func (l *loader) param(name string, shape ...int) *Param {
+	if p, ok := l.m.Params[name]; ok {
+		if !sameShape(p.Shape, shape) {
+			l.fail(fmt.Errorf("%s: used with shape %v and %v", name, p.Shape, shape))
+		}
+		return p
+	}
+	if l.err != nil {
+		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+	}
+	data, got, err := l.w.Tensor(name)
+	if err != nil {
+		l.fail(fmt.Errorf("%s: %w", name, err))
+		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+	}
+	if !sameShape(got, shape) || len(data) != prod(shape) {
+		l.fail(fmt.Errorf("%s: shape %v (%d values), want %v", name, got, len(data), shape))
+		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+	}
+	p := &Param{Name: name, Shape: append([]int(nil), got...), Data: append([]float32(nil), data...)}
+	l.m.Params[name] = p
+	return p
+}
+
+// optional loads the named tensor when name is not empty.
+func (l *loader) optional(name string, shape ...int) *Param {
+	if name == "" {
+		return nil
+	}
+	return l.param(name, shape...)
+}
+
+func (l *loader) linear(s LinearSpec) linear {
+	if s.In <= 0 || s.Out <= 0 {
+		l.fail(fmt.Errorf("%s: bad dimensions %d→%d", s.Weight, s.In, s.Out))
+		return linear{}
+	}
+	return linear{w: l.param(s.Weight, s.weightShape()...), b: l.optional(s.Bias, s.Out), in: s.In, out: s.Out, inOut: s.InOut}
+}
+
+func (l *loader) norm(s NormSpec, h int) norm {
+	n := norm{kind: s.Kind, w: l.param(s.Weight, h), eps: float32(s.Eps)}
+	if s.Kind == LayerNorm {
+		n.b = l.optional(s.Bias, h)
+	} else if s.Bias != "" {
+		l.fail(fmt.Errorf("%s: RMSNorm takes no bias", s.Bias))
+	}
+	return n
+}
+
+func prod(s []int) int {
+	n := 1
+	for _, d := range s {
+		n *= d
+	}
+	return n
+}
+
+// workers returns the number of goroutines a pass may use.
+func (m *Model) workers() int {
+	if m.Threads > 0 {
+		return m.Threads
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// NumLayers returns the number of transformer blocks.
+func (m *Model) NumLayers() int { return len(m.net.layers) }
+
+// Hidden returns the hidden size.
+func (m *Model) Hidden() int { return m.net.hidden }
+
+// errInput marks invalid inputs.
+var errInput = errors.New("invalid input")

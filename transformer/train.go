@@ -1,0 +1,404 @@
+package transformer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Trainer runs training passes on a Model: Forward keeps the activations
+// that Backward needs, and Backward returns the gradient of a loss with
+// respect to every parameter. Buffers are reused from one step to the next,
+// so a Trainer is meant for repeated steps of one shape; it is not safe for
+// concurrent use.
+type Trainer struct {
+	m     *Model
+	ar    arena
+	p     *pass
+	grads map[string]*Param
+	// byParam maps each parameter onto its gradient buffer.
+	byParam map[*Param][]float32
+}
+
+// NewTrainer returns a Trainer for m.
+func (m *Model) NewTrainer() *Trainer {
+	t := &Trainer{m: m, grads: map[string]*Param{}, byParam: map[*Param][]float32{}}
+	for name, p := range m.Params {
+		g := &Param{Name: name, Shape: append([]int(nil), p.Shape...), Data: make([]float32, len(p.Data))}
+		t.grads[name] = g
+		t.byParam[p] = g.Data
+	}
+	return t
+}
+
+// OutputGrad holds the gradient of a scalar loss with respect to the
+// outputs of the last Trainer.Forward. Every field is optional; a nil field
+// contributes nothing.
+type OutputGrad struct {
+	// Logits is shaped like Output.Logits.
+	Logits []float32
+	// Hidden maps a hidden-state index (as in Output.HiddenStates) onto the
+	// gradient with respect to that state, [Batch, Seq, Hidden].
+	Hidden map[int][]float32
+	// LastHidden is shaped like Output.LastHidden (encoders, ViT).
+	LastHidden []float32
+	// Pooler is shaped like Output.Pooler.
+	Pooler []float32
+}
+
+// Forward runs a training forward pass on in. The Output and its slices are
+// owned by the Trainer: they stay valid, and must not be modified, until the
+// next call of Forward. The parameters must not change between Forward and
+// the matching Backward.
+func (t *Trainer) Forward(in *Input, opt Options) (*Output, error) {
+	B, T, err := t.m.positions(in)
+	if err != nil {
+		return nil, err
+	}
+	t.ar.reset()
+	t.p = t.m.newPass(B, T, true, &t.ar)
+	t.p.wantHidden = opt.Hidden
+	// The pass keeps references to the ids; copy them so the caller may
+	// reuse its input buffers.
+	cp := *in
+	cp.IDs = append([]int(nil), in.IDs...)
+	cp.TokenTypes = append([]int(nil), in.TokenTypes...)
+	if in.TokenTypes == nil {
+		cp.TokenTypes = nil
+	}
+	t.p.run(&cp)
+	return t.p.output(), nil
+}
+
+// errNoForward reports a Backward without a preceding Forward.
+var errNoForward = errors.New("transformer: Backward without a preceding Forward")
+
+// Backward propagates g through the last Forward and returns the gradient
+// with respect to every parameter, keyed by name and shaped like the
+// parameter. A tied LM head contributes to the token-embedding gradient. The
+// returned map and its buffers are owned by the Trainer and are overwritten
+// by the next Backward.
+func (t *Trainer) Backward(g *OutputGrad) (map[string]*Param, error) {
+	p := t.p
+	if p == nil {
+		return nil, errNoForward
+	}
+	if err := t.checkGrad(g); err != nil {
+		return nil, err
+	}
+	for _, gr := range t.grads {
+		clear(gr.Data)
+	}
+	p.backward(g, t.byParam)
+	return t.grads, nil
+}
+
+// checkGrad validates the shapes of g against the last pass.
+func (t *Trainer) checkGrad(g *OutputGrad) error {
+	p := t.p
+	if g == nil {
+		return fmt.Errorf("transformer: %w: nil OutputGrad", errInput)
+	}
+	check := func(what string, got []float32, want int) error {
+		if got != nil && len(got) != want {
+			return fmt.Errorf("transformer: %w: %s gradient has %d values, want %d", errInput, what, len(got), want)
+		}
+		return nil
+	}
+	nl := 0
+	if p.logits != nil {
+		nl = len(p.logits)
+	}
+	if g.Logits != nil && p.logits == nil {
+		return fmt.Errorf("transformer: %w: the model has no logits", errInput)
+	}
+	if err := check("logits", g.Logits, nl); err != nil {
+		return err
+	}
+	if g.LastHidden != nil && p.n.headKind == HeadLM {
+		return fmt.Errorf("transformer: %w: the model has no last_hidden_state output", errInput)
+	}
+	if err := check("last hidden state", g.LastHidden, p.N*p.H); err != nil {
+		return err
+	}
+	if g.Pooler != nil && p.pooled == nil {
+		return fmt.Errorf("transformer: %w: the model has no pooler", errInput)
+	}
+	if err := check("pooler", g.Pooler, p.B*p.H); err != nil {
+		return err
+	}
+	for i, h := range g.Hidden {
+		if i < 0 || i > len(p.n.layers) {
+			return fmt.Errorf("transformer: %w: hidden state %d outside [0,%d]", errInput, i, len(p.n.layers))
+		}
+		if err := check(fmt.Sprintf("hidden state %d", i), h, p.N*p.H); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addHidden adds the gradient of hidden state i, if any, to dx.
+func addHidden(g *OutputGrad, i int, dx []float32) {
+	if h := g.Hidden[i]; h != nil {
+		addTo(dx, h)
+	}
+}
+
+// backward runs the backward pass, accumulating parameter gradients into
+// grad (keyed by parameter).
+func (p *pass) backward(g *OutputGrad, grad map[*Param][]float32) {
+	n, N, H, T := p.n, p.N, p.H, p.T
+	L := len(n.layers)
+	gb := func(q *Param) []float32 {
+		if q == nil {
+			return nil
+		}
+		return grad[q]
+	}
+	dHead := p.ar.zeros(N * H)
+	switch n.headKind {
+	case HeadLM:
+		if g.Logits != nil {
+			V := n.lm.out
+			n.lm.backwardInput(p.gemm, N, g.Logits, V, dHead, H, 0)
+			n.lm.backwardWeight(p.gemm, N, p.headIn, H, g.Logits, V, gb(n.lm.w))
+			if n.lm.b != nil {
+				columnSums(p.workers, N, g.Logits, V, 0, gb(n.lm.b))
+			}
+		}
+	case HeadEncoder:
+		if g.LastHidden != nil {
+			addTo(dHead, g.LastHidden)
+		}
+		if g.Pooler != nil && n.pooler != nil {
+			dpre := p.ar.alloc(p.B * H)
+			for i, v := range p.pooled {
+				dpre[i] = g.Pooler[i] * (1 - v*v)
+			}
+			n.pooler.backwardInput(p.gemm, p.B, dpre, H, dHead, T*H, 1)
+			n.pooler.backwardWeight(p.gemm, p.B, p.headIn, T*H, dpre, H, gb(n.pooler.w))
+			if n.pooler.b != nil {
+				columnSums(p.workers, p.B, dpre, H, 0, gb(n.pooler.b))
+			}
+		}
+	case HeadClassifier:
+		if g.LastHidden != nil {
+			addTo(dHead, g.LastHidden)
+		}
+		if g.Logits != nil {
+			c := &n.classifier
+			c.backwardInput(p.gemm, p.B, g.Logits, c.out, dHead, T*H, 1)
+			c.backwardWeight(p.gemm, p.B, p.headIn, T*H, g.Logits, c.out, gb(c.w))
+			if c.b != nil {
+				columnSums(p.workers, p.B, g.Logits, c.out, 0, gb(c.b))
+			}
+		}
+	}
+	dx := dHead
+	if n.final != nil {
+		if n.finalInHidden {
+			addHidden(g, L, dHead)
+		}
+		normBackward(n.final, p.workers, N, H, p.xL, p.fMean, p.fR, dHead, dx, false, gb(n.final.w), gb(n.final.b))
+		if !n.finalInHidden {
+			addHidden(g, L, dx)
+		}
+	} else {
+		addHidden(g, L, dx)
+	}
+	s := &backScratch{}
+	for l := L - 1; l >= 0; l-- {
+		p.layerBackward(&n.layers[l], &p.layers[l], dx, s, gb)
+		addHidden(g, l, dx)
+	}
+	p.embedBackward(dx, gb)
+}
+
+// backScratch holds the buffers one block's backward pass needs; they are
+// shared by all blocks.
+type backScratch struct {
+	dh, dact, dgu, datt, dqkv []float32
+}
+
+// get returns *b resized to n values, from the pass arena when it is too
+// small.
+func (p *pass) scratch(b *[]float32, n int) []float32 {
+	if cap(*b) < n {
+		*b = p.ar.alloc(n)
+	}
+	*b = (*b)[:n]
+	return *b
+}
+
+// layerBackward replaces dx, the gradient with respect to the block output,
+// by the gradient with respect to the block input, and accumulates the
+// block's parameter gradients.
+func (p *pass) layerBackward(l *layer, t *layerTape, dx []float32, s *backScratch, gb func(*Param) []float32) {
+	N, H := p.N, p.H
+	mp, a := &l.mlp, &l.attn
+	I, Wm := mp.up.out, mp.width()
+	A, W := a.nh*a.hd, a.width()
+	dh := p.scratch(&s.dh, N*H)
+	if l.post {
+		// out = Norm2(y2): dx becomes ∂L/∂y2.
+		normBackward(&l.n2, p.workers, N, H, t.y2, t.mean2, t.r2, dx, dx, false, gb(l.n2.w), gb(l.n2.b))
+	}
+	// Down projection; dx is ∂L/∂(its output).
+	dact := p.scratch(&s.dact, N*I)
+	mp.down.backwardInput(p.gemm, N, dx, H, dact, I, 0)
+	mp.down.backwardWeight(p.gemm, N, t.act, I, dx, H, gb(mp.down.w))
+	if mp.down.b != nil {
+		columnSums(p.workers, N, dx, H, 0, gb(mp.down.b))
+	}
+	dgu := p.scratch(&s.dgu, N*Wm)
+	mlpActivateBackward(mp, p.workers, N, t.gu, dact, dgu)
+	// dh = ∂L/∂mlpIn through the MLP (plus the residual for post-norm).
+	beta := float32(0)
+	if l.post {
+		copy(dh, dx)
+		beta = 1
+	}
+	if mp.gated {
+		mp.gate.backwardInput(p.gemm, N, dgu, Wm, dh, H, beta)
+		mp.up.backwardInput(p.gemm, N, dgu[I:], Wm, dh, H, 1)
+		mp.gate.backwardWeight(p.gemm, N, t.mlpIn, H, dgu, Wm, gb(mp.gate.w))
+		mp.up.backwardWeight(p.gemm, N, t.mlpIn, H, dgu[I:], Wm, gb(mp.up.w))
+		if mp.gate.b != nil {
+			columnSums(p.workers, N, dgu, Wm, 0, gb(mp.gate.b))
+		}
+		if mp.up.b != nil {
+			columnSums(p.workers, N, dgu, Wm, I, gb(mp.up.b))
+		}
+	} else {
+		mp.up.backwardInput(p.gemm, N, dgu, Wm, dh, H, beta)
+		mp.up.backwardWeight(p.gemm, N, t.mlpIn, H, dgu, Wm, gb(mp.up.w))
+		if mp.up.b != nil {
+			columnSums(p.workers, N, dgu, Wm, 0, gb(mp.up.b))
+		}
+	}
+	if l.post {
+		// mlpIn = Norm1(mid): dx becomes ∂L/∂mid.
+		normBackward(&l.n1, p.workers, N, H, t.mid, t.mean1, t.r1, dh, dx, false, gb(l.n1.w), gb(l.n1.b))
+	} else {
+		// mlpIn = Norm2(mid), out = mid + MLP: dx becomes ∂L/∂mid.
+		normBackward(&l.n2, p.workers, N, H, t.mid, t.mean2, t.r2, dh, dx, true, gb(l.n2.w), gb(l.n2.b))
+	}
+	// Output projection: mid = in + O(att).
+	datt := p.scratch(&s.datt, N*A)
+	a.o.backwardInput(p.gemm, N, dx, H, datt, A, 0)
+	a.o.backwardWeight(p.gemm, N, t.att, A, dx, H, gb(a.o.w))
+	if a.o.b != nil {
+		columnSums(p.workers, N, dx, H, 0, gb(a.o.b))
+	}
+	dqkv := p.scratch(&s.dqkv, N*W)
+	attentionBackward(p.geom(a), p.workers, t.qkv, t.att, t.lse, datt, dqkv)
+	p.projectBackward(a, dqkv, gb)
+	// ∂L/∂attnIn: into dx directly for post-norm (attnIn = in), else into
+	// dh and then through Norm1.
+	dst, beta := dh, float32(0)
+	if l.post {
+		dst, beta = dx, 1
+	}
+	qd, kd := a.nh*a.hd, a.nkv*a.hd
+	if a.fused {
+		a.qkv.backwardInput(p.gemm, N, dqkv, W, dst, H, beta)
+		a.qkv.backwardWeight(p.gemm, N, t.attnIn, H, dqkv, W, gb(a.qkv.w))
+	} else {
+		a.q.backwardInput(p.gemm, N, dqkv, W, dst, H, beta)
+		a.k.backwardInput(p.gemm, N, dqkv[qd:], W, dst, H, 1)
+		a.v.backwardInput(p.gemm, N, dqkv[qd+kd:], W, dst, H, 1)
+		a.q.backwardWeight(p.gemm, N, t.attnIn, H, dqkv, W, gb(a.q.w))
+		a.k.backwardWeight(p.gemm, N, t.attnIn, H, dqkv[qd:], W, gb(a.k.w))
+		a.v.backwardWeight(p.gemm, N, t.attnIn, H, dqkv[qd+kd:], W, gb(a.v.w))
+	}
+	if !l.post {
+		normBackward(&l.n1, p.workers, N, H, t.in, t.mean1, t.r1, dh, dx, true, gb(l.n1.w), gb(l.n1.b))
+	}
+}
+
+// projectBackward undoes the rotary embedding on the query and key
+// gradients in dqkv and accumulates the q/k/v bias gradients.
+func (p *pass) projectBackward(a *attention, dqkv []float32, gb func(*Param) []float32) {
+	N, W := p.N, a.width()
+	if a.theta != 0 {
+		rt := p.rope(a.hd, a.theta)
+		forChunks(p.workers, N, 64, func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				row := dqkv[i*W : i*W+W]
+				t := i % p.T
+				for h := 0; h < a.nh+a.nkv; h++ {
+					rt.rotateBack(row[h*a.hd:(h+1)*a.hd], t)
+				}
+			}
+		})
+	}
+	qd, kd := a.nh*a.hd, a.nkv*a.hd
+	if a.fused {
+		if a.qkv.b != nil {
+			columnSums(p.workers, N, dqkv, W, 0, gb(a.qkv.b))
+		}
+		return
+	}
+	for i, l := range []*linear{&a.q, &a.k, &a.v} {
+		if l.b != nil {
+			columnSums(p.workers, N, dqkv, W, []int{0, qd, qd + kd}[i], gb(l.b))
+		}
+	}
+}
+
+// embedBackward accumulates the embedding gradients from dx, the gradient
+// with respect to the embedding output. dx may be overwritten.
+func (p *pass) embedBackward(dx []float32, gb func(*Param) []float32) {
+	n, N, H, T := p.n, p.N, p.H, p.T
+	if n.embNorm != nil {
+		normBackward(n.embNorm, p.workers, N, H, p.embSum, p.embMean, p.embR, dx, dx, false, gb(n.embNorm.w), gb(n.embNorm.b))
+	}
+	if pt := n.patch; pt != nil {
+		np := T - 1
+		K := pt.ch * pt.size * pt.size
+		dw := gb(pt.w)
+		for b := range p.B {
+			p.gemm.Sgemm(true, false, H, K, np, 1, dx[(b*T+1)*H:], H, p.patches[b*np*K:], K, 1, dw, K)
+		}
+		dpos, dcls := gb(pt.pos), gb(pt.cls)
+		var dbias []float32
+		if pt.b != nil {
+			dbias = gb(pt.b)
+		}
+		for i := range N {
+			t := i % T
+			r := dx[i*H : i*H+H]
+			addTo(dpos[t*H:t*H+H], r)
+			if t == 0 {
+				addTo(dcls, r)
+			} else if dbias != nil {
+				addTo(dbias, r)
+			}
+		}
+		return
+	}
+	// Scatter-add by column ranges so that goroutines never share a row
+	// segment of the gradient.
+	dtok, dpos, dtyp := gb(n.tokens), gb(n.positions), gb(n.types)
+	forChunks(p.workers, H, 16, func(_, c0, c1 int) {
+		for i := range N {
+			r := dx[i*H+c0 : i*H+c1]
+			id := p.ids[i]
+			addTo(dtok[id*H+c0:id*H+c1], r)
+			if dpos != nil {
+				t := i % T
+				addTo(dpos[t*H+c0:t*H+c1], r)
+			}
+			if dtyp != nil {
+				tt := 0
+				if p.types != nil {
+					tt = p.types[i]
+				}
+				addTo(dtyp[tt*H+c0:tt*H+c1], r)
+			}
+		}
+	})
+}
+
+var _ = math.Abs
