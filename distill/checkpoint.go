@@ -1,0 +1,118 @@
+package distill
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/vlora"
+)
+
+// A checkpoint is two files written atomically: the student as a VLoRA file
+// at path, and the optimizer state (Adam moments, step, loss log) at
+// path + ".optim". Both record the step, and a mismatched pair is refused.
+
+const (
+	stepKey = "vlora.distill.step"
+	logKey  = "vlora.distill.log"
+)
+
+// OptimPath returns the optimizer-state file of a checkpoint.
+func OptimPath(path string) string { return path + ".optim" }
+
+func saveCheckpoint(path string, vm *vlora.Model, st *student, step int, log []Stats) error {
+	logJSON, err := json.Marshal(log)
+	if err != nil {
+		return err
+	}
+	specs := make([]formats.TensorSpec, 0, 2*len(st.params))
+	for _, p := range st.params {
+		shape := []int{len(p.data)}
+		specs = append(specs, formats.TensorSpec{Name: "m." + p.name, DType: formats.F32, Shape: shape},
+			formats.TensorSpec{Name: "v." + p.name, DType: formats.F32, Shape: shape})
+	}
+	w, err := formats.Create(OptimPath(path), map[string]string{stepKey: strconv.Itoa(step), logKey: string(logJSON)}, specs)
+	if err != nil {
+		return err
+	}
+	for _, p := range st.params {
+		if err := w.WriteFloat32("m."+p.name, p.m); err != nil {
+			w.Abort()
+			return err
+		}
+		if err := w.WriteFloat32("v."+p.name, p.v); err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	if err := w.Commit(); err != nil {
+		return err
+	}
+	prev := vm.Manifest.Distill
+	vm.Manifest.Distill = &vlora.DistillInfo{Steps: step}
+	if prev != nil {
+		cp := *prev
+		cp.Steps = step
+		vm.Manifest.Distill = &cp
+	}
+	// Checkpoints keep full precision whatever the final dtype.
+	dt := vm.Manifest.DType
+	vm.Manifest.DType = "F32"
+	err = vm.Save(path)
+	vm.Manifest.Distill, vm.Manifest.DType = prev, dt
+	return err
+}
+
+// loadCheckpoint restores the student and optimizer state from path. ok is
+// false when there is no checkpoint.
+func loadCheckpoint(path string, vm *vlora.Model, st *student) (step int, log []Stats, ok bool, err error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return 0, nil, false, nil
+	}
+	ck, err := vlora.Load(path)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("resume: %w", err)
+	}
+	of, err := formats.Open(OptimPath(path))
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("resume: optimizer state: %w", err)
+	}
+	defer of.Close()
+	md := of.Metadata()
+	step, err = strconv.Atoi(md[stepKey])
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("resume: %s: no step recorded", OptimPath(path))
+	}
+	if ck.Manifest.Distill == nil || ck.Manifest.Distill.Steps != step {
+		return 0, nil, false, fmt.Errorf("resume: %s and its optimizer state disagree on the step", path)
+	}
+	if err := json.Unmarshal([]byte(md[logKey]), &log); err != nil {
+		return 0, nil, false, fmt.Errorf("resume: loss log: %w", err)
+	}
+	for name, t := range ck.Tensors {
+		dst, ok := vm.Tensors[name]
+		if !ok || len(dst.Data) != len(t.Data) {
+			return 0, nil, false, fmt.Errorf("resume: checkpoint tensor %q does not match the model", name)
+		}
+		copy(dst.Data, t.Data)
+	}
+	for _, p := range st.params {
+		m, err := of.ReadFloat32("m." + p.name)
+		if err != nil {
+			return 0, nil, false, fmt.Errorf("resume: %w", err)
+		}
+		v, err := of.ReadFloat32("v." + p.name)
+		if err != nil {
+			return 0, nil, false, fmt.Errorf("resume: %w", err)
+		}
+		if len(m) != len(p.m) || len(v) != len(p.v) {
+			return 0, nil, false, fmt.Errorf("resume: optimizer state for %q has the wrong size (different --train set?)", p.name)
+		}
+		copy(p.m, m)
+		copy(p.v, v)
+	}
+	return step, log, true, nil
+}

@@ -1,0 +1,187 @@
+package distill
+
+import (
+	"fmt"
+
+	"github.com/vlora-convert/vlora-convert/internal/kernels"
+	"github.com/vlora-convert/vlora-convert/transformer"
+	"github.com/vlora-convert/vlora-convert/vlora"
+)
+
+// TrainSet selects which stored tensors distillation updates.
+type TrainSet string
+
+// Trainable sets.
+const (
+	// TrainFactors updates increments only: lora_A, lora_B and dense deltas.
+	TrainFactors TrainSet = "factors"
+	// TrainBases updates the increments and the compound bases.
+	TrainBases TrainSet = "bases"
+	// TrainAll also updates the pass-through tensors (embeddings, final
+	// norm, head), which are stored anyway, so the file size is unchanged.
+	TrainAll TrainSet = "all"
+)
+
+// ParseTrainSet parses "factors", "bases" or "all".
+func ParseTrainSet(s string) (TrainSet, error) {
+	switch TrainSet(s) {
+	case TrainFactors, TrainBases, TrainAll:
+		return TrainSet(s), nil
+	}
+	return "", fmt.Errorf("unknown trainable set %q (want factors, bases or all)", s)
+}
+
+// param is one trainable stored tensor with its gradient and Adam moments.
+type param struct {
+	name       string
+	data, grad []float32
+	m, v       []float32
+}
+
+// binding ties one dense layer weight of the student transformer to the
+// stored tensors that make it up: W = base + B·A, base + delta, or base.
+type binding struct {
+	dense      *transformer.Param
+	rows, cols int
+	rank       int
+	base       *vlora.Tensor
+	a, b, d    *vlora.Tensor
+	baseP      *param // nil when the base is frozen
+	aP, bP, dP *param
+}
+
+// student couples a VLoRA model with the transformer that runs it.
+type student struct {
+	vm       *vlora.Model
+	model    *transformer.Model
+	bindings []*binding
+	// pass maps pass-through tensors to their transformer parameter.
+	pass   map[string]*transformer.Param
+	params []*param
+	byName map[string]*param
+}
+
+// newStudent prepares vm for training the given set; model must have been
+// loaded from vm.
+func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*student, error) {
+	s := &student{vm: vm, model: model, pass: map[string]*transformer.Param{}, byName: map[string]*param{}}
+	add := func(name string) *param {
+		if p, ok := s.byName[name]; ok {
+			return p
+		}
+		t := vm.Tensors[name]
+		p := &param{name: name, data: t.Data, grad: make([]float32, len(t.Data)),
+			m: make([]float32, len(t.Data)), v: make([]float32, len(t.Data))}
+		s.byName[name] = p
+		s.params = append(s.params, p)
+		return p
+	}
+	mf := vm.Manifest
+	for l := 0; l < mf.NumLayers; l++ {
+		c, _ := vm.Compound(l)
+		for _, suf := range mf.Suffixes {
+			name := vm.LayerName(l, suf.Name)
+			dp, ok := model.Params[name]
+			if !ok {
+				// The architecture does not use this tensor (it is stored
+				// but ignored by the forward pass).
+				continue
+			}
+			bd := &binding{dense: dp, base: vm.Tensors[vlora.BaseName(c, suf.Name)]}
+			bd.rows, bd.cols = vlora.Matrix(suf.Shape)
+			if set != TrainFactors {
+				bd.baseP = add(vlora.BaseName(c, suf.Name))
+			}
+			if inc := vm.Increment(l, suf.Name); inc != nil {
+				if inc.Kind == vlora.KindDense {
+					bd.d = vm.Tensors[vlora.DeltaName(l, suf.Name)]
+					bd.dP = add(vlora.DeltaName(l, suf.Name))
+				} else {
+					bd.rank = inc.Rank
+					bd.a = vm.Tensors[vlora.LoraAName(l, suf.Name)]
+					bd.b = vm.Tensors[vlora.LoraBName(l, suf.Name)]
+					bd.aP = add(vlora.LoraAName(l, suf.Name))
+					bd.bP = add(vlora.LoraBName(l, suf.Name))
+				}
+			}
+			s.bindings = append(s.bindings, bd)
+		}
+	}
+	for _, p := range mf.Passthrough {
+		if tp, ok := model.Params[p.Name]; ok {
+			s.pass[p.Name] = tp
+			if set == TrainAll {
+				add(p.Name)
+			}
+		}
+	}
+	return s, nil
+}
+
+// materialize writes every dense weight of the transformer from the stored
+// tensors.
+func (s *student) materialize() {
+	for _, bd := range s.bindings {
+		w := bd.dense.Data
+		copy(w, bd.base.Data)
+		switch {
+		case bd.d != nil:
+			for i, v := range bd.d.Data {
+				w[i] += v
+			}
+		case bd.a != nil && bd.rank > 0:
+			kernels.Sgemm(false, false, bd.rows, bd.cols, bd.rank, 1, bd.b.Data, bd.rank, bd.a.Data, bd.cols, 1, w, bd.cols)
+		}
+	}
+	for name, tp := range s.pass {
+		copy(tp.Data, s.vm.Tensors[name].Data)
+	}
+}
+
+// chain turns dense-weight gradients into gradients of the trainable stored
+// tensors: dBase += dW, dD = dW, dB = dW·Aᵀ, dA = Bᵀ·dW.
+func (s *student) chain(grads map[string]*transformer.Param) {
+	for _, p := range s.params {
+		clear(p.grad)
+	}
+	for _, bd := range s.bindings {
+		g, ok := grads[bd.dense.Name]
+		if !ok {
+			continue
+		}
+		dw := g.Data
+		if bd.baseP != nil {
+			for i, v := range dw {
+				bd.baseP.grad[i] += v
+			}
+		}
+		switch {
+		case bd.dP != nil:
+			for i, v := range dw {
+				bd.dP.grad[i] += v
+			}
+		case bd.aP != nil && bd.rank > 0:
+			r, rows, cols := bd.rank, bd.rows, bd.cols
+			kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, bd.a.Data, cols, 1, bd.bP.grad, r)
+			kernels.Sgemm(true, false, r, cols, rows, 1, bd.b.Data, r, dw, cols, 1, bd.aP.grad, cols)
+		}
+	}
+	for name := range s.pass {
+		if p, ok := s.byName[name]; ok {
+			if g, ok := grads[name]; ok {
+				for i, v := range g.Data {
+					p.grad[i] += v
+				}
+			}
+		}
+	}
+}
+
+// numTrainable counts trainable values.
+func (s *student) numTrainable() int {
+	n := 0
+	for _, p := range s.params {
+		n += len(p.data)
+	}
+	return n
+}
