@@ -293,11 +293,7 @@ func (p *pipeline) run(ctx context.Context) error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			data, err := p.readChecked(pt.Name)
-			if err != nil {
-				return err
-			}
-			if err := p.sp.put(pt.Name, pt.Shape, to32(data)); err != nil {
+			if err := p.passthrough(pt); err != nil {
 				return err
 			}
 			p.report(pt.Name)
@@ -317,6 +313,31 @@ func (p *pipeline) run(ctx context.Context) error {
 		return fmt.Errorf("compression cancelled: %w", err)
 	}
 	return err
+}
+
+// passthroughChunk is the number of elements of a pass-through tensor
+// converted at a time (16 MiB of float32).
+const passthroughChunk = 1 << 22
+
+// passthrough copies a tensor outside the layer stack into the spool in
+// chunks, checking that every value is finite, so that even a large
+// embedding matrix costs only a chunk of memory.
+func (p *pipeline) passthrough(pt vlora.TensorDesc) error {
+	n := vlora.NumElements(pt.Shape)
+	buf := make([]float32, min(n, passthroughChunk))
+	return p.sp.putChunks(pt.Name, pt.Shape, n, func(off int) ([]float32, error) {
+		chunk := buf[:min(len(buf), n-off)]
+		if err := p.ck.ReadFloat32At(pt.Name, off, chunk); err != nil {
+			return nil, err
+		}
+		for i, v := range chunk {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				ti, _ := p.ck.Info(pt.Name)
+				return nil, fmt.Errorf("%s: %w: tensor %q has non-finite value %v at element %d", ti.File, formats.ErrInvalid, pt.Name, v, off+i)
+			}
+		}
+		return chunk, nil
+	})
 }
 
 // compound computes the base and increments of one suffix in one compound.

@@ -49,22 +49,40 @@ func (s *spool) put(name string, shape []int, data []float32) error {
 	return nil
 }
 
+// putChunks appends a tensor of n elements produced chunk by chunk: next
+// returns the chunk starting at element off. The spool is locked for the
+// whole tensor so its bytes stay contiguous.
+func (s *spool) putChunks(name string, shape []int, n int, next func(off int) ([]float32, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := s.off
+	var raw []byte
+	for off := 0; off < n; {
+		chunk, err := next(off)
+		if err != nil {
+			return err
+		}
+		if raw, err = formats.EncodeFloat32(raw[:0], chunk, s.dtype); err != nil {
+			return err
+		}
+		if _, err := s.f.WriteAt(raw, s.off); err != nil {
+			return fmt.Errorf("spooling %s: %w", name, err)
+		}
+		s.off += int64(len(raw))
+		off += len(chunk)
+	}
+	s.tensor[name] = spooled{off: start, size: s.off - start, shape: shape}
+	return nil
+}
+
 // writeTo writes every named tensor, in order, into w.
 func (s *spool) writeTo(w *formats.Writer, names []string) error {
-	var buf []byte
 	for _, n := range names {
 		t, ok := s.tensor[n]
 		if !ok {
 			return fmt.Errorf("internal: tensor %q was not produced", n)
 		}
-		if int64(cap(buf)) < t.size {
-			buf = make([]byte, t.size)
-		}
-		buf = buf[:t.size]
-		if _, err := s.f.ReadAt(buf, t.off); err != nil && err != io.EOF {
-			return err
-		}
-		if err := w.WriteRaw(n, buf); err != nil {
+		if err := w.WriteRawFrom(n, io.NewSectionReader(s.f, t.off, t.size)); err != nil {
 			return err
 		}
 	}

@@ -91,7 +91,13 @@ func Open(path string) (*File, error) {
 }
 
 // NewFile parses the safetensors header of r, which holds size bytes, and
-// validates every tensor entry. path is used in error messages only.
+// validates every tensor entry: the header must be a JSON object of at most
+// MaxHeaderSize bytes with no repeated name or key; each tensor needs a known
+// dtype, a shape of at most 2^48 elements, offsets in order that lie inside
+// the data section and span exactly dtype size × elements bytes, and no two
+// tensors may share a byte. Gaps between tensors and trailing bytes are
+// allowed. Every error names path (used in messages only) and, where there is
+// one, the tensor; malformed input gives errors wrapping ErrInvalid.
 func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%s: %w: %s", path, ErrInvalid, fmt.Sprintf(format, a...))
@@ -114,7 +120,7 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 	if err := readFullAt(r, header, 8); err != nil {
 		return nil, fmt.Errorf("%s: reading header: %w", path, err)
 	}
-	if err := checkDuplicateKeys(header); err != nil {
+	if err := checkHeaderStructure(header); err != nil {
 		return nil, bad("%v", err)
 	}
 	var md safetensors.Metadata
@@ -190,10 +196,11 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 	return sf, nil
 }
 
-// checkDuplicateKeys reports a tensor name that appears twice at the top
-// level of the header object, or a key repeated inside one entry;
-// encoding/json would silently keep the last.
-func checkDuplicateKeys(header []byte) error {
+// checkHeaderStructure checks the shape of the header document before it is
+// decoded: an object whose entries are objects (__metadata__ may be null),
+// with no tensor name listed twice and no key repeated inside an entry,
+// which encoding/json would silently resolve by keeping the last.
+func checkHeaderStructure(header []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(header))
 	tok, err := dec.Token()
 	if err != nil {
@@ -221,6 +228,9 @@ func checkDuplicateKeys(header []byte) error {
 		if err := dec.Decode(&entry); err != nil {
 			return fmt.Errorf("header is not valid JSON: %v", err)
 		}
+		if entry[0] != '{' && (key != "__metadata__" || string(entry) != "null") {
+			return fmt.Errorf("%s: entry %.40s is not a JSON object", what, entry)
+		}
 		if dup, err := duplicateKey(entry); err != nil {
 			return fmt.Errorf("%s: not valid JSON: %v", what, err)
 		} else if dup != "" {
@@ -233,7 +243,6 @@ func checkDuplicateKeys(header []byte) error {
 // duplicateKey returns a key that appears twice in the JSON object raw, or ""
 // when there is none or raw is not an object.
 func duplicateKey(raw json.RawMessage) (string, error) {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
 	if len(raw) == 0 || raw[0] != '{' {
 		return "", nil
 	}

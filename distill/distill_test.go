@@ -1,0 +1,243 @@
+package distill
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
+	"github.com/vlora-convert/vlora-convert/transformer"
+	"github.com/vlora-convert/vlora-convert/verify"
+	"github.com/vlora-convert/vlora-convert/vlora"
+)
+
+// tinySetup compresses the tiny GQA Llama fixture (K=2, r=3) and returns
+// the teacher, the student file path and random training data.
+func tinySetup(t *testing.T, base vlora.BaseMode) (*transformer.Model, string, *verify.Dataset) {
+	t.Helper()
+	dir := testenv.Testdata(t, "golden/llama-gqa-untied")
+	out := t.TempDir()
+	opt := convert.DefaultOptions()
+	opt.CompoundSize, opt.Rank, opt.Base = 2, 3, base
+	res, err := convert.Compress(context.Background(), dir, out, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	teacher, err := transformer.LoadCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := verify.RandomInputs(teacher.Config, 12, 10, 3)
+	return teacher, res.Path, data
+}
+
+// TestChainMatchesFiniteDifferences checks the gradient of the KL loss with
+// respect to stored VLoRA tensors (bases, lora_A, lora_B, deltas,
+// pass-through) against central differences. The loss is computed in
+// float32, so the step is 1e-2·max(1,|x|) and the tolerance 3e-2 relative
+// (plus 1e-4 absolute): float32 rounding of a loss of order 1 is ~1e-7, so
+// differences over 2e-2 carry ~1e-5 error; the rest is curvature.
+func TestChainMatchesFiniteDifferences(t *testing.T) {
+	for _, base := range []vlora.BaseMode{vlora.BaseFirst, vlora.BaseMean} {
+		t.Run(string(base), func(t *testing.T) {
+			teacher, path, data := tinySetup(t, base)
+			vm, err := vlora.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := verify.FromVLoRA(vm, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := newStudent(vm, loaded.Model, TrainAll)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx := []int{0, 5, 7}
+			in := gather(data, idx)
+			to, _ := teacher.Forward(in, transformer.Options{})
+			vocab := to.LogitsShape[2]
+			transformer.LogSoftmax(to.Logits, to.Logits, vocab)
+			loss := func() float64 {
+				st.materialize()
+				o, err := loaded.Model.Forward(in, transformer.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, _ := transformer.KLDiv(to.Logits, o.Logits, vocab, 1, nil)
+				return l
+			}
+			st.materialize()
+			tr := loaded.Model.NewTrainer()
+			o, _ := tr.Forward(in, transformer.Options{})
+			g := make([]float32, len(o.Logits))
+			transformer.KLDiv(to.Logits, o.Logits, vocab, 1, g)
+			grads, err := tr.Backward(&transformer.OutputGrad{Logits: g})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.chain(grads)
+			checked := map[string]bool{}
+			for _, p := range st.params {
+				kind := p.name
+				for _, k := range []string{"norm", "embed", "lm_head", "base", "delta", "lora_A", "lora_B"} {
+					if contains(p.name, k) {
+						kind = k
+					}
+				}
+				if checked[kind] {
+					continue
+				}
+				checked[kind] = true
+				for _, i := range []int{0, len(p.data) / 2, len(p.data) - 1} {
+					x := p.data[i]
+					h := float32(1e-2 * math.Max(1, math.Abs(float64(x))))
+					p.data[i] = x + h
+					lp := loss()
+					p.data[i] = x - h
+					lm := loss()
+					p.data[i] = x
+					num := (lp - lm) / float64(2*h)
+					got := float64(p.grad[i])
+					if math.Abs(num-got) > 3e-2*math.Abs(num)+1e-4 {
+						t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", p.name, i, got, num)
+					}
+				}
+			}
+			for _, k := range []string{"lora_A", "lora_B", "base", "delta", "embed", "lm_head"} {
+				if !checked[k] {
+					t.Errorf("no %s tensor checked", k)
+				}
+			}
+		})
+	}
+}
+
+func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// run distills a fresh copy of the student for steps and returns it.
+func run(t *testing.T, teacher *transformer.Model, path string, data *verify.Dataset, opt Options) (*vlora.Model, *Result) {
+	t.Helper()
+	vm, err := vlora.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), teacher, vm, data, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm, res
+}
+
+// TestLossDecreasesAndIsDeterministic trains the tiny model and checks that
+// the loss falls and that the same seed reproduces the run bit for bit.
+func TestLossDecreasesAndIsDeterministic(t *testing.T) {
+	teacher, path, data := tinySetup(t, vlora.BaseMean)
+	opt := Options{Steps: 30, Batch: 4, LR: 1e-3, Warmup: 3, Seed: 9, ClipNorm: 1}
+	vm1, r1 := run(t, teacher, path, data, opt)
+	vm2, r2 := run(t, teacher, path, data, opt)
+	first, last := r1.Log[0].Loss, r1.FinalLoss
+	if !(last < 0.7*first) {
+		t.Errorf("loss %.4f → %.4f: did not fall by 30%%", first, last)
+	}
+	if r1.FinalLoss != r2.FinalLoss {
+		t.Errorf("same seed, different final loss: %v vs %v", r1.FinalLoss, r2.FinalLoss)
+	}
+	for n, a := range vm1.Tensors {
+		b := vm2.Tensors[n]
+		for i := range a.Data {
+			if a.Data[i] != b.Data[i] {
+				t.Fatalf("same seed, %s differs at %d", n, i)
+			}
+		}
+	}
+	opt.Seed = 10
+	_, r3 := run(t, teacher, path, data, opt)
+	if r3.FinalLoss == r1.FinalLoss {
+		t.Errorf("different seeds gave the same loss %v", r1.FinalLoss)
+	}
+}
+
+// TestResumeMatchesStraightRun checks that stopping at a checkpoint and
+// resuming gives exactly the straight run's result.
+func TestResumeMatchesStraightRun(t *testing.T) {
+	teacher, path, data := tinySetup(t, vlora.BaseFirst)
+	opt := Options{Steps: 8, Batch: 3, LR: 3e-3, Warmup: 2, Seed: 1, Train: TrainAll}
+	straight, _ := run(t, teacher, path, data, opt)
+
+	ckpt := filepath.Join(t.TempDir(), "ckpt.safetensors")
+	half := opt
+	half.CheckpointEvery, half.CheckpointPath = 4, ckpt
+	ctx, cancel := context.WithCancel(context.Background())
+	half.Progress = func(s Stats) {
+		if s.Step == 5 {
+			cancel() // interrupted after the checkpoint at step 4
+		}
+	}
+	vm, err := vlora.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, teacher, vm, data, half); err == nil {
+		t.Fatal("cancelled run returned no error")
+	}
+	resumed := opt
+	resumed.CheckpointPath, resumed.Resume = ckpt, true
+	vm2, res := run(t, teacher, path, data, resumed)
+	if len(res.Log) != 8 || res.Log[3].Step != 4 {
+		t.Errorf("resumed log has %d entries", len(res.Log))
+	}
+	for n, a := range straight.Tensors {
+		b := vm2.Tensors[n]
+		for i := range a.Data {
+			if a.Data[i] != b.Data[i] {
+				t.Fatalf("resumed run differs from straight run in %s[%d]: %v vs %v", n, i, b.Data[i], a.Data[i])
+			}
+		}
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	cases := []struct {
+		s, steps, warm int
+		want           float64
+	}{
+		{0, 100, 20, 1.0 / 20},
+		{19, 100, 20, 0.1 + 0.9*0.5*(1+math.Cos(math.Pi*19/100))},
+		{50, 100, 0, 0.55},
+		{100, 100, 0, 0.1},
+	}
+	for _, c := range cases {
+		if got := schedule(c.s, c.steps, c.warm, 0.1); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("schedule(%d,%d,%d) = %v, want %v", c.s, c.steps, c.warm, got, c.want)
+		}
+	}
+}
+
+func TestAdamWFirstStep(t *testing.T) {
+	// With bias correction the first step moves each weight by lr·sign(g).
+	p := &param{data: []float32{1, -2, 3}, grad: []float32{0.5, -4, 1e-3}, m: make([]float32, 3), v: make([]float32, 3)}
+	o := &adamW{beta1: 0.9, beta2: 0.999, eps: 1e-12}
+	o.update([]*param{p}, 0.1)
+	want := []float32{0.9, -1.9, 2.9}
+	for i := range want {
+		if math.Abs(float64(p.data[i]-want[i])) > 1e-6 {
+			t.Errorf("w[%d] = %v, want %v", i, p.data[i], want[i])
+		}
+	}
+	q := &param{grad: []float32{3, 4}}
+	if n := clipGradNorm([]*param{q}, 1); n != 5 || math.Abs(float64(q.grad[0])-0.6) > 1e-7 {
+		t.Errorf("clip: norm %v, grad %v", n, q.grad)
+	}
+}

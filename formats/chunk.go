@@ -1,0 +1,45 @@
+package formats
+
+import (
+	"fmt"
+	"io"
+)
+
+// ReadFloat32At reads elements [off, off+len(dst)) of the named
+// floating-point tensor into dst, converted to float32. It lets callers
+// stream tensors larger than they want to hold in memory.
+func (f *File) ReadFloat32At(name string, off int, dst []float32) error {
+	t, ok := f.tensors[name]
+	if !ok {
+		return fmt.Errorf("%s: %w: no tensor %q", f.path, ErrInvalid, name)
+	}
+	if off < 0 || off+len(dst) > t.NumElements() {
+		return fmt.Errorf("%s: tensor %q: elements [%d, %d) out of range (%d)", f.path, name, off, off+len(dst), t.NumElements())
+	}
+	es := int64(t.DType.Size())
+	buf := make([]byte, int64(len(dst))*es)
+	n, err := f.r.ReadAt(buf, t.Offset+int64(off)*es)
+	if n == len(buf) {
+		err = nil
+	}
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
+	if err := decodeFloat32(dst, buf, t.DType); err != nil {
+		return fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
+	return nil
+}
+
+// ReadFloat32At reads elements [off, off+len(dst)) of the named tensor (see
+// File.ReadFloat32At).
+func (c *Checkpoint) ReadFloat32At(name string, off int, dst []float32) error {
+	f, err := c.file(name)
+	if err != nil {
+		return err
+	}
+	return f.ReadFloat32At(name, off, dst)
+}

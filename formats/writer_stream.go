@@ -1,0 +1,26 @@
+package formats
+
+import (
+	"fmt"
+	"io"
+)
+
+// WriteRawFrom writes the next declared tensor by copying its little-endian
+// bytes, already in the declared dtype, from r. Exactly the declared byte
+// length is read, through a bounded buffer, so tensors of any size stream.
+func (w *Writer) WriteRawFrom(name string, r io.Reader) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.next >= len(w.specs) || w.specs[w.next].Name != name {
+		return w.fail(fmt.Errorf("%s: tensor %q written out of order", w.path, name))
+	}
+	s := w.specs[w.next]
+	want := int64(s.numElements()) * int64(s.DType.Size())
+	n, err := io.CopyN(w.buf, r, want)
+	if err != nil {
+		return w.fail(fmt.Errorf("%s: tensor %q: copied %d of %d bytes: %w", w.path, name, n, want, err))
+	}
+	w.next++
+	return nil
+}
