@@ -413,3 +413,17 @@ func IsCausalLM(cfg *formats.Config) bool {
 	a := cfg.Architecture()
 	return strings.HasSuffix(a, "ForCausalLM") || strings.HasSuffix(a, "LMHeadModel")
 }
+
+// Compare runs orig and comp over data in batches of batch and returns the
+// quality fields of a Report (KL, agreement, NLL, accuracy, hidden-state
+// errors). causal selects next-token NLL for language models.
+func Compare(ctx context.Context, orig, comp *transformer.Model, causal bool, data *Dataset, batch int) (*Report, error) {
+	rep := &Report{Data: data.Source}
+	if batch <= 0 {
+		batch = 8
+	}
+	if err := compare(ctx, rep, orig, comp, causal, data, Options{Batch: batch}); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}

@@ -23,12 +23,8 @@ type compressFlags struct {
 	seed                         uint64
 	quiet, json                  bool
 	distill                      distillFlags
-}
-
-// distillFlags configure the distillation stage; filled in by the distill
-// command file when distillation is available.
-type distillFlags struct {
-	steps int
+	// compressSummary is the SVD stage's result, for combined output.
+	compressSummary *summary
 }
 
 func newCompressCmd() *cobra.Command {
@@ -130,6 +126,21 @@ func runCompress(cmd *cobra.Command, f *compressFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.distill.resume && resumable(f.out) {
+		// A checkpoint from an interrupted distillation: skip the SVD stage.
+		m, file, err := vlora.ReadManifest(f.out)
+		if err != nil {
+			return err
+		}
+		file.Close()
+		res := &convert.Result{Path: file.Path(), Manifest: m}
+		for _, hook := range compressPostHooks {
+			if err := hook(cmd, f, res); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	bar := newProgress(f.quiet, "compress", 1, nil)
 	opt.Progress = func(p convert.Progress) {
 		if bar.bar != nil {
@@ -142,23 +153,23 @@ func runCompress(cmd *cobra.Command, f *compressFlags) error {
 	if err != nil {
 		return err
 	}
+	s := summarize(res.Manifest)
+	if !f.json {
+		w := cmd.OutOrStdout()
+		fmt.Fprintf(w, "wrote %s\n", res.Path)
+		printSummary(w, s)
+		for _, fb := range res.DenseFallbacks {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: stored dense: %s\n", fb)
+		}
+	}
+	f.compressSummary = &s
 	for _, hook := range compressPostHooks {
 		if err := hook(cmd, f, res); err != nil {
 			return err
 		}
 	}
-	if len(compressPostHooks) > 0 && f.distill.steps > 0 {
-		return nil // the distillation stage printed the final result
-	}
-	s := summarize(res.Manifest)
-	if f.json {
+	if f.json && !f.distill.ran {
 		return printJSON(s)
-	}
-	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "wrote %s\n", res.Path)
-	printSummary(w, s)
-	for _, fb := range res.DenseFallbacks {
-		fmt.Fprintf(cmd.ErrOrStderr(), "note: stored dense: %s\n", fb)
 	}
 	return nil
 }

@@ -1,0 +1,74 @@
+package distill
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+)
+
+// WriteLossCSV writes one row per step: step, loss, lr, grad_norm, tokens,
+// seconds, tokens_per_second.
+func WriteLossCSV(path string, log []Stats) error {
+	var b bytes.Buffer
+	b.WriteString("step,loss,lr,grad_norm,tokens,seconds,tokens_per_second\n")
+	for _, s := range log {
+		fmt.Fprintf(&b, "%d,%.6f,%.6g,%.6g,%d,%.3f,%.1f\n", s.Step, s.Loss, s.LR, s.GradNorm, s.Tokens, s.Elapsed.Seconds(), s.TokensPerSec)
+	}
+	return formats.WriteFileAtomic(path, b.Bytes())
+}
+
+// WriteLossPlot draws the training loss per step (and a 10-step moving
+// average) as a PNG.
+func WriteLossPlot(path, title string, log []Stats) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "step"
+	p.Y.Label.Text = "KL(teacher ‖ student), nats/token"
+	raw := make(plotter.XYs, len(log))
+	avg := make(plotter.XYs, len(log))
+	var window []float64
+	for i, s := range log {
+		raw[i].X, raw[i].Y = float64(s.Step), s.Loss
+		window = append(window, s.Loss)
+		if len(window) > 10 {
+			window = window[1:]
+		}
+		var m float64
+		for _, v := range window {
+			m += v
+		}
+		avg[i].X, avg[i].Y = float64(s.Step), m/float64(len(window))
+	}
+	l1, err := plotter.NewLine(raw)
+	if err != nil {
+		return err
+	}
+	l1.Color = plotter.DefaultLineStyle.Color
+	l1.Width = vg.Points(0.5)
+	l2, err := plotter.NewLine(avg)
+	if err != nil {
+		return err
+	}
+	l2.Width = vg.Points(2)
+	p.Add(plotter.NewGrid(), l1, l2)
+	p.Legend.Add("loss", l1)
+	p.Legend.Add("10-step mean", l2)
+	p.Legend.Top = true
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".loss-*.png")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	if err := p.Save(8*vg.Inch, 5*vg.Inch, tmp.Name()); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
