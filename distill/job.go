@@ -99,6 +99,9 @@ func RunJob(ctx context.Context, j Job) (*Summary, error) {
 		if t <= 0 {
 			t = 128
 		}
+		if mp := teacher.Config.MaxPositions; mp > 0 && t > mp {
+			t = mp
+		}
 		if train, err = verify.SampleLM(ctx, teacher.Model, teacher.Config, n, t, j.Seed); err != nil {
 			return nil, err
 		}
@@ -148,6 +151,9 @@ func RunJob(ctx context.Context, j Job) (*Summary, error) {
 		}
 		if t <= 0 {
 			t = min(128, max(train.T, 2))
+		}
+		if mp := teacher.Config.MaxPositions; mp > 0 && t > mp {
+			t = mp
 		}
 		if eval, err = verify.SampleLM(ctx, teacher.Model, teacher.Config, n, t, j.Seed+0x9e3779b9); err != nil {
 			return nil, err
