@@ -8,13 +8,13 @@ import (
 	"github.com/vlora-convert/vlora-convert/formats"
 )
 
-// Builder maps a Hugging Face config onto a Spec. has reports whether the
+// builder maps a Hugging Face config onto a Spec. has reports whether the
 // checkpoint stores a tensor, for the few choices that depend on it (an
 // untied LM head, a name prefix).
-type Builder func(cfg *formats.Config, has func(name string) bool) (*Spec, error)
+type builder func(cfg *formats.Config, has func(name string) bool) (*Spec, error)
 
 // architectures maps config.architectures[0] onto builders.
-var architectures = map[string]Builder{
+var architectures = map[string]builder{
 	"LlamaForCausalLM":          llamaSpec,
 	"MistralForCausalLM":        llamaSpec,
 	"Qwen2ForCausalLM":          llamaSpec,

@@ -15,7 +15,15 @@
 // Parameters come through the Weights interface, so a dense checkpoint and a
 // compressed model that materialises dense weights by their original names
 // load alike. The loaded parameters live in Model.Params, keyed by name, and
-// may be overwritten in place between passes.
+// may be overwritten in place (or through Model.SetParam) between passes.
+//
+// Model.Forward runs inference. A Trainer runs training steps: its Forward
+// keeps the activations, and its Backward takes the gradient of a loss with
+// respect to the outputs (logits, and optionally any hidden state) and
+// returns the gradient with respect to every parameter by name. loss.go
+// provides the losses a distillation loop needs: KL(teacher ‖ student) with
+// temperature, log-softmax and next-token cross-entropy, each with its
+// gradient.
 //
 // All matrix products go through internal/kernels.Sgemm. Attention is fused
 // per (sequence, head): scores are computed for blocks of query rows, only up

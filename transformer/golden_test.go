@@ -2,7 +2,6 @@ package transformer
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -130,5 +129,3 @@ func goldenInput(t *testing.T, g *formats.File) *Input {
 	}
 	return in
 }
-
-var _ = os.Getenv

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"github.com/vlora-convert/vlora-convert/formats"
 )
@@ -24,6 +25,8 @@ type Model struct {
 	Threads int
 
 	net network
+	// arenas recycles the work buffers of inference passes.
+	arenas sync.Pool
 }
 
 // linear, norm, attention, mlp, layer and network are a Spec resolved onto
@@ -129,6 +132,28 @@ func LoadCheckpoint(dir string) (*Model, error) {
 // LoadSpec builds a model for spec with parameters from w. Every tensor is
 // copied and its shape checked against the spec.
 func LoadSpec(spec *Spec, w Weights) (*Model, error) {
+	if w == nil {
+		return nil, fmt.Errorf("transformer: no weights")
+	}
+	m, _, err := loadSpec(spec, w)
+	return m, err
+}
+
+// ParamInfo names a parameter and gives its shape.
+type ParamInfo struct {
+	Name  string
+	Shape []int
+}
+
+// Parameters lists every tensor a model of this spec reads, once each (a
+// tied head is listed once, under the embedding), in load order.
+func (s *Spec) Parameters() ([]ParamInfo, error) {
+	_, order, err := loadSpec(s, nil)
+	return order, err
+}
+
+// loadSpec builds the model; with w == nil every parameter is zero.
+func loadSpec(spec *Spec, w Weights) (*Model, []ParamInfo, error) {
 	m := &Model{Spec: spec, Params: map[string]*Param{}}
 	ld := loader{m: m, w: w}
 	n := &m.net
@@ -138,7 +163,7 @@ func LoadSpec(spec *Spec, w Weights) (*Model, error) {
 	if e.Patch != nil {
 		p := e.Patch
 		if p.Size <= 0 || p.Channels <= 0 || p.ImageH%p.Size != 0 || p.ImageW%p.Size != 0 {
-			return nil, fmt.Errorf("transformer: bad patch geometry %+v", *p)
+			return nil, nil, fmt.Errorf("transformer: bad patch geometry %+v", *p)
 		}
 		n.patch = &patch{
 			w:   ld.param(p.Weight, H, p.Channels, p.Size, p.Size),
@@ -166,10 +191,10 @@ func LoadSpec(spec *Spec, w Weights) (*Model, error) {
 	for i, ls := range spec.Layers {
 		a := ls.Attn
 		if a.Heads <= 0 || a.KVHeads <= 0 || a.Heads%a.KVHeads != 0 || a.HeadDim <= 0 {
-			return nil, fmt.Errorf("transformer: layer %d: bad head layout %d/%d×%d", i, a.Heads, a.KVHeads, a.HeadDim)
+			return nil, nil, fmt.Errorf("transformer: layer %d: bad head layout %d/%d×%d", i, a.Heads, a.KVHeads, a.HeadDim)
 		}
 		if a.RopeTheta != 0 && a.HeadDim%2 != 0 {
-			return nil, fmt.Errorf("transformer: layer %d: rotary embeddings need an even head dimension, got %d", i, a.HeadDim)
+			return nil, nil, fmt.Errorf("transformer: layer %d: rotary embeddings need an even head dimension, got %d", i, a.HeadDim)
 		}
 		l := layer{post: ls.PostNorm, n1: ld.norm(ls.Norm1, H), n2: ld.norm(ls.Norm2, H)}
 		at := &l.attn
@@ -194,6 +219,9 @@ func LoadSpec(spec *Spec, w Weights) (*Model, error) {
 		}
 		mp := &l.mlp
 		mp.gated, mp.act = ls.MLP.Gated, ls.MLP.Act
+		if mp.act < SiLU || mp.act > ReLU {
+			ld.fail(fmt.Errorf("layer %d: unknown activation %d", i, mp.act))
+		}
 		if mp.gated {
 			mp.gate = ld.linear(ls.MLP.Gate)
 		}
@@ -223,16 +251,17 @@ func LoadSpec(spec *Spec, w Weights) (*Model, error) {
 		ld.fail(fmt.Errorf("unknown head kind %d", spec.Head.Kind))
 	}
 	if ld.err != nil {
-		return nil, fmt.Errorf("transformer: %w", ld.err)
+		return nil, nil, fmt.Errorf("transformer: %w", ld.err)
 	}
-	return m, nil
+	return m, ld.order, nil
 }
 
 // loader reads parameters once each and records the first error.
 type loader struct {
-	m   *Model
-	w   Weights
-	err error
+	m     *Model
+	w     Weights
+	err   error
+	order []ParamInfo
 }
 
 func (l *loader) fail(err error) {
@@ -253,6 +282,12 @@ func (l *loader) param(name string, shape ...int) *Param {
 	if l.err != nil {
 		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
 	}
+	if l.w == nil {
+		p := &Param{Name: name, Shape: append([]int(nil), shape...), Data: make([]float32, prod(shape))}
+		l.m.Params[name] = p
+		l.order = append(l.order, ParamInfo{Name: name, Shape: p.Shape})
+		return p
+	}
 	data, got, err := l.w.Tensor(name)
 	if err != nil {
 		l.fail(fmt.Errorf("%s: %w", name, err))
@@ -264,6 +299,7 @@ func (l *loader) param(name string, shape ...int) *Param {
 	}
 	p := &Param{Name: name, Shape: append([]int(nil), got...), Data: append([]float32(nil), data...)}
 	l.m.Params[name] = p
+	l.order = append(l.order, ParamInfo{Name: name, Shape: p.Shape})
 	return p
 }
 
@@ -284,6 +320,9 @@ func (l *loader) linear(s LinearSpec) linear {
 }
 
 func (l *loader) norm(s NormSpec, h int) norm {
+	if s.Kind != RMSNorm && s.Kind != LayerNorm {
+		l.fail(fmt.Errorf("%s: unknown normalisation %d", s.Weight, s.Kind))
+	}
 	n := norm{kind: s.Kind, w: l.param(s.Weight, h), eps: float32(s.Eps)}
 	if s.Kind == LayerNorm {
 		n.b = l.optional(s.Bias, h)
@@ -315,5 +354,20 @@ func (m *Model) NumLayers() int { return len(m.net.layers) }
 // Hidden returns the hidden size.
 func (m *Model) Hidden() int { return m.net.hidden }
 
-// errInput marks invalid inputs.
-var errInput = errors.New("invalid input")
+// ErrInput reports an invalid Input, OutputGrad or loss argument; errors
+// returned for such arguments wrap it.
+var ErrInput = errors.New("invalid input")
+
+// SetParam copies data into the named parameter. The length must match the
+// parameter's; the model keeps no reference to data.
+func (m *Model) SetParam(name string, data []float32) error {
+	p, ok := m.Params[name]
+	if !ok {
+		return fmt.Errorf("transformer: %w: %q", ErrNotFound, name)
+	}
+	if len(data) != len(p.Data) {
+		return fmt.Errorf("transformer: %w: %s has %d values, got %d", ErrInput, name, len(p.Data), len(data))
+	}
+	copy(p.Data, data)
+	return nil
+}

@@ -18,14 +18,8 @@ func normForward(nm *norm, workers, n, h int, x, y, mean, rstd []float32) {
 			xr := x[i*h : i*h+h]
 			yr := y[i*h : i*h+h]
 			if nm.kind == RMSNorm {
-				var ss float64
-				for _, v := range xr {
-					ss += float64(v) * float64(v)
-				}
-				r := float32(1 / math.Sqrt(ss/float64(h)+eps))
-				for j, v := range xr {
-					yr[j] = w[j] * (v * r)
-				}
+				r := float32(1 / math.Sqrt(sumSquares(xr)/float64(h)+eps))
+				scaleMul(xr, w, yr, r)
 				if rstd != nil {
 					rstd[i] = r
 				}

@@ -82,10 +82,20 @@ func (p *pass) buf(slot *[]float32, n int) []float32 {
 		return p.ar.alloc(n)
 	}
 	if cap(*slot) < n {
-		*slot = make([]float32, n)
+		*slot = p.ar.alloc(n)
 	}
 	*slot = (*slot)[:n]
 	return *slot
+}
+
+// result returns a buffer for an output tensor: arena memory in a training
+// pass (owned by the Trainer), fresh memory in an inference pass (owned by
+// the caller, while the arena goes back to the model's pool).
+func (p *pass) result(n int) []float32 {
+	if p.train {
+		return p.ar.alloc(n)
+	}
+	return make([]float32, n)
 }
 
 func (p *pass) rope(hd int, theta float64) *ropeTable {
@@ -291,7 +301,7 @@ func (p *pass) layerForward(l *layer, t *layerTape, x []float32) []float32 {
 
 // geom returns the attention geometry of a block for this pass.
 func (p *pass) geom(a *attention) attnGeom {
-	return attnGeom{B: p.B, T: p.T, nh: a.nh, nkv: a.nkv, hd: a.hd, ld: a.width(), ldo: a.nh * a.hd, causal: a.causal, scale: a.scale}
+	return attnGeom{B: p.B, T: p.T, nh: a.nh, nkv: a.nkv, hd: a.hd, ld: a.width(), ldo: a.nh * a.hd, causal: a.causal, scale: a.scale, block: attnBlock}
 }
 
 // project computes the q|k|v buffer from h: the projections, their biases
@@ -332,10 +342,7 @@ func (p *pass) project(a *attention, h, qkv []float32) {
 				addTo(row, bias)
 			}
 			if rt != nil {
-				t := i % p.T
-				for h := 0; h < a.nh+a.nkv; h++ {
-					rt.rotate(row[h*a.hd:(h+1)*a.hd], t)
-				}
+				rt.rotateHeads(row, a.nh+a.nkv, i%p.T)
 			}
 		}
 	})
@@ -357,7 +364,7 @@ func (p *pass) head() {
 	switch n.headKind {
 	case HeadLM:
 		V := n.lm.out
-		p.logits = p.ar.alloc(N * V)
+		p.logits = p.result(N * V)
 		n.lm.forward(p.gemm, N, p.headIn, H, p.logits, V, 0)
 		if n.lm.b != nil {
 			addRows(p.workers, N, p.logits, V, n.lm.b.Data)
@@ -365,7 +372,7 @@ func (p *pass) head() {
 		p.logitsShape = []int{p.B, p.T, V}
 	case HeadEncoder:
 		if n.pooler != nil {
-			p.pooled = p.ar.alloc(p.B * H)
+			p.pooled = p.result(p.B * H)
 			n.pooler.forward(p.gemm, p.B, p.headIn, p.T*H, p.pooled, H, 0)
 			for b := range p.B {
 				r := p.pooled[b*H : b*H+H]
@@ -379,7 +386,7 @@ func (p *pass) head() {
 		}
 	case HeadClassifier:
 		c := &n.classifier
-		p.logits = p.ar.alloc(p.B * c.out)
+		p.logits = p.result(p.B * c.out)
 		c.forward(p.gemm, p.B, p.headIn, p.T*H, p.logits, c.out, 0)
 		if c.b != nil {
 			addRows(p.workers, p.B, p.logits, c.out, c.b.Data)
@@ -394,6 +401,9 @@ func (p *pass) output() *Output {
 		Pooler: p.pooled, HiddenStates: p.hidden}
 	if p.n.headKind != HeadLM {
 		o.LastHidden = p.headIn
+		if !p.train {
+			o.LastHidden = append([]float32(nil), p.headIn...)
+		}
 	}
 	return o
 }
@@ -404,8 +414,15 @@ func (m *Model) Forward(in *Input, opt Options) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := m.newPass(B, T, false, &arena{})
+	ar, _ := m.arenas.Get().(*arena)
+	if ar == nil {
+		ar = &arena{}
+	}
+	ar.reset()
+	p := m.newPass(B, T, false, ar)
 	p.wantHidden = opt.Hidden
 	p.run(in)
-	return p.output(), nil
+	out := p.output()
+	m.arenas.Put(ar)
+	return out, nil
 }

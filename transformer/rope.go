@@ -56,3 +56,19 @@ func (rt *ropeTable) rotateBack(x []float32, t int) {
 		hi[i] = b*c[i] - a*s[i]
 	}
 }
+
+// rotateHeads applies rotate to the heads consecutive head vectors at the
+// start of row, all at position t.
+func (rt *ropeTable) rotateHeads(row []float32, heads, t int) {
+	h := rt.half
+	row = row[:heads*2*h]
+	if haveAVX2 && h%8 == 0 && heads > 0 {
+		c := rt.cos[t*h : t*h+h]
+		s := rt.sin[t*h : t*h+h]
+		ropeRowAVX2(&row[0], &c[0], &s[0], heads, h)
+		return
+	}
+	for i := range heads {
+		rt.rotate(row[i*2*h:(i+1)*2*h], t)
+	}
+}

@@ -3,7 +3,6 @@ package transformer
 import (
 	"errors"
 	"fmt"
-	"math"
 )
 
 // Trainer runs training passes on a Model: Forward keeps the activations
@@ -62,9 +61,8 @@ func (t *Trainer) Forward(in *Input, opt Options) (*Output, error) {
 	// reuse its input buffers.
 	cp := *in
 	cp.IDs = append([]int(nil), in.IDs...)
-	cp.TokenTypes = append([]int(nil), in.TokenTypes...)
-	if in.TokenTypes == nil {
-		cp.TokenTypes = nil
+	if in.TokenTypes != nil {
+		cp.TokenTypes = append([]int(nil), in.TokenTypes...)
 	}
 	t.p.run(&cp)
 	return t.p.output(), nil
@@ -97,11 +95,11 @@ func (t *Trainer) Backward(g *OutputGrad) (map[string]*Param, error) {
 func (t *Trainer) checkGrad(g *OutputGrad) error {
 	p := t.p
 	if g == nil {
-		return fmt.Errorf("transformer: %w: nil OutputGrad", errInput)
+		return fmt.Errorf("transformer: %w: nil OutputGrad", ErrInput)
 	}
 	check := func(what string, got []float32, want int) error {
 		if got != nil && len(got) != want {
-			return fmt.Errorf("transformer: %w: %s gradient has %d values, want %d", errInput, what, len(got), want)
+			return fmt.Errorf("transformer: %w: %s gradient has %d values, want %d", ErrInput, what, len(got), want)
 		}
 		return nil
 	}
@@ -110,26 +108,26 @@ func (t *Trainer) checkGrad(g *OutputGrad) error {
 		nl = len(p.logits)
 	}
 	if g.Logits != nil && p.logits == nil {
-		return fmt.Errorf("transformer: %w: the model has no logits", errInput)
+		return fmt.Errorf("transformer: %w: the model has no logits", ErrInput)
 	}
 	if err := check("logits", g.Logits, nl); err != nil {
 		return err
 	}
 	if g.LastHidden != nil && p.n.headKind == HeadLM {
-		return fmt.Errorf("transformer: %w: the model has no last_hidden_state output", errInput)
+		return fmt.Errorf("transformer: %w: the model has no last_hidden_state output", ErrInput)
 	}
 	if err := check("last hidden state", g.LastHidden, p.N*p.H); err != nil {
 		return err
 	}
 	if g.Pooler != nil && p.pooled == nil {
-		return fmt.Errorf("transformer: %w: the model has no pooler", errInput)
+		return fmt.Errorf("transformer: %w: the model has no pooler", ErrInput)
 	}
 	if err := check("pooler", g.Pooler, p.B*p.H); err != nil {
 		return err
 	}
 	for i, h := range g.Hidden {
 		if i < 0 || i > len(p.n.layers) {
-			return fmt.Errorf("transformer: %w: hidden state %d outside [0,%d]", errInput, i, len(p.n.layers))
+			return fmt.Errorf("transformer: %w: hidden state %d outside [0,%d]", ErrInput, i, len(p.n.layers))
 		}
 		if err := check(fmt.Sprintf("hidden state %d", i), h, p.N*p.H); err != nil {
 			return err
@@ -400,5 +398,3 @@ func (p *pass) embedBackward(dx []float32, gb func(*Param) []float32) {
 		}
 	})
 }
-
-var _ = math.Abs

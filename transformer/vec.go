@@ -88,3 +88,29 @@ func siluMulGrad(g, u, da, dg, du []float32) {
 		du[i] = da[i] * x * s
 	}
 }
+
+// sumSquares returns Σ x[i]², from float32 partial sums.
+func sumSquares(x []float32) float64 {
+	var s float64
+	k := vecBlock(len(x))
+	if k > 0 {
+		s = float64(sumSquaresAVX2(&x[0], k))
+	}
+	for _, v := range x[k:] {
+		s += float64(v) * float64(v)
+	}
+	return s
+}
+
+// scaleMul sets y[i] = w[i]·(x[i]·r), the operation order of an RMSNorm.
+func scaleMul(x, w, y []float32, r float32) {
+	n := len(x)
+	w, y = w[:n], y[:n]
+	k := vecBlock(n)
+	if k > 0 {
+		scaleMulAVX2(&x[0], &w[0], &y[0], k, r)
+	}
+	for i := k; i < n; i++ {
+		y[i] = w[i] * (x[i] * r)
+	}
+}

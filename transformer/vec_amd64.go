@@ -21,3 +21,12 @@ func softmaxGradAVX2(p, dp *float32, n int, l, ds float32)
 
 //go:noescape
 func siluMulGradAVX2(gate, up, da, dg, du *float32, n int)
+
+//go:noescape
+func sumSquaresAVX2(x *float32, n int) float32
+
+//go:noescape
+func scaleMulAVX2(x, w, y *float32, n int, r float32)
+
+//go:noescape
+func ropeRowAVX2(x, cos, sin *float32, heads, half int)

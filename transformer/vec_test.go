@@ -82,6 +82,21 @@ func TestVectorLoops(t *testing.T) {
 				t.Fatalf("n=%d siluMulGrad du[%d] = %g, want %g", n, i, du[i], w)
 			}
 		}
+		// sumSquares and scaleMul
+		var wss float64
+		for _, v := range x {
+			wss += float64(v) * float64(v)
+		}
+		if got := sumSquares(x); math.Abs(got-wss) > vecTol*wss {
+			t.Errorf("n=%d sumSquares = %g, want %g", n, got, wss)
+		}
+		sm := make([]float32, n)
+		scaleMul(x, u, sm, 0.7)
+		for i := range x {
+			if w := u[i] * (x[i] * 0.7); sm[i] != w {
+				t.Fatalf("n=%d scaleMul[%d] = %g, want %g", n, i, sm[i], w)
+			}
+		}
 		// softmaxGrad
 		p := append([]float32(nil), x...)
 		dp := randSlice(rng, n, 1)
@@ -102,6 +117,30 @@ func TestVectorLoops(t *testing.T) {
 
 // TestVectorLoopsExtremes checks clamping far outside the float32 range of
 // e**x: the results must stay finite and sensible (0 or 1 for σ).
+// TestRotateHeads compares the vector rotation of a row of heads with the
+// scalar one, for a head size the vector loop takes (half = 8, 16) and one it
+// does not (half = 5).
+func TestRotateHeads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, hd := range []int{16, 32, 10} {
+		const T, heads = 7, 3
+		rt := newRopeTable(T, hd, 10000)
+		for tt := range T {
+			row := randSlice(rng, heads*hd+5, 1)
+			want := append([]float32(nil), row...)
+			for h := range heads {
+				rt.rotate(want[h*hd:(h+1)*hd], tt)
+			}
+			rt.rotateHeads(row, heads, tt)
+			for i := range row {
+				if math.Abs(float64(row[i]-want[i])) > 1e-6*math.Max(1, math.Abs(float64(want[i]))) {
+					t.Fatalf("hd=%d t=%d: [%d] = %g, want %g", hd, tt, i, row[i], want[i])
+				}
+			}
+		}
+	}
+}
+
 func TestVectorLoopsExtremes(t *testing.T) {
 	x := []float32{-1000, -200, -90, 90, 200, 1000, -1000, 1000, 0}
 	u := []float32{1, 1, 1, 1, 1, 1, 1, 1, 1}
