@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -148,7 +149,16 @@ func runCompress(cmd *cobra.Command, f *compressFlags) error {
 		}
 		bar.Set(int64(p.Done))
 	}
+	// The SVD stage's live memory is bounded by a few layer tensors; a soft
+	// limit keeps the garbage collector from letting the heap double past it.
+	prevLimit := int64(-1)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		prevLimit = debug.SetMemoryLimit(compressMemoryLimit)
+	}
 	res, err := convert.Compress(cmd.Context(), f.model, f.out, opt)
+	if prevLimit >= 0 {
+		debug.SetMemoryLimit(prevLimit)
+	}
 	bar.Close()
 	if err != nil {
 		return err
@@ -173,6 +183,10 @@ func runCompress(cmd *cobra.Command, f *compressFlags) error {
 	}
 	return nil
 }
+
+// compressMemoryLimit is the soft heap limit of the SVD stage (1.5 GiB),
+// unless GOMEMLIMIT says otherwise.
+const compressMemoryLimit = 1536 << 20
 
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
