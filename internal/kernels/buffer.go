@@ -33,8 +33,12 @@ func getBuffer(n int) *buffer {
 	return &buffer{raw: raw, s: align(raw)[:n]}
 }
 
-// release returns the buffer to the pool.
-func (b *buffer) release() { bufferPool.Put(b) }
+// release returns the buffer to the pool; it does nothing for a nil buffer.
+func (b *buffer) release() {
+	if b != nil {
+		bufferPool.Put(b)
+	}
+}
 
 // align returns the suffix of s that starts on a bufferAlign boundary.
 func align(s []float32) []float32 {

@@ -9,9 +9,14 @@
 //
 // On amd64 the GEMM micro-kernel is written in assembly and selected at
 // program start from the CPU features: an AVX-512 kernel when AVX512F is
-// available, an AVX2+FMA kernel otherwise. Other architectures, and builds
-// with the purego tag, use a portable Go kernel. Every path computes the same
-// result up to float32 rounding.
+// available, an AVX2+FMA kernel otherwise; the vector helpers use AVX2 when
+// available. Other architectures, and builds with the purego tag, use
+// portable Go. Every path computes the same result up to float32 rounding.
+//
+// Sgemm reads A in place through its strides and packs B into contiguous
+// panels (Goto/BLIS blocking), splits C across goroutines in bands of whole
+// register tiles, and computes products with a single row or column of C as
+// dot products or axpys.
 //
 // Invalid dimensions, strides or slice lengths are programming errors and
 // cause a panic, as in gonum's BLAS implementation.

@@ -38,41 +38,48 @@ func packA(dst, a []float32, rsa, csa, kb, mb, mr int) {
 	}
 }
 
-// packB copies alpha times the kb×nb block B̃(p, j) = b[p*rsb + j*csb] into
-// dst as consecutive nr-column panels: element (p, j) of panel q = j/nr is
-// stored at dst[q*nr*kb + p*nr + j%nr]. Columns of the last panel beyond nb
-// are zero.
-func packB(dst, b []float32, rsb, csb, kb, nb, nr int, alpha float32) {
+// packB copies the kb×nb block B̃(p, j) = b[p*rsb + j*csb], where rsb or
+// csb is 1, into dst as consecutive nr-column panels: element (p, j) of panel
+// q = j/nr is stored at dst[q*nr*kb + p*nr + j%nr]. Columns of the last panel
+// beyond nb are zero. packT, if not nil, packs the panels of a transposed B
+// (rsb == 1) in place of packBT.
+func packB(dst, b []float32, rsb, csb, kb, nb, nr int, packT packTFunc) {
 	for j0 := 0; j0 < nb; j0 += nr {
 		cols := min(nr, nb-j0)
 		panel := dst[j0*kb : j0*kb+nr*kb]
-		src := b[j0*csb:]
-		if csb == 1 {
+		switch {
+		case csb == 1:
 			// Rows of B are contiguous.
+			src := b[j0:]
 			for p := range kb {
-				row := src[p*rsb : p*rsb+cols]
-				out := panel[p*nr : p*nr+cols]
-				if alpha == 1 {
-					copy(out, row)
-				} else {
-					for j, v := range row {
-						out[j] = alpha * v
-					}
-				}
-			}
-		} else {
-			// Columns of B are contiguous (rsb == 1) or both strided.
-			for j := range cols {
-				col := src[j*csb:]
-				for p := range kb {
-					panel[p*nr+j] = alpha * col[p*rsb]
-				}
-			}
-		}
-		if cols < nr {
-			for p := range kb {
+				copy(panel[p*nr:p*nr+cols], src[p*rsb:p*rsb+cols])
 				clear(panel[p*nr+cols : p*nr+nr])
 			}
+		case packT != nil:
+			packT(panel, b[j0*csb:], csb, kb, cols)
+		default:
+			packBT(panel, b[j0*csb:], csb, kb, cols, nr)
 		}
 	}
 }
+
+// packBT packs one nr-column panel of a B stored transposed: for p < kb and
+// j < nr, dst[p*nr + j] = b[j*ldb + p] when j < cols, else 0.
+func packBT(dst, b []float32, ldb, kb, cols, nr int) {
+	dst = dst[:kb*nr]
+	for j := range cols {
+		col := b[j*ldb : j*ldb+kb]
+		for p, v := range col {
+			dst[p*nr+j] = v
+		}
+	}
+	if cols < nr {
+		for p := range kb {
+			clear(dst[p*nr+cols : p*nr+nr])
+		}
+	}
+}
+
+// packTFunc packs one panel of a B stored transposed: for p < kb and j < nr,
+// dst[p*nr + j] = b[j*ldb + p] when j < cols, else 0; 1 ≤ cols ≤ nr.
+type packTFunc func(dst, b []float32, ldb, kb, cols int)

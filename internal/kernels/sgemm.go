@@ -39,7 +39,8 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 //
 // When beta is zero C is overwritten and its previous contents, including
 // NaNs and infinities, are ignored. When alpha is zero or k is zero, A and B
-// are not read and C is only scaled by beta.
+// are not read and C is only scaled by beta. C must not overlap A or B.
+// Concurrent calls are safe as long as they write disjoint C.
 //
 // Sgemm panics if a dimension is negative, a stride is smaller than the
 // stored row length (or smaller than 1), or a slice is too short to hold the
@@ -112,15 +113,6 @@ func checkMatrix(name string, rows, cols int, s []float32, ld int) {
 // writes zeros.
 func scaleMatrix(m, n int, beta float32, c []float32, ldc int) {
 	for i := range m {
-		row := c[i*ldc : i*ldc+n]
-		switch beta {
-		case 0:
-			clear(row)
-		case 1:
-		default:
-			for j := range row {
-				row[j] *= beta
-			}
-		}
+		scaleBeta(beta, c[i*ldc:i*ldc+n])
 	}
 }

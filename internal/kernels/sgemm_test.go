@@ -140,31 +140,36 @@ func checkResult(t *testing.T, tc gemmCase, c []float32, ldc int, want, mag []fl
 
 // testKernels returns every micro-kernel supported here, each also in a copy
 // with tiny cache blocks so that small shapes cross every mc, kc and nc block
-// boundary (and the beta = 1 continuation over k blocks).
+// boundary (and the beta = 1 continuation over k blocks) and B is always
+// packed, where the original reads short bands of B in place.
 func testKernels() []*microKernel {
 	var ks []*microKernel
 	for _, k := range supportedKernels() {
 		small := *k
 		small.name += "-smallblocks"
 		small.mc, small.kc, small.nc = 2*k.mr, 5, 2*k.nr
+		small.directBMaxTiles = 0
 		ks = append(ks, k, &small)
 	}
 	return ks
 }
 
 // conformanceShapes are non-square (m, n, k) triples around the register tile
-// sizes of every kernel (4, 6, 12, 16, 32) and the edge sizes 1, 7, 17, 33,
-// 129.
+// sizes of every kernel (4, 6, 12, 16, 32), the edge sizes 1, 7, 17, 33,
+// 129, and single rows and columns of C (the matrix-vector path).
 var conformanceShapes = [][3]int{
 	{1, 1, 1}, {1, 7, 17}, {7, 1, 33}, {17, 33, 1}, {33, 17, 7},
 	{129, 7, 17}, {7, 129, 33}, {17, 33, 129}, {33, 129, 1}, {129, 17, 129},
 	{12, 32, 16}, {13, 33, 15}, {11, 31, 64}, {24, 64, 3}, {25, 65, 9},
 	{6, 16, 8}, {5, 15, 9}, {50, 48, 40}, {97, 70, 300}, {40, 100, 257},
+	{1, 200, 300}, {150, 1, 260}, {2, 90, 50}, {90, 2, 50},
 }
 
 // TestSgemmConformance runs every implementation path on random non-square
-// shapes, all transpose combinations, several alpha/beta pairs, strides
-// longer than the rows and 1–3 threads, against a float64 reference.
+// shapes, all transpose combinations, several alpha/beta pairs and strides
+// longer than the rows, against a float64 reference. (These products are
+// below parallelMinFlops and run on one goroutine whatever the thread count;
+// TestSgemmExact covers products split across goroutines.)
 //
 // Tolerance: with uniformly random data the rounding error of a length-k
 // float32 dot product grows like √k·u relative to Σ|a·b| (the probabilistic
@@ -205,24 +210,31 @@ func TestSgemmConformance(t *testing.T) {
 // sum is exactly representable in float32 (|sum| < 2²⁴), so every path must
 // reproduce the reference exactly: a dropped, repeated or misplaced term
 // cannot hide inside a rounding tolerance. The shapes include k far larger
-// than any cache block and sizes that are not multiples of any tile.
+// than any cache block, sizes that are not multiples of any tile, and
+// products large enough to be split across 2 or 3 goroutines by rows (tall C)
+// and by columns (wide C).
 func TestSgemmExact(t *testing.T) {
-	shapes := [][3]int{{67, 45, 1000}, {300, 37, 70}, {29, 301, 530}, {130, 131, 129}}
+	shapes := [][3]int{
+		{67, 45, 1000}, {300, 37, 70}, {29, 301, 530}, {130, 131, 129},
+		{611, 40, 190}, {40, 700, 170}, {130, 128, 300},
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	gen := func() float32 { return float32(rng.IntN(7) - 3) }
-	for _, kern := range testKernels() {
-		for i, sh := range shapes {
-			for tr := range 4 {
-				tc := gemmCase{
-					transA: tr&1 != 0, transB: tr&2 != 0,
-					m: sh[0], n: sh[1], k: sh[2],
-					alpha: 2, beta: []float32{0, 1, -0.5}[(i+tr)%3],
-					pad: 3,
-				}
-				t.Run(kern.name+"/"+tc.String(), func(t *testing.T) {
-					a, lda, b, ldb, c, ldc := tc.operands(gen)
-					want, mag := referenceGemm(tc, a, lda, b, ldb, c, ldc)
-					Options{Threads: 2, kern: kern}.Sgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+	for i, sh := range shapes {
+		for tr := range 4 {
+			tc := gemmCase{
+				transA: tr&1 != 0, transB: tr&2 != 0,
+				m: sh[0], n: sh[1], k: sh[2],
+				alpha: 2, beta: []float32{0, 1, -0.5}[(i+tr)%3],
+				pad: 3,
+			}
+			a, lda, b, ldb, c0, ldc := tc.operands(gen)
+			want, mag := referenceGemm(tc, a, lda, b, ldb, c0, ldc)
+			threads := 2 + (i+tr)%2
+			for _, kern := range testKernels() {
+				t.Run(fmt.Sprintf("%s/%v/threads=%d", kern.name, tc, threads), func(t *testing.T) {
+					c := append([]float32(nil), c0...)
+					Options{Threads: threads, kern: kern}.Sgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
 					checkResult(t, tc, c, ldc, want, mag, func(float64) float64 { return 0 })
 				})
 			}
@@ -297,6 +309,56 @@ func TestSgemmPanics(t *testing.T) {
 				}
 			}()
 			tt.call()
+		})
+	}
+}
+
+// TestPartition checks how products are split across goroutines: bands must
+// tile the split dimension exactly, start on register-tile boundaries, number
+// at most the thread count, and follow the documented choice of dimension.
+func TestPartition(t *testing.T) {
+	kern := &microKernel{name: "test", mr: 12, nr: 32}
+	tests := []struct {
+		m, n, k, threads int
+		wantRows         bool
+		wantBands        int
+	}{
+		{8192, 128, 128, 2, true, 2},  // tall: rows
+		{128, 8192, 128, 2, false, 2}, // wide: columns
+		{128, 128, 8192, 2, false, 2}, // 6 of 11 row tiles vs 2 of 4 column tiles: columns
+		{344, 128, 8192, 2, true, 2},  // 15 of 29 row tiles vs 2 of 4 column tiles: too close
+		{140, 128, 8192, 2, true, 2},  // 6 of 12 row tiles vs 2 of 4 column tiles: equal
+		{8192, 344, 128, 3, true, 3},
+		{256, 256, 16, 2, true, 1},   // below parallelMinFlops
+		{8192, 128, 128, 1, true, 1}, // one thread
+		{8192, 128, 128, 0, true, 1}, // a non-positive count is one thread here
+		{30, 20000, 16, 4, false, 4},
+		{13, 33, 40000, 8, false, 2}, // only two row tiles and two column tiles
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("m=%d,n=%d,k=%d,threads=%d", tt.m, tt.n, tt.k, tt.threads), func(t *testing.T) {
+			g := &gemm{m: tt.m, n: tt.n, k: tt.k, kern: kern}
+			p := g.partition(tt.threads)
+			if p.rows != tt.wantRows || p.bands != tt.wantBands {
+				t.Fatalf("rows=%v with %d bands, want %v with %d", p.rows, p.bands, tt.wantRows, tt.wantBands)
+			}
+			rows := p.rows
+			cuts := make([]int, p.bands+1)
+			for i := range cuts {
+				cuts[i] = p.cut(i)
+			}
+			dim, unit := tt.n, kern.nr
+			if rows {
+				dim, unit = tt.m, kern.mr
+			}
+			if cuts[0] != 0 || cuts[len(cuts)-1] != dim {
+				t.Fatalf("cuts %v do not span [0, %d)", cuts, dim)
+			}
+			for i := 1; i < len(cuts); i++ {
+				if cuts[i] <= cuts[i-1] || (cuts[i] != dim && cuts[i]%unit != 0) {
+					t.Fatalf("cuts %v: band %d empty or not aligned to %d", cuts, i-1, unit)
+				}
+			}
 		})
 	}
 }

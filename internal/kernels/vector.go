@@ -14,7 +14,8 @@ func Dot(x, y []float32) float32 {
 	return dot(x, y)
 }
 
-// Axpy computes y[i] += alpha·x[i]. It panics if the lengths differ.
+// Axpy computes y[i] += alpha·x[i]. It panics if the lengths differ. When
+// alpha is zero y is left unchanged.
 func Axpy(alpha float32, x, y []float32) {
 	if len(x) != len(y) {
 		panic(fmt.Sprintf("kernels: Axpy: length mismatch %d != %d", len(x), len(y)))
@@ -38,18 +39,7 @@ func Softmax(x []float32) {
 	if len(x) == 0 {
 		return
 	}
-	mx := x[0]
-	for _, v := range x[1:] {
-		if v > mx {
-			mx = v
-		}
-	}
-	var sum float64
-	for i, v := range x {
-		e := expf(v - mx)
-		x[i] = e
-		sum += float64(e)
-	}
+	sum := expSub(x, maxOf(x))
 	scale(float32(1/sum), x)
 }
 
@@ -96,6 +86,30 @@ func scaleGeneric(alpha float32, x []float32) {
 	for i := range x {
 		x[i] *= alpha
 	}
+}
+
+// maxOfGeneric is the portable implementation of maxOf: the largest element
+// of a non-empty x.
+func maxOfGeneric(x []float32) float32 {
+	mx := x[0]
+	for _, v := range x[1:] {
+		if v > mx {
+			mx = v
+		}
+	}
+	return mx
+}
+
+// expSubGeneric is the portable implementation of expSub: it replaces x[i]
+// by e^(x[i]-mx) and returns the sum of the results in float64.
+func expSubGeneric(x []float32, mx float32) float64 {
+	var sum float64
+	for i, v := range x {
+		e := expf(v - mx)
+		x[i] = e
+		sum += float64(e)
+	}
+	return sum
 }
 
 // expf returns e^x in float32 with an error below 2 ulp for normal results.
