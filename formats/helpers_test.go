@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,33 +12,8 @@ import (
 )
 
 // sharedDir returns the read-only test material directory ../shared next to
-// the repository root, found by walking up to go.mod. It skips the test when
-// the directory is absent, and fails it instead when CI=true.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("test material missing: %v", err)
-		}
-		t.Skipf("test material missing (%v); set CI=true to make this a failure", err)
-	}
-	return shared
-}
+// the repository root (skipped when absent, failed when CI=true).
+func sharedDir(t testing.TB) string { return testenv.Shared(t, ".") }
 
 // rawFile assembles a safetensors file from a header document and data bytes,
 // without any validation, so tests can build malformed files.

@@ -1,45 +1,16 @@
 package transformer
 
 import (
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
-// repoRoot returns the directory holding go.mod, searching upwards from the
-// package directory.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the package directory")
-		}
-		dir = parent
-	}
-}
+// repoRoot returns the directory holding go.mod.
+func repoRoot(t testing.TB) string { return testenv.RepoRoot(t) }
 
-// sharedDir returns ../shared/<rel> relative to the repository root. When it
-// is absent the test is skipped, or fails when CI=true.
-func sharedDir(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(repoRoot(t), "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared test material %s is missing (CI=true): %v", p, err)
-		}
-		t.Skipf("shared test material %s is absent: %v", p, err)
-	}
-	return p
-}
+// sharedDir returns ../shared/<rel> (skipped when absent, failed when CI=true).
+func sharedDir(t testing.TB, rel string) string { return testenv.Shared(t, rel) }
 
 // relErr returns ‖got − want‖/‖want‖ over the first len(want) values,
 // accumulated in float64.
