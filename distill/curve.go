@@ -70,5 +70,8 @@ func WriteLossPlot(path, title string, log []Stats) error {
 	if err := p.Save(8*vg.Inch, 5*vg.Inch, tmp.Name()); err != nil {
 		return err
 	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
 	return os.Rename(tmp.Name(), path)
 }

@@ -107,6 +107,17 @@ func negInf(x []float32) {
 // exponential loops.
 func roundUp8(n int) int { return (n + 7) &^ 7 }
 
+// expScores replaces the first valid scores of row by e**(s − max) and
+// returns the maximum and the sum of the exponentials. Entries from valid up
+// to roundUp8(valid), which row must hold, are set to −∞ first (and so end
+// as 0), letting the exponential loop run on whole vectors.
+func expScores(row []float32, valid int) (mx, sum float32) {
+	vp := roundUp8(valid)
+	negInf(row[valid:vp])
+	mx = maxOf(row[:vp])
+	return mx, expSubSum(row[:vp], mx)
+}
+
 // attentionForward computes softmax(scale·QKᵀ + mask)·V for every sequence
 // and query head, writing the heads into out. When lse is not nil it stores
 // the log-sum-exp of each score row, as [B, nh, T], for the backward pass.
@@ -139,10 +150,7 @@ func attentionForward(g attnGeom, workers int, qkv, out, lse []float32) {
 				i := i0 + sr%m
 				row := s[sr*lds : sr*lds+lds]
 				valid := g.valid(i)
-				vp := roundUp8(valid)
-				negInf(row[valid:vp])
-				mx := maxOf(row[:vp])
-				sum := expSubSum(row[:vp], mx)
+				mx, sum := expScores(row, valid)
 				clear(row[valid:kend])
 				inv[sr] = 1 / sum
 				if lse != nil {

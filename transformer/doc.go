@@ -25,6 +25,11 @@
 // temperature, log-softmax and next-token cross-entropy, each with its
 // gradient.
 //
+// A Decoder (Model.NewDecoder) runs a causal LM one position at a time,
+// keeping every block's keys and values, for sampling: each Step costs one
+// token per sequence plus attention over the cached positions, and gives
+// the logits Forward gives at that position.
+//
 // All matrix products go through internal/kernels.Sgemm. Attention is fused
 // per (sequence, head): scores are computed for blocks of query rows, only up
 // to the causal limit, with an exact row softmax, and the probabilities are

@@ -41,18 +41,7 @@ func goldenCases(t *testing.T) []goldenCase {
 func TestForwardGolden(t *testing.T) {
 	for _, tc := range goldenCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			modelDir, goldenDir := tc.model, tc.golden
-			if !filepath.IsAbs(modelDir) {
-				modelDir, goldenDir = sharedDir(t, modelDir), sharedDir(t, goldenDir)
-			}
-			m, err := LoadCheckpoint(modelDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := formats.Open(filepath.Join(goldenDir, "golden.safetensors"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, g := tc.open(t)
 			defer g.Close()
 			in := goldenInput(t, g)
 			out, err := m.Forward(in, Options{Hidden: true})
@@ -99,6 +88,25 @@ func TestForwardGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// open loads the model of a fixture and opens its golden file, which the
+// caller closes. Absent shared material skips the test (fails with CI=true).
+func (gc goldenCase) open(t *testing.T) (*Model, *formats.File) {
+	t.Helper()
+	modelDir, goldenDir := gc.model, gc.golden
+	if !filepath.IsAbs(modelDir) {
+		modelDir, goldenDir = sharedDir(t, modelDir), sharedDir(t, goldenDir)
+	}
+	m, err := LoadCheckpoint(modelDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := formats.Open(filepath.Join(goldenDir, "golden.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, g
 }
 
 // goldenInput reads the inputs stored in a golden file.

@@ -36,6 +36,13 @@ type pass struct {
 	train   bool
 	ar      *arena
 	ropes   map[[2]float64]*ropeTable
+	// start is the position of the first token of every sequence: 0 for a
+	// whole-sequence pass, the number of cached positions for a decoding
+	// step.
+	start int
+	// cache, when not nil, holds the keys and values of earlier positions;
+	// attention then reads them instead of attending within the pass.
+	cache *kvCache
 
 	ids, types []int
 	// embedding tape
@@ -103,7 +110,7 @@ func (p *pass) rope(hd int, theta float64) *ropeTable {
 	if rt, ok := p.ropes[k]; ok {
 		return rt
 	}
-	rt := newRopeTable(p.T, hd, theta)
+	rt := newRopeTable(p.start+p.T, hd, theta)
 	p.ropes[k] = rt
 	return rt
 }
@@ -119,7 +126,7 @@ func (p *pass) run(in *Input) {
 		if p.train {
 			t = &p.layers[i]
 		}
-		x = p.layerForward(&p.n.layers[i], t, x)
+		x = p.layerForward(i, t, x)
 		if i < len(p.n.layers)-1 || !p.n.finalInHidden || p.n.final == nil {
 			p.snapshot(x)
 		}
@@ -156,7 +163,7 @@ func (p *pass) embed(in *Input) []float32 {
 			id := p.ids[i]
 			copy(r, n.tokens.Data[id*H:id*H+H])
 			if n.positions != nil {
-				t := i % T
+				t := p.start + i%T
 				addTo(r, n.positions.Data[t*H:t*H+H])
 			}
 			if n.types != nil {
@@ -216,9 +223,10 @@ func (p *pass) embedPatches(px []float32) []float32 {
 	return x
 }
 
-// layerForward runs one block on x and returns its output.
-func (p *pass) layerForward(l *layer, t *layerTape, x []float32) []float32 {
+// layerForward runs block li on x and returns its output.
+func (p *pass) layerForward(li int, t *layerTape, x []float32) []float32 {
 	N, H := p.N, p.H
+	l := &p.n.layers[li]
 	a := &l.attn
 	W := a.width()
 	t.in = x
@@ -237,7 +245,11 @@ func (p *pass) layerForward(l *layer, t *layerTape, x []float32) []float32 {
 	if p.train {
 		t.lse = p.ar.alloc(p.B * a.nh * p.T)
 	}
-	attentionForward(p.geom(a), p.workers, t.qkv, t.att, t.lse)
+	if p.cache != nil {
+		p.cache.attend(li, a, p.workers, t.qkv, t.att)
+	} else {
+		attentionForward(p.geom(a), p.workers, t.qkv, t.att, t.lse)
+	}
 
 	// Residual after attention.
 	if p.train || l.post {
@@ -342,7 +354,7 @@ func (p *pass) project(a *attention, h, qkv []float32) {
 				addTo(row, bias)
 			}
 			if rt != nil {
-				rt.rotateHeads(row, a.nh+a.nkv, i%p.T)
+				rt.rotateHeads(row, a.nh+a.nkv, p.start+i%p.T)
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -170,31 +171,67 @@ func (d *Dataset) CheckRange(vocab, typeVocab int) error {
 
 // SampleLM draws n sequences of length t from a causal LM by ancestral
 // sampling at temperature 1, starting from the config's bos_token_id (0 when
-// absent). The same seed gives the same sequences.
+// absent). The same seed gives the same sequences. Causal LMs are decoded
+// incrementally with a key/value cache; a model the decoder does not support
+// is run on the whole prefix at every position instead.
 func SampleLM(ctx context.Context, m *transformer.Model, cfg *formats.Config, n, t int, seed uint64) (*Dataset, error) {
+	if n <= 0 || t <= 0 {
+		return nil, fmt.Errorf("%w: cannot sample %d sequences of %d tokens", formats.ErrInvalid, n, t)
+	}
 	bos := cfg.Int("bos_token_id")
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	ids := make([]int, n*t)
 	for i := 0; i < n; i++ {
 		ids[i*t] = bos
 	}
-	cur := make([]int, 0, n*t)
+	// next returns the [n, vocab] logits that follow the first pos tokens
+	// of every sequence.
+	var next func(pos int) ([]float32, error)
+	dec, err := m.NewDecoder(n, t)
+	switch {
+	case err == nil:
+		col := make([]int, n)
+		next = func(pos int) ([]float32, error) {
+			for i := range col {
+				col[i] = ids[i*t+pos-1]
+			}
+			return dec.Step(col)
+		}
+	case errors.Is(err, transformer.ErrNotCausal):
+		cur := make([]int, 0, n*t)
+		next = func(pos int) ([]float32, error) {
+			cur = cur[:0]
+			for i := 0; i < n; i++ {
+				cur = append(cur, ids[i*t:i*t+pos]...)
+			}
+			out, err := m.Forward(&transformer.Input{Batch: n, Seq: pos, IDs: cur}, transformer.Options{})
+			if err != nil {
+				return nil, err
+			}
+			if len(out.LogitsShape) != 3 {
+				return nil, fmt.Errorf("%w: the model gives no next-token logits", formats.ErrInvalid)
+			}
+			v := out.LogitsShape[2]
+			last := make([]float32, n*v)
+			for i := 0; i < n; i++ {
+				copy(last[i*v:(i+1)*v], out.Logits[(i*pos+pos-1)*v:(i*pos+pos)*v])
+			}
+			return last, nil
+		}
+	default:
+		return nil, fmt.Errorf("sampling %d×%d tokens: %w", n, t, err)
+	}
 	for pos := 1; pos < t; pos++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		cur = cur[:0]
-		for i := 0; i < n; i++ {
-			cur = append(cur, ids[i*t:i*t+pos]...)
-		}
-		out, err := m.Forward(&transformer.Input{Batch: n, Seq: pos, IDs: cur}, transformer.Options{})
+		logits, err := next(pos)
 		if err != nil {
 			return nil, err
 		}
-		v := out.LogitsShape[len(out.LogitsShape)-1]
+		v := len(logits) / n
 		for i := 0; i < n; i++ {
-			row := out.Logits[(i*pos+pos-1)*v : (i*pos+pos)*v]
-			ids[i*t+pos] = sample(row, rng)
+			ids[i*t+pos] = sample(logits[i*v:(i+1)*v], rng)
 		}
 	}
 	return &Dataset{N: n, T: t, IDs: ids, Source: fmt.Sprintf("%d sequences of %d tokens sampled from the original model (seed %d)", n, t, seed)}, nil

@@ -1,0 +1,216 @@
+package transformer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vlora-convert/vlora-convert/internal/kernels"
+)
+
+// ErrNotCausal reports a model that cannot be decoded incrementally: an
+// encoder, an image model, or a model with bidirectional attention.
+// NewDecoder's error wraps it.
+var ErrNotCausal = errors.New("not a causal language model")
+
+// Decoder runs a causal language model one position at a time over a batch
+// of sequences, keeping every block's keys (after the rotary embedding) and
+// values of the positions seen so far, so that a step costs the work of one
+// token per sequence plus attention over the cached positions, instead of a
+// forward pass over the whole prefix.
+//
+// Step at position t performs the float32 arithmetic of Forward at position
+// t of the same sequences (see minRows), so it gives the same logits. The
+// cache reflects the parameters
+// in use when each position was decoded: parameters changed between steps
+// call for a Reset. A Decoder is not safe for concurrent use; several
+// decoders may share a Model.
+type Decoder struct {
+	m             *Model
+	batch, maxLen int
+	// rows is the batch of the passes, at least minRows; rows beyond batch
+	// repeat the first sequence.
+	rows  int
+	ids   []int
+	ropes map[[2]float64]*ropeTable
+	cache kvCache
+	ar    arena
+}
+
+// minRows is the fewest rows a product of a decoding step has. Sgemm
+// evaluates a product with a single row on a matrix-vector path that groups
+// its sums differently from the blocked path every product of Forward
+// takes; decoding one sequence, or one query per key/value head, would then
+// drift from Forward by rounding (up to 1.2e-5 relative in stories260K's
+// logits). With two or more rows a step performs Forward's arithmetic for
+// its position. A padding row adds its attention over the cache; the
+// products with the weights cost about the same, the blocked kernels
+// computing whole register tiles of rows anyway.
+const minRows = 2
+
+// maxCacheValues bounds the size of a decoder's cache (64 GiB of float32),
+// so that an absurd batch or length is an error rather than a failed
+// allocation.
+const maxCacheValues = 1 << 34
+
+// kvCache holds, for every block, the keys and values of the first pos
+// positions of batch sequences. Keys are stored transposed, as [batch, kv
+// heads, head dim, maxLen], so that the score product reads them in place,
+// as attentionForward reads its transposed keys; values are stored as
+// [batch, kv heads, maxLen, head dim].
+type kvCache struct {
+	batch, maxLen, pos int
+	k, v               [][]float32
+	// scratch holds each worker's scores, normalisers, stacked queries
+	// and outputs.
+	scratch [][]float32
+}
+
+// NewDecoder returns a Decoder for batch sequences of at most maxLen tokens.
+// The model must be a causal language model (Llama family, GPT-2); other
+// models give an error wrapping ErrNotCausal. A non-positive batch or
+// maxLen, or a maxLen beyond the learned position table or the sliding
+// window, gives an error wrapping ErrInput.
+//
+// The cache takes 2·max(batch, 2)·maxLen·kvHeads·headDim float32 values per
+// block; a cache beyond maxCacheValues in all is refused (ErrInput).
+func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
+	n := &m.net
+	if n.headKind != HeadLM || n.patch != nil {
+		return nil, fmt.Errorf("transformer: %s: %w", m.archName(), ErrNotCausal)
+	}
+	for i := range n.layers {
+		if !n.layers[i].attn.causal {
+			return nil, fmt.Errorf("transformer: %s: layer %d has bidirectional attention: %w", m.archName(), i, ErrNotCausal)
+		}
+	}
+	if batch <= 0 || maxLen <= 0 {
+		return nil, fmt.Errorf("transformer: %w: decoder batch %d and length %d must be positive", ErrInput, batch, maxLen)
+	}
+	if n.positions != nil && maxLen > n.maxPos {
+		return nil, fmt.Errorf("transformer: %w: decoder length %d exceeds %d learned positions", ErrInput, maxLen, n.maxPos)
+	}
+	rows := max(batch, minRows)
+	var total float64
+	for i := range n.layers {
+		a := &n.layers[i].attn
+		total += 2 * float64(rows) * float64(maxLen) * float64(a.nkv*a.hd)
+	}
+	if total > maxCacheValues {
+		return nil, fmt.Errorf("transformer: %w: a cache for %d sequences of %d tokens needs %.3g values, more than %g", ErrInput, batch, maxLen, total, float64(maxCacheValues))
+	}
+	d := &Decoder{m: m, batch: batch, maxLen: maxLen, rows: rows, ids: make([]int, rows),
+		ropes: map[[2]float64]*ropeTable{}, cache: kvCache{batch: rows, maxLen: maxLen}}
+	for i := range n.layers {
+		a := &n.layers[i].attn
+		if a.window > 0 && maxLen > a.window {
+			return nil, fmt.Errorf("transformer: %w: decoder length %d exceeds the sliding window %d", ErrInput, maxLen, a.window)
+		}
+		size := rows * a.nkv * maxLen * a.hd
+		d.cache.k = append(d.cache.k, make([]float32, size))
+		d.cache.v = append(d.cache.v, make([]float32, size))
+		if k := [2]float64{float64(a.hd), a.theta}; a.theta != 0 && d.ropes[k] == nil {
+			d.ropes[k] = newRopeTable(maxLen, a.hd, a.theta)
+		}
+	}
+	return d, nil
+}
+
+// archName names the model's architecture for messages.
+func (m *Model) archName() string {
+	if m.Spec != nil && m.Spec.Arch != "" {
+		return m.Spec.Arch
+	}
+	return "model"
+}
+
+// Batch returns the number of sequences the decoder runs.
+func (d *Decoder) Batch() int { return d.batch }
+
+// MaxLen returns the number of positions the decoder can hold.
+func (d *Decoder) MaxLen() int { return d.maxLen }
+
+// Len returns the number of positions decoded since the last Reset.
+func (d *Decoder) Len() int { return d.cache.pos }
+
+// Reset empties the cache; the next Step decodes position 0.
+func (d *Decoder) Reset() { d.cache.pos = 0 }
+
+// Step appends one token to each sequence, ids[b] to sequence b, and returns
+// the logits for the next token, [batch, vocab] row-major, in a new slice
+// owned by the caller. It gives an error wrapping ErrInput when ids has not
+// batch entries, an id is outside the vocabulary, or the decoder already
+// holds maxLen positions; the decoder is then unchanged.
+func (d *Decoder) Step(ids []int) ([]float32, error) {
+	if d.cache.pos >= d.maxLen {
+		return nil, fmt.Errorf("transformer: %w: decoder holds its maximum of %d positions", ErrInput, d.maxLen)
+	}
+	in := &Input{Batch: d.batch, Seq: 1, IDs: ids}
+	if _, _, err := d.m.positions(in); err != nil {
+		return nil, err
+	}
+	copy(d.ids, ids)
+	for i := d.batch; i < d.rows; i++ {
+		d.ids[i] = ids[0]
+	}
+	d.ar.reset()
+	p := d.m.newPass(d.rows, 1, false, &d.ar)
+	p.ropes, p.start, p.cache = d.ropes, d.cache.pos, &d.cache
+	p.run(&Input{Batch: d.rows, Seq: 1, IDs: d.ids})
+	d.cache.pos++
+	n := d.batch * d.m.net.lm.out
+	return p.logits[:n:n], nil
+}
+
+// attend stores the keys and values of the new position (one row of qkv per
+// sequence, laid out as in a pass) in block li's cache and writes the
+// attention of the new queries over all cached positions into out (row
+// stride nh·hd). Each (sequence, key/value head) pair is one task; its rep
+// query heads are consecutive in the qkv row and form one product with the
+// cached keys, as the stacked heads of attentionForward do. A lone query
+// (rep = 1) is stacked twice, for the reason given at minRows.
+func (c *kvCache) attend(li int, a *attention, workers int, qkv, out []float32) {
+	one := kernels.Options{Threads: 1}
+	rep, hd, L := a.nh/a.nkv, a.hd, c.pos+1
+	m := max(rep, minRows)
+	W, ldo, lds := a.width(), a.nh*a.hd, roundUp8(L)
+	kc, vc := c.k[li], c.v[li]
+	for len(c.scratch) < workers {
+		c.scratch = append(c.scratch, nil)
+	}
+	forTasks(workers, c.batch*a.nkv, func(w, task int) {
+		need := m*lds + m + 2*m*hd
+		if len(c.scratch[w]) < need {
+			c.scratch[w] = make([]float32, m*roundUp8(c.maxLen)+m+2*m*hd)
+		}
+		buf := c.scratch[w]
+		s, buf := buf[:m*lds], buf[m*lds:]
+		inv, buf := buf[:m], buf[m:]
+		q, o := buf[:m*hd], buf[m*hd:2*m*hd]
+		b, kv := task/a.nkv, task%a.nkv
+		row := qkv[b*W : (b+1)*W]
+		kT, v := kc[task*hd*c.maxLen:], vc[task*hd*c.maxLen:]
+		ko, vo := (a.nh+kv)*hd, (a.nh+a.nkv+kv)*hd
+		for d, k := range row[ko : ko+hd] {
+			kT[d*c.maxLen+c.pos] = k
+		}
+		copy(v[c.pos*hd:L*hd], row[vo:vo+hd])
+		h0 := kv * rep
+		for r := range m {
+			h := h0 + min(r, rep-1)
+			copy(q[r*hd:(r+1)*hd], row[h*hd:(h+1)*hd])
+		}
+		one.Sgemm(false, false, m, L, hd, a.scale, q, hd, kT, c.maxLen, 0, s, lds)
+		for r := range m {
+			_, sum := expScores(s[r*lds:(r+1)*lds], L)
+			inv[r] = 1 / sum
+		}
+		one.Sgemm(false, false, m, hd, L, 1, s, lds, v, hd, 0, o, hd)
+		dst := out[b*ldo+h0*hd : b*ldo+(h0+rep)*hd]
+		for r := range rep {
+			f := inv[r]
+			for d, x := range o[r*hd : (r+1)*hd] {
+				dst[r*hd+d] = x * f
+			}
+		}
+	})
+}
