@@ -133,7 +133,7 @@ func Run(ctx context.Context, teacherModel *transformer.Model, vm *vlora.Model, 
 	if err != nil {
 		return nil, err
 	}
-	opt2 := &adamW{beta1: opt.Beta1, beta2: opt.Beta2, eps: opt.Eps, weightDecay: opt.WeightDecay}
+	optim := &adamW{beta1: opt.Beta1, beta2: opt.Beta2, eps: opt.Eps, weightDecay: opt.WeightDecay}
 	res := &Result{}
 	start := 0
 	if opt.Resume && opt.CheckpointPath != "" {
@@ -143,7 +143,7 @@ func Run(ctx context.Context, teacherModel *transformer.Model, vm *vlora.Model, 
 		}
 		if ok {
 			start, res.Log = step, log
-			opt2.step = step
+			optim.step = step
 		}
 	}
 	st.materialize()
@@ -211,7 +211,7 @@ func Run(ctx context.Context, teacherModel *transformer.Model, vm *vlora.Model, 
 		st.chain(g)
 		gn := clipGradNorm(st.params, opt.ClipNorm)
 		lr := opt.LR * schedule(s, opt.Steps, opt.Warmup, opt.MinLRRatio)
-		opt2.update(st.params, lr)
+		optim.update(st.params, lr)
 		st.materialize()
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return res, fmt.Errorf("step %d: loss is %v; lower the learning rate", s, loss)

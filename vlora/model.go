@@ -32,6 +32,7 @@ type Model struct {
 	Tensors map[string]*Tensor
 	suffix  map[string]TensorDesc
 	incs    map[string]*IncrementDesc
+	stack   Stack
 }
 
 // ResolvePath accepts a VLoRA file or a directory holding FileName.
@@ -112,6 +113,10 @@ func (m *Model) index() {
 	for _, s := range m.Manifest.Suffixes {
 		m.suffix[s.Name] = s
 	}
+	m.stack = Stack{Prefix: m.Manifest.LayerPrefix, NumLayers: m.Manifest.NumLayers, Shapes: map[string][]int{}}
+	for s, d := range m.suffix {
+		m.stack.Shapes[s] = d.Shape
+	}
 	m.incs = map[string]*IncrementDesc{}
 	for i := range m.Manifest.Increments {
 		inc := &m.Manifest.Increments[i]
@@ -176,11 +181,7 @@ func (m *Model) LayerName(l int, suffix string) string {
 // SplitName reports whether name is an original layer-stack tensor name and,
 // if so, its layer and suffix.
 func (m *Model) SplitName(name string) (layer int, suffix string, ok bool) {
-	st := Stack{Prefix: m.Manifest.LayerPrefix, NumLayers: m.Manifest.NumLayers, Shapes: map[string][]int{}}
-	for s, d := range m.suffix {
-		st.Shapes[s] = d.Shape
-	}
-	return st.Split(name)
+	return m.stack.Split(name)
 }
 
 // LayerWeight materializes the dense weight of suffix in layer l:
