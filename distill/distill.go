@@ -163,15 +163,14 @@ func Run(ctx context.Context, teacherModel *transformer.Model, vm *vlora.Model, 
 	perItemTokens := int64(max(train.T, 1))
 
 	grad := make([]float32, opt.Batch*rowsPer*vocab)
+	// A resumed run continues the token count and clock of the checkpoint.
 	var tokens int64
-	if len(res.Log) > 0 {
-		tokens = res.Log[len(res.Log)-1].Tokens
-	}
-	t0 := time.Now()
 	var prevElapsed time.Duration
 	if len(res.Log) > 0 {
-		prevElapsed = res.Log[len(res.Log)-1].Elapsed
+		last := res.Log[len(res.Log)-1]
+		tokens, prevElapsed = last.Tokens, last.Elapsed
 	}
+	t0 := time.Now()
 	for s := start; s < opt.Steps; s++ {
 		if err := ctx.Err(); err != nil {
 			return res, err
