@@ -28,11 +28,7 @@ func Expand(ctx context.Context, path, outDir string) error {
 		if err != nil {
 			return fmt.Errorf("tensor %q: %w", n, err)
 		}
-		_, shape, err := m.Tensor(n)
-		if err != nil {
-			return err
-		}
-		specs[i] = formats.TensorSpec{Name: n, DType: dt, Shape: shape}
+		specs[i] = formats.TensorSpec{Name: n, DType: dt, Shape: m.OriginalShape(n)}
 	}
 	out := filepath.Join(outDir, formats.SingleFile)
 	w, err := formats.Create(out, map[string]string{"format": "pt"}, specs)

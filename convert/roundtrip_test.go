@@ -11,7 +11,6 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
-	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
@@ -26,19 +25,9 @@ func modelDirs(t *testing.T) map[string]string {
 		"bytegpt2":  testenv.SharedModel(t, "bytegpt2"),
 	}
 	for _, n := range []string{"llama-gqa-untied", "qwen2-bias-tied", "gpt2", "bert", "vit"} {
-		dirs[n] = goldenModel(t, n)
+		dirs[n] = testenv.GoldenModel(t, n)
 	}
 	return dirs
-}
-
-// goldenModel returns the tiny golden model dir, preferring the copy in
-// testdata.
-func goldenModel(t *testing.T, name string) string {
-	p := testenv.Testdata(t, filepath.Join("golden", name))
-	if _, err := os.Stat(filepath.Join(p, "model.safetensors")); err == nil {
-		return p
-	}
-	return testenv.Shared(t, filepath.Join("golden", name))
 }
 
 func relErr(got, want []float32) float64 {
@@ -118,10 +107,8 @@ func compareCheckpoints(t *testing.T, origDir, expDir string, mf *vlora.Manifest
 		l, _, inStack := st.Split(n)
 		isBase := !inStack || (baseExact && l%mf.CompoundSize == 0)
 		if isBase {
-			ra, _, _ := orig.Files[0].ReadRaw(n)
-			if f, ok := fileOf(orig, n); ok {
-				ra, _, _ = f.ReadRaw(n)
-			}
+			of, _ := fileOf(orig, n)
+			ra, _, _ := of.ReadRaw(n)
 			rb, _, _ := exp.Files[0].ReadRaw(n)
 			if string(ra) != string(rb) {
 				t.Errorf("%s: base/pass-through tensor not bit-identical", n)
@@ -253,5 +240,3 @@ func TestDTypesAndShardsAgree(t *testing.T) {
 		})
 	}
 }
-
-var _ = svd.Exact

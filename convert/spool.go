@@ -35,7 +35,7 @@ func newSpool(dir string, dtype formats.DType) (*spool, error) {
 
 // put encodes data in the spool's dtype and appends it.
 func (s *spool) put(name string, shape []int, data []float32) error {
-	raw, err := encode(data, s.dtype)
+	raw, err := formats.EncodeFloat32(nil, data, s.dtype)
 	if err != nil {
 		return err
 	}
@@ -92,10 +92,4 @@ func (s *spool) writeTo(w *formats.Writer, names []string) error {
 func (s *spool) close() {
 	s.f.Close()
 	os.Remove(s.f.Name())
-}
-
-// encode converts data to little-endian bytes of dtype through a one-tensor
-// safetensors encoding.
-func encode(data []float32, dt formats.DType) ([]byte, error) {
-	return formats.EncodeFloat32(nil, data, dt)
 }

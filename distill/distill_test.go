@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/convert"
@@ -83,7 +84,7 @@ func TestChainMatchesFiniteDifferences(t *testing.T) {
 			for _, p := range st.params {
 				kind := p.name
 				for _, k := range []string{"norm", "embed", "lm_head", "base", "delta", "lora_A", "lora_B"} {
-					if contains(p.name, k) {
+					if strings.Contains(p.name, k) {
 						kind = k
 					}
 				}
@@ -113,17 +114,6 @@ func TestChainMatchesFiniteDifferences(t *testing.T) {
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 // run distills a fresh copy of the student for steps and returns it.

@@ -9,13 +9,10 @@ import (
 // bytes, already in the declared dtype, from r. Exactly the declared byte
 // length is read, through a bounded buffer, so tensors of any size stream.
 func (w *Writer) WriteRawFrom(name string, r io.Reader) error {
-	if w.err != nil {
-		return w.err
+	s, err := w.expect(name)
+	if err != nil {
+		return err
 	}
-	if w.next >= len(w.specs) || w.specs[w.next].Name != name {
-		return w.fail(fmt.Errorf("%s: tensor %q written out of order", w.path, name))
-	}
-	s := w.specs[w.next]
 	want := int64(s.numElements()) * int64(s.DType.Size())
 	n, err := io.CopyN(w.buf, r, want)
 	if err != nil {

@@ -29,17 +29,9 @@ func bertSpec(cfg *formats.Config, has func(string) bool) (*Spec, error) {
 		return nil, fmt.Errorf("position_embedding_type %q is not supported (only absolute)", pe)
 	}
 	hd := H / nh
-	act := cfg.Act
-	if act == "" {
-		act = "gelu"
-	}
-	a, err := activationByName(act)
+	a, eps, err := encoderActEps(cfg)
 	if err != nil {
 		return nil, err
-	}
-	eps := cfg.NormEps
-	if eps == 0 {
-		eps = 1e-12
 	}
 	pre := ""
 	if !has("embeddings.word_embeddings.weight") && has("bert.embeddings.word_embeddings.weight") {
@@ -83,4 +75,23 @@ func bertSpec(cfg *formats.Config, has func(string) bool) (*Spec, error) {
 		s.Head.Pooler = &LinearSpec{Weight: pre + "pooler.dense.weight", Bias: pre + "pooler.dense.bias", In: H, Out: H}
 	}
 	return s, nil
+}
+
+// encoderActEps returns the activation and LayerNorm epsilon of a BERT-style
+// encoder (BERT, ViT): hidden_act defaulting to "gelu" (erf) and
+// layer_norm_eps defaulting to 1e-12, as Hugging Face does.
+func encoderActEps(cfg *formats.Config) (Activation, float64, error) {
+	act := cfg.Act
+	if act == "" {
+		act = "gelu"
+	}
+	a, err := activationByName(act)
+	if err != nil {
+		return 0, 0, err
+	}
+	eps := cfg.NormEps
+	if eps == 0 {
+		eps = 1e-12
+	}
+	return a, eps, nil
 }

@@ -36,17 +36,9 @@ func vitSpec(cfg *formats.Config, has func(string) bool) (*Spec, error) {
 		return nil, fmt.Errorf("image_size %d is not a multiple of patch_size %d", img, ps)
 	}
 	hd := H / nh
-	act := cfg.Act
-	if act == "" {
-		act = "gelu"
-	}
-	a, err := activationByName(act)
+	a, eps, err := encoderActEps(cfg)
 	if err != nil {
 		return nil, err
-	}
-	eps := cfg.NormEps
-	if eps == 0 {
-		eps = 1e-12
 	}
 	qkvBias := cfg.Bool("qkv_bias", true)
 	e := "vit.embeddings."

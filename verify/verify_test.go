@@ -63,18 +63,10 @@ func TestAgreesWithReference(t *testing.T) {
 	}
 }
 
-func tinyModel(t *testing.T) string {
-	p := testenv.Testdata(t, "golden/llama-gqa-untied")
-	if _, err := os.Stat(filepath.Join(p, "model.safetensors")); err == nil {
-		return p
-	}
-	return testenv.Shared(t, "golden/llama-gqa-untied")
-}
-
 // TestFullRankIsExact checks that a full-rank file verifies with KL ≈ 0 on
 // sampled data, and that thresholds pass and fail as asked.
 func TestFullRankIsExact(t *testing.T) {
-	model := tinyModel(t)
+	model := testenv.GoldenModel(t, "llama-gqa-untied")
 	out := t.TempDir()
 	opt := convert.DefaultOptions()
 	opt.Rank, opt.Energy, opt.CompoundSize = 0, 1, 2
@@ -106,7 +98,7 @@ func TestFullRankIsExact(t *testing.T) {
 // TestIntegrityFailures checks that a file compressed from another model, or
 // checked against a modified original, is rejected as invalid input.
 func TestIntegrityFailures(t *testing.T) {
-	model := tinyModel(t)
+	model := testenv.GoldenModel(t, "llama-gqa-untied")
 	out := t.TempDir()
 	opt := convert.DefaultOptions()
 	opt.CompoundSize, opt.Rank = 2, 4
@@ -137,7 +129,7 @@ func TestIntegrityFailures(t *testing.T) {
 // TestSampleLMDeterministic checks that sampling is reproducible for a seed,
 // starts at bos_token_id and stays in the vocabulary.
 func TestSampleLMDeterministic(t *testing.T) {
-	l, err := LoadModel(tinyModel(t))
+	l, err := LoadModel(testenv.GoldenModel(t, "llama-gqa-untied"))
 	if err != nil {
 		t.Fatal(err)
 	}

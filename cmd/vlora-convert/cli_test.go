@@ -42,7 +42,7 @@ func run(t *testing.T, args ...string) (string, string, int) {
 // copyModel copies the tiny llama fixture into a temp dir for mutation.
 func copyModel(t *testing.T) string {
 	t.Helper()
-	src := goldenModel(t, "llama-gqa-untied")
+	src := testenv.GoldenModel(t, "llama-gqa-untied")
 	dst := t.TempDir()
 	for _, f := range []string{"config.json", "model.safetensors"} {
 		b, err := os.ReadFile(filepath.Join(src, f))
@@ -52,14 +52,6 @@ func copyModel(t *testing.T) string {
 		os.WriteFile(filepath.Join(dst, f), b, 0o644)
 	}
 	return dst
-}
-
-func goldenModel(t *testing.T, name string) string {
-	p := testenv.Testdata(t, filepath.Join("golden", name))
-	if _, err := os.Stat(filepath.Join(p, "model.safetensors")); err == nil {
-		return p
-	}
-	return testenv.Shared(t, filepath.Join("golden", name))
 }
 
 // rewriteHeader replaces the JSON header of dir/model.safetensors with the

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
@@ -13,7 +14,7 @@ import (
 // the tiny Llama fixture and checks the JSON summary, the manifest record,
 // the loss log and plot, and that distill continues the file.
 func TestCompressWithDistillation(t *testing.T) {
-	dir := goldenModel(t, "llama-gqa-untied")
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
 	out := filepath.Join(t.TempDir(), "out")
 	stdout, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "2", "-r", "4",
 		"--distill-steps", "12", "--batch", "4", "--seq-len", "16", "--checkpoint-every", "5", "--json", "-q")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"os"
 	"time"
 
@@ -55,5 +54,3 @@ func (b *progressBar) Close() {
 	}
 	b.p.Wait()
 }
-
-var _ io.Writer = os.Stderr

@@ -53,3 +53,15 @@ func Testdata(t testing.TB, rel string) string {
 	t.Helper()
 	return filepath.Join(RepoRoot(t), "testdata", rel)
 }
+
+// GoldenModel returns the directory of a tiny golden model (config.json and
+// model.safetensors): the copy in testdata/golden when present, otherwise
+// ../shared/golden (see Shared).
+func GoldenModel(t testing.TB, name string) string {
+	t.Helper()
+	p := Testdata(t, filepath.Join("golden", name))
+	if _, err := os.Stat(filepath.Join(p, "model.safetensors")); err == nil {
+		return p
+	}
+	return Shared(t, filepath.Join("golden", name))
+}
