@@ -14,11 +14,10 @@ import (
 // and factors trained, 300 steps × 16×256, lr 2e-3, calib data) with the
 // default recipe and requires the KL on the first 64 eval sequences to be no
 // worse than the PyTorch reference's 0.2765 (+3% for batch-sampling noise).
-// It takes about 1–3 minutes on 2 cores.
+// It takes about 1–3 minutes on 2 cores, so it runs only with
+// VLORA_QUALITY=1 (as .ci/run sets).
 func TestQualityBarBytellama(t *testing.T) {
-	if testing.Short() {
-		t.Skip("300 distillation steps; skipped with -short")
-	}
+	testenv.Quality(t)
 	model := testenv.SharedModel(t, "bytellama")
 	calib := testenv.Shared(t, "data/stdlib-bytes/calib.safetensors")
 	eval := testenv.Shared(t, "data/stdlib-bytes/eval.safetensors")

@@ -65,3 +65,15 @@ func GoldenModel(t testing.TB, name string) string {
 	}
 	return Shared(t, filepath.Join("golden", name))
 }
+
+// Quality skips a long quality-bar test unless VLORA_QUALITY=1 is set, or
+// -short is given. .ci/run sets the variable, so the bars hold in CI.
+func Quality(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("quality-bar test; skipped with -short")
+	}
+	if os.Getenv("VLORA_QUALITY") != "1" {
+		t.Skip("quality-bar test; set VLORA_QUALITY=1 to run it")
+	}
+}
