@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/kernels"
 )
 
@@ -69,10 +70,10 @@ type kvCache struct {
 // The model must be a causal language model (Llama family, GPT-2); other
 // models give an error wrapping ErrNotCausal. A non-positive batch or
 // maxLen, or a maxLen beyond the learned position table or the sliding
-// window, gives an error wrapping ErrInput.
+// window, gives an error wrapping formats.ErrInvalid.
 //
 // The cache takes 2·max(batch, 2)·maxLen·kvHeads·headDim float32 values per
-// block; a cache beyond maxCacheValues in all is refused (ErrInput).
+// block; a cache beyond maxCacheValues in all is refused (formats.ErrInvalid).
 func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 	n := &m.net
 	if n.headKind != HeadLM || n.patch != nil {
@@ -84,10 +85,10 @@ func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 		}
 	}
 	if batch <= 0 || maxLen <= 0 {
-		return nil, fmt.Errorf("transformer: %w: decoder batch %d and length %d must be positive", ErrInput, batch, maxLen)
+		return nil, fmt.Errorf("transformer: %w: decoder batch %d and length %d must be positive", formats.ErrInvalid, batch, maxLen)
 	}
 	if n.positions != nil && maxLen > n.maxPos {
-		return nil, fmt.Errorf("transformer: %w: decoder length %d exceeds %d learned positions", ErrInput, maxLen, n.maxPos)
+		return nil, fmt.Errorf("transformer: %w: decoder length %d exceeds %d learned positions", formats.ErrInvalid, maxLen, n.maxPos)
 	}
 	rows := max(batch, minRows)
 	var total float64
@@ -96,14 +97,14 @@ func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 		total += 2 * float64(rows) * float64(maxLen) * float64(a.nkv*a.hd)
 	}
 	if total > maxCacheValues {
-		return nil, fmt.Errorf("transformer: %w: a cache for %d sequences of %d tokens needs %.3g values, more than %g", ErrInput, batch, maxLen, total, float64(maxCacheValues))
+		return nil, fmt.Errorf("transformer: %w: a cache for %d sequences of %d tokens needs %.3g values, more than %g", formats.ErrInvalid, batch, maxLen, total, float64(maxCacheValues))
 	}
 	d := &Decoder{m: m, batch: batch, maxLen: maxLen, rows: rows, ids: make([]int, rows),
 		ropes: map[[2]float64]*ropeTable{}, cache: kvCache{batch: rows, maxLen: maxLen}}
 	for i := range n.layers {
 		a := &n.layers[i].attn
 		if a.window > 0 && maxLen > a.window {
-			return nil, fmt.Errorf("transformer: %w: decoder length %d exceeds the sliding window %d", ErrInput, maxLen, a.window)
+			return nil, fmt.Errorf("transformer: %w: decoder length %d exceeds the sliding window %d", formats.ErrInvalid, maxLen, a.window)
 		}
 		size := rows * a.nkv * maxLen * a.hd
 		d.cache.k = append(d.cache.k, make([]float32, size))
@@ -137,12 +138,12 @@ func (d *Decoder) Reset() { d.cache.pos = 0 }
 
 // Step appends one token to each sequence, ids[b] to sequence b, and returns
 // the logits for the next token, [batch, vocab] row-major, in a new slice
-// owned by the caller. It gives an error wrapping ErrInput when ids has not
+// owned by the caller. It gives an error wrapping formats.ErrInvalid when ids has not
 // batch entries, an id is outside the vocabulary, or the decoder already
 // holds maxLen positions; the decoder is then unchanged.
 func (d *Decoder) Step(ids []int) ([]float32, error) {
 	if d.cache.pos >= d.maxLen {
-		return nil, fmt.Errorf("transformer: %w: decoder holds its maximum of %d positions", ErrInput, d.maxLen)
+		return nil, fmt.Errorf("transformer: %w: decoder holds its maximum of %d positions", formats.ErrInvalid, d.maxLen)
 	}
 	in := &Input{Batch: d.batch, Seq: 1, IDs: ids}
 	if _, _, err := d.m.positions(in); err != nil {

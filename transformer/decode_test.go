@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/vlora-convert/vlora-convert/formats"
 )
 
 // decodeTol bounds the relative difference between the logits of a decoding
@@ -161,11 +163,11 @@ func TestDecoderErrors(t *testing.T) {
 	}{
 		{"bert encoder", "bert", 1, 4, ErrNotCausal},
 		{"vit classifier", "vit", 1, 4, ErrNotCausal},
-		{"zero batch", "llama", 0, 4, ErrInput},
-		{"zero length", "llama", 2, 0, ErrInput},
-		{"beyond gpt2 positions", "gpt2", 1, 81, ErrInput},
-		{"beyond sliding window", "mistral", 1, 9, ErrInput},
-		{"cache too large", "llama", 1 << 20, 1 << 20, ErrInput},
+		{"zero batch", "llama", 0, 4, formats.ErrInvalid},
+		{"zero length", "llama", 2, 0, formats.ErrInvalid},
+		{"beyond gpt2 positions", "gpt2", 1, 81, formats.ErrInvalid},
+		{"beyond sliding window", "mistral", 1, 9, formats.ErrInvalid},
+		{"cache too large", "llama", 1 << 20, 1 << 20, formats.ErrInvalid},
 	} {
 		if _, err := models[tc.model].NewDecoder(tc.batch, tc.maxLen); !errors.Is(err, tc.want) {
 			t.Errorf("%s: NewDecoder(%d, %d) error %v, want %v", tc.name, tc.batch, tc.maxLen, err, tc.want)
@@ -193,8 +195,8 @@ func TestDecoderErrors(t *testing.T) {
 		{"negative id", []int{1, -1}},
 		{"id beyond vocabulary", []int{1, 19}},
 	} {
-		if _, err := d.Step(tc.ids); !errors.Is(err, ErrInput) {
-			t.Errorf("%s: Step error %v, want ErrInput", tc.name, err)
+		if _, err := d.Step(tc.ids); !errors.Is(err, formats.ErrInvalid) {
+			t.Errorf("%s: Step error %v, want formats.ErrInvalid", tc.name, err)
 		}
 		if d.Len() != 0 {
 			t.Fatalf("%s: a rejected step advanced the decoder to %d", tc.name, d.Len())
@@ -205,8 +207,8 @@ func TestDecoderErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := d.Step([]int{1, 2}); !errors.Is(err, ErrInput) {
-		t.Errorf("step beyond maxLen: error %v, want ErrInput", err)
+	if _, err := d.Step([]int{1, 2}); !errors.Is(err, formats.ErrInvalid) {
+		t.Errorf("step beyond maxLen: error %v, want formats.ErrInvalid", err)
 	}
 	d.Reset()
 	if _, err := d.Step([]int{1, 2}); err != nil || d.Len() != 1 {

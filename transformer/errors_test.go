@@ -146,7 +146,7 @@ func TestInputErrors(t *testing.T) {
 		{"positions", &Input{Batch: 1, Seq: 81, IDs: make([]int, 81)}},
 		{"token types", &Input{Batch: 2, Seq: 5, IDs: ids, TokenTypes: ids}},
 	} {
-		if _, err := m.Forward(tc.in, Options{}); err == nil || !errors.Is(err, ErrInput) {
+		if _, err := m.Forward(tc.in, Options{}); err == nil || !errors.Is(err, formats.ErrInvalid) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}

@@ -1,9 +1,10 @@
 package transformer
 
 import (
-	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"math"
 	"testing"
+
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
 )
 
 // repoRoot returns the directory holding go.mod.

@@ -1,6 +1,10 @@
 package transformer
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+)
 
 // Input is a batch of sequences (token models) or images (ViT).
 type Input struct {
@@ -49,46 +53,46 @@ type Output struct {
 func (m *Model) positions(in *Input) (B, T int, err error) {
 	n := &m.net
 	if in == nil || in.Batch <= 0 {
-		return 0, 0, fmt.Errorf("transformer: %w: batch must be positive", ErrInput)
+		return 0, 0, fmt.Errorf("transformer: %w: batch must be positive", formats.ErrInvalid)
 	}
 	B = in.Batch
 	if p := n.patch; p != nil {
 		if want := B * p.ch * p.h * p.w_; len(in.Pixels) != want {
-			return 0, 0, fmt.Errorf("transformer: %w: %d pixel values, want %d×%d×%d×%d", ErrInput, len(in.Pixels), B, p.ch, p.h, p.w_)
+			return 0, 0, fmt.Errorf("transformer: %w: %d pixel values, want %d×%d×%d×%d", formats.ErrInvalid, len(in.Pixels), B, p.ch, p.h, p.w_)
 		}
 		return B, (p.h/p.size)*(p.w_/p.size) + 1, nil
 	}
 	T = in.Seq
 	if T <= 0 {
-		return 0, 0, fmt.Errorf("transformer: %w: sequence length must be positive", ErrInput)
+		return 0, 0, fmt.Errorf("transformer: %w: sequence length must be positive", formats.ErrInvalid)
 	}
 	if len(in.IDs) != B*T {
-		return 0, 0, fmt.Errorf("transformer: %w: %d token ids, want %d×%d", ErrInput, len(in.IDs), B, T)
+		return 0, 0, fmt.Errorf("transformer: %w: %d token ids, want %d×%d", formats.ErrInvalid, len(in.IDs), B, T)
 	}
 	for i, id := range in.IDs {
 		if id < 0 || id >= n.vocab {
-			return 0, 0, fmt.Errorf("transformer: %w: token id %d at %d outside vocabulary [0,%d)", ErrInput, id, i, n.vocab)
+			return 0, 0, fmt.Errorf("transformer: %w: token id %d at %d outside vocabulary [0,%d)", formats.ErrInvalid, id, i, n.vocab)
 		}
 	}
 	if n.positions != nil && T > n.maxPos {
-		return 0, 0, fmt.Errorf("transformer: %w: sequence length %d exceeds %d learned positions", ErrInput, T, n.maxPos)
+		return 0, 0, fmt.Errorf("transformer: %w: sequence length %d exceeds %d learned positions", formats.ErrInvalid, T, n.maxPos)
 	}
 	if in.TokenTypes != nil {
 		if n.types == nil {
-			return 0, 0, fmt.Errorf("transformer: %w: the model has no token types", ErrInput)
+			return 0, 0, fmt.Errorf("transformer: %w: the model has no token types", formats.ErrInvalid)
 		}
 		if len(in.TokenTypes) != B*T {
-			return 0, 0, fmt.Errorf("transformer: %w: %d token types, want %d×%d", ErrInput, len(in.TokenTypes), B, T)
+			return 0, 0, fmt.Errorf("transformer: %w: %d token types, want %d×%d", formats.ErrInvalid, len(in.TokenTypes), B, T)
 		}
 		for i, t := range in.TokenTypes {
 			if t < 0 || t >= n.numTypes {
-				return 0, 0, fmt.Errorf("transformer: %w: token type %d at %d outside [0,%d)", ErrInput, t, i, n.numTypes)
+				return 0, 0, fmt.Errorf("transformer: %w: token type %d at %d outside [0,%d)", formats.ErrInvalid, t, i, n.numTypes)
 			}
 		}
 	}
 	for i := range n.layers {
 		if w := n.layers[i].attn.window; w > 0 && T > w {
-			return 0, 0, fmt.Errorf("transformer: %w: sequence length %d exceeds the sliding window %d", ErrInput, T, w)
+			return 0, 0, fmt.Errorf("transformer: %w: sequence length %d exceeds the sliding window %d", formats.ErrInvalid, T, w)
 		}
 	}
 	return B, T, nil

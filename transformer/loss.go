@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+
+	"github.com/vlora-convert/vlora-convert/formats"
 )
 
 // This file holds the losses a training loop needs on top of a forward
@@ -19,7 +21,7 @@ func LogSoftmax(dst, logits []float32, vocab int) error {
 		return err
 	}
 	if len(dst) != len(logits) {
-		return fmt.Errorf("transformer: LogSoftmax: %w: dst has %d values, want %d", ErrInput, len(dst), len(logits))
+		return fmt.Errorf("transformer: LogSoftmax: %w: dst has %d values, want %d", formats.ErrInvalid, len(dst), len(logits))
 	}
 	forChunks(runtime.GOMAXPROCS(0), rows, 64, func(_, lo, hi int) {
 		e := make([]float32, vocab)
@@ -42,7 +44,7 @@ func LogSoftmax(dst, logits []float32, vocab int) error {
 // Hinton's convention multiply loss and gradient by τ².
 func KLDiv(teacher, student []float32, vocab int, temperature float64, grad []float32) (float64, error) {
 	if len(teacher) != len(student) {
-		return 0, fmt.Errorf("transformer: KLDiv: %w: teacher has %d values, student %d", ErrInput, len(teacher), len(student))
+		return 0, fmt.Errorf("transformer: KLDiv: %w: teacher has %d values, student %d", formats.ErrInvalid, len(teacher), len(student))
 	}
 	return klDiv(teacher, false, student, vocab, temperature, grad)
 }
@@ -51,7 +53,7 @@ func KLDiv(teacher, student []float32, vocab int, temperature float64, grad []fl
 // log-probabilities (for example cached from LogSoftmax).
 func KLDivLogProbs(teacherLogProbs, student []float32, vocab int, grad []float32) (float64, error) {
 	if len(teacherLogProbs) != len(student) {
-		return 0, fmt.Errorf("transformer: KLDivLogProbs: %w: teacher has %d values, student %d", ErrInput, len(teacherLogProbs), len(student))
+		return 0, fmt.Errorf("transformer: KLDivLogProbs: %w: teacher has %d values, student %d", formats.ErrInvalid, len(teacherLogProbs), len(student))
 	}
 	return klDiv(teacherLogProbs, true, student, vocab, 1, grad)
 }
@@ -62,7 +64,7 @@ func klDiv(teacher []float32, teacherIsLogProb bool, student []float32, vocab in
 		return 0, err
 	}
 	if grad != nil && len(grad) != len(student) {
-		return 0, fmt.Errorf("transformer: KLDiv: %w: grad has %d values, want %d", ErrInput, len(grad), len(student))
+		return 0, fmt.Errorf("transformer: KLDiv: %w: grad has %d values, want %d", formats.ErrInvalid, len(grad), len(student))
 	}
 	tau := float32(1)
 	if temperature > 0 {
@@ -149,15 +151,15 @@ func CrossEntropy(logits []float32, targets []int, vocab int, grad []float32) (f
 		return 0, 0, err
 	}
 	if len(targets) != rows {
-		return 0, 0, fmt.Errorf("transformer: CrossEntropy: %w: %d targets for %d rows", ErrInput, len(targets), rows)
+		return 0, 0, fmt.Errorf("transformer: CrossEntropy: %w: %d targets for %d rows", formats.ErrInvalid, len(targets), rows)
 	}
 	if grad != nil && len(grad) != len(logits) {
-		return 0, 0, fmt.Errorf("transformer: CrossEntropy: %w: grad has %d values, want %d", ErrInput, len(grad), len(logits))
+		return 0, 0, fmt.Errorf("transformer: CrossEntropy: %w: grad has %d values, want %d", formats.ErrInvalid, len(grad), len(logits))
 	}
 	count := 0
 	for r, t := range targets {
 		if t >= vocab {
-			return 0, 0, fmt.Errorf("transformer: CrossEntropy: %w: target %d at row %d outside [0,%d)", ErrInput, t, r, vocab)
+			return 0, 0, fmt.Errorf("transformer: CrossEntropy: %w: target %d at row %d outside [0,%d)", formats.ErrInvalid, t, r, vocab)
 		}
 		if t >= 0 {
 			count++
@@ -229,7 +231,7 @@ func sum64(x []float32) float64 {
 
 func lossRows(n, vocab int) (int, error) {
 	if vocab <= 0 || n%vocab != 0 {
-		return 0, fmt.Errorf("transformer: %w: %d logits do not form rows of %d", ErrInput, n, vocab)
+		return 0, fmt.Errorf("transformer: %w: %d logits do not form rows of %d", formats.ErrInvalid, n, vocab)
 	}
 	return n / vocab, nil
 }

@@ -1,7 +1,6 @@
 package transformer
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -354,10 +353,6 @@ func (m *Model) NumLayers() int { return len(m.net.layers) }
 // Hidden returns the hidden size.
 func (m *Model) Hidden() int { return m.net.hidden }
 
-// ErrInput reports an invalid Input, OutputGrad or loss argument; errors
-// returned for such arguments wrap it.
-var ErrInput = errors.New("invalid input")
-
 // SetParam copies data into the named parameter. The length must match the
 // parameter's; the model keeps no reference to data.
 func (m *Model) SetParam(name string, data []float32) error {
@@ -366,7 +361,7 @@ func (m *Model) SetParam(name string, data []float32) error {
 		return fmt.Errorf("transformer: %w: %q", ErrNotFound, name)
 	}
 	if len(data) != len(p.Data) {
-		return fmt.Errorf("transformer: %w: %s has %d values, got %d", ErrInput, name, len(p.Data), len(data))
+		return fmt.Errorf("transformer: %w: %s has %d values, got %d", formats.ErrInvalid, name, len(p.Data), len(data))
 	}
 	copy(p.Data, data)
 	return nil

@@ -3,6 +3,8 @@ package transformer
 import (
 	"errors"
 	"fmt"
+
+	"github.com/vlora-convert/vlora-convert/formats"
 )
 
 // Trainer runs training passes on a Model: Forward keeps the activations
@@ -95,11 +97,11 @@ func (t *Trainer) Backward(g *OutputGrad) (map[string]*Param, error) {
 func (t *Trainer) checkGrad(g *OutputGrad) error {
 	p := t.p
 	if g == nil {
-		return fmt.Errorf("transformer: %w: nil OutputGrad", ErrInput)
+		return fmt.Errorf("transformer: %w: nil OutputGrad", formats.ErrInvalid)
 	}
 	check := func(what string, got []float32, want int) error {
 		if got != nil && len(got) != want {
-			return fmt.Errorf("transformer: %w: %s gradient has %d values, want %d", ErrInput, what, len(got), want)
+			return fmt.Errorf("transformer: %w: %s gradient has %d values, want %d", formats.ErrInvalid, what, len(got), want)
 		}
 		return nil
 	}
@@ -108,26 +110,26 @@ func (t *Trainer) checkGrad(g *OutputGrad) error {
 		nl = len(p.logits)
 	}
 	if g.Logits != nil && p.logits == nil {
-		return fmt.Errorf("transformer: %w: the model has no logits", ErrInput)
+		return fmt.Errorf("transformer: %w: the model has no logits", formats.ErrInvalid)
 	}
 	if err := check("logits", g.Logits, nl); err != nil {
 		return err
 	}
 	if g.LastHidden != nil && p.n.headKind == HeadLM {
-		return fmt.Errorf("transformer: %w: the model has no last_hidden_state output", ErrInput)
+		return fmt.Errorf("transformer: %w: the model has no last_hidden_state output", formats.ErrInvalid)
 	}
 	if err := check("last hidden state", g.LastHidden, p.N*p.H); err != nil {
 		return err
 	}
 	if g.Pooler != nil && p.pooled == nil {
-		return fmt.Errorf("transformer: %w: the model has no pooler", ErrInput)
+		return fmt.Errorf("transformer: %w: the model has no pooler", formats.ErrInvalid)
 	}
 	if err := check("pooler", g.Pooler, p.B*p.H); err != nil {
 		return err
 	}
 	for i, h := range g.Hidden {
 		if i < 0 || i > len(p.n.layers) {
-			return fmt.Errorf("transformer: %w: hidden state %d outside [0,%d]", ErrInput, i, len(p.n.layers))
+			return fmt.Errorf("transformer: %w: hidden state %d outside [0,%d]", formats.ErrInvalid, i, len(p.n.layers))
 		}
 		if err := check(fmt.Sprintf("hidden state %d", i), h, p.N*p.H); err != nil {
 			return err
