@@ -2,12 +2,9 @@ package convert
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -19,6 +16,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -28,6 +26,9 @@ type Result struct {
 	// Path is the written VLoRA file.
 	Path     string
 	Manifest *vlora.Manifest
+	// Model is the compressed model in memory, exactly as the file holds it
+	// (values rounded to the stored dtype); set when Options.KeepModel is.
+	Model *vlora.Model
 	// DenseFallbacks lists the 2-D increments stored dense because their
 	// factors would have been at least as large.
 	DenseFallbacks []string
@@ -38,39 +39,89 @@ type Result struct {
 // bounded by a few copies of the largest layer tensor per worker: the mean
 // base is accumulated by streaming, and each increment is computed from one
 // layer tensor at a time. On error or cancellation no output file is left
-// behind.
+// behind. Invalid options and input wrap formats.ErrInvalid.
 func Compress(ctx context.Context, modelDir, outDir string, opt Options) (*Result, error) {
-	if err := opt.Validate(); err != nil {
+	prm, err := opt.resolve()
+	if err != nil {
 		return nil, err
 	}
-	ck, err := formats.OpenCheckpoint(modelDir)
+	ck, st, err := openSource(modelDir)
 	if err != nil {
 		return nil, err
 	}
 	defer ck.Close()
-	st, err := vlora.DetectStack(ck.Names(), func(n string) vlora.TensorShape {
-		ti, _ := ck.Info(n)
-		return vlora.TensorShape{Shape: ti.Shape, DType: ti.DType.String()}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", modelDir, formats.ErrInvalid, err)
-	}
-	for _, n := range ck.Names() {
-		ti, _ := ck.Info(n)
-		if !formats.IsFloat(ti.DType) {
-			return nil, fmt.Errorf("%s: %w: tensor %q has non-float dtype %s", ti.File, formats.ErrInvalid, n, ti.DType)
-		}
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, fmt.Errorf("output directory: %w", err)
-	}
-	if err := checkWritable(outDir); err != nil {
+	if err := prepareOutput(outDir); err != nil {
 		return nil, err
 	}
 	sources, err := hashSources(ctx, ck)
 	if err != nil {
 		return nil, err
 	}
+	mf := newManifest(ck, st, prm, sources)
+	sp, err := newSpool(outDir, prm.DType)
+	if err != nil {
+		return nil, err
+	}
+	defer sp.close()
+	p := &pipeline{ck: ck, st: st, opt: prm, sp: sp, mf: mf}
+	p.total = p.units()
+	if err := p.run(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.finishManifest(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res := &Result{Path: filepath.Join(outDir, vlora.FileName), Manifest: mf, DenseFallbacks: p.fallbacks}
+	if err := writeOutput(res.Path, ck.Config, mf, sp); err != nil {
+		return nil, err
+	}
+	if prm.KeepModel {
+		if res.Model, err = sp.model(mf); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// openSource opens the checkpoint in modelDir and finds its layer stack;
+// every tensor must be floating-point.
+func openSource(modelDir string) (*formats.Checkpoint, *vlora.Stack, error) {
+	ck, err := formats.OpenCheckpoint(modelDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := vlora.DetectStack(ck.Names(), func(n string) vlora.TensorShape {
+		ti, _ := ck.Info(n)
+		return vlora.TensorShape{Shape: ti.Shape, DType: ti.DType.String()}
+	})
+	if err != nil {
+		ck.Close()
+		return nil, nil, fmt.Errorf("%s: %w: %v", modelDir, formats.ErrInvalid, err)
+	}
+	for _, n := range ck.Names() {
+		ti, _ := ck.Info(n)
+		if !formats.IsFloat(ti.DType) {
+			ck.Close()
+			return nil, nil, fmt.Errorf("%s: %w: tensor %q has non-float dtype %s", ti.File, formats.ErrInvalid, n, ti.DType)
+		}
+	}
+	return ck, st, nil
+}
+
+// prepareOutput creates outDir and checks that it can hold new files.
+func prepareOutput(outDir string) error {
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	return checkWritable(outDir)
+}
+
+// newManifest describes the file Compress is about to write, as far as it is
+// known before the increments are computed.
+func newManifest(ck *formats.Checkpoint, st *vlora.Stack, opt params, sources []vlora.SourceFile) *vlora.Manifest {
 	mf := &vlora.Manifest{
 		Format: vlora.FormatName, FormatVersion: vlora.FormatVersion, ToolVersion: Version,
 		Sources: sources, LayerPrefix: st.Prefix, NumLayers: st.NumLayers,
@@ -99,26 +150,27 @@ func Compress(ctx context.Context, modelDir, outDir string, opt Options) (*Resul
 		}
 		mf.Passthrough = append(mf.Passthrough, vlora.TensorDesc{Name: n, Shape: ti.Shape, DType: ti.DType.String()})
 	}
+	return mf
+}
 
-	outPath := filepath.Join(outDir, vlora.FileName)
-	sp, err := newSpool(outDir, opt.DType)
-	if err != nil {
-		return nil, err
-	}
-	defer sp.close()
-
-	p := &pipeline{ck: ck, st: st, opt: opt, sp: sp, mf: mf}
-	p.total = len(mf.Passthrough) + len(mf.Compounds)*len(st.Suffixes)
-	for _, c := range mf.Compounds {
-		n := len(c)
-		if opt.Base == vlora.BaseFirst {
-			n--
+// units counts the progress units of the run: pass-through tensors, bases
+// and increments.
+func (p *pipeline) units() int {
+	n := len(p.mf.Passthrough) + len(p.mf.Compounds)*len(p.st.Suffixes)
+	for _, c := range p.mf.Compounds {
+		k := len(c)
+		if p.opt.Base == vlora.BaseFirst {
+			k--
 		}
-		p.total += n * len(st.Suffixes)
+		n += k * len(p.st.Suffixes)
 	}
-	if err := p.run(ctx); err != nil {
-		return nil, err
-	}
+	return n
+}
+
+// finishManifest orders the increments, lists the dense fallbacks, checks
+// the manifest and fills in the stored counts.
+func (p *pipeline) finishManifest() error {
+	mf := p.mf
 	sort.Slice(mf.Increments, func(i, j int) bool {
 		a, b := mf.Increments[i], mf.Increments[j]
 		if a.Layer != b.Layer {
@@ -128,47 +180,55 @@ func Compress(ctx context.Context, modelDir, outDir string, opt Options) (*Resul
 	})
 	for _, inc := range mf.Increments {
 		if inc.Reason != "" {
-			p.fallbacks = append(p.fallbacks, fmt.Sprintf("%s: %s", st.Name(inc.Layer, inc.Suffix), inc.Reason))
+			p.fallbacks = append(p.fallbacks, fmt.Sprintf("%s: %s", p.st.Name(inc.Layer, inc.Suffix), inc.Reason))
 		}
 	}
 	if err := mf.Validate(); err != nil {
-		return nil, fmt.Errorf("internal: %w", err)
+		return fmt.Errorf("internal: %w", err)
 	}
-
-	names := mf.StorageOrder()
-	specs := make([]formats.TensorSpec, len(names))
-	expect := mf.ExpectedTensors()
-	for i, n := range names {
-		specs[i] = formats.TensorSpec{Name: n, DType: opt.DType, Shape: expect[n]}
-		mf.Counts.ParamsStored += int64(vlora.NumElements(expect[n]))
+	for _, shape := range mf.ExpectedTensors() {
+		mf.Counts.ParamsStored += int64(vlora.NumElements(shape))
 	}
-	mf.Counts.BytesStored = mf.Counts.ParamsStored * int64(opt.DType.Size())
+	mf.Counts.BytesStored = mf.Counts.ParamsStored * int64(p.opt.DType.Size())
 	mf.Counts.StackStored = mf.Counts.ParamsStored - (mf.Counts.ParamsOriginal - mf.Counts.StackOriginal)
+	return nil
+}
+
+// writeOutput writes the spooled tensors in storage order into outPath,
+// atomically, and config.json beside it.
+func writeOutput(outPath string, cfg *formats.Config, mf *vlora.Manifest, sp *spool) error {
+	dtype, err := formats.ParseDType(mf.DType)
+	if err != nil {
+		return fmt.Errorf("internal: %w", err)
+	}
+	names := mf.StorageOrder()
+	expect := mf.ExpectedTensors()
+	specs := make([]formats.TensorSpec, len(names))
+	for i, n := range names {
+		specs[i] = formats.TensorSpec{Name: n, DType: dtype, Shape: expect[n]}
+	}
 	js, err := mf.Marshal()
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	w, err := formats.Create(outPath, map[string]string{vlora.ManifestKey: js}, specs)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := sp.writeTo(w, names); err != nil {
 		w.Abort()
-		return nil, err
+		return err
 	}
 	if err := w.Commit(); err != nil {
-		return nil, err
+		return err
 	}
-	if ck.Config != nil {
-		if err := formats.WriteFileAtomic(filepath.Join(outDir, formats.ConfigFile), ck.Config.Bytes); err != nil {
+	if cfg != nil {
+		if err := formats.WriteFileAtomic(filepath.Join(filepath.Dir(outPath), formats.ConfigFile), cfg.Bytes); err != nil {
 			os.Remove(outPath)
-			return nil, fmt.Errorf("writing config.json: %w", err)
+			return fmt.Errorf("writing config.json: %w", err)
 		}
 	}
-	return &Result{Path: outPath, Manifest: mf, DenseFallbacks: p.fallbacks}, nil
+	return nil
 }
 
 func cmp0(v, def int) int {
@@ -205,7 +265,7 @@ func hashSources(ctx context.Context, ck *formats.Checkpoint) ([]vlora.SourceFil
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, f := range ck.Files {
 		g.Go(func() error {
-			sum, n, err := HashFile(ctx, f.Path())
+			sum, n, err := formats.HashFile(ctx, f.Path())
 			if err != nil {
 				return err
 			}
@@ -216,38 +276,11 @@ func hashSources(ctx context.Context, ck *formats.Checkpoint) ([]vlora.SourceFil
 	return out, g.Wait()
 }
 
-// HashFile returns the hex SHA-256 and size of the file at path.
-func HashFile(ctx context.Context, path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", 0, err
-		}
-		k, err := f.Read(buf)
-		h.Write(buf[:k])
-		n += int64(k)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", 0, fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
 // pipeline holds the state of one Compress run.
 type pipeline struct {
 	ck        *formats.Checkpoint
 	st        *vlora.Stack
-	opt       Options
+	opt       params
 	sp        *spool
 	mf        *vlora.Manifest
 	mu        sync.Mutex
@@ -261,7 +294,7 @@ func (p *pipeline) report(item string) {
 	defer p.mu.Unlock()
 	p.done++
 	if p.opt.Progress != nil {
-		p.opt.Progress(Progress{Done: p.done, Total: p.total, Item: item})
+		p.opt.Progress(stage.Progress{Stage: stage.Compress, Done: p.done, Total: p.total, Item: item})
 	}
 }
 
@@ -270,13 +303,17 @@ func (p *pipeline) readChecked(name string) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, v := range data {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			ti, _ := p.ck.Info(name)
-			return nil, fmt.Errorf("%s: %w: tensor %q has non-finite value %v at element %d", ti.File, formats.ErrInvalid, name, v, i)
-		}
+	return data, checkFinite(p.ck, name, data, 0)
+}
+
+// checkFinite checks data, the elements of tensor name of ck from offset on,
+// and names the checkpoint file in the error.
+func checkFinite[T float32 | float64](ck *formats.Checkpoint, name string, data []T, offset int) error {
+	if err := vlora.CheckFinite(name, data, offset); err != nil {
+		ti, _ := ck.Info(name)
+		return fmt.Errorf("%s: %w", ti.File, err)
 	}
-	return data, nil
+	return nil
 }
 
 // run processes pass-through tensors and every (compound, suffix) pair on
@@ -330,11 +367,8 @@ func (p *pipeline) passthrough(pt vlora.TensorDesc) error {
 		if err := p.ck.ReadFloat32At(pt.Name, off, chunk); err != nil {
 			return nil, err
 		}
-		for i, v := range chunk {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				ti, _ := p.ck.Info(pt.Name)
-				return nil, fmt.Errorf("%s: %w: tensor %q has non-finite value %v at element %d", ti.File, formats.ErrInvalid, pt.Name, v, off+i)
-			}
+		if err := checkFinite(p.ck, pt.Name, chunk, off); err != nil {
+			return nil, err
 		}
 		return chunk, nil
 	})

@@ -23,7 +23,7 @@ func TestParamCountsBytellama(t *testing.T) {
 		{vlora.BaseMean, 841_088},
 	} {
 		t.Run(string(tc.base), func(t *testing.T) {
-			opt := DefaultOptions()
+			opt := Options{}
 			opt.Base = tc.base
 			out := t.TempDir()
 			res, err := Compress(context.Background(), dir, out, opt)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -15,76 +16,91 @@ import (
 // Version is the tool version recorded in every manifest.
 const Version = "0.1.0"
 
-// Options configures Compress. The zero value is not valid: set
-// CompoundSize and exactly one of Rank and Energy (or use DefaultOptions).
+// Defaults taken by the zero values of Options.
+const (
+	// DefaultCompoundSize is K when Options.CompoundSize is zero.
+	DefaultCompoundSize = 8
+	// DefaultRank is r when neither Options.Rank nor Options.Energy is set.
+	DefaultRank = 32
+)
+
+// Options configures Compress. The zero value of every field selects the
+// documented default, so Options{} is K=8, rank 32, base "first", exact SVD
+// and F32.
 type Options struct {
-	// CompoundSize is K, the number of consecutive layers per compound.
+	// CompoundSize is K, the number of consecutive layers per compound
+	// (default DefaultCompoundSize).
 	CompoundSize int
 	// Rank is the fixed increment rank r (clamped to each matrix's smaller
-	// dimension). Exactly one of Rank and Energy is set.
+	// dimension). At most one of Rank and Energy is set; when neither is,
+	// the rank is DefaultRank.
 	Rank int
 	// Energy, in (0, 1], picks per increment the smallest rank keeping that
 	// fraction of its squared singular values; 1 stores increments exactly.
 	Energy float64
-	// Base chooses each compound's base.
+	// Base chooses each compound's base (default vlora.BaseFirst).
 	Base vlora.BaseMode
-	// SVD is the factorization method; Seed, Oversample and PowerIters
-	// configure the randomized one.
+	// SVD is the factorization method (default svd.Exact); Seed, Oversample
+	// and PowerIters configure the randomized one, with svd.Options'
+	// conventions (zero: svd.DefaultOversample and svd.DefaultPowerIters,
+	// negative: none).
 	SVD        svd.Method
 	Seed       uint64
 	Oversample int
 	PowerIters int
-	// DType is the stored element type: F32, F16 or BF16.
+	// DType is the stored element type: F32 (also selected by the zero
+	// value), F16 or BF16.
 	DType formats.DType
 	// Workers is the number of tensors factorized in parallel; 0 means
 	// GOMAXPROCS.
 	Workers int
-	// Progress, when set, is called after each finished tensor. It is called
-	// from one goroutine at a time.
-	Progress func(Progress)
+	// KeepModel makes Compress also return the compressed model in memory
+	// (Result.Model), ready for the next stage without reading the file.
+	KeepModel bool
+	// Progress, when set, is called after each finished tensor with Stage
+	// stage.Compress and Item naming the tensor. It is called from one
+	// goroutine at a time.
+	Progress stage.ProgressFunc
 }
 
-// Progress reports pipeline advancement.
-type Progress struct {
-	Done, Total int
-	// Item names the tensor just finished.
-	Item string
-}
+// params holds Options with every default resolved and validated.
+type params Options
 
-// DefaultPowerIters is the number of power iterations of the randomized
-// SVD. Trained layer differences have flat spectra (rank 32 of 128 keeps
-// 55–90% of the energy), where the usual 2 iterations leave the error up to
-// 1.6% above the optimum on bytellama; 4 bring it within 1%.
-const DefaultPowerIters = 4
-
-// DefaultOptions returns K=8, rank 32, base "first", exact SVD, F32, and
-// DefaultPowerIters for the randomized SVD.
-func DefaultOptions() Options {
-	return Options{CompoundSize: 8, Rank: 32, Base: vlora.BaseFirst, SVD: svd.Exact, DType: formats.F32,
-		PowerIters: DefaultPowerIters}
-}
-
-// Validate checks the options.
-func (o *Options) Validate() error {
-	if o.CompoundSize < 1 {
-		return fmt.Errorf("%w: compound size %d must be at least 1", formats.ErrInvalid, o.CompoundSize)
+// resolve validates o and returns it with defaults applied. Errors wrap
+// formats.ErrInvalid.
+func (o Options) resolve() (params, error) {
+	p := params(o)
+	if p.CompoundSize == 0 {
+		p.CompoundSize = DefaultCompoundSize
 	}
-	if (o.Rank > 0) == (o.Energy > 0) {
-		return fmt.Errorf("%w: set exactly one of rank and energy", formats.ErrInvalid)
+	if p.Rank == 0 && p.Energy == 0 {
+		p.Rank = DefaultRank
 	}
-	if o.Rank < 0 {
-		return fmt.Errorf("%w: rank %d must be positive", formats.ErrInvalid, o.Rank)
+	if p.Base == "" {
+		p.Base = vlora.BaseFirst
 	}
-	if o.Energy < 0 || o.Energy > 1 {
-		return fmt.Errorf("%w: energy %v must be in (0, 1]", formats.ErrInvalid, o.Energy)
+	if p.DType == 0 {
+		p.DType = formats.F32
 	}
-	if _, err := vlora.ParseBaseMode(string(o.Base)); err != nil {
-		return fmt.Errorf("%w: %v", formats.ErrInvalid, err)
+	if p.CompoundSize < 1 {
+		return p, fmt.Errorf("%w: compound size %d must be at least 1", formats.ErrInvalid, p.CompoundSize)
 	}
-	switch o.DType {
+	if p.Rank > 0 && p.Energy > 0 {
+		return p, fmt.Errorf("%w: set at most one of rank and energy", formats.ErrInvalid)
+	}
+	if p.Rank < 0 {
+		return p, fmt.Errorf("%w: rank %d must be positive", formats.ErrInvalid, p.Rank)
+	}
+	if p.Energy < 0 || p.Energy > 1 {
+		return p, fmt.Errorf("%w: energy %v must be in (0, 1]", formats.ErrInvalid, p.Energy)
+	}
+	if _, err := vlora.ParseBaseMode(string(p.Base)); err != nil {
+		return p, fmt.Errorf("%w: %v", formats.ErrInvalid, err)
+	}
+	switch p.DType {
 	case formats.F32, formats.F16, formats.BF16:
 	default:
-		return fmt.Errorf("%w: output dtype %s (want F32, F16 or BF16)", formats.ErrInvalid, o.DType)
+		return p, fmt.Errorf("%w: output dtype %s (want F32, F16 or BF16)", formats.ErrInvalid, p.DType)
 	}
-	return nil
+	return p, nil
 }

@@ -18,7 +18,7 @@ func TestRandomizedMatchesExactBytellama(t *testing.T) {
 	tmp := t.TempDir()
 	errs := map[svd.Method]map[string]float64{}
 	for _, m := range []svd.Method{svd.Exact, svd.Randomized} {
-		opt := DefaultOptions()
+		opt := Options{}
 		opt.Base = vlora.BaseMean
 		opt.SVD, opt.Seed = m, 7
 		res, err := Compress(context.Background(), dir, filepath.Join(tmp, m.String()), opt)

@@ -50,7 +50,7 @@ func TestFullRankRoundTrip(t *testing.T) {
 		for _, base := range []vlora.BaseMode{vlora.BaseFirst, vlora.BaseMean} {
 			for _, mode := range []string{"energy1", "bigrank"} {
 				t.Run(fmt.Sprintf("%s/%s/%s", name, base, mode), func(t *testing.T) {
-					opt := DefaultOptions()
+					opt := Options{}
 					opt.Base = base
 					opt.CompoundSize = 3
 					if mode == "energy1" {
@@ -186,7 +186,7 @@ func writeCopy(t *testing.T, dir, out string, dt formats.DType, shards int) {
 func TestDTypesAndShardsAgree(t *testing.T) {
 	dir := testenv.SharedModel(t, "bytellama")
 	tmp := t.TempDir()
-	opt := DefaultOptions()
+	opt := Options{}
 	opt.Base = vlora.BaseMean
 	ref, err := Compress(context.Background(), dir, filepath.Join(tmp, "ref"), opt)
 	if err != nil {

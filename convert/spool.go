@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
 // spool collects tensors produced in any order in a temporary file, so the
@@ -87,6 +88,24 @@ func (s *spool) writeTo(w *formats.Writer, names []string) error {
 		}
 	}
 	return nil
+}
+
+// model decodes every spooled tensor into an in-memory VLoRA model described
+// by mf.
+func (s *spool) model(mf *vlora.Manifest) (*vlora.Model, error) {
+	tensors := make(map[string]*vlora.Tensor, len(s.tensor))
+	for name, t := range s.tensor {
+		raw := make([]byte, t.size)
+		if _, err := s.f.ReadAt(raw, t.off); err != nil {
+			return nil, fmt.Errorf("reading back %s: %w", name, err)
+		}
+		data := make([]float32, vlora.NumElements(t.shape))
+		if err := formats.DecodeFloat32(data, raw, s.dtype); err != nil {
+			return nil, fmt.Errorf("reading back %s: %w", name, err)
+		}
+		tensors[name] = &vlora.Tensor{Data: data, Shape: t.shape}
+	}
+	return vlora.New(mf, tensors)
 }
 
 func (s *spool) close() {

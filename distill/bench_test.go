@@ -34,7 +34,7 @@ func BenchmarkDistillStepBytellama(b *testing.B) {
 				b.Fatal(err)
 			}
 			out := b.TempDir()
-			opt := convert.DefaultOptions()
+			opt := convert.Options{}
 			opt.Base = tc.base
 			if _, err := convert.Compress(context.Background(), model, out, opt); err != nil {
 				b.Fatal(err)

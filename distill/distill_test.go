@@ -20,7 +20,7 @@ func tinySetup(t *testing.T, base vlora.BaseMode) (*transformer.Model, string, *
 	t.Helper()
 	dir := testenv.Testdata(t, "golden/llama-gqa-untied")
 	out := t.TempDir()
-	opt := convert.DefaultOptions()
+	opt := convert.Options{}
 	opt.CompoundSize, opt.Rank, opt.Base = 2, 3, base
 	res, err := convert.Compress(context.Background(), dir, out, opt)
 	if err != nil {

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/transformer"
 	"github.com/vlora-convert/vlora-convert/verify"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -67,7 +67,7 @@ func RunJob(ctx context.Context, j Job) (*Summary, error) {
 	j.Options.defaults()
 	teacher, err := verify.LoadModel(j.Original)
 	if err != nil {
-		if strings.Contains(err.Error(), "unsupported architecture") {
+		if errors.Is(err, transformer.ErrUnsupportedArchitecture) {
 			return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 		}
 		return nil, err
@@ -85,7 +85,7 @@ func RunJob(ctx context.Context, j Job) (*Summary, error) {
 		if train, err = verify.LoadData(j.Data, "", 0, j.SeqLen); err != nil {
 			return nil, err
 		}
-		if train.SHA256, _, err = convert.HashFile(ctx, j.Data); err != nil {
+		if train.SHA256, _, err = formats.HashFile(ctx, j.Data); err != nil {
 			return nil, err
 		}
 	} else {

@@ -22,7 +22,7 @@ func TestQualityBarBytellama(t *testing.T) {
 	calib := testenv.Shared(t, "data/stdlib-bytes/calib.safetensors")
 	eval := testenv.Shared(t, "data/stdlib-bytes/eval.safetensors")
 	out := t.TempDir()
-	opt := convert.DefaultOptions()
+	opt := convert.Options{}
 	opt.Base = vlora.BaseMean
 	res, err := convert.Compress(context.Background(), model, out, opt)
 	if err != nil {

@@ -28,7 +28,7 @@ func (f *File) ReadFloat32At(name string, off int, dst []float32) error {
 		}
 		return fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
 	}
-	if err := decodeFloat32(dst, buf, t.DType); err != nil {
+	if err := DecodeFloat32(dst, buf, t.DType); err != nil {
 		return fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
 	}
 	return nil

@@ -128,8 +128,12 @@ func Float32ToF16(f float32) uint16 {
 	return sign | uint16(half)
 }
 
-// decodeFloat32 converts little-endian raw bytes of dtype d into dst.
-func decodeFloat32(dst []float32, raw []byte, d DType) error {
+// DecodeFloat32 converts little-endian raw bytes of dtype d into dst; raw
+// must hold exactly len(dst) elements.
+func DecodeFloat32(dst []float32, raw []byte, d DType) error {
+	if IsFloat(d) && uint64(len(raw)) != uint64(len(dst))*d.Size() {
+		return fmt.Errorf("%w: %d bytes of %s for %d values", ErrInvalid, len(raw), d, len(dst))
+	}
 	switch d {
 	case F32:
 		for i := range dst {
@@ -162,7 +166,7 @@ func decodeFloat64(dst []float64, raw []byte, d DType) error {
 		return nil
 	}
 	tmp := make([]float32, len(dst))
-	if err := decodeFloat32(tmp, raw, d); err != nil {
+	if err := DecodeFloat32(tmp, raw, d); err != nil {
 		return err
 	}
 	for i, v := range tmp {

@@ -345,7 +345,7 @@ func TestDecodeInts(t *testing.T) {
 		}
 	}
 	checkInvalid(t, decodeInt(make([]int, 1), make([]byte, 4), F32), "F32")
-	checkInvalid(t, decodeFloat32(make([]float32, 1), make([]byte, 4), I32), "I32")
+	checkInvalid(t, DecodeFloat32(make([]float32, 1), make([]byte, 4), I32), "I32")
 	if _, err := EncodeFloat32(nil, []float32{1}, I32); err == nil {
 		t.Error("EncodeFloat32 to I32: no error")
 	}

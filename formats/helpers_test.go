@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
 )
 
 // sharedDir returns the read-only test material directory ../shared next to

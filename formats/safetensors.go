@@ -328,7 +328,7 @@ func (f *File) ReadFloat32(name string) ([]float32, error) {
 		return nil, err
 	}
 	out := make([]float32, t.NumElements())
-	if err := decodeFloat32(out, raw, t.DType); err != nil {
+	if err := DecodeFloat32(out, raw, t.DType); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
 	}
 	return out, nil

@@ -11,8 +11,11 @@ const (
 	// randomized method when Options.Oversample is zero.
 	DefaultOversample = 10
 	// DefaultPowerIters is the number of power iterations used by the
-	// randomized method when Options.PowerIters is zero.
-	DefaultPowerIters = 2
+	// randomized method when Options.PowerIters is zero. Trained layer
+	// differences have flat spectra (rank 32 of 128 keeps 55–90% of the
+	// energy), where the textbook 2 iterations leave the error up to 1.6%
+	// above the optimum on bytellama; 4 bring it within 1%.
+	DefaultPowerIters = 4
 	// NoOversample, assigned to Options.Oversample, requests a sketch of
 	// exactly the target rank. Any negative value has the same effect.
 	NoOversample = -1

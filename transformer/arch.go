@@ -1,6 +1,7 @@
 package transformer
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -34,6 +35,11 @@ var modelTypes = map[string]string{
 	"vit":     "ViTForImageClassification",
 }
 
+// ErrUnsupportedArchitecture is wrapped by the error BuildSpec (and so Load)
+// returns for a config whose architecture and model_type are not among
+// SupportedArchitectures. Callers branch on it with errors.Is.
+var ErrUnsupportedArchitecture = errors.New("unsupported architecture")
+
 // SupportedArchitectures returns the architecture names BuildSpec accepts,
 // sorted.
 func SupportedArchitectures() []string {
@@ -66,7 +72,7 @@ func BuildSpec(cfg *formats.Config, has func(name string) bool) (*Spec, error) {
 		} else {
 			name = fmt.Sprintf("%q", name)
 		}
-		return nil, fmt.Errorf("transformer: unsupported architecture %s (supported: %s)", name, strings.Join(SupportedArchitectures(), ", "))
+		return nil, fmt.Errorf("transformer: %w %s (supported: %s)", ErrUnsupportedArchitecture, name, strings.Join(SupportedArchitectures(), ", "))
 	}
 	spec, err := build(cfg, has)
 	if err != nil {

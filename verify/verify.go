@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/transformer"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -193,7 +192,7 @@ func inputs(ctx context.Context, orig *Loaded, opt Options) (*Dataset, error) {
 		if err != nil {
 			return nil, err
 		}
-		sum, _, err := convert.HashFile(ctx, opt.Data)
+		sum, _, err := formats.HashFile(ctx, opt.Data)
 		if err != nil {
 			return nil, err
 		}
@@ -390,7 +389,7 @@ func Integrity(ctx context.Context, ck *formats.Checkpoint, vm *vlora.Model) []C
 			probs = append(probs, fmt.Sprintf("%s is not among the recorded sources", name))
 			continue
 		}
-		sum, _, err := convert.HashFile(ctx, f.Path())
+		sum, _, err := formats.HashFile(ctx, f.Path())
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("%s: %v", name, err))
 			continue

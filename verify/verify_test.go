@@ -32,7 +32,7 @@ func TestAgreesWithReference(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.base), func(t *testing.T) {
-			opt := convert.DefaultOptions()
+			opt := convert.Options{}
 			opt.Base = tc.base
 			out := t.TempDir()
 			if _, err := convert.Compress(context.Background(), model, out, opt); err != nil {
@@ -68,7 +68,7 @@ func TestAgreesWithReference(t *testing.T) {
 func TestFullRankIsExact(t *testing.T) {
 	model := testenv.GoldenModel(t, "llama-gqa-untied")
 	out := t.TempDir()
-	opt := convert.DefaultOptions()
+	opt := convert.Options{}
 	opt.Rank, opt.Energy, opt.CompoundSize = 0, 1, 2
 	if _, err := convert.Compress(context.Background(), model, out, opt); err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestFullRankIsExact(t *testing.T) {
 func TestIntegrityFailures(t *testing.T) {
 	model := testenv.GoldenModel(t, "llama-gqa-untied")
 	out := t.TempDir()
-	opt := convert.DefaultOptions()
+	opt := convert.Options{}
 	opt.CompoundSize, opt.Rank = 2, 4
 	if _, err := convert.Compress(context.Background(), model, out, opt); err != nil {
 		t.Fatal(err)

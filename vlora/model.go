@@ -83,27 +83,51 @@ func Load(path string) (*Model, error) {
 		return nil, err
 	}
 	defer f.Close()
-	model := &Model{Manifest: m, Tensors: map[string]*Tensor{}}
-	model.index()
-	expect := model.ExpectedTensors()
+	tensors := map[string]*Tensor{}
+	expect := m.ExpectedTensors()
 	for _, name := range f.Names() {
+		info, _ := f.Info(name)
 		if _, ok := expect[name]; !ok {
-			return nil, fmt.Errorf("%s: %w: tensor %q is not described by the manifest", f.Path(), formats.ErrInvalid, name)
+			tensors[name] = &Tensor{Shape: info.Shape} // New reports it
+			continue
 		}
-	}
-	for name, shape := range expect {
-		info, ok := f.Info(name)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w: manifest expects tensor %q, which is missing", f.Path(), formats.ErrInvalid, name)
-		}
-		if !slices.Equal(info.Shape, shape) {
-			return nil, fmt.Errorf("%s: %w: tensor %q has shape %v, manifest implies %v", f.Path(), formats.ErrInvalid, name, info.Shape, shape)
+		if !slices.Equal(info.Shape, expect[name]) {
+			tensors[name] = &Tensor{Shape: info.Shape} // New reports it
+			continue
 		}
 		data, err := f.ReadFloat32(name)
 		if err != nil {
 			return nil, err
 		}
-		model.Tensors[name] = &Tensor{Data: data, Shape: info.Shape}
+		tensors[name] = &Tensor{Data: data, Shape: info.Shape}
+	}
+	model, err := New(m, tensors)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path(), err)
+	}
+	return model, nil
+}
+
+// New builds a model from a validated manifest and its stored tensors, and
+// checks that the tensors are exactly those the manifest describes. The
+// model keeps mf and tensors.
+func New(mf *Manifest, tensors map[string]*Tensor) (*Model, error) {
+	model := &Model{Manifest: mf, Tensors: tensors}
+	model.index()
+	expect := model.ExpectedTensors()
+	for name := range tensors {
+		if _, ok := expect[name]; !ok {
+			return nil, fmt.Errorf("%w: tensor %q is not described by the manifest", formats.ErrInvalid, name)
+		}
+	}
+	for name, shape := range expect {
+		t, ok := tensors[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: manifest expects tensor %q, which is missing", formats.ErrInvalid, name)
+		}
+		if !slices.Equal(t.Shape, shape) {
+			return nil, fmt.Errorf("%w: tensor %q has shape %v, manifest implies %v", formats.ErrInvalid, name, t.Shape, shape)
+		}
 	}
 	return model, nil
 }
@@ -332,12 +356,13 @@ func (mf *Manifest) StorageOrder() []string {
 	return out
 }
 
-// CheckFinite returns an error naming the tensor and index of the first NaN
-// or Inf in data.
-func CheckFinite(name string, data []float32) error {
+// CheckFinite returns an error wrapping formats.ErrInvalid that names the
+// tensor and the index of the first NaN or Inf in data, which holds the
+// tensor's elements from offset on; nil when all are finite.
+func CheckFinite[T float32 | float64](name string, data []T, offset int) error {
 	for i, v := range data {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("tensor %q: %w: non-finite value %v at element %d", name, formats.ErrInvalid, v, i)
+			return fmt.Errorf("tensor %q: %w: non-finite value %v at element %d", name, formats.ErrInvalid, v, offset+i)
 		}
 	}
 	return nil

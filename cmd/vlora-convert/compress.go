@@ -10,6 +10,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -53,7 +54,7 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 	fl.StringVar(&f.svd, "svd", "exact", "SVD method: exact or randomized")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the randomized SVD")
 	fl.IntVar(&f.oversample, "oversample", 10, "extra sketch columns of the randomized SVD")
-	fl.IntVar(&f.powerIters, "power-iters", convert.DefaultPowerIters, "power iterations of the randomized SVD")
+	fl.IntVar(&f.powerIters, "power-iters", svd.DefaultPowerIters, "power iterations of the randomized SVD")
 	fl.StringVar(&f.dtype, "dtype", "f32", "stored dtype: f32, f16 or bf16")
 	fl.IntVar(&f.workers, "workers", 0, "tensors factorized in parallel (default: all cores)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
@@ -74,12 +75,7 @@ var compressFlagHooks []func(*cobra.Command, *compressFlags)
 var compressPostHooks []func(cmd *cobra.Command, f *compressFlags, res *convert.Result) error
 
 func compressOptions(f *compressFlags) (convert.Options, error) {
-	opt := convert.DefaultOptions()
-	opt.CompoundSize = f.k
-	opt.Rank, opt.Energy = f.rank, f.energy
-	if f.rank == 0 && f.energy == 0 {
-		opt.Rank = 32
-	}
+	opt := convert.Options{CompoundSize: f.k, Rank: f.rank, Energy: f.energy}
 	if f.rank != 0 && f.energy != 0 {
 		return opt, usagef("--rank and --energy are exclusive")
 	}
@@ -142,7 +138,7 @@ func runCompress(cmd *cobra.Command, f *compressFlags) error {
 		return nil
 	}
 	bar := newProgress(f.quiet, "compress", 1, nil)
-	opt.Progress = func(p convert.Progress) {
+	opt.Progress = func(p stage.Progress) {
 		if bar.bar != nil {
 			bar.bar.SetTotal(int64(p.Total), false)
 		}
