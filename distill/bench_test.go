@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
-	"github.com/vlora-convert/vlora-convert/transformer"
-	"github.com/vlora-convert/vlora-convert/verify"
+	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
@@ -28,22 +28,22 @@ func BenchmarkDistillStepBytellama(b *testing.B) {
 		{"mean-kl+hidden", vlora.BaseMean, 10},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			model := testenv.SharedModel(b, "bytellama")
-			data, err := verify.LoadData(testenv.Shared(b, "data/stdlib-bytes/calib.safetensors"), "", 0, 0)
+			dir := testenv.SharedModel(b, "bytellama")
+			data, err := dataset.Load(context.Background(), testenv.Shared(b, "data/stdlib-bytes/calib.safetensors"), dataset.LoadOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
 			out := b.TempDir()
 			opt := convert.Options{}
 			opt.Base = tc.base
-			if _, err := convert.Compress(context.Background(), model, out, opt); err != nil {
+			if _, err := convert.Compress(context.Background(), dir, out, opt); err != nil {
 				b.Fatal(err)
 			}
 			vm, err := vlora.Load(out)
 			if err != nil {
 				b.Fatal(err)
 			}
-			teacher, err := transformer.LoadCheckpoint(model)
+			teacher, err := model.LoadDense(dir)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -7,6 +7,7 @@
 package distill
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,14 +15,19 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/vlora-convert/vlora-convert/dataset"
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/transformer"
-	"github.com/vlora-convert/vlora-convert/verify"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
-// Options configures Run. Zero values take the defaults noted.
+// Options configures Run. The zero value of every field selects the
+// documented default.
 type Options struct {
-	// Steps is the number of optimizer steps.
+	// Steps is the number of optimizer steps (0: none; the student is
+	// evaluated and recorded as it is).
 	Steps int
 	// Batch is the number of sequences (or images) per step (default 16).
 	Batch int
@@ -55,44 +61,60 @@ type Options struct {
 	CheckpointPath  string
 	// Resume continues from the checkpoint at CheckpointPath if present.
 	Resume bool
-	// Progress, when set, is called after every step.
-	Progress func(Stats)
+	// Progress, when set, is called after every step with Stage
+	// stage.Distill, Done and Total counting steps, Loss and TokensPerSec.
+	Progress stage.ProgressFunc
+	// Evaluate, when set, is called once after training with the distilled
+	// student; its result is returned in Result.Eval and recorded in the
+	// manifest. verify.Compare is the usual implementation.
+	Evaluate func(ctx context.Context, student *model.Model) (*Evaluation, error)
 }
 
-func (o *Options) defaults() {
-	if o.Batch <= 0 {
-		o.Batch = 16
-	}
-	if o.LR <= 0 {
-		o.LR = 2e-3
-	}
-	if o.MinLRRatio <= 0 {
-		o.MinLRRatio = 0.1
-	}
-	if o.Warmup == 0 {
-		o.Warmup = 20
-	}
-	if o.Beta1 == 0 {
-		o.Beta1 = 0.9
-	}
-	if o.Beta2 == 0 {
-		o.Beta2 = 0.999
-	}
-	if o.Eps == 0 {
-		o.Eps = 1e-8
-	}
-	if o.Train == "" {
-		o.Train = TrainBases
-	}
-	if o.Temperature <= 0 {
-		o.Temperature = 1
-	}
-	if o.TeacherCacheBytes == 0 {
-		o.TeacherCacheBytes = 1 << 30
-	}
+// Evaluation is the agreement of the distilled student with the teacher on
+// held-out data.
+type Evaluation struct {
+	KL, Agreement float64
+	// NLL is the student's next-token NLL (causal LMs; 0 otherwise).
+	NLL float64
+	// Data describes the evaluation inputs.
+	Data string
 }
 
-// Stats describes progress after a step.
+// params holds Options with every default resolved and validated.
+type params Options
+
+// resolve validates o and returns it with defaults applied. Errors wrap
+// formats.ErrInvalid.
+func (o Options) resolve() (params, error) {
+	p := params(o)
+	if p.Steps < 0 {
+		return p, fmt.Errorf("%w: steps %d must not be negative", formats.ErrInvalid, p.Steps)
+	}
+	if p.Batch < 0 || p.LR < 0 {
+		return p, fmt.Errorf("%w: batch %d and learning rate %g must be positive", formats.ErrInvalid, p.Batch, p.LR)
+	}
+	def := func(v *float64, d float64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	p.Batch = cmp.Or(p.Batch, 16)
+	p.Warmup = cmp.Or(p.Warmup, 20)
+	def(&p.LR, 2e-3)
+	def(&p.MinLRRatio, 0.1)
+	def(&p.Beta1, 0.9)
+	def(&p.Beta2, 0.999)
+	def(&p.Eps, 1e-8)
+	def(&p.Temperature, 1)
+	p.Train = cmp.Or(p.Train, TrainBases)
+	p.TeacherCacheBytes = cmp.Or(p.TeacherCacheBytes, 1<<30)
+	if _, err := ParseTrainSet(string(p.Train)); err != nil {
+		return p, fmt.Errorf("%w: %v", formats.ErrInvalid, err)
+	}
+	return p, nil
+}
+
+// Stats describes progress after a step; Result.Log holds one per step.
 type Stats struct {
 	Step, Steps  int
 	Loss         float64
@@ -113,126 +135,212 @@ type Result struct {
 	Log             []Stats
 	TokensPerSecond float64
 	TrainSeconds    float64
+	// Resumed is set when the run continued from a checkpoint.
+	Resumed bool
+	// Eval is Options.Evaluate's result, nil without it.
+	Eval *Evaluation
+	// Student runs the distilled VLoRA model.
+	Student *model.Model
 }
 
-// Run distills vm (the student) towards teacher on train. teacher must be
-// the original model. vm's tensors are updated in place.
-func Run(ctx context.Context, teacherModel *transformer.Model, vm *vlora.Model, train *verify.Dataset, opt Options) (*Result, error) {
-	opt.defaults()
-	if opt.Steps < 0 {
-		return nil, fmt.Errorf("steps %d must not be negative", opt.Steps)
+// ErrUnsupported reports a model the distillation stage cannot train.
+var ErrUnsupported = errors.New("distillation not supported for this model")
+
+// Run distills vm (the student) towards teacher, the original model, on
+// train. vm's tensors are updated in place and its manifest records the run
+// (vlora.DistillInfo, adding to an earlier record's steps and tokens); the
+// caller saves it. Models without logits to match give ErrUnsupported.
+func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *dataset.Dataset, opt Options) (*Result, error) {
+	prm, err := opt.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkInputs(teacher, train); err != nil {
+		return nil, err
+	}
+	r, err := newRun(teacher, vm, train, prm)
+	if err != nil {
+		return nil, err
+	}
+	for s := r.start; s < prm.Steps; s++ {
+		if err := ctx.Err(); err != nil {
+			return r.res, err
+		}
+		if err := r.step(s); err != nil {
+			return r.res, err
+		}
+	}
+	r.summarise()
+	if prm.Evaluate != nil {
+		if r.res.Eval, err = prm.Evaluate(ctx, r.res.Student); err != nil {
+			return nil, fmt.Errorf("evaluating the student: %w", err)
+		}
+	}
+	record(vm, r.res, train, prm)
+	return r.res, nil
+}
+
+// checkInputs checks that teacher has logits to match and that train fits
+// its vocabulary.
+func checkInputs(teacher *model.Model, train *dataset.Dataset) error {
+	if !teacher.IsCausalLM() && teacher.Config.ModelType != "vit" {
+		return fmt.Errorf("%w: %s has no logits to match", ErrUnsupported, teacher.Config.Architecture())
 	}
 	if train == nil || train.N == 0 {
-		return nil, errors.New("distill: no training data")
+		return fmt.Errorf("%w: distill: no training data", formats.ErrInvalid)
 	}
-	loaded, err := verify.FromVLoRA(vm, "student")
+	if train.IsImages() {
+		return nil
+	}
+	return train.CheckRange(teacher.Config.VocabSize, teacher.Config.Int("type_vocab_size"))
+}
+
+// runState is the state of one Run.
+type runState struct {
+	opt     params
+	train   *dataset.Dataset
+	vm      *vlora.Model
+	st      *student
+	trainer *transformer.Trainer
+	optim   *adamW
+	tc      *teacher
+	vocab   int
+	grad    []float32
+	res     *Result
+	start   int
+	// tokens and elapsed continue a resumed run's counters; t0 is the
+	// start of this process's share.
+	tokens      int64
+	prevElapsed time.Duration
+	t0          time.Time
+}
+
+// newRun prepares the student, the optimizer (restored from a checkpoint
+// when resuming) and the teacher cache.
+func newRun(teacherModel *model.Model, vm *vlora.Model, train *dataset.Dataset, opt params) (*runState, error) {
+	loaded, err := model.FromVLoRA(vm)
 	if err != nil {
 		return nil, err
 	}
-	st, err := newStudent(vm, loaded.Model, opt.Train)
+	st, err := newStudent(loaded, opt.Train)
 	if err != nil {
 		return nil, err
 	}
-	optim := &adamW{beta1: opt.Beta1, beta2: opt.Beta2, eps: opt.Eps, weightDecay: opt.WeightDecay}
-	res := &Result{}
-	start := 0
+	r := &runState{opt: opt, train: train, vm: vm, st: st, res: &Result{Student: loaded},
+		optim: &adamW{beta1: opt.Beta1, beta2: opt.Beta2, eps: opt.Eps, weightDecay: opt.WeightDecay}}
 	if opt.Resume && opt.CheckpointPath != "" {
 		step, log, ok, err := loadCheckpoint(opt.CheckpointPath, vm, st)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			start, res.Log = step, log
-			optim.step = step
+			r.start, r.res.Log, r.res.Resumed = step, log, true
+			r.optim.step = step
 		}
 	}
-	st.materialize()
-	trainer := loaded.Model.NewTrainer()
-
+	if err := st.materialize(); err != nil {
+		return nil, err
+	}
+	r.trainer = loaded.Net.NewTrainer()
 	// Probe the output shape with one item.
-	probe, err := teacherModel.Forward(gather(train, []int{0}), transformer.Options{})
+	probe, err := teacherModel.Net.Forward(train.Gather([]int{0}), transformer.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("teacher: %w", err)
 	}
 	if probe.Logits == nil {
-		return nil, errors.New("distill: the model has no logits to match (encoders without a head are not supported)")
+		return nil, fmt.Errorf("%w: the model has no logits to match (encoders without a head are not supported)", ErrUnsupported)
 	}
-	vocab := probe.LogitsShape[len(probe.LogitsShape)-1]
-	rowsPer := len(probe.Logits) / vocab
-	tc := newTeacher(teacherModel, train, vocab, rowsPer, opt.TeacherCacheBytes)
-	perItemTokens := int64(max(train.T, 1))
+	r.vocab = probe.LogitsShape[len(probe.LogitsShape)-1]
+	rowsPer := len(probe.Logits) / r.vocab
+	r.tc = newTeacher(teacherModel.Net, train, r.vocab, rowsPer, opt.TeacherCacheBytes)
+	r.grad = make([]float32, opt.Batch*rowsPer*r.vocab)
+	if n := len(r.res.Log); n > 0 {
+		r.tokens, r.prevElapsed = r.res.Log[n-1].Tokens, r.res.Log[n-1].Elapsed
+	}
+	r.t0 = time.Now()
+	return r, nil
+}
 
-	grad := make([]float32, opt.Batch*rowsPer*vocab)
-	// A resumed run continues the token count and clock of the checkpoint.
-	var tokens int64
-	var prevElapsed time.Duration
-	if len(res.Log) > 0 {
-		last := res.Log[len(res.Log)-1]
-		tokens, prevElapsed = last.Tokens, last.Elapsed
+// step performs optimizer step s: loss and gradients on one batch, update,
+// re-materialization, log entry, progress report and checkpoint.
+func (r *runState) step(s int) error {
+	opt := r.opt
+	idx := batchIndices(opt.Seed, s, opt.Batch, r.train.N)
+	loss, err := r.lossAndGrad(s, idx)
+	if err != nil {
+		return err
 	}
-	t0 := time.Now()
-	for s := start; s < opt.Steps; s++ {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		idx := batchIndices(opt.Seed, s, opt.Batch, train.N)
-		wantHidden := opt.HiddenWeight > 0
-		tlp, thid, err := tc.logProbs(idx, wantHidden)
-		if err != nil {
-			return res, fmt.Errorf("step %d: teacher: %w", s, err)
-		}
-		out, err := trainer.Forward(gather(train, idx), transformer.Options{Hidden: wantHidden})
-		if err != nil {
-			return res, fmt.Errorf("step %d: student: %w", s, err)
-		}
-		tau := opt.Temperature
-		loss, err := transformer.KLDiv(tlp, out.Logits, vocab, tau, grad)
-		if err != nil {
-			return res, err
-		}
-		if tau != 1 {
-			s2 := float32(tau * tau)
-			loss *= tau * tau
-			for i := range grad {
-				grad[i] *= s2
-			}
-		}
-		og := &transformer.OutputGrad{Logits: grad}
-		if wantHidden {
-			hl, hg := hiddenLoss(out.HiddenStates, thid, opt.HiddenWeight)
-			loss += hl
-			og.Hidden = hg
-		}
-		g, err := trainer.Backward(og)
-		if err != nil {
-			return res, fmt.Errorf("step %d: backward: %w", s, err)
-		}
-		st.chain(g)
-		gn := clipGradNorm(st.params, opt.ClipNorm)
-		lr := opt.LR * schedule(s, opt.Steps, opt.Warmup, opt.MinLRRatio)
-		optim.update(st.params, lr)
-		st.materialize()
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return res, fmt.Errorf("step %d: loss is %v; lower the learning rate", s, loss)
-		}
-		tokens += int64(len(idx)) * perItemTokens
-		el := prevElapsed + time.Since(t0)
-		stat := Stats{Step: s + 1, Steps: opt.Steps, Loss: loss, LR: lr, GradNorm: gn, Tokens: tokens, Elapsed: el}
-		if secs := el.Seconds(); secs > 0 {
-			stat.TokensPerSec = float64(tokens) / secs
-		}
-		res.Log = append(res.Log, stat)
-		if opt.Progress != nil {
-			opt.Progress(stat)
-		}
-		if opt.CheckpointEvery > 0 && opt.CheckpointPath != "" && (s+1)%opt.CheckpointEvery == 0 && s+1 < opt.Steps {
-			if err := saveCheckpoint(opt.CheckpointPath, vm, st, s+1, res.Log); err != nil {
-				return res, fmt.Errorf("checkpoint at step %d: %w", s+1, err)
-			}
+	gn := clipGradNorm(r.st.params, opt.ClipNorm)
+	lr := opt.LR * schedule(s, opt.Steps, opt.Warmup, opt.MinLRRatio)
+	r.optim.update(r.st.params, lr)
+	if err := r.st.materialize(); err != nil {
+		return err
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return fmt.Errorf("step %d: loss is %v; lower the learning rate", s, loss)
+	}
+	r.tokens += int64(len(idx)) * int64(max(r.train.T, 1))
+	el := r.prevElapsed + time.Since(r.t0)
+	stat := Stats{Step: s + 1, Steps: opt.Steps, Loss: loss, LR: lr, GradNorm: gn, Tokens: r.tokens, Elapsed: el}
+	if secs := el.Seconds(); secs > 0 {
+		stat.TokensPerSec = float64(r.tokens) / secs
+	}
+	r.res.Log = append(r.res.Log, stat)
+	if opt.Progress != nil {
+		opt.Progress(stage.Progress{Stage: stage.Distill, Done: stat.Step, Total: opt.Steps, Loss: loss, TokensPerSec: stat.TokensPerSec})
+	}
+	if opt.CheckpointEvery > 0 && opt.CheckpointPath != "" && (s+1)%opt.CheckpointEvery == 0 && s+1 < opt.Steps {
+		if err := saveCheckpoint(opt.CheckpointPath, r.vm, r.st, s+1, r.res.Log); err != nil {
+			return fmt.Errorf("checkpoint at step %d: %w", s+1, err)
 		}
 	}
-	res.Steps = opt.Steps
-	res.Tokens = tokens
+	return nil
+}
+
+// lossAndGrad runs teacher and student on the items idx, returns the loss
+// and leaves the gradients of the trainable tensors in the student.
+func (r *runState) lossAndGrad(s int, idx []int) (float64, error) {
+	opt := r.opt
+	wantHidden := opt.HiddenWeight > 0
+	tlp, thid, err := r.tc.logProbs(idx, wantHidden)
+	if err != nil {
+		return 0, fmt.Errorf("step %d: teacher: %w", s, err)
+	}
+	out, err := r.trainer.Forward(r.train.Gather(idx), transformer.Options{Hidden: wantHidden})
+	if err != nil {
+		return 0, fmt.Errorf("step %d: student: %w", s, err)
+	}
+	tau := opt.Temperature
+	loss, err := transformer.KLDiv(tlp, out.Logits, r.vocab, tau, r.grad)
+	if err != nil {
+		return 0, err
+	}
+	if tau != 1 {
+		s2 := float32(tau * tau)
+		loss *= tau * tau
+		for i := range r.grad {
+			r.grad[i] *= s2
+		}
+	}
+	og := &transformer.OutputGrad{Logits: r.grad}
+	if wantHidden {
+		hl, hg := hiddenLoss(out.HiddenStates, thid, opt.HiddenWeight)
+		loss += hl
+		og.Hidden = hg
+	}
+	g, err := r.trainer.Backward(og)
+	if err != nil {
+		return 0, fmt.Errorf("step %d: backward: %w", s, err)
+	}
+	r.st.chain(g)
+	return loss, nil
+}
+
+// summarise fills the totals of the result from its log.
+func (r *runState) summarise() {
+	res := r.res
+	res.Steps = r.opt.Steps
+	res.Tokens = r.tokens
 	if n := len(res.Log); n > 0 {
 		k := min(10, n)
 		for _, l := range res.Log[n-k:] {
@@ -242,7 +350,25 @@ func Run(ctx context.Context, teacherModel *transformer.Model, vm *vlora.Model, 
 		res.TokensPerSecond = last.TokensPerSec
 		res.TrainSeconds = last.Elapsed.Seconds()
 	}
-	return res, nil
+}
+
+// record writes the run into vm's manifest, adding to an earlier record's
+// steps and tokens.
+func record(vm *vlora.Model, res *Result, train *dataset.Dataset, opt params) {
+	info := &vlora.DistillInfo{
+		Steps: res.Steps, Tokens: res.Tokens, Seed: opt.Seed, LR: opt.LR, Batch: opt.Batch, SeqLen: train.T,
+		Train: string(opt.Train), FinalLoss: res.FinalLoss,
+		Temperature: opt.Temperature, HiddenWeight: opt.HiddenWeight,
+		Data: train.Source, DataSHA256: train.SHA256,
+	}
+	if res.Eval != nil {
+		info.EvalKL, info.EvalData = res.Eval.KL, res.Eval.Data
+	}
+	if prev := vm.Manifest.Distill; prev != nil {
+		info.Steps += prev.Steps
+		info.Tokens += prev.Tokens
+	}
+	vm.Manifest.Distill = info
 }
 
 // batchIndices draws the items of step s with replacement, from a stream

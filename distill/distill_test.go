@@ -8,15 +8,17 @@ import (
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/transformer"
-	"github.com/vlora-convert/vlora-convert/verify"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
 // tinySetup compresses the tiny GQA Llama fixture (K=2, r=3) and returns
 // the teacher, the student file path and random training data.
-func tinySetup(t *testing.T, base vlora.BaseMode) (*transformer.Model, string, *verify.Dataset) {
+func tinySetup(t *testing.T, base vlora.BaseMode) (*model.Model, string, *dataset.Dataset) {
 	t.Helper()
 	dir := testenv.Testdata(t, "golden/llama-gqa-untied")
 	out := t.TempDir()
@@ -26,11 +28,11 @@ func tinySetup(t *testing.T, base vlora.BaseMode) (*transformer.Model, string, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	teacher, err := transformer.LoadCheckpoint(dir)
+	teacher, err := model.LoadDense(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := verify.RandomInputs(teacher.Config, 12, 10, 3)
+	data := dataset.Random(teacher.Config, 12, 10, 3)
 	return teacher, res.Path, data
 }
 
@@ -48,22 +50,22 @@ func TestChainMatchesFiniteDifferences(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			loaded, err := verify.FromVLoRA(vm, path)
+			loaded, err := model.FromVLoRA(vm)
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := newStudent(vm, loaded.Model, TrainAll)
+			st, err := newStudent(loaded, TrainAll)
 			if err != nil {
 				t.Fatal(err)
 			}
 			idx := []int{0, 5, 7}
-			in := gather(data, idx)
-			to, _ := teacher.Forward(in, transformer.Options{})
+			in := data.Gather(idx)
+			to, _ := teacher.Net.Forward(in, transformer.Options{})
 			vocab := to.LogitsShape[2]
 			transformer.LogSoftmax(to.Logits, to.Logits, vocab)
 			loss := func() float64 {
 				st.materialize()
-				o, err := loaded.Model.Forward(in, transformer.Options{})
+				o, err := loaded.Net.Forward(in, transformer.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -71,7 +73,7 @@ func TestChainMatchesFiniteDifferences(t *testing.T) {
 				return l
 			}
 			st.materialize()
-			tr := loaded.Model.NewTrainer()
+			tr := loaded.Net.NewTrainer()
 			o, _ := tr.Forward(in, transformer.Options{})
 			g := make([]float32, len(o.Logits))
 			transformer.KLDiv(to.Logits, o.Logits, vocab, 1, g)
@@ -117,7 +119,7 @@ func TestChainMatchesFiniteDifferences(t *testing.T) {
 }
 
 // run distills a fresh copy of the student for steps and returns it.
-func run(t *testing.T, teacher *transformer.Model, path string, data *verify.Dataset, opt Options) (*vlora.Model, *Result) {
+func run(t *testing.T, teacher *model.Model, path string, data *dataset.Dataset, opt Options) (*vlora.Model, *Result) {
 	t.Helper()
 	vm, err := vlora.Load(path)
 	if err != nil {
@@ -170,8 +172,8 @@ func TestResumeMatchesStraightRun(t *testing.T) {
 	half := opt
 	half.CheckpointEvery, half.CheckpointPath = 4, ckpt
 	ctx, cancel := context.WithCancel(context.Background())
-	half.Progress = func(s Stats) {
-		if s.Step == 5 {
+	half.Progress = func(p stage.Progress) {
+		if p.Done == 5 {
 			cancel() // interrupted after the checkpoint at step 4
 		}
 	}

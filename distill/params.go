@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/vlora-convert/vlora-convert/internal/kernels"
+	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/transformer"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -44,7 +45,6 @@ type binding struct {
 	dense      *transformer.Param
 	rows, cols int
 	rank       int
-	base       *vlora.Tensor
 	a, b, d    *vlora.Tensor
 	baseP      *param // nil when the base is frozen
 	aP, bP, dP *param
@@ -52,19 +52,21 @@ type binding struct {
 
 // student couples a VLoRA model with the transformer that runs it.
 type student struct {
-	vm       *vlora.Model
-	model    *transformer.Model
+	m        *model.Model
 	bindings []*binding
-	// pass maps pass-through tensors to their transformer parameter.
-	pass   map[string]*transformer.Param
+	// pass lists the pass-through tensors the transformer uses.
+	pass   []string
 	params []*param
 	byName map[string]*param
 }
 
-// newStudent prepares vm for training the given set; model must have been
-// loaded from vm.
-func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*student, error) {
-	s := &student{vm: vm, model: model, pass: map[string]*transformer.Param{}, byName: map[string]*param{}}
+// newStudent prepares the VLoRA model m for training the given set.
+func newStudent(m *model.Model, set TrainSet) (*student, error) {
+	vm, net := m.VLoRA, m.Net
+	if vm == nil {
+		return nil, fmt.Errorf("distill: the student is not a VLoRA model")
+	}
+	s := &student{m: m, byName: map[string]*param{}}
 	add := func(name string) *param {
 		if p, ok := s.byName[name]; ok {
 			return p
@@ -81,13 +83,13 @@ func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*stude
 		c, _ := vm.Compound(l)
 		for _, suf := range mf.Suffixes {
 			name := vm.LayerName(l, suf.Name)
-			dp, ok := model.Params[name]
+			dp, ok := net.Params[name]
 			if !ok {
 				// The architecture does not use this tensor (it is stored
 				// but ignored by the forward pass).
 				continue
 			}
-			bd := &binding{dense: dp, base: vm.Tensors[vlora.BaseName(c, suf.Name)]}
+			bd := &binding{dense: dp}
 			bd.rows, bd.cols = vlora.Matrix(suf.Shape)
 			if set != TrainFactors {
 				bd.baseP = add(vlora.BaseName(c, suf.Name))
@@ -108,8 +110,8 @@ func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*stude
 		}
 	}
 	for _, p := range mf.Passthrough {
-		if tp, ok := model.Params[p.Name]; ok {
-			s.pass[p.Name] = tp
+		if _, ok := net.Params[p.Name]; ok {
+			s.pass = append(s.pass, p.Name)
 			if set == TrainAll {
 				add(p.Name)
 			}
@@ -120,23 +122,7 @@ func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*stude
 
 // materialize writes every dense weight of the transformer from the stored
 // tensors.
-func (s *student) materialize() {
-	for _, bd := range s.bindings {
-		w := bd.dense.Data
-		copy(w, bd.base.Data)
-		switch {
-		case bd.d != nil:
-			for i, v := range bd.d.Data {
-				w[i] += v
-			}
-		case bd.a != nil && bd.rank > 0:
-			kernels.Sgemm(false, false, bd.rows, bd.cols, bd.rank, 1, bd.b.Data, bd.rank, bd.a.Data, bd.cols, 1, w, bd.cols)
-		}
-	}
-	for name, tp := range s.pass {
-		copy(tp.Data, s.vm.Tensors[name].Data)
-	}
-}
+func (s *student) materialize() error { return s.m.Materialize() }
 
 // chain turns dense-weight gradients into gradients of the trainable stored
 // tensors: dBase += dW, dD = dW, dB = dW·Aᵀ, dA = Bᵀ·dW.
@@ -166,7 +152,7 @@ func (s *student) chain(grads map[string]*transformer.Param) {
 			kernels.Sgemm(true, false, r, cols, rows, 1, bd.b.Data, r, dw, cols, 1, bd.aP.grad, cols)
 		}
 	}
-	for name := range s.pass {
+	for _, name := range s.pass {
 		if p, ok := s.byName[name]; ok {
 			if g, ok := grads[name]; ok {
 				for i, v := range g.Data {

@@ -1,8 +1,8 @@
 package distill
 
 import (
+	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/transformer"
-	"github.com/vlora-convert/vlora-convert/verify"
 )
 
 // teacher produces the teacher's log-probabilities for data items, caching
@@ -10,7 +10,7 @@ import (
 // run through the teacher at most once however often it is drawn.
 type teacher struct {
 	model  *transformer.Model
-	data   *verify.Dataset
+	data   *dataset.Dataset
 	vocab  int
 	rows   int // logits rows per item
 	cache  [][]float32
@@ -19,7 +19,7 @@ type teacher struct {
 	forwards int
 }
 
-func newTeacher(m *transformer.Model, data *verify.Dataset, vocab, rowsPerItem int, budget int64) *teacher {
+func newTeacher(m *transformer.Model, data *dataset.Dataset, vocab, rowsPerItem int, budget int64) *teacher {
 	t := &teacher{model: m, data: data, vocab: vocab, rows: rowsPerItem}
 	if int64(data.N)*int64(rowsPerItem)*int64(vocab)*4 <= budget {
 		t.cached = true
@@ -51,7 +51,7 @@ func (t *teacher) logProbs(idx []int, wantHidden bool) ([]float32, [][]float32, 
 				uniq = append(uniq, i)
 			}
 		}
-		in := gather(t.data, uniq)
+		in := t.data.Gather(uniq)
 		o, err := t.model.Forward(in, transformer.Options{Hidden: wantHidden})
 		if err != nil {
 			return nil, nil, err
@@ -92,29 +92,4 @@ func (t *teacher) logProbs(idx []int, wantHidden bool) ([]float32, [][]float32, 
 		}
 	}
 	return out, hidden, nil
-}
-
-// gather builds a transformer input from the items idx of data.
-func gather(d *verify.Dataset, idx []int) *transformer.Input {
-	in := &transformer.Input{Batch: len(idx)}
-	if d.IsImages() {
-		sz := d.C * d.H * d.W
-		in.Pixels = make([]float32, 0, len(idx)*sz)
-		for _, i := range idx {
-			in.Pixels = append(in.Pixels, d.Pixels[i*sz:(i+1)*sz]...)
-		}
-		return in
-	}
-	in.Seq = d.T
-	in.IDs = make([]int, 0, len(idx)*d.T)
-	for _, i := range idx {
-		in.IDs = append(in.IDs, d.IDs[i*d.T:(i+1)*d.T]...)
-	}
-	if d.TokenTypes != nil {
-		in.TokenTypes = make([]int, 0, len(idx)*d.T)
-		for _, i := range idx {
-			in.TokenTypes = append(in.TokenTypes, d.TokenTypes[i*d.T:(i+1)*d.T]...)
-		}
-	}
-	return in
 }

@@ -31,7 +31,7 @@ func benchTokens(b *testing.B, rows int) *Input {
 // BenchmarkForwardBytellama measures inference throughput of bytellama at
 // batch 32×256 (the PyTorch 2-thread CPU figure is 4,849 tokens/s).
 func BenchmarkForwardBytellama(b *testing.B) {
-	m, err := LoadCheckpoint(sharedDir(b, "models/bytellama"))
+	m, err := loadDir(b, sharedDir(b, "models/bytellama"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,11 +62,11 @@ func reportThroughput(b *testing.B, tokensPerOp int, cpu time.Duration) {
 // 2-thread CPU figure for a step, including Adam, is 1,448 tokens/s).
 func BenchmarkTrainStepBytellama(b *testing.B) {
 	dir := sharedDir(b, "models/bytellama")
-	teacher, err := LoadCheckpoint(dir)
+	teacher, err := loadDir(b, dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	student, err := LoadCheckpoint(dir)
+	student, err := loadDir(b, dir)
 	if err != nil {
 		b.Fatal(err)
 	}

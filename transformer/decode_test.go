@@ -223,7 +223,7 @@ func TestDecoderErrors(t *testing.T) {
 // the byte corpus with bytellama, one Step per position: the work of
 // sampling 64×256 tokens, less the drawing itself.
 func BenchmarkDecodeBytellama(b *testing.B) {
-	m, err := LoadCheckpoint(sharedDir(b, "models/bytellama"))
+	m, err := loadDir(b, sharedDir(b, "models/bytellama"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,11 +24,11 @@ const (
 // every parameter.
 func TestDistillGradientBytellama(t *testing.T) {
 	dir := sharedDir(t, "models/bytellama")
-	teacher, err := LoadCheckpoint(dir)
+	teacher, err := loadDir(t, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	student, err := LoadCheckpoint(dir)
+	student, err := loadDir(t, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

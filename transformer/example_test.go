@@ -3,21 +3,40 @@ package transformer_test
 import (
 	"fmt"
 
+	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/transformer"
 )
 
+// load loads a Hugging Face model directory with the transformer package
+// alone (package model does the same for dense and VLoRA models).
+func load(dir string) (*transformer.Model, error) {
+	ck, err := formats.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	return transformer.Load(ck.Config, transformer.CheckpointWeights{Checkpoint: ck})
+}
+
 // A distillation step: the teacher's logits are the target of the student's
-// KL loss, whose gradient flows back to every dense student parameter.
+// KL loss, whose gradient flows back to every dense student parameter. The
+// student here is the teacher with one weight matrix scaled, so the KL is
+// small but not zero.
 func Example_distillationStep() {
-	teacher, err := transformer.LoadCheckpoint("path/to/teacher")
+	const dir = "../testdata/golden/llama-gqa-untied"
+	teacher, err := load(dir)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	student, err := transformer.LoadCheckpoint("path/to/student")
+	student, err := load(dir)
 	if err != nil {
 		fmt.Println(err)
 		return
+	}
+	const name = "model.layers.0.mlp.down_proj.weight"
+	for i := range student.Params[name].Data {
+		student.Params[name].Data[i] *= 1.5
 	}
 	in := &transformer.Input{Batch: 1, Seq: 4, IDs: []int{10, 20, 30, 40}}
 	tout, err := teacher.Forward(in, transformer.Options{})
@@ -43,5 +62,7 @@ func Example_distillationStep() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(kl, len(grads["model.layers.0.mlp.down_proj.weight"].Data))
+	fmt.Printf("KL > 0: %v, gradient values for %s: %d\n", kl > 0, name, len(grads[name].Data))
+	// Output:
+	// KL > 0: true, gradient values for model.layers.0.mlp.down_proj.weight: 3840
 }

@@ -98,7 +98,7 @@ func (gc goldenCase) open(t *testing.T) (*Model, *formats.File) {
 	if !filepath.IsAbs(modelDir) {
 		modelDir, goldenDir = sharedDir(t, modelDir), sharedDir(t, goldenDir)
 	}
-	m, err := LoadCheckpoint(modelDir)
+	m, err := loadDir(t, modelDir)
 	if err != nil {
 		t.Fatal(err)
 	}

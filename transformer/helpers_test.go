@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
 )
 
@@ -40,4 +41,15 @@ func relErr64(got, want []float64) float64 {
 		return math.Sqrt(num)
 	}
 	return math.Sqrt(num / den)
+}
+
+// loadDir loads the Hugging Face model directory dir.
+func loadDir(t testing.TB, dir string) (*Model, error) {
+	t.Helper()
+	ck, err := formats.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	return Load(ck.Config, CheckpointWeights{Checkpoint: ck})
 }

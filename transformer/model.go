@@ -110,24 +110,6 @@ func Load(cfg *formats.Config, w Weights) (*Model, error) {
 	return m, nil
 }
 
-// LoadCheckpoint loads the Hugging Face model directory dir (config.json and
-// safetensors weights).
-func LoadCheckpoint(dir string) (*Model, error) {
-	ck, err := formats.OpenCheckpoint(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer ck.Close()
-	if ck.Config == nil {
-		return nil, fmt.Errorf("transformer: %s: no %s", dir, formats.ConfigFile)
-	}
-	m, err := Load(ck.Config, CheckpointWeights{ck})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	return m, nil
-}
-
 // LoadSpec builds a model for spec with parameters from w. Every tensor is
 // copied and its shape checked against the spec.
 func LoadSpec(spec *Spec, w Weights) (*Model, error) {

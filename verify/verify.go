@@ -1,41 +1,54 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/formats"
-	"github.com/vlora-convert/vlora-convert/transformer"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
-// Options configures Run.
+// Options configures Run. The zero value of every field selects the
+// documented default.
 type Options struct {
-	// Data is a safetensors data file (see LoadData); empty means sampled
-	// (LMs) or random (encoders, ViT) inputs.
+	// Dataset holds the evaluation inputs. When nil, they are read from
+	// Data, or else sampled (causal LMs) or drawn at random (encoders, ViT).
+	Dataset *dataset.Dataset
+	// Data is a data file (see dataset.Load).
 	Data string
 	// Labels names an int tensor of Data holding class labels.
 	Labels string
-	// Samples is the number of sequences or images (0: all of Data, or 8
-	// when generating).
+	// Samples is the number of sequences or images (0: all of Data, or
+	// DefaultSamples when generating).
 	Samples int
 	// SeqLen truncates (Data) or sets (generated) the sequence length; 0
-	// keeps the data's length, or 128 when generating.
+	// keeps the data's length, or dataset.DefaultSeqLen when generating.
+	// Generated lengths are clamped to the model's learned positions.
 	SeqLen int
 	// Seed seeds generated inputs.
 	Seed uint64
-	// Batch is the evaluation batch size (default 8).
+	// Batch is the evaluation batch size (default DefaultBatch).
 	Batch int
 	// MaxKL and MinAgreement are thresholds; zero disables them.
 	MaxKL, MinAgreement float64
-	// Progress, when set, is called after each evaluated batch.
-	Progress func(done, total int)
+	// Progress, when set, is called after each evaluated batch with Stage
+	// stage.Verify and Done and Total counting items.
+	Progress stage.ProgressFunc
 }
+
+// Defaults taken by the zero values of Options.
+const (
+	DefaultBatch   = 8
+	DefaultSamples = 8
+)
 
 // Report is what verify measures. Optional values are nil when they do not
 // apply (for example KL for an encoder without logits).
@@ -90,47 +103,66 @@ var ErrThreshold = errors.New("verification threshold missed")
 
 func ptr(v float64) *float64 { return &v }
 
-// Run checks the compressed model against the original directory and
-// measures their agreement on data.
-func Run(ctx context.Context, originalDir, compressed string, opt Options) (*Report, error) {
+// RunPaths loads the original model directory and the compressed model
+// (a VLoRA file or directory, or a dense directory) and runs Run on them.
+func RunPaths(ctx context.Context, originalDir, compressed string, opt Options) (*Report, error) {
+	orig, err := model.LoadDense(originalDir)
+	if err != nil {
+		return nil, err
+	}
+	comp, err := model.Load(compressed)
+	if err != nil {
+		return nil, err
+	}
+	return Run(ctx, orig, comp, opt)
+}
+
+// Run checks the compressed model against the original and measures their
+// agreement on data. orig must have been loaded from its directory
+// (model.LoadDense), whose files the integrity checks read; comp may live in
+// memory only. A failed integrity check wraps formats.ErrInvalid; a missed
+// threshold wraps ErrThreshold, and the report is returned with it.
+func Run(ctx context.Context, orig, comp *model.Model, opt Options) (*Report, error) {
 	if opt.Batch <= 0 {
-		opt.Batch = 8
+		opt.Batch = DefaultBatch
 	}
-	rep := &Report{Original: originalDir, Compressed: compressed}
-	ck, err := formats.OpenCheckpoint(originalDir)
+	rep := &Report{Original: orig.Path, Compressed: cmp.Or(comp.Path, "(in memory)"),
+		ParamsOriginal: orig.Params, BytesOriginal: orig.Bytes,
+		ParamsCompressed: comp.Params, BytesCompressed: comp.Bytes}
+	if err := checkIntegrity(ctx, rep, orig, comp); err != nil {
+		return rep, err
+	}
+	data, err := inputs(ctx, orig, opt)
 	if err != nil {
 		return nil, err
 	}
-	defer ck.Close()
-	for _, n := range ck.Names() {
-		ti, _ := ck.Info(n)
-		rep.ParamsOriginal += int64(ti.NumElements())
-		rep.BytesOriginal += ti.Size
-	}
-	orig, err := LoadModel(originalDir)
-	if err != nil {
-		return nil, err
-	}
-	comp, err := LoadModel(compressed)
-	if err != nil {
-		return nil, err
-	}
-	if comp.VLoRA != nil {
-		mf := comp.VLoRA.Manifest
-		rep.ParamsCompressed, rep.BytesCompressed = mf.Counts.ParamsStored, mf.Counts.BytesStored
-		rep.Integrity = Integrity(ctx, ck, comp.VLoRA)
-	} else {
-		cc, err := formats.OpenCheckpoint(compressed)
-		if err != nil {
+	rep.Data, rep.DataGenerated = data.Source, opt.Dataset == nil && opt.Data == ""
+	if !data.IsImages() {
+		if err := data.CheckRange(orig.Config.VocabSize, orig.Config.Int("type_vocab_size")); err != nil {
 			return nil, err
 		}
-		for _, n := range cc.Names() {
-			ti, _ := cc.Info(n)
-			rep.ParamsCompressed += int64(ti.NumElements())
-			rep.BytesCompressed += ti.Size
-		}
-		cc.Close()
 	}
+	if err := compare(ctx, rep, orig, comp, data, opt); err != nil {
+		return nil, err
+	}
+	return rep, thresholds(rep, opt)
+}
+
+// checkIntegrity runs Integrity when comp is a VLoRA model and fails when a
+// check does.
+func checkIntegrity(ctx context.Context, rep *Report, orig, comp *model.Model) error {
+	if comp.VLoRA == nil {
+		return nil
+	}
+	if orig.Path == "" {
+		return fmt.Errorf("%w: the integrity checks need the original model's directory", formats.ErrInvalid)
+	}
+	ck, err := formats.OpenCheckpoint(orig.Path)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	rep.Integrity = Integrity(ctx, ck, comp.VLoRA)
 	var broken []string
 	for _, c := range rep.Integrity {
 		if !c.OK {
@@ -138,22 +170,13 @@ func Run(ctx context.Context, originalDir, compressed string, opt Options) (*Rep
 		}
 	}
 	if len(broken) > 0 {
-		return rep, fmt.Errorf("%s: %w: integrity check failed: %s", compressed, formats.ErrInvalid, strings.Join(broken, "; "))
+		return fmt.Errorf("%s: %w: integrity check failed: %s", rep.Compressed, formats.ErrInvalid, strings.Join(broken, "; "))
 	}
+	return nil
+}
 
-	data, err := inputs(ctx, orig, opt)
-	if err != nil {
-		return nil, err
-	}
-	rep.Data, rep.DataGenerated = data.Source, opt.Data == ""
-	if !data.IsImages() {
-		if err := data.CheckRange(orig.Config.VocabSize, orig.Config.Int("type_vocab_size")); err != nil {
-			return nil, err
-		}
-	}
-	if err := compare(ctx, rep, orig.Model, comp.Model, IsCausalLM(orig.Config), data, opt); err != nil {
-		return nil, err
-	}
+// thresholds records each threshold of opt in rep and sets rep.Pass.
+func thresholds(rep *Report, opt Options) error {
 	rep.Pass = true
 	if opt.MaxKL > 0 {
 		c := Check{Name: "max-kl", OK: rep.KLMean != nil && *rep.KLMean <= opt.MaxKL}
@@ -173,9 +196,9 @@ func Run(ctx context.Context, originalDir, compressed string, opt Options) (*Rep
 		}
 	}
 	if len(missed) > 0 {
-		return rep, fmt.Errorf("%w: %s", ErrThreshold, strings.Join(missed, "; "))
+		return fmt.Errorf("%w: %s", ErrThreshold, strings.Join(missed, "; "))
 	}
-	return rep, nil
+	return nil
 }
 
 func fmtPtr(v *float64) string {
@@ -185,18 +208,16 @@ func fmtPtr(v *float64) string {
 	return fmt.Sprintf("%.4g", *v)
 }
 
-// inputs loads or generates the evaluation inputs.
-func inputs(ctx context.Context, orig *Loaded, opt Options) (*Dataset, error) {
+// inputs returns, loads or generates the evaluation inputs.
+func inputs(ctx context.Context, orig *model.Model, opt Options) (*dataset.Dataset, error) {
+	if opt.Dataset != nil {
+		return opt.Dataset, nil
+	}
 	if opt.Data != "" {
-		d, err := LoadData(opt.Data, opt.Labels, opt.Samples, opt.SeqLen)
+		d, err := dataset.Load(ctx, opt.Data, dataset.LoadOptions{Labels: opt.Labels, Samples: opt.Samples, SeqLen: opt.SeqLen})
 		if err != nil {
 			return nil, err
 		}
-		sum, _, err := formats.HashFile(ctx, opt.Data)
-		if err != nil {
-			return nil, err
-		}
-		d.SHA256 = sum
 		if opt.Samples > 0 || opt.SeqLen > 0 {
 			d.Source = fmt.Sprintf("%s (%d × %d)", filepath.Base(opt.Data), d.N, d.T)
 		}
@@ -205,115 +226,15 @@ func inputs(ctx context.Context, orig *Loaded, opt Options) (*Dataset, error) {
 	if opt.Labels != "" {
 		return nil, fmt.Errorf("%w: --labels needs --data", formats.ErrInvalid)
 	}
-	n, t := opt.Samples, opt.SeqLen
+	n := opt.Samples
 	if n <= 0 {
-		n = 8
+		n = DefaultSamples
 	}
-	if t <= 0 {
-		t = 128
-		if mp := orig.Config.MaxPositions; mp > 0 && mp < t {
-			t = mp
-		}
+	t := dataset.SeqLen(opt.SeqLen, dataset.DefaultSeqLen, orig.Config.MaxPositions)
+	if orig.IsCausalLM() {
+		return dataset.Sample(ctx, orig, n, t, opt.Seed)
 	}
-	if IsCausalLM(orig.Config) {
-		return SampleLM(ctx, orig.Model, orig.Config, n, t, opt.Seed)
-	}
-	return RandomInputs(orig.Config, n, t, opt.Seed), nil
-}
-
-// compare runs both models over data and fills the quality fields of rep.
-func compare(ctx context.Context, rep *Report, orig, comp *transformer.Model, causal bool, data *Dataset, opt Options) error {
-	var kls []float64
-	var agree, nllO, nllC float64
-	var nllCount, correctO, correctC int
-	var outErr, poolErr relAccum
-	var layerErr []relAccum
-	for i := 0; i < data.N; i += opt.Batch {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		j := min(data.N, i+opt.Batch)
-		in := data.Batch(i, j)
-		o, err := orig.Forward(in, transformer.Options{Hidden: true})
-		if err != nil {
-			return fmt.Errorf("original model: %w", err)
-		}
-		c, err := comp.Forward(in, transformer.Options{Hidden: true})
-		if err != nil {
-			return fmt.Errorf("compressed model: %w", err)
-		}
-		if layerErr == nil {
-			layerErr = make([]relAccum, len(o.HiddenStates))
-		}
-		for l := range o.HiddenStates {
-			layerErr[l].add(c.HiddenStates[l], o.HiddenStates[l])
-		}
-		if o.Logits != nil {
-			outErr.add(c.Logits, o.Logits)
-			v := o.LogitsShape[len(o.LogitsShape)-1]
-			rows := len(o.Logits) / v
-			lp, lq := make([]float64, v), make([]float64, v)
-			for r := 0; r < rows; r++ {
-				ro, rc := o.Logits[r*v:(r+1)*v], c.Logits[r*v:(r+1)*v]
-				logSoftmax(lp, ro)
-				logSoftmax(lq, rc)
-				kls = append(kls, KL(lp, lq))
-				if argmax(ro) == argmax(rc) {
-					agree++
-				}
-				if causal {
-					b, t := r/in.Seq, r%in.Seq
-					if t+1 < in.Seq {
-						next := in.IDs[b*in.Seq+t+1]
-						nllO -= lp[next]
-						nllC -= lq[next]
-						nllCount++
-					}
-				} else if data.Labels != nil && len(o.LogitsShape) == 2 {
-					label := data.Labels[i+r]
-					if argmax(ro) == label {
-						correctO++
-					}
-					if argmax(rc) == label {
-						correctC++
-					}
-				}
-			}
-		} else {
-			outErr.add(c.LastHidden, o.LastHidden)
-			if o.Pooler != nil {
-				poolErr.add(c.Pooler, o.Pooler)
-			}
-		}
-		rep.Positions += in.Batch * max(in.Seq, 1)
-		if opt.Progress != nil {
-			opt.Progress(j, data.N)
-		}
-	}
-	rep.OutputRelError = ptr(outErr.value())
-	if poolErr.den > 0 {
-		rep.PoolerRelError = ptr(poolErr.value())
-	}
-	for _, l := range layerErr {
-		rep.LayerRelError = append(rep.LayerRelError, l.value())
-	}
-	if len(kls) > 0 {
-		d := summarise(kls)
-		rep.KLMean, rep.KLP95, rep.KLP99, rep.KLMax = ptr(d.mean), ptr(d.p95), ptr(d.p99), ptr(d.max)
-		rep.Top1Agreement = ptr(agree / float64(len(kls)))
-		rep.Positions = len(kls)
-	}
-	if nllCount > 0 {
-		no, nc := nllO/float64(nllCount), nllC/float64(nllCount)
-		rep.NLLOriginal, rep.NLLCompressed = ptr(no), ptr(nc)
-		rep.PPLOriginal, rep.PPLCompressed = ptr(math.Exp(no)), ptr(math.Exp(nc))
-		rep.PPLRatio = ptr(math.Exp(nc - no))
-	}
-	if data.Labels != nil && !causal {
-		rep.AccuracyOriginal = ptr(float64(correctO) / float64(data.N))
-		rep.AccuracyCompressed = ptr(float64(correctC) / float64(data.N))
-	}
-	return nil
+	return dataset.Random(orig.Config, n, t, opt.Seed), nil
 }
 
 // Integrity checks that the VLoRA model represents every tensor of the
@@ -404,25 +325,4 @@ func Integrity(ctx context.Context, ck *formats.Checkpoint, vm *vlora.Model) []C
 	}
 	add("source-hashes", probs, fmt.Sprintf("SHA-256 of %d source file(s) match", len(ck.Files)))
 	return out
-}
-
-// IsCausalLM reports whether the configured architecture is a causal
-// language model (next-token logits).
-func IsCausalLM(cfg *formats.Config) bool {
-	a := cfg.Architecture()
-	return strings.HasSuffix(a, "ForCausalLM") || strings.HasSuffix(a, "LMHeadModel")
-}
-
-// Compare runs orig and comp over data in batches of batch and returns the
-// quality fields of a Report (KL, agreement, NLL, accuracy, hidden-state
-// errors). causal selects next-token NLL for language models.
-func Compare(ctx context.Context, orig, comp *transformer.Model, causal bool, data *Dataset, batch int) (*Report, error) {
-	rep := &Report{Data: data.Source}
-	if batch <= 0 {
-		batch = 8
-	}
-	if err := compare(ctx, rep, orig, comp, causal, data, Options{Batch: batch}); err != nil {
-		return nil, err
-	}
-	return rep, nil
 }

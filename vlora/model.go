@@ -32,7 +32,9 @@ type Model struct {
 	Tensors map[string]*Tensor
 	suffix  map[string]TensorDesc
 	incs    map[string]*IncrementDesc
-	stack   Stack
+	// pass maps each pass-through tensor name to its description.
+	pass  map[string]TensorDesc
+	stack Stack
 }
 
 // ResolvePath accepts a VLoRA file or a directory holding FileName.
@@ -141,6 +143,10 @@ func (m *Model) index() {
 	for s, d := range m.suffix {
 		m.stack.Shapes[s] = d.Shape
 	}
+	m.pass = make(map[string]TensorDesc, len(m.Manifest.Passthrough))
+	for _, p := range m.Manifest.Passthrough {
+		m.pass[p.Name] = p
+	}
 	m.incs = map[string]*IncrementDesc{}
 	for i := range m.Manifest.Increments {
 		inc := &m.Manifest.Increments[i]
@@ -209,45 +215,68 @@ func (m *Model) SplitName(name string) (layer int, suffix string, ok bool) {
 }
 
 // LayerWeight materializes the dense weight of suffix in layer l:
-// base + B·A, base + delta, or base.
+// base + B·A, base + delta, or base, in a new slice.
 func (m *Model) LayerWeight(l int, suffix string) ([]float32, []int, error) {
 	desc, ok := m.suffix[suffix]
-	if !ok || l < 0 || l >= m.Manifest.NumLayers {
+	if !ok {
 		return nil, nil, fmt.Errorf("no layer %d tensor %q", l, suffix)
 	}
-	c, _ := m.Compound(l)
-	base := m.Tensors[BaseName(c, suffix)]
-	w := slices.Clone(base.Data)
-	inc := m.Increment(l, suffix)
-	switch {
-	case inc == nil:
-	case inc.Kind == KindDense:
-		d := m.Tensors[DeltaName(l, suffix)].Data
-		for i := range w {
-			w[i] += d[i]
-		}
-	default:
-		rows, cols := Matrix(desc.Shape)
-		a := m.Tensors[LoraAName(l, suffix)].Data
-		b := m.Tensors[LoraBName(l, suffix)].Data
-		kernels.Sgemm(false, false, rows, cols, inc.Rank, 1, b, inc.Rank, a, cols, 1, w, cols)
+	w := make([]float32, NumElements(desc.Shape))
+	if err := m.LayerWeightInto(w, l, suffix); err != nil {
+		return nil, nil, err
 	}
 	return w, slices.Clone(desc.Shape), nil
 }
 
+// LayerWeightInto writes the dense weight of suffix in layer l into dst,
+// which must have the suffix's element count: dst = base + B·A,
+// base + delta, or base. It is the one place where a layer is
+// materialized, whether for loading, training or expanding.
+func (m *Model) LayerWeightInto(dst []float32, l int, suffix string) error {
+	desc, ok := m.suffix[suffix]
+	if !ok || l < 0 || l >= m.Manifest.NumLayers {
+		return fmt.Errorf("no layer %d tensor %q", l, suffix)
+	}
+	if n := NumElements(desc.Shape); len(dst) != n {
+		return fmt.Errorf("layer %d %s: %w: destination holds %d values, want %d", l, suffix, formats.ErrInvalid, len(dst), n)
+	}
+	c, _ := m.Compound(l)
+	copy(dst, m.Tensors[BaseName(c, suffix)].Data)
+	inc := m.Increment(l, suffix)
+	switch {
+	case inc == nil:
+	case inc.Kind == KindDense:
+		for i, v := range m.Tensors[DeltaName(l, suffix)].Data {
+			dst[i] += v
+		}
+	case inc.Rank > 0:
+		rows, cols := Matrix(desc.Shape)
+		a := m.Tensors[LoraAName(l, suffix)].Data
+		b := m.Tensors[LoraBName(l, suffix)].Data
+		kernels.Sgemm(false, false, rows, cols, inc.Rank, 1, b, inc.Rank, a, cols, 1, dst, cols)
+	}
+	return nil
+}
+
 // Tensor returns a dense tensor by its original (Hugging Face) name,
-// materializing layer-stack weights.
+// materializing layer-stack weights. Pass-through tensors are returned
+// without a copy.
 func (m *Model) Tensor(name string) ([]float32, []int, error) {
 	if l, s, ok := m.SplitName(name); ok {
 		return m.LayerWeight(l, s)
 	}
-	for _, p := range m.Manifest.Passthrough {
-		if p.Name == name {
-			t := m.Tensors[name]
-			return t.Data, t.Shape, nil
-		}
+	if _, ok := m.pass[name]; ok {
+		t := m.Tensors[name]
+		return t.Data, t.Shape, nil
 	}
 	return nil, nil, fmt.Errorf("no tensor %q", name)
+}
+
+// IsPassthrough reports whether name is a tensor stored unchanged, outside
+// the layer stack.
+func (m *Model) IsPassthrough(name string) bool {
+	_, ok := m.pass[name]
+	return ok
 }
 
 // OriginalNames lists every tensor name of the original model, sorted.
@@ -270,10 +299,8 @@ func (m *Model) OriginalDType(name string) string {
 	if _, s, ok := m.SplitName(name); ok {
 		return m.suffix[s].DType
 	}
-	for _, p := range m.Manifest.Passthrough {
-		if p.Name == name {
-			return p.DType
-		}
+	if p, ok := m.pass[name]; ok {
+		return p.DType
 	}
 	return "F32"
 }
@@ -373,12 +400,7 @@ func (m *Model) Has(name string) bool {
 	if _, _, ok := m.SplitName(name); ok {
 		return true
 	}
-	for _, p := range m.Manifest.Passthrough {
-		if p.Name == name {
-			return true
-		}
-	}
-	return false
+	return m.IsPassthrough(name)
 }
 
 // ConfigBytes returns the config.json recorded in the manifest.
@@ -389,10 +411,8 @@ func (m *Model) OriginalShape(name string) []int {
 	if _, s, ok := m.SplitName(name); ok {
 		return m.suffix[s].Shape
 	}
-	for _, p := range m.Manifest.Passthrough {
-		if p.Name == name {
-			return p.Shape
-		}
+	if p, ok := m.pass[name]; ok {
+		return p.Shape
 	}
 	return nil
 }

@@ -19,20 +19,10 @@ import (
 // the exit code main would use.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	root := newRootCmd()
 	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
+	root := newRootCmd(streams{Out: &out, ErrOut: &errb})
 	root.SetArgs(args)
-	old := os.Stdout
-	r, w, _ := os.Pipe()
-	os.Stdout = w
 	err := execute(context.Background(), root)
-	w.Close()
-	os.Stdout = old
-	var captured bytes.Buffer
-	captured.ReadFrom(r)
-	out.Write(captured.Bytes())
 	if err != nil {
 		errb.WriteString("vlora-convert: " + err.Error() + "\n")
 	}

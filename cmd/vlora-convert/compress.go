@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -10,13 +10,13 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/formats"
-	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
-// compressFlags are the flags of the compress command.
-type compressFlags struct {
+// compressOptions are the options of the compress command.
+type compressOptions struct {
+	streams
 	model, out, base, svd, dtype string
 	k, rank, workers             int
 	oversample, powerIters       int
@@ -24,12 +24,13 @@ type compressFlags struct {
 	seed                         uint64
 	quiet, json                  bool
 	distill                      distillFlags
-	// compressSummary is the SVD stage's result, for combined output.
-	compressSummary *summary
+
+	// opt is the SVD stage's configuration, set by Complete.
+	opt convert.Options
 }
 
-func newCompressCmd() *cobra.Command {
-	var f compressFlags
+func newCompressCmd(s streams) *cobra.Command {
+	o := &compressOptions{streams: s}
 	cmd := &cobra.Command{
 		Use:   "compress --model DIR --out DIR",
 		Short: "Compress a Hugging Face checkpoint into a VLoRA file",
@@ -42,149 +43,132 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
   # keep 90% of each increment's energy, mean base, randomized SVD, bf16 output
   vlora-convert compress --model ./m --out ./m-vlora --energy 0.9 --base mean --svd randomized --dtype bf16`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runCompress(cmd, &f) },
+		RunE: runE(o),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.model, "model", "", "Hugging Face model directory (required)")
-	fl.StringVar(&f.out, "out", "", "output directory (required)")
-	fl.IntVarP(&f.k, "compound-size", "k", 8, "layers per compound (K)")
-	fl.IntVarP(&f.rank, "rank", "r", 0, "increment rank (default 32 unless --energy is given)")
-	fl.Float64Var(&f.energy, "energy", 0, "keep this fraction of each increment's squared singular values (0<E<=1; 1 is exact)")
-	fl.StringVar(&f.base, "base", "first", "compound base: first or mean")
-	fl.StringVar(&f.svd, "svd", "exact", "SVD method: exact or randomized")
-	fl.Uint64Var(&f.seed, "seed", 0, "seed of the randomized SVD")
-	fl.IntVar(&f.oversample, "oversample", 10, "extra sketch columns of the randomized SVD")
-	fl.IntVar(&f.powerIters, "power-iters", svd.DefaultPowerIters, "power iterations of the randomized SVD")
-	fl.StringVar(&f.dtype, "dtype", "f32", "stored dtype: f32, f16 or bf16")
-	fl.IntVar(&f.workers, "workers", 0, "tensors factorized in parallel (default: all cores)")
-	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
-	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
+	fl.StringVar(&o.model, "model", "", "Hugging Face model directory (required)")
+	fl.StringVar(&o.out, "out", "", "output directory (required)")
+	fl.IntVarP(&o.k, "compound-size", "k", convert.DefaultCompoundSize, "layers per compound (K)")
+	fl.IntVarP(&o.rank, "rank", "r", 0, fmt.Sprintf("increment rank (default %d unless --energy is given)", convert.DefaultRank))
+	fl.Float64Var(&o.energy, "energy", 0, "keep this fraction of each increment's squared singular values (0<E<=1; 1 is exact)")
+	fl.StringVar(&o.base, "base", "first", "compound base: first or mean")
+	fl.StringVar(&o.svd, "svd", "exact", "SVD method: exact or randomized")
+	fl.Uint64Var(&o.seed, "seed", 0, "seed of the randomized SVD")
+	fl.IntVar(&o.oversample, "oversample", svd.DefaultOversample, "extra sketch columns of the randomized SVD")
+	fl.IntVar(&o.powerIters, "power-iters", svd.DefaultPowerIters, "power iterations of the randomized SVD")
+	fl.StringVar(&o.dtype, "dtype", "f32", "stored dtype: f32, f16 or bf16")
+	fl.IntVar(&o.workers, "workers", 0, "tensors factorized in parallel (default: all cores)")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
+	fl.BoolVar(&o.json, "json", false, "print the result as JSON")
+	fl.IntVar(&o.distill.steps, "distill-steps", 300, "distillation steps after the SVD stage (0: SVD only)")
+	o.distill.addFlags(fl)
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("out")
-	for _, hook := range compressFlagHooks {
-		hook(cmd, &f)
-	}
 	return cmd
 }
 
-// compressFlagHooks let other files add flags to compress.
-var compressFlagHooks []func(*cobra.Command, *compressFlags)
-
-// compressPostHooks run after the SVD stage (e.g. distillation); they may
-// print their own results.
-var compressPostHooks []func(cmd *cobra.Command, f *compressFlags, res *convert.Result) error
-
-func compressOptions(f *compressFlags) (convert.Options, error) {
-	opt := convert.Options{CompoundSize: f.k, Rank: f.rank, Energy: f.energy}
-	if f.rank != 0 && f.energy != 0 {
-		return opt, usagef("--rank and --energy are exclusive")
+// Complete builds the SVD stage's options from the flags.
+func (o *compressOptions) Complete(*cobra.Command, []string) error {
+	o.opt = convert.Options{CompoundSize: o.k, Rank: o.rank, Energy: o.energy, Seed: o.seed,
+		Oversample: o.oversample, PowerIters: o.powerIters, Workers: o.workers}
+	if o.oversample == 0 {
+		o.opt.Oversample = svd.NoOversample
 	}
-	if f.energy < 0 || f.energy > 1 {
-		return opt, usagef("--energy %v must be in (0, 1]", f.energy)
+	if o.powerIters == 0 {
+		o.opt.PowerIters = svd.NoPowerIters
 	}
-	if f.rank < 0 {
-		return opt, usagef("--rank %d must be positive", f.rank)
+	var err error
+	if o.opt.Base, err = vlora.ParseBaseMode(o.base); err != nil {
+		return usageError{err}
 	}
-	if f.k < 1 {
-		return opt, usagef("--compound-size %d must be at least 1", f.k)
+	if o.opt.SVD, err = svd.ParseMethod(o.svd); err != nil {
+		return usageError{err}
 	}
-	base, err := vlora.ParseBaseMode(f.base)
-	if err != nil {
-		return opt, usageError{err}
-	}
-	opt.Base = base
-	m, err := svd.ParseMethod(f.svd)
-	if err != nil {
-		return opt, usageError{err}
-	}
-	opt.SVD, opt.Seed = m, f.seed
-	opt.Oversample, opt.PowerIters = f.oversample, f.powerIters
-	if f.oversample < 0 || f.powerIters < 0 {
-		return opt, usagef("--oversample and --power-iters must not be negative")
-	}
-	if f.oversample == 0 {
-		opt.Oversample = -1 // none
-	}
-	if f.powerIters == 0 {
-		opt.PowerIters = -1
-	}
-	dt, err := formats.ParseDType(f.dtype)
+	dt, err := formats.ParseDType(o.dtype)
 	if err != nil || (dt != formats.F32 && dt != formats.F16 && dt != formats.BF16) {
-		return opt, usagef("--dtype %q: want f32, f16 or bf16", f.dtype)
+		return usagef("--dtype %q: want f32, f16 or bf16", o.dtype)
 	}
-	opt.DType = dt
-	opt.Workers = f.workers
-	return opt, nil
+	o.opt.DType = dt
+	return nil
 }
 
-func runCompress(cmd *cobra.Command, f *compressFlags) error {
-	opt, err := compressOptions(f)
-	if err != nil {
-		return err
+// Validate rejects flag combinations the stages would refuse.
+func (o *compressOptions) Validate() error {
+	switch {
+	case o.rank != 0 && o.energy != 0:
+		return usagef("--rank and --energy are exclusive")
+	case o.energy < 0 || o.energy > 1:
+		return usagef("--energy %v must be in (0, 1]", o.energy)
+	case o.rank < 0:
+		return usagef("--rank %d must be positive", o.rank)
+	case o.k < 1:
+		return usagef("--compound-size %d must be at least 1", o.k)
+	case o.oversample < 0 || o.powerIters < 0:
+		return usagef("--oversample and --power-iters must not be negative")
 	}
-	if f.distill.resume && resumable(f.out) {
+	if o.distill.steps > 0 {
+		return o.distill.validate(o.distill.steps)
+	}
+	return nil
+}
+
+// Run runs the SVD stage (unless a distillation checkpoint is to be
+// resumed) and then the distillation stage.
+func (o *compressOptions) Run(ctx context.Context) error {
+	if o.distill.resume && resumable(o.out) {
 		// A checkpoint from an interrupted distillation: skip the SVD stage.
-		m, file, err := vlora.ReadManifest(f.out)
+		p, err := vlora.ResolvePath(o.out)
 		if err != nil {
 			return err
 		}
-		file.Close()
-		res := &convert.Result{Path: file.Path(), Manifest: m}
-		for _, hook := range compressPostHooks {
-			if err := hook(cmd, f, res); err != nil {
-				return err
-			}
-		}
-		return nil
+		return o.distill.run(ctx, o.streams, distillTarget{original: o.model, input: p, output: p, seed: o.seed, quiet: o.quiet, json: o.json})
 	}
-	bar := newProgress(f.quiet, "compress", 1, nil)
-	opt.Progress = func(p stage.Progress) {
-		if bar.bar != nil {
-			bar.bar.SetTotal(int64(p.Total), false)
-		}
-		bar.Set(int64(p.Done))
-	}
-	// The SVD stage's live memory is bounded by a few layer tensors; a soft
-	// limit keeps the garbage collector from letting the heap double past it.
-	prevLimit := int64(-1)
-	if os.Getenv("GOMEMLIMIT") == "" {
-		prevLimit = debug.SetMemoryLimit(compressMemoryLimit)
-	}
-	res, err := convert.Compress(cmd.Context(), f.model, f.out, opt)
-	if prevLimit >= 0 {
-		debug.SetMemoryLimit(prevLimit)
-	}
-	bar.Close()
+	res, err := o.compress(ctx)
 	if err != nil {
 		return err
 	}
 	s := summarize(res.Manifest)
-	if !f.json {
-		w := cmd.OutOrStdout()
-		fmt.Fprintf(w, "wrote %s\n", res.Path)
-		printSummary(w, s)
+	if !o.json {
+		fmt.Fprintf(o.Out, "wrote %s\n", res.Path)
+		printSummary(o.Out, s)
 		for _, fb := range res.DenseFallbacks {
-			fmt.Fprintf(cmd.ErrOrStderr(), "note: stored dense: %s\n", fb)
+			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
 		}
 	}
-	f.compressSummary = &s
-	for _, hook := range compressPostHooks {
-		if err := hook(cmd, f, res); err != nil {
-			return err
+	if o.distill.steps <= 0 {
+		if o.json {
+			return printJSON(o.Out, s)
 		}
+		return nil
 	}
-	if f.json && !f.distill.ran {
-		return printJSON(s)
+	if !o.json {
+		fmt.Fprintln(o.Out)
 	}
-	return nil
+	return o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
+		seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s})
+}
+
+// compress runs the SVD stage with a progress bar under a soft memory
+// limit. The model is kept in memory for the distillation stage.
+func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error) {
+	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
+	opt := o.opt
+	opt.Progress = bar.Report
+	opt.KeepModel = o.distill.steps > 0
+	// The SVD stage's live memory is bounded by a few layer tensors; a soft
+	// limit keeps the garbage collector from letting the heap double past it.
+	prevLimit := int64(-1)
+	if os.Getenv("GOMEMLIMIT") == "" && !opt.KeepModel {
+		prevLimit = debug.SetMemoryLimit(compressMemoryLimit)
+	}
+	res, err := convert.Compress(ctx, o.model, o.out, opt)
+	if prevLimit >= 0 {
+		debug.SetMemoryLimit(prevLimit)
+	}
+	bar.Close()
+	return res, err
 }
 
 // compressMemoryLimit is the soft heap limit of the SVD stage (1.5 GiB),
 // unless GOMEMLIMIT says otherwise.
 const compressMemoryLimit = 1536 << 20
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}

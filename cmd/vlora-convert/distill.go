@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,8 +10,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/distill"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
@@ -21,11 +23,10 @@ type distillFlags struct {
 	data, evalData, train                                      string
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
 	resume                                                     bool
-	// ran is set once the stage has printed its result.
-	ran bool
 }
 
-func addDistillFlags(fl *pflag.FlagSet, d *distillFlags) {
+// addFlags registers the stage's flags (all but the step count).
+func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&d.data, "data", "", "training data: safetensors with tokens/input_ids [N,T] (default: sample from the original)")
 	fl.StringVar(&d.evalData, "eval-data", "", "evaluation data for the final KL (default: sequences sampled from the original)")
 	fl.IntVar(&d.evalSamples, "eval-samples", 64, "evaluation items taken from --eval-data (16 when sampled)")
@@ -43,41 +44,136 @@ func addDistillFlags(fl *pflag.FlagSet, d *distillFlags) {
 	fl.BoolVar(&d.resume, "resume", false, "continue from the checkpoint left by an interrupted run")
 }
 
+// validate checks the flags for a run of steps steps.
+func (d *distillFlags) validate(steps int) error {
+	if _, err := distill.ParseTrainSet(d.train); err != nil {
+		return usageError{err}
+	}
+	if d.batch < 1 || d.lr <= 0 || steps < 0 {
+		return usagef("--batch, --lr and the step count must be positive")
+	}
+	return nil
+}
+
+// options returns the library options the flags describe.
+func (d *distillFlags) options(seed uint64) distill.Options {
+	return distill.Options{
+		Steps: d.steps, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
+		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
+		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
+	}
+}
+
 func resumable(outDir string) bool {
 	_, err := os.Stat(filepath.Join(outDir, "distill.ckpt.safetensors"))
 	_, err2 := os.Stat(filepath.Join(outDir, vlora.FileName))
 	return err == nil && err2 == nil
 }
 
-func init() {
-	extraCommands = append(extraCommands, newDistillCmd)
-	compressFlagHooks = append(compressFlagHooks, func(cmd *cobra.Command, f *compressFlags) {
-		cmd.Flags().IntVar(&f.distill.steps, "distill-steps", 300, "distillation steps after the SVD stage (0: SVD only)")
-		addDistillFlags(cmd.Flags(), &f.distill)
-	})
-	compressPostHooks = append(compressPostHooks, func(cmd *cobra.Command, f *compressFlags, res *convert.Result) error {
-		if f.distill.steps <= 0 {
-			return nil
-		}
-		if !f.json {
-			fmt.Fprintln(cmd.OutOrStdout())
-		}
-		err := runDistill(cmd, f.model, res.Path, res.Path, f.seed, f.quiet, f.json, &f.distill, f.distill.steps, f.compressSummary)
-		if errors.Is(err, distill.ErrUnsupported) {
-			fmt.Fprintf(cmd.ErrOrStderr(), "note: %v; the file holds the SVD initialisation only\n", err)
-			return nil
-		}
-		return err
-	})
+// distillTarget says what the distillation stage trains and where the
+// result goes.
+type distillTarget struct {
+	// original is the teacher's directory.
+	original string
+	// student is the model to train; when nil it is read from input.
+	student       *vlora.Model
+	input, output string
+	seed          uint64
+	quiet, json   bool
+	// compressed, when set, is the SVD stage's summary, printed with the
+	// distillation's in JSON.
+	compressed *summary
 }
 
-func newDistillCmd() *cobra.Command {
-	var (
-		d             distillFlags
-		original, out string
-		seed          uint64
-		quiet, asJSON bool
-	)
+// run runs the distillation stage on t and prints its summary. A model the
+// stage cannot train is noted on the error stream; the file then keeps the
+// SVD initialisation.
+func (d *distillFlags) run(ctx context.Context, s streams, t distillTarget) error {
+	err := d.runStage(ctx, s, t)
+	if errors.Is(err, distill.ErrUnsupported) {
+		fmt.Fprintf(s.ErrOut, "note: %v; the file holds the SVD initialisation only\n", err)
+		return nil
+	}
+	return err
+}
+
+func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget) error {
+	teacher, err := model.LoadDense(t.original)
+	if errors.Is(err, model.ErrUnsupportedArchitecture) {
+		return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
+	}
+	if err != nil {
+		return err
+	}
+	if t.student == nil {
+		if t.student, err = vlora.Load(t.input); err != nil {
+			return err
+		}
+	}
+	var last distill.Stats
+	bar := newProgress(s.ErrOut, t.quiet, "distill", int64(d.steps), func() string {
+		return fmt.Sprintf("loss %.4f  %.0f tok/s", last.Loss, last.TokensPerSec)
+	})
+	job := distillJob{
+		Teacher: teacher, Student: t.student, Output: t.output,
+		Data: d.data, PoolSize: d.pool, SeqLen: d.seqLen, EvalData: d.evalData, EvalSamples: d.evalSamples,
+		Options: d.options(t.seed),
+	}
+	job.Options.Progress = func(p stage.Progress) {
+		last.Loss, last.TokensPerSec = p.Loss, p.TokensPerSec
+		bar.Set(int64(p.Done))
+	}
+	if d.evalData == "" && d.evalSamples == 64 {
+		job.EvalSamples = 0 // sampled evaluation uses its own default
+	}
+	sum, err := job.run(ctx)
+	bar.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted: %w (the last checkpoint is kept; rerun with --resume)", err)
+		}
+		return err
+	}
+	return printDistill(s, sum, t)
+}
+
+// printDistill prints the stage's summary, as JSON when asked (together
+// with the SVD stage's when there was one).
+func printDistill(s streams, sum *distillSummary, t distillTarget) error {
+	if t.json {
+		if t.compressed != nil {
+			t.compressed.ParamsStored = sum.ParamsStored
+			return printJSON(s.Out, struct {
+				*distillSummary
+				Compress *summary `json:"compress"`
+			}{sum, t.compressed})
+		}
+		return printJSON(s.Out, sum)
+	}
+	w := s.Out
+	fmt.Fprintf(w, "wrote %s\n", sum.Output)
+	fmt.Fprintf(w, "distilled %d steps (%d tokens) in %.1f s, %.0f tokens/s\n", sum.Steps, sum.Tokens, sum.TrainSeconds, sum.TokensPerSecond)
+	fmt.Fprintf(w, "train data  %s\n", sum.TrainData)
+	fmt.Fprintf(w, "final loss  %.4f (mean of the last 10 steps)\n", sum.FinalLoss)
+	fmt.Fprintf(w, "eval        KL %.4f, top-1 agreement %.4f on %s\n", sum.EvalKL, sum.EvalAgreement, sum.EvalData)
+	fmt.Fprintf(w, "loss log    %s, %s\n", sum.LossCSV, sum.LossPlot)
+	return nil
+}
+
+// distillOptions are the options of the distill command.
+type distillOptions struct {
+	streams
+	flags         distillFlags
+	original, out string
+	seed          uint64
+	quiet, json   bool
+
+	// input and output are the resolved file paths, set by Complete.
+	input, output string
+}
+
+func newDistillCmd(s streams) *cobra.Command {
+	o := &distillOptions{streams: s}
 	cmd := &cobra.Command{
 		Use:   "distill FILE|DIR --original DIR",
 		Short: "Continue distilling a VLoRA file towards its original model",
@@ -91,90 +187,47 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
   # data-free: train on sequences sampled from the original
   vlora-convert distill ./m-vlora --original ./m --steps 100 --json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := vlora.ResolvePath(args[0])
-			if err != nil {
-				return usageError{err}
-			}
-			output := in
-			if out != "" {
-				if err := os.MkdirAll(out, 0o755); err != nil {
-					return fmt.Errorf("output directory: %w", err)
-				}
-				output = filepath.Join(out, vlora.FileName)
-				if cfg, err := os.ReadFile(filepath.Join(filepath.Dir(in), "config.json")); err == nil {
-					os.WriteFile(filepath.Join(out, "config.json"), cfg, 0o644)
-				}
-			}
-			return runDistill(cmd, original, in, output, seed, quiet, asJSON, &d, d.steps, nil)
-		},
+		RunE: runE(o),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&original, "original", "", "original Hugging Face model directory (required)")
-	fl.StringVar(&out, "out", "", "write the result to this directory instead of replacing FILE")
-	fl.IntVar(&d.steps, "steps", 300, "optimizer steps")
-	fl.Uint64Var(&seed, "seed", 0, "seed for batch sampling and sampled data")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
-	fl.BoolVar(&asJSON, "json", false, "print the summary as JSON")
-	addDistillFlags(fl, &d)
+	fl.StringVar(&o.original, "original", "", "original Hugging Face model directory (required)")
+	fl.StringVar(&o.out, "out", "", "write the result to this directory instead of replacing FILE")
+	fl.IntVar(&o.flags.steps, "steps", 300, "optimizer steps")
+	fl.Uint64Var(&o.seed, "seed", 0, "seed for batch sampling and sampled data")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
+	fl.BoolVar(&o.json, "json", false, "print the summary as JSON")
+	o.flags.addFlags(fl)
 	cmd.MarkFlagRequired("original")
 	return cmd
 }
 
-// runDistill runs the distillation stage and prints its summary.
-func runDistill(cmd *cobra.Command, original, in, out string, seed uint64, quiet, asJSON bool, d *distillFlags, steps int, compressed *summary) error {
-	set, err := distill.ParseTrainSet(d.train)
+// Complete resolves the input file and the output path.
+func (o *distillOptions) Complete(_ *cobra.Command, args []string) error {
+	in, err := vlora.ResolvePath(args[0])
 	if err != nil {
 		return usageError{err}
 	}
-	if d.batch < 1 || d.lr <= 0 || steps < 0 {
-		return usagef("--batch, --lr and the step count must be positive")
+	o.input, o.output = in, in
+	if o.out != "" {
+		o.output = filepath.Join(o.out, vlora.FileName)
 	}
-	var last distill.Stats
-	bar := newProgress(quiet, "distill", int64(steps), func() string {
-		return fmt.Sprintf("loss %.4f  %.0f tok/s", last.Loss, last.TokensPerSec)
-	})
-	job := distill.Job{
-		Original: original, Input: in, Output: out,
-		Data: d.data, PoolSize: d.pool, SeqLen: d.seqLen, EvalData: d.evalData, EvalSamples: d.evalSamples,
-		Options: distill.Options{
-			Steps: steps, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: set,
-			Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
-			Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
-			Progress: func(s distill.Stats) {
-				last = s
-				bar.Set(int64(s.Step))
-			},
-		},
-	}
-	if d.evalData == "" && d.evalSamples == 64 {
-		job.EvalSamples = 0 // sampled evaluation uses its own default
-	}
-	sum, err := distill.RunJob(cmd.Context(), job)
-	bar.Close()
-	if err != nil {
-		if cmd.Context().Err() != nil {
-			return fmt.Errorf("interrupted: %w (the last checkpoint is kept; rerun with --resume)", err)
-		}
-		return err
-	}
-	d.ran = true
-	if asJSON {
-		if compressed != nil {
-			compressed.ParamsStored = sum.ParamsStored
-			return printJSON(struct {
-				*distill.Summary
-				Compress *summary `json:"compress"`
-			}{sum, compressed})
-		}
-		return printJSON(sum)
-	}
-	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "wrote %s\n", sum.Output)
-	fmt.Fprintf(w, "distilled %d steps (%d tokens) in %.1f s, %.0f tokens/s\n", sum.Steps, sum.Tokens, sum.TrainSeconds, sum.TokensPerSecond)
-	fmt.Fprintf(w, "train data  %s\n", sum.TrainData)
-	fmt.Fprintf(w, "final loss  %.4f (mean of the last 10 steps)\n", sum.FinalLoss)
-	fmt.Fprintf(w, "eval        KL %.4f, top-1 agreement %.4f on %s\n", sum.EvalKL, sum.EvalAgreement, sum.EvalData)
-	fmt.Fprintf(w, "loss log    %s, %s\n", sum.LossCSV, sum.LossPlot)
 	return nil
+}
+
+// Validate checks the stage's flags.
+func (o *distillOptions) Validate() error { return o.flags.validate(o.flags.steps) }
+
+// Run prepares the output directory (with config.json) when --out is given
+// and runs the distillation stage.
+func (o *distillOptions) Run(ctx context.Context) error {
+	if o.out != "" {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return fmt.Errorf("output directory: %w", err)
+		}
+		if cfg, err := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); err == nil {
+			os.WriteFile(filepath.Join(o.out, "config.json"), cfg, 0o644)
+		}
+	}
+	return o.flags.runStage(ctx, o.streams, distillTarget{original: o.original, input: o.input, output: o.output,
+		seed: o.seed, quiet: o.quiet, json: o.json})
 }

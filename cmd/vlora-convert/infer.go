@@ -1,20 +1,25 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/transformer"
-	"github.com/vlora-convert/vlora-convert/verify"
 )
 
-func init() { extraCommands = append(extraCommands, newInferCmd) }
+// inferOptions are the options of the infer command.
+type inferOptions struct {
+	streams
+	model, input, out string
+	hidden            bool
+}
 
-func newInferCmd() *cobra.Command {
-	var model, input, out string
-	var hidden bool
+func newInferCmd(s streams) *cobra.Command {
+	o := &inferOptions{streams: s}
 	cmd := &cobra.Command{
 		Use:   "infer --model DIR|FILE --input IN.safetensors --out OUT.safetensors",
 		Short: "Run a model (dense directory or VLoRA file) on inputs and write its outputs",
@@ -23,36 +28,45 @@ and writes logits, or last_hidden_state and pooler_output (BERT), and with --hid
 hidden_states.i, under the same names Hugging Face golden files use.`,
 		Example: `  vlora-convert infer --model ./bytellama-vlora --input golden.safetensors --out ours.safetensors --hidden-states`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := verify.LoadModel(model)
-			if err != nil {
-				return err
-			}
-			f, err := formats.Open(input)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			in, err := readInput(f)
-			if err != nil {
-				return err
-			}
-			res, err := m.Model.Forward(in, transformer.Options{Hidden: hidden})
-			if err != nil {
-				return fmt.Errorf("%s: %w", input, err)
-			}
-			return writeOutputs(out, res, hidden)
-		},
+		RunE:    runE(o),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&model, "model", "", "model directory or VLoRA file (required)")
-	fl.StringVar(&input, "input", "", "input safetensors file (required)")
-	fl.StringVar(&out, "out", "", "output safetensors file (required)")
-	fl.BoolVar(&hidden, "hidden-states", false, "also write hidden_states.i")
+	fl.StringVar(&o.model, "model", "", "model directory or VLoRA file (required)")
+	fl.StringVar(&o.input, "input", "", "input safetensors file (required)")
+	fl.StringVar(&o.out, "out", "", "output safetensors file (required)")
+	fl.BoolVar(&o.hidden, "hidden-states", false, "also write hidden_states.i")
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("input")
 	cmd.MarkFlagRequired("out")
 	return cmd
+}
+
+// Complete has nothing to derive.
+func (o *inferOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate has nothing to check beyond the required flags.
+func (o *inferOptions) Validate() error { return nil }
+
+// Run loads the model, runs it on the input file and writes the outputs.
+func (o *inferOptions) Run(context.Context) error {
+	m, err := model.Load(o.model)
+	if err != nil {
+		return err
+	}
+	f, err := formats.Open(o.input)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	in, err := readInput(f)
+	if err != nil {
+		return err
+	}
+	res, err := m.Net.Forward(in, transformer.Options{Hidden: o.hidden})
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.input, err)
+	}
+	return writeOutputs(o.out, res, o.hidden)
 }
 
 // readInput builds a transformer input from golden-style tensor names.

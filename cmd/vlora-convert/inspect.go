@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -91,38 +92,56 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func newInspectCmd() *cobra.Command {
-	var asJSON bool
+// inspectOptions are the options of the inspect command.
+type inspectOptions struct {
+	streams
+	json bool
+	path string
+}
+
+func newInspectCmd(s streams) *cobra.Command {
+	o := &inspectOptions{streams: s}
 	cmd := &cobra.Command{
 		Use:   "inspect FILE|DIR",
 		Short: "Describe a VLoRA file: compounds, ranks, sizes and per-increment errors",
 		Example: `  vlora-convert inspect ./bytellama-vlora
   vlora-convert inspect ./bytellama-vlora/model.vlora.safetensors --json | jq .params_stored`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, f, err := vlora.ReadManifest(args[0])
-			if err != nil {
-				return err
-			}
-			f.Close()
-			s := summarize(m)
-			s.File = f.Path()
-			if asJSON {
-				return printJSON(s)
-			}
-			w := cmd.OutOrStdout()
-			printSummary(w, s)
-			fmt.Fprintln(w)
-			incs := append([]vlora.IncrementDesc(nil), s.Increments...)
-			sort.SliceStable(incs, func(i, j int) bool { return incs[i].Layer < incs[j].Layer })
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "layer\ttensor\tkind\trank\trel error\tenergy kept")
-			for _, inc := range incs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.4f\t%.3f\n", inc.Layer, inc.Suffix, inc.Kind, inc.Rank, inc.RelError, inc.Energy)
-			}
-			return tw.Flush()
-		},
+		RunE: runE(o),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
 	return cmd
+}
+
+// Complete takes the file argument.
+func (o *inspectOptions) Complete(_ *cobra.Command, args []string) error {
+	o.path = args[0]
+	return nil
+}
+
+// Validate has nothing to check beyond the argument count.
+func (o *inspectOptions) Validate() error { return nil }
+
+// Run reads the manifest and prints the summary and the increments.
+func (o *inspectOptions) Run(context.Context) error {
+	m, f, err := vlora.ReadManifest(o.path)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	s := summarize(m)
+	s.File = f.Path()
+	if o.json {
+		return printJSON(o.Out, s)
+	}
+	printSummary(o.Out, s)
+	fmt.Fprintln(o.Out)
+	incs := append([]vlora.IncrementDesc(nil), s.Increments...)
+	sort.SliceStable(incs, func(i, j int) bool { return incs[i].Layer < incs[j].Layer })
+	tw := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "layer\ttensor\tkind\trank\trel error\tenergy kept")
+	for _, inc := range incs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.4f\t%.3f\n", inc.Layer, inc.Suffix, inc.Kind, inc.Rank, inc.RelError, inc.Energy)
+	}
+	return tw.Flush()
 }

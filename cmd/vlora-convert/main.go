@@ -7,8 +7,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -57,8 +59,45 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.msg }
 
-// newRootCmd builds the command tree.
-func newRootCmd() *cobra.Command {
+// streams are the output streams of the commands: results go to Out,
+// messages and progress bars to ErrOut. Commands never write to os.Stdout
+// or os.Stderr directly.
+type streams struct {
+	Out, ErrOut io.Writer
+}
+
+// command is what every subcommand's options implement, in the kubectl
+// style: Complete fills in derived values from flags and arguments,
+// Validate rejects bad usage (usage errors, exit code 2), Run does the work
+// and writes to the injected streams.
+type command interface {
+	Complete(cmd *cobra.Command, args []string) error
+	Validate() error
+	Run(ctx context.Context) error
+}
+
+// runE adapts a command to cobra.
+func runE(o command) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(cmd, args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd.Context())
+	}
+}
+
+// printJSON writes v to w as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// newRootCmd builds the command tree, writing to s.
+func newRootCmd(s streams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "vlora-convert",
 		Short: "Compress transformer checkpoints into Vertical-LoRA form, run and verify them",
@@ -70,16 +109,19 @@ Exit codes: 0 success, 1 failure (or a verification threshold missed), 2 invalid
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetOut(s.Out)
+	root.SetErr(s.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newCompressCmd(), newInspectCmd(), newExpandCmd())
-	for _, extra := range extraCommands {
-		root.AddCommand(extra())
-	}
+	root.AddCommand(
+		newCompressCmd(s),
+		newInspectCmd(s),
+		newExpandCmd(s),
+		newInferCmd(s),
+		newVerifyCmd(s),
+		newDistillCmd(s),
+	)
 	return root
 }
-
-// extraCommands are registered by other files of this command.
-var extraCommands []func() *cobra.Command
 
 // execute runs root with ctx. Errors raised before a command starts
 // running (unknown commands, missing required flags, wrong argument counts)
@@ -109,7 +151,7 @@ func execute(ctx context.Context, root *cobra.Command) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := execute(ctx, newRootCmd())
+	err := execute(ctx, newRootCmd(streams{Out: os.Stdout, ErrOut: os.Stderr}))
 	if err != nil {
 		var ee exitError
 		if !errors.As(err, &ee) || ee.msg != "" {

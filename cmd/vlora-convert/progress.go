@@ -1,33 +1,40 @@
 package main
 
 import (
+	"io"
 	"os"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/vlora-convert/vlora-convert/stage"
 )
 
-// isTerminal reports whether f is a character device (an interactive
+// isTerminal reports whether w is a character device (an interactive
 // terminal).
-func isTerminal(f *os.File) bool {
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// progressBar is a bar on stderr with ETA, or a no-op when quiet or when
-// stderr is not a terminal.
+// progressBar is a bar on w (the error stream) with ETA, or a no-op when
+// quiet or when w is not a terminal.
 type progressBar struct {
 	p   *mpb.Progress
 	bar *mpb.Bar
 	msg *string
 }
 
-func newProgress(quiet bool, name string, total int64, extra func() string) *progressBar {
-	if quiet || !isTerminal(os.Stderr) {
+func newProgress(w io.Writer, quiet bool, name string, total int64, extra func() string) *progressBar {
+	if quiet || !isTerminal(w) {
 		return &progressBar{}
 	}
-	p := mpb.New(mpb.WithOutput(os.Stderr), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
+	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 	decs := []decor.Decorator{decor.CountersNoUnit(" %d/%d"), decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_GO)}
 	if extra != nil {
 		decs = append(decs, decor.Any(func(decor.Statistics) string { return " " + extra() }))
@@ -35,6 +42,14 @@ func newProgress(quiet bool, name string, total int64, extra func() string) *pro
 	bar := p.AddBar(total, mpb.PrependDecorators(decor.Name(name, decor.WC{W: len(name) + 1, C: decor.DindentRight})),
 		mpb.AppendDecorators(decs...))
 	return &progressBar{p: p, bar: bar}
+}
+
+// Report moves the bar to a stage's progress.
+func (b *progressBar) Report(p stage.Progress) {
+	if b.bar != nil {
+		b.bar.SetTotal(int64(p.Total), false)
+		b.bar.SetCurrent(int64(p.Done))
+	}
 }
 
 // Set moves the bar to done.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,17 +9,20 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/verify"
 )
 
-func init() { extraCommands = append(extraCommands, newVerifyCmd) }
+// verifyOptions are the options of the verify command.
+type verifyOptions struct {
+	streams
+	original, compressed string
+	opt                  verify.Options
+	json, quiet          bool
+}
 
-func newVerifyCmd() *cobra.Command {
-	var (
-		original, compressed string
-		opt                  verify.Options
-		asJSON, quiet        bool
-	)
+func newVerifyCmd(s streams) *cobra.Command {
+	o := &verifyOptions{streams: s}
 	cmd := &cobra.Command{
 		Use:   "verify --original DIR --compressed FILE|DIR",
 		Short: "Check a VLoRA file against its original: integrity, KL, agreement, perplexity",
@@ -37,51 +41,57 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 
   vlora-convert verify --original ./bytellama --compressed ./bytellama-vlora --json | jq .kl_mean`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			bar := newProgress(quiet, "verify", 1, nil)
-			opt.Progress = func(done, total int) {
-				if bar.bar != nil {
-					bar.bar.SetTotal(int64(total), false)
-				}
-				bar.Set(int64(done))
-			}
-			rep, err := verify.Run(cmd.Context(), original, compressed, opt)
-			bar.Close()
-			if rep == nil {
-				return err
-			}
-			if err != nil && !errors.Is(err, verify.ErrThreshold) {
-				return err
-			}
-			if asJSON {
-				if perr := printJSON(rep); perr != nil {
-					return perr
-				}
-			} else {
-				printReport(cmd.OutOrStdout(), rep)
-			}
-			if err != nil {
-				return exitError{code: exitFailure, msg: err.Error()}
-			}
-			return nil
-		},
+		RunE: runE(o),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&original, "original", "", "original Hugging Face model directory (required)")
-	fl.StringVar(&compressed, "compressed", "", "VLoRA file or directory (required)")
-	fl.StringVar(&opt.Data, "data", "", "safetensors file with tokens/input_ids [N,T] or pixel_values [N,C,H,W]")
-	fl.StringVar(&opt.Labels, "labels", "", "name of an int label tensor in --data (classifiers)")
-	fl.IntVar(&opt.Samples, "samples", 0, "number of sequences/images (default: all of --data, or 8 generated)")
-	fl.IntVar(&opt.SeqLen, "seq-len", 0, "sequence length (default: the data's, or 128 generated)")
-	fl.Uint64Var(&opt.Seed, "seed", 0, "seed for generated inputs")
-	fl.IntVar(&opt.Batch, "batch", 8, "evaluation batch size")
-	fl.Float64Var(&opt.MaxKL, "max-kl", 0, "fail (exit 1) when the mean KL exceeds this")
-	fl.Float64Var(&opt.MinAgreement, "min-agreement", 0, "fail (exit 1) when top-1 agreement is below this")
-	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	fl.StringVar(&o.original, "original", "", "original Hugging Face model directory (required)")
+	fl.StringVar(&o.compressed, "compressed", "", "VLoRA file or directory (required)")
+	fl.StringVar(&o.opt.Data, "data", "", "safetensors file with tokens/input_ids [N,T] or pixel_values [N,C,H,W]")
+	fl.StringVar(&o.opt.Labels, "labels", "", "name of an int label tensor in --data (classifiers)")
+	fl.IntVar(&o.opt.Samples, "samples", 0, fmt.Sprintf("number of sequences/images (default: all of --data, or %d generated)", verify.DefaultSamples))
+	fl.IntVar(&o.opt.SeqLen, "seq-len", 0, fmt.Sprintf("sequence length (default: the data's, or %d generated)", dataset.DefaultSeqLen))
+	fl.Uint64Var(&o.opt.Seed, "seed", 0, "seed for generated inputs")
+	fl.IntVar(&o.opt.Batch, "batch", verify.DefaultBatch, "evaluation batch size")
+	fl.Float64Var(&o.opt.MaxKL, "max-kl", 0, "fail (exit 1) when the mean KL exceeds this")
+	fl.Float64Var(&o.opt.MinAgreement, "min-agreement", 0, "fail (exit 1) when top-1 agreement is below this")
+	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	cmd.MarkFlagRequired("original")
 	cmd.MarkFlagRequired("compressed")
 	return cmd
+}
+
+// Complete has nothing to derive.
+func (o *verifyOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate has nothing to check beyond the required flags.
+func (o *verifyOptions) Validate() error { return nil }
+
+// Run loads both models, verifies and prints the report; a missed threshold
+// is exit code 1 after the report.
+func (o *verifyOptions) Run(ctx context.Context) error {
+	bar := newProgress(o.ErrOut, o.quiet, "verify", 1, nil)
+	opt := o.opt
+	opt.Progress = bar.Report
+	rep, err := verify.RunPaths(ctx, o.original, o.compressed, opt)
+	bar.Close()
+	if rep == nil {
+		return err
+	}
+	if err != nil && !errors.Is(err, verify.ErrThreshold) {
+		return err
+	}
+	if o.json {
+		if perr := printJSON(o.Out, rep); perr != nil {
+			return perr
+		}
+	} else {
+		printReport(o.Out, rep)
+	}
+	if err != nil {
+		return exitError{code: exitFailure, msg: err.Error()}
+	}
+	return nil
 }
 
 func f4(v *float64) string {

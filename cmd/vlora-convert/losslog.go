@@ -1,4 +1,4 @@
-package distill
+package main
 
 import (
 	"bytes"
@@ -10,12 +10,13 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
 )
 
-// WriteLossCSV writes one row per step: step, loss, lr, grad_norm, tokens,
+// writeLossCSV writes one row per step: step, loss, lr, grad_norm, tokens,
 // seconds, tokens_per_second.
-func WriteLossCSV(path string, log []Stats) error {
+func writeLossCSV(path string, log []distill.Stats) error {
 	var b bytes.Buffer
 	b.WriteString("step,loss,lr,grad_norm,tokens,seconds,tokens_per_second\n")
 	for _, s := range log {
@@ -24,9 +25,9 @@ func WriteLossCSV(path string, log []Stats) error {
 	return formats.WriteFileAtomic(path, b.Bytes())
 }
 
-// WriteLossPlot draws the training loss per step (and a 10-step moving
+// writeLossPlot draws the training loss per step (and a 10-step moving
 // average) as a PNG.
-func WriteLossPlot(path, title string, log []Stats) error {
+func writeLossPlot(path, title string, log []distill.Stats) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "step"

@@ -1,0 +1,108 @@
+// Package dataset holds model inputs: token sets and image sets read from
+// files, sequences sampled from a model, seeded random inputs, and the
+// gathering of items into batches for the forward pass.
+package dataset
+
+import (
+	"fmt"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/transformer"
+)
+
+// Dataset is a set of model inputs: token sequences [N, T] (with optional
+// token types) or images [N, C, H, W], with optional integer labels.
+type Dataset struct {
+	N, T       int
+	IDs        []int // N×T, row-major
+	TokenTypes []int // N×T or nil
+	Pixels     []float32
+	C, H, W    int
+	Labels     []int // N or nil
+	// Source says where the data came from, for reports.
+	Source string
+	// SHA256 is the digest of the data file, when there is one.
+	SHA256 string
+}
+
+// IsImages reports whether the set holds images.
+func (d *Dataset) IsImages() bool { return d.Pixels != nil }
+
+// Batch returns items [i, j) as a transformer input.
+func (d *Dataset) Batch(i, j int) *transformer.Input {
+	idx := make([]int, j-i)
+	for k := range idx {
+		idx[k] = i + k
+	}
+	return d.Gather(idx)
+}
+
+// Gather returns the items idx, in that order (repeats allowed), as a
+// transformer input holding copies of their values.
+func (d *Dataset) Gather(idx []int) *transformer.Input {
+	in := &transformer.Input{Batch: len(idx)}
+	if d.IsImages() {
+		in.Pixels = gatherRows(d.Pixels, d.C*d.H*d.W, idx)
+		return in
+	}
+	in.Seq = d.T
+	in.IDs = gatherRows(d.IDs, d.T, idx)
+	if d.TokenTypes != nil {
+		in.TokenTypes = gatherRows(d.TokenTypes, d.T, idx)
+	}
+	return in
+}
+
+// gatherRows concatenates the rows idx of x, whose rows hold width values.
+func gatherRows[T any](x []T, width int, idx []int) []T {
+	out := make([]T, 0, len(idx)*width)
+	for _, i := range idx {
+		out = append(out, x[i*width:(i+1)*width]...)
+	}
+	return out
+}
+
+func (d *Dataset) truncateN(n int) {
+	if d.IsImages() {
+		d.Pixels = d.Pixels[:n*d.C*d.H*d.W]
+	} else {
+		d.IDs = d.IDs[:n*d.T]
+		if d.TokenTypes != nil {
+			d.TokenTypes = d.TokenTypes[:n*d.T]
+		}
+	}
+	if d.Labels != nil {
+		d.Labels = d.Labels[:n]
+	}
+	d.N = n
+}
+
+func (d *Dataset) truncateT(t int) {
+	cut := func(x []int) []int {
+		out := make([]int, d.N*t)
+		for i := 0; i < d.N; i++ {
+			copy(out[i*t:(i+1)*t], x[i*d.T:i*d.T+t])
+		}
+		return out
+	}
+	d.IDs = cut(d.IDs)
+	if d.TokenTypes != nil {
+		d.TokenTypes = cut(d.TokenTypes)
+	}
+	d.T = t
+}
+
+// CheckRange verifies that token ids fit the vocabulary.
+func (d *Dataset) CheckRange(vocab, typeVocab int) error {
+	for i, v := range d.IDs {
+		if v < 0 || (vocab > 0 && v >= vocab) {
+			return fmt.Errorf("%s: %w: token %d at position %d outside the vocabulary [0, %d)", d.Source, formats.ErrInvalid, v, i, vocab)
+		}
+	}
+	for i, v := range d.TokenTypes {
+		if v < 0 || (typeVocab > 0 && v >= typeVocab) {
+			return fmt.Errorf("%s: %w: token type %d at position %d outside [0, %d)", d.Source, formats.ErrInvalid, v, i, typeVocab)
+		}
+	}
+	return nil
+}

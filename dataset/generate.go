@@ -1,0 +1,142 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/transformer"
+)
+
+// Sample draws n sequences of length t from the causal LM m by ancestral
+// sampling at temperature 1, starting from the config's bos_token_id (0 when
+// absent). The same seed gives the same sequences. Causal LMs are decoded
+// incrementally with a key/value cache; a model the decoder does not support
+// is run on the whole prefix at every position instead.
+func Sample(ctx context.Context, m *model.Model, n, t int, seed uint64) (*Dataset, error) {
+	if n <= 0 || t <= 0 {
+		return nil, fmt.Errorf("%w: cannot sample %d sequences of %d tokens", formats.ErrInvalid, n, t)
+	}
+	bos := m.Config.Int("bos_token_id")
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	ids := make([]int, n*t)
+	for i := 0; i < n; i++ {
+		ids[i*t] = bos
+	}
+	// next returns the [n, vocab] logits that follow the first pos tokens
+	// of every sequence.
+	var next func(pos int) ([]float32, error)
+	dec, err := m.Net.NewDecoder(n, t)
+	switch {
+	case err == nil:
+		col := make([]int, n)
+		next = func(pos int) ([]float32, error) {
+			for i := range col {
+				col[i] = ids[i*t+pos-1]
+			}
+			return dec.Step(col)
+		}
+	case errors.Is(err, transformer.ErrNotCausal):
+		cur := make([]int, 0, n*t)
+		next = func(pos int) ([]float32, error) {
+			cur = cur[:0]
+			for i := 0; i < n; i++ {
+				cur = append(cur, ids[i*t:i*t+pos]...)
+			}
+			out, err := m.Net.Forward(&transformer.Input{Batch: n, Seq: pos, IDs: cur}, transformer.Options{})
+			if err != nil {
+				return nil, err
+			}
+			if len(out.LogitsShape) != 3 {
+				return nil, fmt.Errorf("%w: the model gives no next-token logits", formats.ErrInvalid)
+			}
+			v := out.LogitsShape[2]
+			last := make([]float32, n*v)
+			for i := 0; i < n; i++ {
+				copy(last[i*v:(i+1)*v], out.Logits[(i*pos+pos-1)*v:(i*pos+pos)*v])
+			}
+			return last, nil
+		}
+	default:
+		return nil, fmt.Errorf("sampling %d×%d tokens: %w", n, t, err)
+	}
+	for pos := 1; pos < t; pos++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		logits, err := next(pos)
+		if err != nil {
+			return nil, err
+		}
+		v := len(logits) / n
+		for i := 0; i < n; i++ {
+			ids[i*t+pos] = sample(logits[i*v:(i+1)*v], rng)
+		}
+	}
+	return &Dataset{N: n, T: t, IDs: ids, Source: fmt.Sprintf("%d sequences of %d tokens sampled from the original model (seed %d)", n, t, seed)}, nil
+}
+
+// sample draws an index from softmax(logits).
+func sample(logits []float32, rng *rand.Rand) int {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v))
+	}
+	var sum float64
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - mx)
+	}
+	u := rng.Float64() * sum
+	for i, v := range logits {
+		u -= math.Exp(float64(v) - mx)
+		if u <= 0 {
+			return i
+		}
+	}
+	return len(logits) - 1
+}
+
+// Random draws n seeded random inputs for encoders and image models:
+// uniform token ids (token types 0) of length t, or standard-normal images.
+func Random(cfg *formats.Config, n, t int, seed uint64) *Dataset {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	if cfg.ModelType == "vit" || cfg.Int("image_size") > 0 {
+		c, s := max(cfg.Int("num_channels"), 1), cfg.Int("image_size")
+		px := make([]float32, n*c*s*s)
+		for i := range px {
+			px[i] = float32(rng.NormFloat64())
+		}
+		return &Dataset{N: n, C: c, H: s, W: s, Pixels: px,
+			Source: fmt.Sprintf("%d random normal images (seed %d)", n, seed)}
+	}
+	ids := make([]int, n*t)
+	for i := range ids {
+		ids[i] = rng.IntN(max(cfg.VocabSize, 1))
+	}
+	return &Dataset{N: n, T: t, IDs: ids, Source: fmt.Sprintf("%d random token sequences of length %d (seed %d)", n, t, seed)}
+}
+
+// DefaultSeqLen is the length of generated sequences when none is asked for.
+const DefaultSeqLen = 128
+
+// SeqLen returns the length of generated sequences: requested when
+// positive, otherwise fallback (DefaultSeqLen when fallback is not
+// positive), clamped to the model's maxPositions learned positions when
+// that is positive.
+func SeqLen(requested, fallback, maxPositions int) int {
+	t := requested
+	if t <= 0 {
+		t = fallback
+	}
+	if t <= 0 {
+		t = DefaultSeqLen
+	}
+	if maxPositions > 0 && t > maxPositions {
+		t = maxPositions
+	}
+	return t
+}
