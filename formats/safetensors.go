@@ -102,6 +102,40 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%s: %w: %s", path, ErrInvalid, fmt.Sprintf(format, a...))
 	}
+	header, err := readHeader(path, r, size, bad)
+	if err != nil {
+		return nil, err
+	}
+	var md safetensors.Metadata
+	if err := json.Unmarshal(header, &md); err != nil {
+		return nil, bad("header is not valid safetensors JSON: %v", err)
+	}
+	sf := &File{
+		path:     path,
+		r:        r,
+		size:     size,
+		dataOff:  8 + int64(len(header)),
+		metadata: md.Metadata(),
+		tensors:  map[string]*TensorInfo{},
+	}
+	dataLen := uint64(size - sf.dataOff)
+	for name, ti := range md.Tensors() {
+		info, err := sf.tensorInfo(name, ti, dataLen, bad)
+		if err != nil {
+			return nil, err
+		}
+		sf.tensors[name] = info
+		sf.order = append(sf.order, name)
+	}
+	if err := sf.sortAndCheckOverlap(bad); err != nil {
+		return nil, err
+	}
+	return sf, nil
+}
+
+// readHeader reads and structurally checks the JSON header of a file of
+// size bytes.
+func readHeader(path string, r io.ReaderAt, size int64, bad func(string, ...any) error) ([]byte, error) {
 	if size < 8 {
 		return nil, bad("file is %d bytes, too short for a safetensors header", size)
 	}
@@ -123,50 +157,45 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 	if err := checkHeaderStructure(header); err != nil {
 		return nil, bad("%v", err)
 	}
-	var md safetensors.Metadata
-	if err := json.Unmarshal(header, &md); err != nil {
-		return nil, bad("header is not valid safetensors JSON: %v", err)
+	return header, nil
+}
+
+// tensorInfo checks one header entry against a data section of dataLen
+// bytes: a shape that does not overflow, and offsets in order, inside the
+// data and spanning exactly the tensor's bytes.
+func (sf *File) tensorInfo(name string, ti *safetensors.TensorInfo, dataLen uint64, bad func(string, ...any) error) (*TensorInfo, error) {
+	shape := make([]int, len(ti.Shape))
+	elems := uint64(1)
+	for i, d := range ti.Shape {
+		// Bounding each dimension as well as the running product keeps
+		// every dimension representable as int even after a zero.
+		hi, lo := bits.Mul64(elems, d)
+		if d > maxElements || hi != 0 || lo > maxElements {
+			return nil, bad("tensor %q: shape %v overflows", name, ti.Shape)
+		}
+		elems = lo
+		shape[i] = int(d)
 	}
-	sf := &File{
-		path:     path,
-		r:        r,
-		size:     size,
-		dataOff:  8 + int64(n),
-		metadata: md.Metadata(),
-		tensors:  map[string]*TensorInfo{},
+	want := elems * ti.DType.Size()
+	s, e := ti.DataOffsets[0], ti.DataOffsets[1]
+	if e < s {
+		return nil, bad("tensor %q: data offsets [%d, %d) are reversed", name, s, e)
 	}
-	dataLen := uint64(size - sf.dataOff)
-	infos := md.Tensors()
-	for name, ti := range infos {
-		shape := make([]int, len(ti.Shape))
-		elems := uint64(1)
-		for i, d := range ti.Shape {
-			// Bounding each dimension as well as the running product keeps
-			// every dimension representable as int even after a zero.
-			hi, lo := bits.Mul64(elems, d)
-			if d > maxElements || hi != 0 || lo > maxElements {
-				return nil, bad("tensor %q: shape %v overflows", name, ti.Shape)
-			}
-			elems = lo
-			shape[i] = int(d)
-		}
-		want := elems * ti.DType.Size()
-		s, e := ti.DataOffsets[0], ti.DataOffsets[1]
-		if e < s {
-			return nil, bad("tensor %q: data offsets [%d, %d) are reversed", name, s, e)
-		}
-		if e > dataLen {
-			return nil, bad("tensor %q: data offsets [%d, %d) run past the end of the data (%d bytes): file truncated?", name, s, e, dataLen)
-		}
-		if e-s != want {
-			return nil, bad("tensor %q: dtype %s × shape %v needs %d bytes but offsets [%d, %d) hold %d", name, ti.DType, ti.Shape, want, s, e, e-s)
-		}
-		sf.tensors[name] = &TensorInfo{
-			Name: name, DType: ti.DType, Shape: shape,
-			Offset: sf.dataOff + int64(s), Size: int64(e - s), File: path,
-		}
-		sf.order = append(sf.order, name)
+	if e > dataLen {
+		return nil, bad("tensor %q: data offsets [%d, %d) run past the end of the data (%d bytes): file truncated?", name, s, e, dataLen)
 	}
+	if e-s != want {
+		return nil, bad("tensor %q: dtype %s × shape %v needs %d bytes but offsets [%d, %d) hold %d", name, ti.DType, ti.Shape, want, s, e, e-s)
+	}
+	return &TensorInfo{
+		Name: name, DType: ti.DType, Shape: shape,
+		Offset: sf.dataOff + int64(s), Size: int64(e - s), File: sf.path,
+	}, nil
+}
+
+// sortAndCheckOverlap puts the tensors in file order and fails when two
+// share a byte.
+func (sf *File) sortAndCheckOverlap(bad func(string, ...any) error) error {
 	// Order by start, then end, so an empty tensor sorts before a tensor
 	// starting at the same offset, as in a file written contiguously.
 	sort.Slice(sf.order, func(i, j int) bool {
@@ -185,7 +214,7 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 	for _, name := range sf.order {
 		cur := sf.tensors[name]
 		if last != nil && cur.Offset < last.Offset+last.Size {
-			return nil, bad("tensors %q (bytes [%d, %d)) and %q (bytes [%d, %d)) overlap",
+			return bad("tensors %q (bytes [%d, %d)) and %q (bytes [%d, %d)) overlap",
 				last.Name, last.Offset-sf.dataOff, last.Offset-sf.dataOff+last.Size,
 				cur.Name, cur.Offset-sf.dataOff, cur.Offset-sf.dataOff+cur.Size)
 		}
@@ -193,7 +222,7 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 			last = cur
 		}
 	}
-	return sf, nil
+	return nil
 }
 
 // checkHeaderStructure checks the shape of the header document before it is

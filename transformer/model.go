@@ -139,12 +139,31 @@ func loadSpec(spec *Spec, w Weights) (*Model, []ParamInfo, error) {
 	ld := loader{m: m, w: w}
 	n := &m.net
 	n.hidden = spec.Hidden
+	if err := ld.embeddings(n, spec); err != nil {
+		return nil, nil, err
+	}
+	for i, ls := range spec.Layers {
+		l, err := ld.layer(i, ls, spec.Hidden)
+		if err != nil {
+			return nil, nil, err
+		}
+		n.layers = append(n.layers, l)
+	}
+	ld.head(n, spec)
+	if ld.err != nil {
+		return nil, nil, fmt.Errorf("transformer: %w", ld.err)
+	}
+	return m, ld.order, nil
+}
+
+// embeddings loads the patch or token embeddings and their norm.
+func (ld *loader) embeddings(n *network, spec *Spec) error {
 	H := spec.Hidden
 	e := spec.Embed
 	if e.Patch != nil {
 		p := e.Patch
 		if p.Size <= 0 || p.Channels <= 0 || p.ImageH%p.Size != 0 || p.ImageW%p.Size != 0 {
-			return nil, nil, fmt.Errorf("transformer: bad patch geometry %+v", *p)
+			return fmt.Errorf("transformer: bad patch geometry %+v", *p)
 		}
 		n.patch = &patch{
 			w:   ld.param(p.Weight, H, p.Channels, p.Size, p.Size),
@@ -169,51 +188,67 @@ func loadSpec(spec *Spec, w Weights) (*Model, []ParamInfo, error) {
 		nm := ld.norm(*e.Norm, H)
 		n.embNorm = &nm
 	}
-	for i, ls := range spec.Layers {
-		a := ls.Attn
-		if a.Heads <= 0 || a.KVHeads <= 0 || a.Heads%a.KVHeads != 0 || a.HeadDim <= 0 {
-			return nil, nil, fmt.Errorf("transformer: layer %d: bad head layout %d/%d×%d", i, a.Heads, a.KVHeads, a.HeadDim)
-		}
-		if a.RopeTheta != 0 && a.HeadDim%2 != 0 {
-			return nil, nil, fmt.Errorf("transformer: layer %d: rotary embeddings need an even head dimension, got %d", i, a.HeadDim)
-		}
-		l := layer{post: ls.PostNorm, n1: ld.norm(ls.Norm1, H), n2: ld.norm(ls.Norm2, H)}
-		at := &l.attn
-		at.nh, at.nkv, at.hd = a.Heads, a.KVHeads, a.HeadDim
-		at.causal, at.theta, at.scale, at.window = a.Causal, a.RopeTheta, float32(a.Scale), a.Window
-		at.fused = a.Fused
-		qd, kd := a.Heads*a.HeadDim, a.KVHeads*a.HeadDim
-		if a.Fused {
-			at.qkv = ld.linear(a.QKV)
-			if at.qkv.in != H || at.qkv.out != qd+2*kd {
-				ld.fail(fmt.Errorf("layer %d: fused projection %s is %d→%d, want %d→%d", i, a.QKV.Weight, at.qkv.in, at.qkv.out, H, qd+2*kd))
-			}
-		} else {
-			at.q, at.k, at.v = ld.linear(a.Q), ld.linear(a.K), ld.linear(a.V)
-			if at.q.out != qd || at.k.out != kd || at.v.out != kd || at.q.in != H || at.k.in != H || at.v.in != H {
-				ld.fail(fmt.Errorf("layer %d: q/k/v projections do not match %d heads, %d kv heads of %d", i, a.Heads, a.KVHeads, a.HeadDim))
-			}
-		}
-		at.o = ld.linear(a.O)
-		if at.o.in != qd || at.o.out != H {
-			ld.fail(fmt.Errorf("layer %d: output projection %s is %d→%d, want %d→%d", i, a.O.Weight, at.o.in, at.o.out, qd, H))
-		}
-		mp := &l.mlp
-		mp.gated, mp.act = ls.MLP.Gated, ls.MLP.Act
-		if mp.act < SiLU || mp.act > ReLU {
-			ld.fail(fmt.Errorf("layer %d: unknown activation %d", i, mp.act))
-		}
-		if mp.gated {
-			mp.gate = ld.linear(ls.MLP.Gate)
-		}
-		mp.up, mp.down = ld.linear(ls.MLP.Up), ld.linear(ls.MLP.Down)
-		if mp.up.in != H || mp.down.out != H || mp.down.in != mp.up.out || (mp.gated && mp.gate.out != mp.up.out) {
-			ld.fail(fmt.Errorf("layer %d: inconsistent MLP dimensions", i))
-		}
-		n.layers = append(n.layers, l)
+	return nil
+}
+
+// layer loads block i: its norms, attention and MLP. A bad head layout is
+// returned; inconsistent shapes are recorded in ld.err.
+func (ld *loader) layer(i int, ls LayerSpec, H int) (layer, error) {
+	a := ls.Attn
+	if a.Heads <= 0 || a.KVHeads <= 0 || a.Heads%a.KVHeads != 0 || a.HeadDim <= 0 {
+		return layer{}, fmt.Errorf("transformer: layer %d: bad head layout %d/%d×%d", i, a.Heads, a.KVHeads, a.HeadDim)
 	}
+	if a.RopeTheta != 0 && a.HeadDim%2 != 0 {
+		return layer{}, fmt.Errorf("transformer: layer %d: rotary embeddings need an even head dimension, got %d", i, a.HeadDim)
+	}
+	l := layer{post: ls.PostNorm, n1: ld.norm(ls.Norm1, H), n2: ld.norm(ls.Norm2, H)}
+	ld.attention(&l.attn, i, a, H)
+	ld.mlp(&l.mlp, i, ls.MLP, H)
+	return l, nil
+}
+
+// attention loads the projections of layer i's attention.
+func (ld *loader) attention(at *attention, i int, a AttentionSpec, H int) {
+	at.nh, at.nkv, at.hd = a.Heads, a.KVHeads, a.HeadDim
+	at.causal, at.theta, at.scale, at.window = a.Causal, a.RopeTheta, float32(a.Scale), a.Window
+	at.fused = a.Fused
+	qd, kd := a.Heads*a.HeadDim, a.KVHeads*a.HeadDim
+	if a.Fused {
+		at.qkv = ld.linear(a.QKV)
+		if at.qkv.in != H || at.qkv.out != qd+2*kd {
+			ld.fail(fmt.Errorf("layer %d: fused projection %s is %d→%d, want %d→%d", i, a.QKV.Weight, at.qkv.in, at.qkv.out, H, qd+2*kd))
+		}
+	} else {
+		at.q, at.k, at.v = ld.linear(a.Q), ld.linear(a.K), ld.linear(a.V)
+		if at.q.out != qd || at.k.out != kd || at.v.out != kd || at.q.in != H || at.k.in != H || at.v.in != H {
+			ld.fail(fmt.Errorf("layer %d: q/k/v projections do not match %d heads, %d kv heads of %d", i, a.Heads, a.KVHeads, a.HeadDim))
+		}
+	}
+	at.o = ld.linear(a.O)
+	if at.o.in != qd || at.o.out != H {
+		ld.fail(fmt.Errorf("layer %d: output projection %s is %d→%d, want %d→%d", i, a.O.Weight, at.o.in, at.o.out, qd, H))
+	}
+}
+
+// mlp loads the projections of layer i's MLP.
+func (ld *loader) mlp(mp *mlp, i int, s MLPSpec, H int) {
+	mp.gated, mp.act = s.Gated, s.Act
+	if mp.act < SiLU || mp.act > ReLU {
+		ld.fail(fmt.Errorf("layer %d: unknown activation %d", i, mp.act))
+	}
+	if mp.gated {
+		mp.gate = ld.linear(s.Gate)
+	}
+	mp.up, mp.down = ld.linear(s.Up), ld.linear(s.Down)
+	if mp.up.in != H || mp.down.out != H || mp.down.in != mp.up.out || (mp.gated && mp.gate.out != mp.up.out) {
+		ld.fail(fmt.Errorf("layer %d: inconsistent MLP dimensions", i))
+	}
+}
+
+// head loads the final norm and the output head.
+func (ld *loader) head(n *network, spec *Spec) {
 	if spec.FinalNorm != nil {
-		nm := ld.norm(*spec.FinalNorm, H)
+		nm := ld.norm(*spec.FinalNorm, spec.Hidden)
 		n.final = &nm
 	}
 	n.finalInHidden = spec.FinalNormInHidden
@@ -231,10 +266,6 @@ func loadSpec(spec *Spec, w Weights) (*Model, []ParamInfo, error) {
 	default:
 		ld.fail(fmt.Errorf("unknown head kind %d", spec.Head.Kind))
 	}
-	if ld.err != nil {
-		return nil, nil, fmt.Errorf("transformer: %w", ld.err)
-	}
-	return m, ld.order, nil
 }
 
 // loader reads parameters once each and records the first error.

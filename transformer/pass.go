@@ -225,21 +225,27 @@ func (p *pass) embedPatches(px []float32) []float32 {
 
 // layerForward runs block li on x and returns its output.
 func (p *pass) layerForward(li int, t *layerTape, x []float32) []float32 {
-	N, H := p.N, p.H
 	l := &p.n.layers[li]
-	a := &l.attn
-	W := a.width()
 	t.in = x
 	if p.train {
 		t.mean1, t.r1, t.mean2, t.r2 = p.stat(), p.stat(), p.stat(), p.stat()
 	}
+	p.attentionHalf(li, l, t, x)
+	return p.mlpHalf(l, t, x)
+}
+
+// attentionHalf runs the attention half of block li on x: the input
+// norm (pre-norm blocks), attention and the residual sum, left in t.mid.
+func (p *pass) attentionHalf(li int, l *layer, t *layerTape, x []float32) {
+	N, H := p.N, p.H
+	a := &l.attn
 	if l.post {
 		t.attnIn = x
 	} else {
 		t.attnIn = p.buf(&p.shared.attnIn, N*H)
 		normForward(&l.n1, p.workers, N, H, x, t.attnIn, t.mean1, t.r1)
 	}
-	t.qkv = p.buf(&p.shared.qkv, N*W)
+	t.qkv = p.buf(&p.shared.qkv, N*a.width())
 	p.project(a, t.attnIn, t.qkv)
 	t.att = p.buf(&p.shared.att, N*a.nh*a.hd)
 	if p.train {
@@ -250,7 +256,6 @@ func (p *pass) layerForward(li int, t *layerTape, x []float32) []float32 {
 	} else {
 		attentionForward(p.geom(a), p.workers, t.qkv, t.att, t.lse)
 	}
-
 	// Residual after attention.
 	if p.train || l.post {
 		t.mid = p.buf(&p.shared.mid, N*H)
@@ -262,8 +267,13 @@ func (p *pass) layerForward(li int, t *layerTape, x []float32) []float32 {
 		addRows(p.workers, N, t.mid, H, a.o.b.Data)
 	}
 	a.o.forward(p.gemm, N, t.att, a.nh*a.hd, t.mid, H, 1)
+}
 
-	// MLP input.
+// mlpHalf runs the MLP half of a block from t.mid: the norm, the MLP,
+// the residual sum and, for post-norm blocks, the output norm. x is the
+// block's input, whose buffer an inference pass reuses for the output.
+func (p *pass) mlpHalf(l *layer, t *layerTape, x []float32) []float32 {
+	N, H := p.N, p.H
 	t.mlpIn = p.buf(&p.shared.mlpIn, N*H)
 	if l.post {
 		normForward(&l.n1, p.workers, N, H, t.mid, t.mlpIn, t.mean1, t.r1)

@@ -235,11 +235,18 @@ func (p *pass) scratch(b *[]float32, n int) []float32 {
 // by the gradient with respect to the block input, and accumulates the
 // block's parameter gradients.
 func (p *pass) layerBackward(l *layer, t *layerTape, dx []float32, s *backScratch, gb func(*Param) []float32) {
+	dh := p.scratch(&s.dh, p.N*p.H)
+	p.mlpHalfBackward(l, t, dx, dh, s, gb)
+	p.attentionHalfBackward(l, t, dx, dh, s, gb)
+}
+
+// mlpHalfBackward turns dx, ∂L/∂(block output), into ∂L/∂mid through the
+// MLP half of the block (mlpHalf), accumulating its parameter gradients. dh
+// is scratch of N×H values.
+func (p *pass) mlpHalfBackward(l *layer, t *layerTape, dx, dh []float32, s *backScratch, gb func(*Param) []float32) {
 	N, H := p.N, p.H
-	mp, a := &l.mlp, &l.attn
+	mp := &l.mlp
 	I, Wm := mp.up.out, mp.width()
-	A, W := a.nh*a.hd, a.width()
-	dh := p.scratch(&s.dh, N*H)
 	if l.post {
 		// out = Norm2(y2): dx becomes ∂L/∂y2.
 		normBackward(&l.n2, p.workers, N, H, t.y2, t.mean2, t.r2, dx, dx, false, gb(l.n2.w), gb(l.n2.b))
@@ -284,6 +291,15 @@ func (p *pass) layerBackward(l *layer, t *layerTape, dx []float32, s *backScratc
 		// mlpIn = Norm2(mid), out = mid + MLP: dx becomes ∂L/∂mid.
 		normBackward(&l.n2, p.workers, N, H, t.mid, t.mean2, t.r2, dh, dx, true, gb(l.n2.w), gb(l.n2.b))
 	}
+}
+
+// attentionHalfBackward turns dx, ∂L/∂mid, into ∂L/∂(block input) through
+// the attention half of the block (attentionHalf), accumulating its
+// parameter gradients. dh is scratch of N×H values.
+func (p *pass) attentionHalfBackward(l *layer, t *layerTape, dx, dh []float32, s *backScratch, gb func(*Param) []float32) {
+	N, H := p.N, p.H
+	a := &l.attn
+	A, W := a.nh*a.hd, a.width()
 	// Output projection: mid = in + O(att).
 	datt := p.scratch(&s.datt, N*A)
 	a.o.backwardInput(p.gemm, N, dx, H, datt, A, 0)

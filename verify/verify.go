@@ -241,34 +241,50 @@ func inputs(ctx context.Context, orig *model.Model, opt Options) (*dataset.Datas
 // original checkpoint with the same shape and dtype, that its manifest agrees
 // with its tensors, and that the recorded source hashes match ck's files.
 func Integrity(ctx context.Context, ck *formats.Checkpoint, vm *vlora.Model) []Check {
-	var out []Check
-	add := func(name string, problems []string, okDetail string) {
-		c := Check{Name: name, OK: len(problems) == 0, Detail: okDetail}
-		if !c.OK {
-			if len(problems) > 5 {
-				problems = append(problems[:5], fmt.Sprintf("and %d more", len(problems)-5))
-			}
-			c.Detail = strings.Join(problems, "; ")
-		}
-		out = append(out, c)
-	}
-	var probs []string
 	orig := ck.Names()
-	comp := vm.OriginalNames()
-	for _, n := range orig {
+	return []Check{
+		check("tensors", representedProblems(ck, vm), fmt.Sprintf("all %d original tensors represented", len(orig))),
+		check("shapes-dtypes", shapeProblems(ck, vm), "shapes and dtypes agree"),
+		check("manifest", manifestProblems(ck, vm), "manifest consistent with the stored tensors"),
+		check("source-hashes", hashProblems(ctx, ck, vm.Manifest), fmt.Sprintf("SHA-256 of %d source file(s) match", len(ck.Files))),
+	}
+}
+
+// check builds a Check that holds when there are no problems; its detail
+// lists the first five problems, or okDetail.
+func check(name string, problems []string, okDetail string) Check {
+	c := Check{Name: name, OK: len(problems) == 0, Detail: okDetail}
+	if !c.OK {
+		if len(problems) > 5 {
+			problems = append(problems[:5], fmt.Sprintf("and %d more", len(problems)-5))
+		}
+		c.Detail = strings.Join(problems, "; ")
+	}
+	return c
+}
+
+// representedProblems lists original tensors vm does not represent and
+// tensors of vm the original does not have.
+func representedProblems(ck *formats.Checkpoint, vm *vlora.Model) []string {
+	var probs []string
+	for _, n := range ck.Names() {
 		if !vm.Has(n) {
 			probs = append(probs, fmt.Sprintf("tensor %s of the original is not represented", n))
 		}
 	}
-	for _, n := range comp {
+	for _, n := range vm.OriginalNames() {
 		if !ck.Has(n) {
 			probs = append(probs, fmt.Sprintf("tensor %s is not in the original", n))
 		}
 	}
-	add("tensors", probs, fmt.Sprintf("all %d original tensors represented", len(orig)))
+	return probs
+}
 
-	probs = nil
-	for _, n := range orig {
+// shapeProblems lists represented tensors whose shape or dtype differ from
+// the original's.
+func shapeProblems(ck *formats.Checkpoint, vm *vlora.Model) []string {
+	var probs []string
+	for _, n := range ck.Names() {
 		ti, _ := ck.Info(n)
 		if !vm.Has(n) {
 			continue
@@ -281,24 +297,32 @@ func Integrity(ctx context.Context, ck *formats.Checkpoint, vm *vlora.Model) []C
 			probs = append(probs, fmt.Sprintf("%s: dtype %s, original %s", n, dt, ti.DType))
 		}
 	}
-	add("shapes-dtypes", probs, "shapes and dtypes agree")
+	return probs
+}
 
-	probs = nil
+// manifestProblems compares the manifest's parameter counts with the stored
+// tensors and the original.
+func manifestProblems(ck *formats.Checkpoint, vm *vlora.Model) []string {
+	var probs []string
 	mf := vm.Manifest
 	if got := vm.StoredParams(); got != mf.Counts.ParamsStored {
 		probs = append(probs, fmt.Sprintf("manifest counts %d stored parameters, the file holds %d", mf.Counts.ParamsStored, got))
 	}
 	var po int64
-	for _, n := range orig {
+	for _, n := range ck.Names() {
 		ti, _ := ck.Info(n)
 		po += int64(ti.NumElements())
 	}
 	if po != mf.Counts.ParamsOriginal {
 		probs = append(probs, fmt.Sprintf("manifest counts %d original parameters, the original has %d", mf.Counts.ParamsOriginal, po))
 	}
-	add("manifest", probs, "manifest consistent with the stored tensors")
+	return probs
+}
 
-	probs = nil
+// hashProblems compares the SHA-256 of ck's files with the sources the
+// manifest records.
+func hashProblems(ctx context.Context, ck *formats.Checkpoint, mf *vlora.Manifest) []string {
+	var probs []string
 	recorded := map[string]vlora.SourceFile{}
 	for _, s := range mf.Sources {
 		recorded[s.Name] = s
@@ -323,6 +347,5 @@ func Integrity(ctx context.Context, ck *formats.Checkpoint, vm *vlora.Model) []C
 	for n := range recorded {
 		probs = append(probs, fmt.Sprintf("recorded source %s is missing from the original", n))
 	}
-	add("source-hashes", probs, fmt.Sprintf("SHA-256 of %d source file(s) match", len(ck.Files)))
-	return out
+	return probs
 }

@@ -78,24 +78,7 @@ func numel(shape []int) int {
 // and dtypes. Tensors outside the family are left to the caller (they pass
 // through dense). info returns the shape and dtype of a name.
 func DetectStack(names []string, info func(name string) TensorShape) (*Stack, error) {
-	type member struct {
-		layer  int
-		suffix string
-		name   string
-	}
-	families := map[string][]member{}
-	for _, n := range names {
-		parts := strings.Split(n, ".")
-		for i := 1; i < len(parts)-1; i++ {
-			if !isIndex(parts[i]) {
-				continue
-			}
-			l, _ := strconv.Atoi(parts[i])
-			prefix := strings.Join(parts[:i], ".") + "."
-			families[prefix] = append(families[prefix], member{l, strings.Join(parts[i+1:], "."), n})
-			break
-		}
-	}
+	families := stackFamilies(names)
 	if len(families) == 0 {
 		return nil, fmt.Errorf("no repeated layer stack (no tensor is named prefix.{i}.suffix)")
 	}
@@ -105,10 +88,9 @@ func DetectStack(names []string, info func(name string) TensorShape) (*Stack, er
 			best = p
 		}
 	}
-	members := families[best]
 	layers := map[int]map[string]string{}
 	maxL := -1
-	for _, m := range members {
+	for _, m := range families[best] {
 		if layers[m.layer] == nil {
 			layers[m.layer] = map[string]string{}
 		}
@@ -136,12 +118,47 @@ func DetectStack(names []string, info func(name string) TensorShape) (*Stack, er
 			return nil, fmt.Errorf("layer stack %q: layer %d is missing (layers run to %d)", best, l, maxL)
 		}
 	}
+	if err := st.checkLayers(layers, info); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// stackMember is one tensor of a candidate layer stack.
+type stackMember struct {
+	layer  int
+	suffix string
+	name   string
+}
+
+// stackFamilies groups names of the form prefix.{i}.suffix by prefix, {i}
+// being the first all-digit component.
+func stackFamilies(names []string) map[string][]stackMember {
+	families := map[string][]stackMember{}
+	for _, n := range names {
+		parts := strings.Split(n, ".")
+		for i := 1; i < len(parts)-1; i++ {
+			if !isIndex(parts[i]) {
+				continue
+			}
+			l, _ := strconv.Atoi(parts[i])
+			prefix := strings.Join(parts[:i], ".") + "."
+			families[prefix] = append(families[prefix], stackMember{l, strings.Join(parts[i+1:], "."), n})
+			break
+		}
+	}
+	return families
+}
+
+// checkLayers checks that every layer holds every suffix with the same shape
+// and dtype, and records them in st.
+func (st *Stack) checkLayers(layers map[int]map[string]string, info func(name string) TensorShape) error {
 	for _, s := range st.Suffixes {
 		ref := -1
-		for l := 0; l <= maxL; l++ {
+		for l := 0; l < st.NumLayers; l++ {
 			n, ok := layers[l][s]
 			if !ok {
-				return nil, fmt.Errorf("layer %d is missing tensor %s (present in other layers)", l, st.Name(l, s))
+				return fmt.Errorf("layer %d is missing tensor %s (present in other layers)", l, st.Name(l, s))
 			}
 			ti := info(n)
 			if ref < 0 {
@@ -151,14 +168,14 @@ func DetectStack(names []string, info func(name string) TensorShape) (*Stack, er
 				continue
 			}
 			if !slices.Equal(ti.Shape, st.Shapes[s]) {
-				return nil, fmt.Errorf("tensor %s has shape %v but %s has %v", n, ti.Shape, st.Name(ref, s), st.Shapes[s])
+				return fmt.Errorf("tensor %s has shape %v but %s has %v", n, ti.Shape, st.Name(ref, s), st.Shapes[s])
 			}
 			if ti.DType != st.DTypes[s] {
-				return nil, fmt.Errorf("tensor %s has dtype %s but %s has %s", n, ti.DType, st.Name(ref, s), st.DTypes[s])
+				return fmt.Errorf("tensor %s has dtype %s but %s has %s", n, ti.DType, st.Name(ref, s), st.DTypes[s])
 			}
 		}
 	}
-	return st, nil
+	return nil
 }
 
 func isIndex(s string) bool {

@@ -179,94 +179,123 @@ func ParseManifest(s string) (*Manifest, error) {
 // the layers in order, each increment belongs to a stored layer and suffix,
 // and the base mode decides which layers have increments.
 func (m *Manifest) Validate() error {
-	bad := func(f string, a ...any) error { return fmt.Errorf("manifest: "+f, a...) }
+	if err := m.validateLayout(); err != nil {
+		return err
+	}
+	suf, err := m.validateSuffixes()
+	if err != nil {
+		return err
+	}
+	seen, err := m.validateIncrements(suf)
+	if err != nil {
+		return err
+	}
+	for _, c := range m.Compounds {
+		for j, l := range c {
+			for name := range suf {
+				has := seen[incKey(l, name)]
+				if need := !(j == 0 && m.BaseMode == BaseFirst); need != has {
+					return manifestErr("layer %d %s: increment present=%v, but base mode %s needs %v", l, name, has, m.BaseMode, need)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func manifestErr(f string, a ...any) error { return fmt.Errorf("manifest: "+f, a...) }
+
+// validateLayout checks the format, the base mode, the layer count and the
+// compounds.
+func (m *Manifest) validateLayout() error {
 	if m.Format != FormatName {
-		return bad("format is %q, want %q", m.Format, FormatName)
+		return manifestErr("format is %q, want %q", m.Format, FormatName)
 	}
 	if m.FormatVersion != FormatVersion {
-		return bad("format version %d is not supported (this build reads %d)", m.FormatVersion, FormatVersion)
+		return manifestErr("format version %d is not supported (this build reads %d)", m.FormatVersion, FormatVersion)
 	}
 	if m.BaseMode != BaseFirst && m.BaseMode != BaseMean {
-		return bad("unknown base mode %q", m.BaseMode)
+		return manifestErr("unknown base mode %q", m.BaseMode)
 	}
 	if m.NumLayers < 1 || m.NumLayers > 1<<20 {
-		return bad("num_layers %d out of range", m.NumLayers)
+		return manifestErr("num_layers %d out of range", m.NumLayers)
 	}
 	if m.LayerPrefix == "" {
-		return bad("empty layer_prefix")
+		return manifestErr("empty layer_prefix")
 	}
 	if m.CompoundSize < 1 {
-		return bad("compound_size %d < 1", m.CompoundSize)
+		return manifestErr("compound_size %d < 1", m.CompoundSize)
 	}
 	want := Compounds(m.NumLayers, m.CompoundSize)
 	if len(want) != len(m.Compounds) {
-		return bad("%d compounds, want %d for %d layers of size %d", len(m.Compounds), len(want), m.NumLayers, m.CompoundSize)
+		return manifestErr("%d compounds, want %d for %d layers of size %d", len(m.Compounds), len(want), m.NumLayers, m.CompoundSize)
 	}
 	for i := range want {
 		if !slices.Equal(want[i], m.Compounds[i]) {
-			return bad("compound %d is %v, want %v", i, m.Compounds[i], want[i])
+			return manifestErr("compound %d is %v, want %v", i, m.Compounds[i], want[i])
 		}
 	}
+	return nil
+}
+
+// validateSuffixes checks the suffixes and returns them by name.
+func (m *Manifest) validateSuffixes() (map[string]TensorDesc, error) {
 	suf := map[string]TensorDesc{}
 	for _, s := range m.Suffixes {
 		if s.Name == "" {
-			return bad("empty suffix name")
+			return nil, manifestErr("empty suffix name")
 		}
 		if _, dup := suf[s.Name]; dup {
-			return bad("suffix %q listed twice", s.Name)
+			return nil, manifestErr("suffix %q listed twice", s.Name)
 		}
 		if len(s.Shape) == 0 || len(s.Shape) > 8 {
-			return bad("suffix %q has rank-%d shape", s.Name, len(s.Shape))
+			return nil, manifestErr("suffix %q has rank-%d shape", s.Name, len(s.Shape))
 		}
 		for _, d := range s.Shape {
 			if d < 1 || d > 1<<31 {
-				return bad("suffix %q has dimension %d", s.Name, d)
+				return nil, manifestErr("suffix %q has dimension %d", s.Name, d)
 			}
 		}
 		suf[s.Name] = s
 	}
 	if len(suf) == 0 {
-		return bad("no suffixes")
+		return nil, manifestErr("no suffixes")
 	}
+	return suf, nil
+}
+
+// validateIncrements checks each increment against the suffixes and returns
+// the set of (layer, suffix) keys (incKey) that have one.
+func (m *Manifest) validateIncrements(suf map[string]TensorDesc) (map[string]bool, error) {
 	seen := map[string]bool{}
 	for _, inc := range m.Increments {
 		s, ok := suf[inc.Suffix]
 		if !ok {
-			return bad("increment for unknown suffix %q", inc.Suffix)
+			return nil, manifestErr("increment for unknown suffix %q", inc.Suffix)
 		}
 		if inc.Layer < 0 || inc.Layer >= m.NumLayers {
-			return bad("increment for layer %d out of range", inc.Layer)
+			return nil, manifestErr("increment for layer %d out of range", inc.Layer)
 		}
-		key := fmt.Sprint(inc.Layer, "|", inc.Suffix)
+		key := incKey(inc.Layer, inc.Suffix)
 		if seen[key] {
-			return bad("layer %d %s has two increments", inc.Layer, inc.Suffix)
+			return nil, manifestErr("layer %d %s has two increments", inc.Layer, inc.Suffix)
 		}
 		seen[key] = true
 		switch inc.Kind {
 		case KindDense:
 		case KindLowRank:
 			if len(s.Shape) < 2 {
-				return bad("layer %d %s: low-rank increment of a 1-D tensor", inc.Layer, inc.Suffix)
+				return nil, manifestErr("layer %d %s: low-rank increment of a 1-D tensor", inc.Layer, inc.Suffix)
 			}
 			rows, cols := Matrix(s.Shape)
 			if inc.Rank < 0 || inc.Rank > min(rows, cols) {
-				return bad("layer %d %s: rank %d out of range for %dx%d", inc.Layer, inc.Suffix, inc.Rank, rows, cols)
+				return nil, manifestErr("layer %d %s: rank %d out of range for %dx%d", inc.Layer, inc.Suffix, inc.Rank, rows, cols)
 			}
 		default:
-			return bad("layer %d %s: unknown increment kind %q", inc.Layer, inc.Suffix, inc.Kind)
+			return nil, manifestErr("layer %d %s: unknown increment kind %q", inc.Layer, inc.Suffix, inc.Kind)
 		}
 	}
-	for _, c := range m.Compounds {
-		for j, l := range c {
-			for name := range suf {
-				has := seen[fmt.Sprint(l, "|", name)]
-				if need := !(j == 0 && m.BaseMode == BaseFirst); need != has {
-					return bad("layer %d %s: increment present=%v, but base mode %s needs %v", l, name, has, m.BaseMode, need)
-				}
-			}
-		}
-	}
-	return nil
+	return seen, nil
 }
 
 // Matrix views a shape as a matrix: rows = first dimension, cols = the
