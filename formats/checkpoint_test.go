@@ -90,14 +90,16 @@ func TestReadByteLlama(t *testing.T) {
 		{"model.layers.3.mlp.down_proj.weight", []int{128, 344}},
 		{"model.norm.weight", []int{128}},
 	} {
-		info, ok := ck.Info(tc.name)
-		if !ok || !ck.Has(tc.name) {
-			t.Errorf("tensor %q missing", tc.name)
-			continue
-		}
-		if info.DType != F32 || !slices.Equal(info.Shape, tc.shape) {
-			t.Errorf("tensor %q: %s %v, want F32 %v", tc.name, info.DType, info.Shape, tc.shape)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			info, ok := ck.Info(tc.name)
+			if !ok || !ck.Has(tc.name) {
+				t.Errorf("tensor %q missing", tc.name)
+				return
+			}
+			if info.DType != F32 || !slices.Equal(info.Shape, tc.shape) {
+				t.Errorf("tensor %q: %s %v, want F32 %v", tc.name, info.DType, info.Shape, tc.shape)
+			}
+		})
 	}
 	cfg := ck.Config
 	if cfg == nil {
@@ -307,72 +309,74 @@ func TestShardedCheckpoint(t *testing.T) {
 		}, invalid: true, want: []string{shard2 + ": ", "exceeds the 100000000-byte limit"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			m := shardCopy(t, src, dir)
-			if tc.edit != nil {
-				tc.edit(t, dir, m)
-			}
-			ck, err := OpenCheckpoint(dir)
-			if len(tc.want) > 0 {
-				if ck != nil {
-					ck.Close()
+			t.Run(tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				m := shardCopy(t, src, dir)
+				if tc.edit != nil {
+					tc.edit(t, dir, m)
 				}
-				if err == nil {
-					t.Fatal("no error")
+				ck, err := OpenCheckpoint(dir)
+				if len(tc.want) > 0 {
+					if ck != nil {
+						ck.Close()
+					}
+					if err == nil {
+						t.Fatal("no error")
+					}
+					if tc.invalid {
+						checkInvalid(t, err, tc.want...)
+					}
+					if !strings.HasPrefix(err.Error(), dir) {
+						t.Errorf("error %q does not start with a path in the model directory", err)
+					}
+					return
 				}
-				if tc.invalid {
-					checkInvalid(t, err, tc.want...)
-				}
-				if !strings.HasPrefix(err.Error(), dir) {
-					t.Errorf("error %q does not start with a path in the model directory", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ck.Close()
-			var files []string
-			for _, f := range ck.Files {
-				files = append(files, filepath.Base(f.Path()))
-			}
-			var want []string
-			for _, v := range m {
-				want = append(want, v)
-			}
-			slices.Sort(want)
-			if want = slices.Compact(want); !slices.Equal(files, want) {
-				t.Fatalf("files %v, want %v", files, want)
-			}
-			if ck.Config == nil || ck.Config.HiddenSize != 128 {
-				t.Errorf("config %+v", ck.Config)
-			}
-			// Same tensors, in the same order, with the same values.
-			if got, want := ck.Names(), single.Names(); !slices.Equal(got, want) {
-				t.Errorf("names %v, want %v", got, want)
-			}
-			for _, name := range single.Names() {
-				want, err := single.ReadFloat32(name)
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := ck.ReadFloat32(name)
-				if err != nil {
-					t.Fatal(err)
+				defer ck.Close()
+				var files []string
+				for _, f := range ck.Files {
+					files = append(files, filepath.Base(f.Path()))
 				}
-				if !slices.Equal(got, want) {
-					t.Fatalf("tensor %q differs from the single file", name)
+				var want []string
+				for _, v := range m {
+					want = append(want, v)
 				}
-				info, _ := ck.Info(name)
-				if filepath.Base(info.File) != m[name] {
-					t.Errorf("tensor %q read from %s, index says %s", name, info.File, m[name])
+				slices.Sort(want)
+				if want = slices.Compact(want); !slices.Equal(files, want) {
+					t.Fatalf("files %v, want %v", files, want)
 				}
-			}
-			for _, f := range ck.Files {
-				if f.Metadata()["format"] != "pt" {
-					t.Errorf("%s: metadata %v", f.Path(), f.Metadata())
+				if ck.Config == nil || ck.Config.HiddenSize != 128 {
+					t.Errorf("config %+v", ck.Config)
 				}
-			}
+				// Same tensors, in the same order, with the same values.
+				if got, want := ck.Names(), single.Names(); !slices.Equal(got, want) {
+					t.Errorf("names %v, want %v", got, want)
+				}
+				for _, name := range single.Names() {
+					want, err := single.ReadFloat32(name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := ck.ReadFloat32(name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Equal(got, want) {
+						t.Fatalf("tensor %q differs from the single file", name)
+					}
+					info, _ := ck.Info(name)
+					if filepath.Base(info.File) != m[name] {
+						t.Errorf("tensor %q read from %s, index says %s", name, info.File, m[name])
+					}
+				}
+				for _, f := range ck.Files {
+					if f.Metadata()["format"] != "pt" {
+						t.Errorf("%s: metadata %v", f.Path(), f.Metadata())
+					}
+				}
+			})
 		})
 	}
 }
@@ -431,23 +435,25 @@ func TestCheckpointDirectoryErrors(t *testing.T) {
 		}, nil, []string{"a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			p := tc.setup(t, dir)
-			ck, err := OpenCheckpoint(p)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatal(err)
+			t.Run(tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				p := tc.setup(t, dir)
+				ck, err := OpenCheckpoint(p)
+				if tc.want == nil {
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer ck.Close()
+					if !slices.Equal(ck.Names(), tc.ok) {
+						t.Errorf("names %v, want %v", ck.Names(), tc.ok)
+					}
+					if tc.name == "no config" && ck.Config != nil {
+						t.Errorf("config %+v, want nil", ck.Config)
+					}
+					return
 				}
-				defer ck.Close()
-				if !slices.Equal(ck.Names(), tc.ok) {
-					t.Errorf("names %v, want %v", ck.Names(), tc.ok)
-				}
-				if tc.name == "no config" && ck.Config != nil {
-					t.Errorf("config %+v, want nil", ck.Config)
-				}
-				return
-			}
-			checkInvalid(t, err, append([]string{p}, tc.want...)...)
+				checkInvalid(t, err, append([]string{p}, tc.want...)...)
+			})
 		})
 	}
 	if _, err := OpenCheckpoint(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "model directory") {

@@ -49,21 +49,24 @@ func TestParseConfig(t *testing.T) {
 		{"t5 d_model and num_layers", `{"d_model":32,"num_layers":2,"architectures":[1,"T5Model"]}`,
 			Config{Architectures: []string{"T5Model"}, HiddenSize: 32, NumLayers: 2, TieWordEmbeddings: true, RopeTheta: 10000}},
 	} {
-		got, err := ParseConfig([]byte(tc.json))
-		if err != nil {
-			t.Errorf("%s: %v", tc.name, err)
-			continue
-		}
-		if string(got.Bytes) != tc.json || got.Raw == nil {
-			t.Errorf("%s: Bytes or Raw not kept", tc.name)
-		}
-		if got.String("model_type") != tc.want.ModelType {
-			t.Errorf("%s: String(model_type) = %q", tc.name, got.String("model_type"))
-		}
-		g := *got
-		if !equalConfig(g, tc.want) {
-			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, g, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseConfig([]byte(tc.json))
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+				return
+			}
+			if string(got.Bytes) != tc.json || got.Raw == nil {
+				t.Errorf("%s: Bytes or Raw not kept", tc.name)
+			}
+			if got.String("model_type") != tc.want.ModelType {
+				t.Errorf("%s: String(model_type) = %q", tc.name, got.String("model_type"))
+			}
+			g := *got
+			if !equalConfig(g, tc.want) {
+				t.Errorf("%s:\n got %+v\nwant %+v", tc.name, g, tc.want)
+			}
+		})
 	}
 }
 
@@ -99,9 +102,12 @@ func TestConfigAccessors(t *testing.T) {
 		{"Bool missing", c.Bool("missing", false), false},
 		{"Architecture none", c.Architecture(), ""},
 	} {
-		if tc.got != tc.want {
-			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.got != tc.want {
+				t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+			}
+		})
 	}
 }
 
@@ -144,14 +150,17 @@ func TestSharedConfigs(t *testing.T) {
 			NumKVHeads: 4, HeadDim: 12, Intermediate: 80, TieWordEmbeddings: true, RopeTheta: 10000,
 			NormEps: 1e-12, Act: "gelu"}},
 	} {
-		c, err := ReadConfig(filepath.Join(shared, tc.dir, ConfigFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := *c
-		g.Architectures = nil
-		if !equalConfig(g, tc.want) {
-			t.Errorf("%s:\n got %+v\nwant %+v", tc.dir, g, tc.want)
-		}
+		t.Run(tc.dir, func(t *testing.T) {
+			t.Parallel()
+			c, err := ReadConfig(filepath.Join(shared, tc.dir, ConfigFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := *c
+			g.Architectures = nil
+			if !equalConfig(g, tc.want) {
+				t.Errorf("%s:\n got %+v\nwant %+v", tc.dir, g, tc.want)
+			}
+		})
 	}
 }

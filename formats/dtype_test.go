@@ -244,12 +244,15 @@ func TestNarrowingCases(t *testing.T) {
 		{"inf", inf, 0x7c00, 0x7f80},
 		{"negative inf", -inf, 0xfc00, 0xff80},
 	} {
-		if got := Float32ToF16(tc.in); got != tc.f16 {
-			t.Errorf("%s: Float32ToF16(%v) = %#04x, want %#04x", tc.name, tc.in, got, tc.f16)
-		}
-		if got := Float32ToBF16(tc.in); got != tc.bf16 {
-			t.Errorf("%s: Float32ToBF16(%v) = %#04x, want %#04x", tc.name, tc.in, got, tc.bf16)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Float32ToF16(tc.in); got != tc.f16 {
+				t.Errorf("%s: Float32ToF16(%v) = %#04x, want %#04x", tc.name, tc.in, got, tc.f16)
+			}
+			if got := Float32ToBF16(tc.in); got != tc.bf16 {
+				t.Errorf("%s: Float32ToBF16(%v) = %#04x, want %#04x", tc.name, tc.in, got, tc.bf16)
+			}
+		})
 	}
 	// A signalling NaN must not turn into Inf when its payload is cut.
 	snan := math.Float32frombits(0x7f800001)
@@ -302,14 +305,17 @@ func TestParseDType(t *testing.T) {
 		{"f64", F64, true}, {"i32", I32, true},
 		{"float32", 0, false}, {"", 0, false}, {"f8_e4m3", 0, false},
 	} {
-		got, err := ParseDType(tc.in)
-		if !tc.ok {
-			checkInvalid(t, err, tc.in)
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParseDType(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseDType(tc.in)
+			if !tc.ok {
+				checkInvalid(t, err, tc.in)
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("ParseDType(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
 	}
 }
 
@@ -329,20 +335,23 @@ func TestDecodeInts(t *testing.T) {
 		{I64, []byte{0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, []int{-3}},
 		{safetensors.U64, []byte{7, 0, 0, 0, 0, 0, 0, 0}, []int{7}},
 	} {
-		got := make([]int, len(tc.want))
-		if err := decodeInt(got, tc.raw, tc.dtype); err != nil {
-			t.Errorf("%s: %v", tc.dtype, err)
-			continue
-		}
-		for i := range got {
-			if got[i] != tc.want[i] {
-				t.Errorf("%s: got %v, want %v", tc.dtype, got, tc.want)
-				break
+		t.Run(tc.dtype.String(), func(t *testing.T) {
+			t.Parallel()
+			got := make([]int, len(tc.want))
+			if err := decodeInt(got, tc.raw, tc.dtype); err != nil {
+				t.Errorf("%s: %v", tc.dtype, err)
+				return
 			}
-		}
-		if !IsInt(tc.dtype) || IsFloat(tc.dtype) {
-			t.Errorf("%s: IsInt = %v, IsFloat = %v", tc.dtype, IsInt(tc.dtype), IsFloat(tc.dtype))
-		}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Errorf("%s: got %v, want %v", tc.dtype, got, tc.want)
+					break
+				}
+			}
+			if !IsInt(tc.dtype) || IsFloat(tc.dtype) {
+				t.Errorf("%s: IsInt = %v, IsFloat = %v", tc.dtype, IsInt(tc.dtype), IsFloat(tc.dtype))
+			}
+		})
 	}
 	checkInvalid(t, decodeInt(make([]int, 1), make([]byte, 4), F32), "F32")
 	checkInvalid(t, DecodeFloat32(make([]float32, 1), make([]byte, 4), I32), "I32")

@@ -161,29 +161,32 @@ func TestNewFileAccepts(t *testing.T) {
 			[]string{"z"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := NewFile("ok.safetensors", bytes.NewReader(tc.data), int64(len(tc.data)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := f.Names(); !slices.Equal(got, tc.names) {
-				t.Errorf("Names() = %v, want %v", got, tc.names)
-			}
-			if got := f.Metadata(); len(got) != len(tc.meta) || (tc.meta != nil && got["k"] != tc.meta["k"]) {
-				t.Errorf("Metadata() = %v, want %v", got, tc.meta)
-			}
-			for _, name := range f.Names() {
-				info, _ := f.Info(name)
-				raw, _, err := f.ReadRaw(name)
-				if err != nil || int64(len(raw)) != info.Size {
-					t.Errorf("ReadRaw(%q) = %d bytes, %v; want %d", name, len(raw), err, info.Size)
+			t.Parallel()
+			t.Run(tc.name, func(t *testing.T) {
+				f, err := NewFile("ok.safetensors", bytes.NewReader(tc.data), int64(len(tc.data)))
+				if err != nil {
+					t.Fatal(err)
 				}
-				if IsFloat(info.DType) {
-					v, err := f.ReadFloat32(name)
-					if err != nil || len(v) != info.NumElements() {
-						t.Errorf("ReadFloat32(%q) = %d values, %v; want %d", name, len(v), err, info.NumElements())
+				if got := f.Names(); !slices.Equal(got, tc.names) {
+					t.Errorf("Names() = %v, want %v", got, tc.names)
+				}
+				if got := f.Metadata(); len(got) != len(tc.meta) || (tc.meta != nil && got["k"] != tc.meta["k"]) {
+					t.Errorf("Metadata() = %v, want %v", got, tc.meta)
+				}
+				for _, name := range f.Names() {
+					info, _ := f.Info(name)
+					raw, _, err := f.ReadRaw(name)
+					if err != nil || int64(len(raw)) != info.Size {
+						t.Errorf("ReadRaw(%q) = %d bytes, %v; want %d", name, len(raw), err, info.Size)
+					}
+					if IsFloat(info.DType) {
+						v, err := f.ReadFloat32(name)
+						if err != nil || len(v) != info.NumElements() {
+							t.Errorf("ReadFloat32(%q) = %d values, %v; want %d", name, len(v), err, info.NumElements())
+						}
 					}
 				}
-			}
+			})
 		})
 	}
 }
@@ -258,10 +261,12 @@ func TestReaderAtContract(t *testing.T) {
 		{0, "m: reading header length: disk error"},
 		{8, "m: reading header: disk error"},
 	} {
-		_, err := NewFile("m", eofReaderAt{data, tc.failAt}, int64(len(data)))
-		if err == nil || err.Error() != tc.want || !errors.Is(err, errDisk) || errors.Is(err, ErrInvalid) {
-			t.Errorf("fail at %d: got %v, want %q", tc.failAt, err, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			_, err := NewFile("m", eofReaderAt{data, tc.failAt}, int64(len(data)))
+			if err == nil || err.Error() != tc.want || !errors.Is(err, errDisk) || errors.Is(err, ErrInvalid) {
+				t.Errorf("fail at %d: got %v, want %q", tc.failAt, err, tc.want)
+			}
+		})
 	}
 	f, err = NewFile("m", eofReaderAt{data, 8 + hl}, int64(len(data)))
 	if err != nil {

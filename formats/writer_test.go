@@ -257,39 +257,41 @@ func TestWriterErrors(t *testing.T) {
 			return w.Commit()
 		}, []string{"only 1 of 3 tensors written", `next: "b"`}},
 	} {
-		for _, finish := range []string{"commit", "abort", "none"} {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "m.safetensors")
-			w, err := Create(path, nil, specs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = tc.run(w)
-			if err == nil {
-				t.Fatalf("%s: no error", tc.name)
-			}
-			for _, want := range append([]string{path}, tc.want...) {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("%s: error %q does not contain %q", tc.name, err, want)
+		t.Run(tc.name, func(t *testing.T) {
+			for _, finish := range []string{"commit", "abort", "none"} {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "m.safetensors")
+				w, err := Create(path, nil, specs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = tc.run(w)
+				if err == nil {
+					t.Fatalf("%s: no error", tc.name)
+				}
+				for _, want := range append([]string{path}, tc.want...) {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("%s: error %q does not contain %q", tc.name, err, want)
+					}
+				}
+				// Once failed, the writer keeps failing with the first error.
+				if err2 := w.WriteFloat32("a", make([]float32, 4)); err2 == nil || err2.Error() != err.Error() {
+					t.Errorf("%s: write after failure returned %v, want %v", tc.name, err2, err)
+				}
+				switch finish {
+				case "commit":
+					if cerr := w.Commit(); cerr == nil || cerr.Error() != err.Error() {
+						t.Errorf("%s: Commit after failure returned %v, want %v", tc.name, cerr, err)
+					}
+				case "abort":
+					w.Abort()
+					w.Abort()
+				}
+				if got := dirEntries(t, dir); len(got) != 0 {
+					t.Errorf("%s (then %s): directory holds %v, want nothing", tc.name, finish, got)
 				}
 			}
-			// Once failed, the writer keeps failing with the first error.
-			if err2 := w.WriteFloat32("a", make([]float32, 4)); err2 == nil || err2.Error() != err.Error() {
-				t.Errorf("%s: write after failure returned %v, want %v", tc.name, err2, err)
-			}
-			switch finish {
-			case "commit":
-				if cerr := w.Commit(); cerr == nil || cerr.Error() != err.Error() {
-					t.Errorf("%s: Commit after failure returned %v, want %v", tc.name, cerr, err)
-				}
-			case "abort":
-				w.Abort()
-				w.Abort()
-			}
-			if got := dirEntries(t, dir); len(got) != 0 {
-				t.Errorf("%s (then %s): directory holds %v, want nothing", tc.name, finish, got)
-			}
-		}
+		})
 	}
 }
 
@@ -386,13 +388,16 @@ func TestCreateInvalidSpecs(t *testing.T) {
 		{"unknown dtype", []TensorSpec{{Name: "d", DType: DType(200), Shape: []int{1}}}, `tensor "d": unknown dtype 200`},
 		{"overflow", []TensorSpec{{Name: "o", DType: F32, Shape: []int{1 << 30, 1 << 30}}}, `tensor "o": shape [1073741824 1073741824] overflows`},
 	} {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "m.safetensors")
-		_, err := Create(path, nil, tc.specs)
-		checkInvalid(t, err, path, tc.want)
-		if got := dirEntries(t, dir); len(got) != 0 {
-			t.Errorf("%s: directory holds %v", tc.name, got)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "m.safetensors")
+			_, err := Create(path, nil, tc.specs)
+			checkInvalid(t, err, path, tc.want)
+			if got := dirEntries(t, dir); len(got) != 0 {
+				t.Errorf("%s: directory holds %v", tc.name, got)
+			}
+		})
 	}
 }
 
