@@ -95,32 +95,34 @@ func TestRandomizedNearOptimal(t *testing.T) {
 		{name: "geometric 0.95", spectrum: decaying(120, 0.95), rank: 30},
 		{name: "power 1/(i+1)", spectrum: powerLaw(120, 1), rank: 20},
 	} {
-		for _, shape := range [][2]int{{300, 120}, {120, 300}} {
-			m, n := shape[0], shape[1]
-			a := withSpectrum(rng, m, n, tc.spectrum)
-			exact := mustFactorize(t, a, Options{Rank: tc.rank})
-			rnd := mustFactorize(t, a, Options{Method: Randomized, Rank: tc.rank, Seed: 42})
-			checkShapes(t, rnd, m, n, tc.rank)
-			if rnd.Method != Randomized {
-				t.Fatalf("%s %d×%d: method %v, want randomized", tc.name, m, n, rnd.Method)
-			}
-			eExact := mustRelativeError(t, a, exact)
-			eRnd := mustRelativeError(t, a, rnd)
-			t.Logf("%s %d×%d rank %d: exact %.6g randomized %.6g (ratio %.6f)", tc.name, m, n, tc.rank, eExact, eRnd, eRnd/eExact)
-			if eRnd > (1+randomizedSlack)*eExact {
-				t.Errorf("%s %d×%d rank %d: randomized error %v > (1+%v)·exact %v", tc.name, m, n, tc.rank, eRnd, randomizedSlack, eExact)
-			}
-			// The projected matrix's singular values never exceed the true ones.
-			for i, s := range rnd.S {
-				if s > exact.S[i]*(1+1e-12) {
-					t.Errorf("%s %d×%d: randomized σ_%d = %v exceeds exact %v", tc.name, m, n, i, s, exact.S[i])
+		t.Run(tc.name, func(t *testing.T) {
+			for _, shape := range [][2]int{{300, 120}, {120, 300}} {
+				m, n := shape[0], shape[1]
+				a := withSpectrum(rng, m, n, tc.spectrum)
+				exact := mustFactorize(t, a, Options{Rank: tc.rank})
+				rnd := mustFactorize(t, a, Options{Method: Randomized, Rank: tc.rank, Seed: 42})
+				checkShapes(t, rnd, m, n, tc.rank)
+				if rnd.Method != Randomized {
+					t.Fatalf("%s %d×%d: method %v, want randomized", tc.name, m, n, rnd.Method)
+				}
+				eExact := mustRelativeError(t, a, exact)
+				eRnd := mustRelativeError(t, a, rnd)
+				t.Logf("%s %d×%d rank %d: exact %.6g randomized %.6g (ratio %.6f)", tc.name, m, n, tc.rank, eExact, eRnd, eRnd/eExact)
+				if eRnd > (1+randomizedSlack)*eExact {
+					t.Errorf("%s %d×%d rank %d: randomized error %v > (1+%v)·exact %v", tc.name, m, n, tc.rank, eRnd, randomizedSlack, eExact)
+				}
+				// The projected matrix's singular values never exceed the true ones.
+				for i, s := range rnd.S {
+					if s > exact.S[i]*(1+1e-12) {
+						t.Errorf("%s %d×%d: randomized σ_%d = %v exceeds exact %v", tc.name, m, n, i, s, exact.S[i])
+					}
+				}
+				// The kept energy accounts exactly for the residual.
+				if got, want := eRnd*eRnd, 1-rnd.EnergyFraction(); math.Abs(got-want) > energyTol {
+					t.Errorf("%s %d×%d: residual² %v, 1 − energy fraction %v", tc.name, m, n, got, want)
 				}
 			}
-			// The kept energy accounts exactly for the residual.
-			if got, want := eRnd*eRnd, 1-rnd.EnergyFraction(); math.Abs(got-want) > energyTol {
-				t.Errorf("%s %d×%d: residual² %v, 1 − energy fraction %v", tc.name, m, n, got, want)
-			}
-		}
+		})
 	}
 }
 
@@ -274,14 +276,17 @@ func TestNonFiniteInput(t *testing.T) {
 		{name: "-Inf", v: math.Inf(-1), want: "(2, 1) is -Inf"},
 		{name: "overflow", v: 1e300, want: "overflows"},
 	} {
-		a := mat.NewDense(4, 3, []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
-		a.Set(2, 1, tc.v)
-		for _, method := range methods {
-			_, err := Factorize(a, Options{Method: method, Rank: 1})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("%s %v: error %v, want one containing %q", tc.name, method, err, tc.want)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := mat.NewDense(4, 3, []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+			a.Set(2, 1, tc.v)
+			for _, method := range methods {
+				_, err := Factorize(a, Options{Method: method, Rank: 1})
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%s %v: error %v, want one containing %q", tc.name, method, err, tc.want)
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -299,9 +304,12 @@ func TestOptionsValidation(t *testing.T) {
 		{name: "NaN energy", opt: Options{Energy: math.NaN()}},
 		{name: "unknown method", opt: Options{Method: Method(5), Rank: 1}},
 	} {
-		if _, err := Factorize(a, tc.opt); err == nil {
-			t.Errorf("%s: no error", tc.name)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := Factorize(a, tc.opt); err == nil {
+				t.Errorf("%s: no error", tc.name)
+			}
+		})
 	}
 	for _, tc := range []struct {
 		name string
@@ -310,9 +318,12 @@ func TestOptionsValidation(t *testing.T) {
 		{name: "nil", a: nil},
 		{name: "empty", a: &mat.Dense{}},
 	} {
-		if _, err := Factorize(tc.a, Options{Rank: 1}); err == nil {
-			t.Errorf("%s matrix: no error", tc.name)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := Factorize(tc.a, Options{Rank: 1}); err == nil {
+				t.Errorf("%s matrix: no error", tc.name)
+			}
+		})
 	}
 }
 
@@ -326,13 +337,16 @@ func TestOptionDefaults(t *testing.T) {
 		{opt: Options{Rank: 1, Oversample: NoOversample, PowerIters: NoPowerIters}, wantP: 0, wantQ: 0},
 		{opt: Options{Rank: 1, Oversample: -7, PowerIters: -3}, wantP: 0, wantQ: 0},
 	} {
-		p, err := tc.opt.resolve()
-		if err != nil {
-			t.Fatalf("%+v: %v", tc.opt, err)
-		}
-		if p.oversample != tc.wantP || p.powerIters != tc.wantQ {
-			t.Errorf("%+v: oversample %d power iterations %d, want %d and %d", tc.opt, p.oversample, p.powerIters, tc.wantP, tc.wantQ)
-		}
+		t.Run(fmt.Sprintf("%+v", tc.opt), func(t *testing.T) {
+			t.Parallel()
+			p, err := tc.opt.resolve()
+			if err != nil {
+				t.Fatalf("%+v: %v", tc.opt, err)
+			}
+			if p.oversample != tc.wantP || p.powerIters != tc.wantQ {
+				t.Errorf("%+v: oversample %d power iterations %d, want %d and %d", tc.opt, p.oversample, p.powerIters, tc.wantP, tc.wantQ)
+			}
+		})
 	}
 }
 
@@ -393,15 +407,17 @@ func TestRandomizedFallback(t *testing.T) {
 		{opt: Options{Method: Randomized, Rank: 20, Oversample: 2}, want: Randomized}, // 20+2 < 23
 		{opt: Options{Method: Randomized, Energy: 0.5}, want: Exact},                  // 32+10 ≥ 23
 	} {
-		f := mustFactorize(t, a, tc.opt)
-		if f.Method != tc.want {
-			t.Errorf("%+v: method %v, want %v", tc.opt, f.Method, tc.want)
-		}
-		if tc.want == Exact {
-			e := mustFactorize(t, a, Options{Rank: f.Rank})
-			if !mat.Equal(f.B, e.B) || !mat.Equal(f.A, e.A) {
-				t.Errorf("%+v: fallback factors differ from the exact ones", tc.opt)
+		t.Run(fmt.Sprintf("%+v", tc.opt), func(t *testing.T) {
+			f := mustFactorize(t, a, tc.opt)
+			if f.Method != tc.want {
+				t.Errorf("%+v: method %v, want %v", tc.opt, f.Method, tc.want)
 			}
-		}
+			if tc.want == Exact {
+				e := mustFactorize(t, a, Options{Rank: f.Rank})
+				if !mat.Equal(f.B, e.B) || !mat.Equal(f.A, e.A) {
+					t.Errorf("%+v: fallback factors differ from the exact ones", tc.opt)
+				}
+			}
+		})
 	}
 }

@@ -15,14 +15,17 @@ func TestMethodStringParse(t *testing.T) {
 		{in: "random", wantErr: true},
 		{in: "", wantErr: true},
 	} {
-		got, err := ParseMethod(tc.in)
-		if (err != nil) != tc.wantErr {
-			t.Errorf("ParseMethod(%q) error = %v, want error %v", tc.in, err, tc.wantErr)
-			continue
-		}
-		if !tc.wantErr && got != tc.want {
-			t.Errorf("ParseMethod(%q) = %v, want %v", tc.in, got, tc.want)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseMethod(tc.in)
+			if (err != nil) != tc.wantErr {
+				t.Errorf("ParseMethod(%q) error = %v, want error %v", tc.in, err, tc.wantErr)
+				return
+			}
+			if !tc.wantErr && got != tc.want {
+				t.Errorf("ParseMethod(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
 	}
 	for _, m := range []Method{Exact, Randomized} {
 		got, err := ParseMethod(m.String())

@@ -1,6 +1,9 @@
 package svd
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestRankForEnergy(t *testing.T) {
 	s := []float64{3, 2, 1, 0} // squares 9, 4, 1, 0; total 14
@@ -24,9 +27,12 @@ func TestRankForEnergy(t *testing.T) {
 		{name: "unreachable through rounding", s: []float64{1, 1}, total: 2 * (1 + 1e-15), energy: 1 - 1e-16, want: 2},
 		{name: "total larger than values", s: []float64{1, 1}, total: 4, energy: 0.75, want: 2},
 	} {
-		if got := RankForEnergy(tc.s, tc.total, tc.energy); got != tc.want {
-			t.Errorf("%s: RankForEnergy(%v, %v, %v) = %d, want %d", tc.name, tc.s, tc.total, tc.energy, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := RankForEnergy(tc.s, tc.total, tc.energy); got != tc.want {
+				t.Errorf("%s: RankForEnergy(%v, %v, %v) = %d, want %d", tc.name, tc.s, tc.total, tc.energy, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -44,8 +50,11 @@ func TestDenseIsSmaller(t *testing.T) {
 		{m: 10, n: 1, r: 1, want: true},
 		{m: 10, n: 10, r: 0, want: false},
 	} {
-		if got := DenseIsSmaller(tc.m, tc.n, tc.r); got != tc.want {
-			t.Errorf("DenseIsSmaller(%d, %d, %d) = %v, want %v", tc.m, tc.n, tc.r, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("%dx%d r%d", tc.m, tc.n, tc.r), func(t *testing.T) {
+			t.Parallel()
+			if got := DenseIsSmaller(tc.m, tc.n, tc.r); got != tc.want {
+				t.Errorf("DenseIsSmaller(%d, %d, %d) = %v, want %v", tc.m, tc.n, tc.r, got, tc.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package svd
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -20,17 +21,19 @@ func TestRelativeErrorMatchesNaive(t *testing.T) {
 		{m: residualBlockRows + 45, n: 17, r: 5}, // several row blocks, short last one
 		{m: 2*residualBlockRows + 1, n: 9, r: 1},
 	} {
-		a := gaussian(rng, tc.m, tc.n)
-		f := &Factors{B: gaussian(rng, tc.m, tc.r), A: gaussian(rng, tc.r, tc.n), Rank: tc.r}
-		got := mustRelativeError(t, a, f)
-		want := naiveRelativeError(a, f)
-		if math.Abs(got-want) > residualTol*want {
-			t.Errorf("%d×%d rank %d: RelativeError = %v, naive %v", tc.m, tc.n, tc.r, got, want)
-		}
-		zero := &Factors{S: []float64{}}
-		if got := mustRelativeError(t, a, zero); math.Abs(got-1) > residualTol {
-			t.Errorf("%d×%d rank 0: RelativeError = %v, want 1", tc.m, tc.n, got)
-		}
+		t.Run(fmt.Sprintf("%dx%d r%d", tc.m, tc.n, tc.r), func(t *testing.T) {
+			a := gaussian(rng, tc.m, tc.n)
+			f := &Factors{B: gaussian(rng, tc.m, tc.r), A: gaussian(rng, tc.r, tc.n), Rank: tc.r}
+			got := mustRelativeError(t, a, f)
+			want := naiveRelativeError(a, f)
+			if math.Abs(got-want) > residualTol*want {
+				t.Errorf("%d×%d rank %d: RelativeError = %v, naive %v", tc.m, tc.n, tc.r, got, want)
+			}
+			zero := &Factors{S: []float64{}}
+			if got := mustRelativeError(t, a, zero); math.Abs(got-1) > residualTol {
+				t.Errorf("%d×%d rank 0: RelativeError = %v, want 1", tc.m, tc.n, got)
+			}
+		})
 	}
 }
 
@@ -57,8 +60,11 @@ func TestRelativeErrorShapeMismatch(t *testing.T) {
 		{name: "wrong cols", f: &Factors{B: mat.NewDense(3, 1, nil), A: mat.NewDense(1, 5, nil), Rank: 1}},
 		{name: "wrong rank", f: &Factors{B: mat.NewDense(3, 2, nil), A: mat.NewDense(2, 4, nil), Rank: 1}},
 	} {
-		if _, err := RelativeError(a, tc.f); err == nil {
-			t.Errorf("%s: no error", tc.name)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := RelativeError(a, tc.f); err == nil {
+				t.Errorf("%s: no error", tc.name)
+			}
+		})
 	}
 }
