@@ -169,9 +169,11 @@ func TestDecoderErrors(t *testing.T) {
 		{"beyond sliding window", "mistral", 1, 9, formats.ErrInvalid},
 		{"cache too large", "llama", 1 << 20, 1 << 20, formats.ErrInvalid},
 	} {
-		if _, err := models[tc.model].NewDecoder(tc.batch, tc.maxLen); !errors.Is(err, tc.want) {
-			t.Errorf("%s: NewDecoder(%d, %d) error %v, want %v", tc.name, tc.batch, tc.maxLen, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := models[tc.model].NewDecoder(tc.batch, tc.maxLen); !errors.Is(err, tc.want) {
+				t.Errorf("%s: NewDecoder(%d, %d) error %v, want %v", tc.name, tc.batch, tc.maxLen, err, tc.want)
+			}
+		})
 	}
 	for _, ok := range []struct {
 		model  string
@@ -195,12 +197,14 @@ func TestDecoderErrors(t *testing.T) {
 		{"negative id", []int{1, -1}},
 		{"id beyond vocabulary", []int{1, 19}},
 	} {
-		if _, err := d.Step(tc.ids); !errors.Is(err, formats.ErrInvalid) {
-			t.Errorf("%s: Step error %v, want formats.ErrInvalid", tc.name, err)
-		}
-		if d.Len() != 0 {
-			t.Fatalf("%s: a rejected step advanced the decoder to %d", tc.name, d.Len())
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := d.Step(tc.ids); !errors.Is(err, formats.ErrInvalid) {
+				t.Errorf("%s: Step error %v, want formats.ErrInvalid", tc.name, err)
+			}
+			if d.Len() != 0 {
+				t.Fatalf("%s: a rejected step advanced the decoder to %d", tc.name, d.Len())
+			}
+		})
 	}
 	for range 2 {
 		if _, err := d.Step([]int{1, 2}); err != nil {

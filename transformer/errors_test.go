@@ -16,23 +16,26 @@ func TestUnknownArchitecture(t *testing.T) {
 		{`{"architectures":["MambaForCausalLM"],"model_type":"mamba"}`, `"MambaForCausalLM"`},
 		{`{"model_type":"t5"}`, `model_type "t5"`},
 	} {
-		cfg, err := formats.ParseConfig([]byte(tc.json))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = BuildSpec(cfg, func(string) bool { return false })
-		if err == nil {
-			t.Fatalf("%s accepted", tc.json)
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, tc.wantName) {
-			t.Errorf("error %q does not name %s", msg, tc.wantName)
-		}
-		for _, a := range SupportedArchitectures() {
-			if !strings.Contains(msg, a) {
-				t.Errorf("error %q does not list %s", msg, a)
+		t.Run(tc.wantName, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := formats.ParseConfig([]byte(tc.json))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			_, err = BuildSpec(cfg, func(string) bool { return false })
+			if err == nil {
+				t.Fatalf("%s accepted", tc.json)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.wantName) {
+				t.Errorf("error %q does not name %s", msg, tc.wantName)
+			}
+			for _, a := range SupportedArchitectures() {
+				if !strings.Contains(msg, a) {
+					t.Errorf("error %q does not list %s", msg, a)
+				}
+			}
+		})
 	}
 	// model_type alone selects the architecture.
 	cfg, _ := formats.ParseConfig([]byte(`{"model_type":"gpt2","n_embd":8,"n_layer":1,"n_head":2,"n_positions":4,"vocab_size":5}`))
@@ -49,13 +52,16 @@ func TestConfigErrors(t *testing.T) {
 		{"vit patch", `{"architectures":["ViTForImageClassification"],"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":4,"image_size":10,"patch_size":4}`},
 		{"bert positions", `{"architectures":["BertModel"],"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":4,"vocab_size":5,"max_position_embeddings":8,"position_embedding_type":"relative_key"}`},
 	} {
-		cfg, err := formats.ParseConfig([]byte(tc.json))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := BuildSpec(cfg, func(string) bool { return false }); err == nil {
-			t.Errorf("%s: accepted", tc.name)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := formats.ParseConfig([]byte(tc.json))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := BuildSpec(cfg, func(string) bool { return false }); err == nil {
+				t.Errorf("%s: accepted", tc.name)
+			}
+		})
 	}
 }
 
@@ -146,9 +152,11 @@ func TestInputErrors(t *testing.T) {
 		{"positions", &Input{Batch: 1, Seq: 81, IDs: make([]int, 81)}},
 		{"token types", &Input{Batch: 2, Seq: 5, IDs: ids, TokenTypes: ids}},
 	} {
-		if _, err := m.Forward(tc.in, Options{}); err == nil || !errors.Is(err, formats.ErrInvalid) {
-			t.Errorf("%s: %v", tc.name, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := m.Forward(tc.in, Options{}); err == nil || !errors.Is(err, formats.ErrInvalid) {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+		})
 	}
 	v := randomModel(t, tinyConfigs[4].json, false, 5)
 	if _, err := v.Forward(&Input{Batch: 1, Pixels: make([]float32, 10)}, Options{}); err == nil {

@@ -196,25 +196,27 @@ func TestAttentionGradients(t *testing.T) {
 		{"bidirectional-blocks", 2, 11, 2, 2, 5, 4, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := attnGeom{B: tc.B, T: tc.T, nh: tc.nh, nkv: tc.nkv, hd: tc.hd, causal: tc.causal, scale: 0.45, block: tc.blk}
-			g.ld, g.ldo = (tc.nh+2*tc.nkv)*tc.hd, tc.nh*tc.hd
-			qkv := randSlice(rng, tc.B*tc.T*g.ld, 1)
-			out := make([]float32, tc.B*tc.T*g.ldo)
-			lse := make([]float32, tc.B*tc.nh*tc.T)
-			attentionForward(g, 2, qkv, out, lse)
-			qkv64 := to64(qkv)
-			want := refAttention(g, qkv64)
-			if e := relErr64(to64(out), want); e > opFwdTol {
-				t.Errorf("forward rel err %.2e", e)
-			}
-			R := randSlice(rng, len(out), 1)
-			dqkv := make([]float32, len(qkv))
-			for i := range dqkv {
-				dqkv[i] = float32(math.NaN()) // every entry must be written
-			}
-			attentionBackward(g, 2, qkv, out, lse, R, dqkv)
-			R64 := to64(R)
-			checkGrad(t, "dqkv", dqkv, numGrad(qkv64, func(v []float64) float64 { return dot64(refAttention(g, v), R64) }))
+			t.Run(tc.name, func(t *testing.T) {
+				g := attnGeom{B: tc.B, T: tc.T, nh: tc.nh, nkv: tc.nkv, hd: tc.hd, causal: tc.causal, scale: 0.45, block: tc.blk}
+				g.ld, g.ldo = (tc.nh+2*tc.nkv)*tc.hd, tc.nh*tc.hd
+				qkv := randSlice(rng, tc.B*tc.T*g.ld, 1)
+				out := make([]float32, tc.B*tc.T*g.ldo)
+				lse := make([]float32, tc.B*tc.nh*tc.T)
+				attentionForward(g, 2, qkv, out, lse)
+				qkv64 := to64(qkv)
+				want := refAttention(g, qkv64)
+				if e := relErr64(to64(out), want); e > opFwdTol {
+					t.Errorf("forward rel err %.2e", e)
+				}
+				R := randSlice(rng, len(out), 1)
+				dqkv := make([]float32, len(qkv))
+				for i := range dqkv {
+					dqkv[i] = float32(math.NaN()) // every entry must be written
+				}
+				attentionBackward(g, 2, qkv, out, lse, R, dqkv)
+				R64 := to64(R)
+				checkGrad(t, "dqkv", dqkv, numGrad(qkv64, func(v []float64) float64 { return dot64(refAttention(g, v), R64) }))
+			})
 		})
 	}
 }
