@@ -214,29 +214,31 @@ func TestDTypesAndShardsAgree(t *testing.T) {
 		{"bf16-2shards", formats.BF16, 2, 0.05},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := filepath.Join(tmp, tc.name)
-			writeCopy(t, dir, src, tc.dt, tc.shards)
-			res, err := Compress(context.Background(), src, filepath.Join(tmp, tc.name+"-out"), opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Manifest.Counts.ParamsStored != ref.Manifest.Counts.ParamsStored {
-				t.Fatalf("stored params %d, want %d", res.Manifest.Counts.ParamsStored, ref.Manifest.Counts.ParamsStored)
-			}
-			if tc.shards > 1 && len(res.Manifest.Sources) != tc.shards {
-				t.Errorf("manifest records %d sources, want %d", len(res.Manifest.Sources), tc.shards)
-			}
-			m, err := vlora.Load(res.Path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, n := range m.OriginalNames() {
-				got, _, _ := m.Tensor(n)
-				want, _, _ := refModel.Tensor(n)
-				if e := relErr(got, want); e > tc.tol {
-					t.Errorf("%s: relative difference %.3g > %g", n, e, tc.tol)
+			t.Run(tc.name, func(t *testing.T) {
+				src := filepath.Join(tmp, tc.name)
+				writeCopy(t, dir, src, tc.dt, tc.shards)
+				res, err := Compress(context.Background(), src, filepath.Join(tmp, tc.name+"-out"), opt)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
+				if res.Manifest.Counts.ParamsStored != ref.Manifest.Counts.ParamsStored {
+					t.Fatalf("stored params %d, want %d", res.Manifest.Counts.ParamsStored, ref.Manifest.Counts.ParamsStored)
+				}
+				if tc.shards > 1 && len(res.Manifest.Sources) != tc.shards {
+					t.Errorf("manifest records %d sources, want %d", len(res.Manifest.Sources), tc.shards)
+				}
+				m, err := vlora.Load(res.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range m.OriginalNames() {
+					got, _, _ := m.Tensor(n)
+					want, _, _ := refModel.Tensor(n)
+					if e := relErr(got, want); e > tc.tol {
+						t.Errorf("%s: relative difference %.3g > %g", n, e, tc.tol)
+					}
+				}
+			})
 		})
 	}
 }

@@ -2,6 +2,7 @@ package distill
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -211,9 +212,12 @@ func TestSchedule(t *testing.T) {
 		{100, 100, 0, 0.1},
 	}
 	for _, c := range cases {
-		if got := schedule(c.s, c.steps, c.warm, 0.1); math.Abs(got-c.want) > 1e-12 {
-			t.Errorf("schedule(%d,%d,%d) = %v, want %v", c.s, c.steps, c.warm, got, c.want)
-		}
+		t.Run(fmt.Sprintf("step %d of %d, warm-up %d", c.s, c.steps, c.warm), func(t *testing.T) {
+			t.Parallel()
+			if got := schedule(c.s, c.steps, c.warm, 0.1); math.Abs(got-c.want) > 1e-12 {
+				t.Errorf("schedule(%d,%d,%d) = %v, want %v", c.s, c.steps, c.warm, got, c.want)
+			}
+		})
 	}
 }
 

@@ -216,8 +216,11 @@ func TestUsageErrors(t *testing.T) {
 		{"compress", "--nonsense"},
 		{"inspect"},
 	} {
-		if _, _, code := run(t, args...); code != 2 {
-			t.Errorf("%v: exit %d, want 2", args, code)
-		}
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			if _, _, code := run(t, args...); code != 2 {
+				t.Errorf("%v: exit %d, want 2", args, code)
+			}
+		})
 	}
 }
