@@ -121,7 +121,8 @@ func (o *compressOptions) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return o.distill.run(ctx, o.streams, distillTarget{original: o.model, input: p, output: p, seed: o.seed, quiet: o.quiet, json: o.json})
+		_, err = o.distill.run(ctx, o.streams, distillTarget{original: o.model, input: p, output: p, seed: o.seed, quiet: o.quiet, json: o.json})
+		return err
 	}
 	res, err := o.compress(ctx)
 	if err != nil {
@@ -135,17 +136,20 @@ func (o *compressOptions) Run(ctx context.Context) error {
 			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
 		}
 	}
-	if o.distill.steps <= 0 {
-		if o.json {
-			return printJSON(o.Out, s)
+	if o.distill.steps > 0 {
+		if !o.json {
+			fmt.Fprintln(o.Out)
 		}
-		return nil
+		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
+			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s})
+		if err != nil || ran {
+			return err
+		}
 	}
-	if !o.json {
-		fmt.Fprintln(o.Out)
+	if o.json {
+		return printJSON(o.Out, s)
 	}
-	return o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
-		seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s})
+	return nil
 }
 
 // compress runs the SVD stage with a progress bar under a soft memory

@@ -85,18 +85,20 @@ type distillTarget struct {
 	compressed *summary
 }
 
-// run runs the distillation stage on t and prints its summary. A model the
-// stage cannot train is noted on the error stream; the file then keeps the
-// SVD initialisation.
-func (d *distillFlags) run(ctx context.Context, s streams, t distillTarget) error {
-	err := d.runStage(ctx, s, t)
+// run runs the distillation stage on t and prints its summary; ran reports
+// whether it did. A model the stage cannot train is noted on the error
+// stream and is no error; the file then keeps the SVD initialisation.
+func (d *distillFlags) run(ctx context.Context, s streams, t distillTarget) (ran bool, err error) {
+	err = d.runStage(ctx, s, t)
 	if errors.Is(err, distill.ErrUnsupported) {
 		fmt.Fprintf(s.ErrOut, "note: %v; the file holds the SVD initialisation only\n", err)
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
+// runStage loads the teacher (and the student when t has none), runs the
+// distillation job and prints its summary.
 func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget) error {
 	teacher, err := model.LoadDense(t.original)
 	if errors.Is(err, model.ErrUnsupportedArchitecture) {
