@@ -16,9 +16,11 @@ import (
 // errors); next-token NLL is measured when orig is a causal LM. It checks
 // neither integrity nor thresholds, and reads only opt.Batch and
 // opt.Progress.
-func Compare(ctx context.Context, orig, comp *model.Model, data *dataset.Dataset, opt Options) (*Report, error) {
-	if opt.Batch <= 0 {
-		opt.Batch = DefaultBatch
+func Compare(ctx context.Context, orig, comp *model.Model, data *dataset.Dataset, o Options) (*Report, error) {
+	o.Dataset = data
+	opt, err := o.resolve()
+	if err != nil {
+		return nil, err
 	}
 	rep := &Report{Data: data.Source}
 	if err := compare(ctx, rep, orig, comp, data, opt); err != nil {
@@ -28,7 +30,7 @@ func Compare(ctx context.Context, orig, comp *model.Model, data *dataset.Dataset
 }
 
 // compare runs both models over data and fills the quality fields of rep.
-func compare(ctx context.Context, rep *Report, orig, comp *model.Model, data *dataset.Dataset, opt Options) error {
+func compare(ctx context.Context, rep *Report, orig, comp *model.Model, data *dataset.Dataset, opt params) error {
 	acc := &accumulator{causal: orig.IsCausalLM(), labels: data.Labels}
 	for i := 0; i < data.N; i += opt.Batch {
 		if err := ctx.Err(); err != nil {

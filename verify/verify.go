@@ -50,6 +50,29 @@ const (
 	DefaultSamples = 8
 )
 
+// params holds Options with every default resolved and validated.
+type params Options
+
+// resolve validates o and returns it with defaults applied; errors wrap
+// formats.ErrInvalid. Samples stays zero when Data is read whole.
+func (o Options) resolve() (params, error) {
+	p := params(o)
+	if p.Batch < 0 || p.Samples < 0 || p.SeqLen < 0 || p.MaxKL < 0 || p.MinAgreement < 0 {
+		return p, fmt.Errorf("%w: batch %d, samples %d, sequence length %d and thresholds %g, %g must not be negative",
+			formats.ErrInvalid, p.Batch, p.Samples, p.SeqLen, p.MaxKL, p.MinAgreement)
+	}
+	if p.Labels != "" && p.Data == "" {
+		return p, fmt.Errorf("%w: --labels needs --data", formats.ErrInvalid)
+	}
+	if p.Batch == 0 {
+		p.Batch = DefaultBatch
+	}
+	if p.Samples == 0 && p.Dataset == nil && p.Data == "" {
+		p.Samples = DefaultSamples
+	}
+	return p, nil
+}
+
 // Report is what verify measures. Optional values are nil when they do not
 // apply (for example KL for an encoder without logits).
 type Report struct {
@@ -122,9 +145,10 @@ func RunPaths(ctx context.Context, originalDir, compressed string, opt Options) 
 // (model.LoadDense), whose files the integrity checks read; comp may live in
 // memory only. A failed integrity check wraps formats.ErrInvalid; a missed
 // threshold wraps ErrThreshold, and the report is returned with it.
-func Run(ctx context.Context, orig, comp *model.Model, opt Options) (*Report, error) {
-	if opt.Batch <= 0 {
-		opt.Batch = DefaultBatch
+func Run(ctx context.Context, orig, comp *model.Model, o Options) (*Report, error) {
+	opt, err := o.resolve()
+	if err != nil {
+		return nil, err
 	}
 	rep := &Report{Original: orig.Path, Compressed: cmp.Or(comp.Path, "(in memory)"),
 		ParamsOriginal: orig.Params, BytesOriginal: orig.Bytes,
@@ -176,7 +200,7 @@ func checkIntegrity(ctx context.Context, rep *Report, orig, comp *model.Model) e
 }
 
 // thresholds records each threshold of opt in rep and sets rep.Pass.
-func thresholds(rep *Report, opt Options) error {
+func thresholds(rep *Report, opt params) error {
 	rep.Pass = true
 	if opt.MaxKL > 0 {
 		c := Check{Name: "max-kl", OK: rep.KLMean != nil && *rep.KLMean <= opt.MaxKL}
@@ -209,7 +233,7 @@ func fmtPtr(v *float64) string {
 }
 
 // inputs returns, loads or generates the evaluation inputs.
-func inputs(ctx context.Context, orig *model.Model, opt Options) (*dataset.Dataset, error) {
+func inputs(ctx context.Context, orig *model.Model, opt params) (*dataset.Dataset, error) {
 	if opt.Dataset != nil {
 		return opt.Dataset, nil
 	}
@@ -223,13 +247,7 @@ func inputs(ctx context.Context, orig *model.Model, opt Options) (*dataset.Datas
 		}
 		return d, nil
 	}
-	if opt.Labels != "" {
-		return nil, fmt.Errorf("%w: --labels needs --data", formats.ErrInvalid)
-	}
 	n := opt.Samples
-	if n <= 0 {
-		n = DefaultSamples
-	}
 	t := dataset.SeqLen(opt.SeqLen, dataset.DefaultSeqLen, orig.Config.MaxPositions)
 	if orig.IsCausalLM() {
 		return dataset.Sample(ctx, orig, n, t, opt.Seed)
