@@ -32,55 +32,59 @@ var methods = []Method{Exact, Randomized}
 func TestFullRankReconstruction(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, shape := range [][2]int{{37, 23}, {23, 37}, {1, 9}, {9, 1}, {16, 16}} {
-		m, n := shape[0], shape[1]
-		a := gaussian(rng, m, n)
-		full := min(m, n)
-		for _, method := range methods {
-			for _, opt := range []Options{
-				{Method: method, Rank: full},
-				{Method: method, Rank: full + 5}, // clamped
-				{Method: method, Energy: 1},
-			} {
-				name := fmt.Sprintf("%d×%d %+v", m, n, opt)
-				f := mustFactorize(t, a, opt)
-				checkShapes(t, f, m, n, full)
-				if f.Method != Exact {
-					t.Errorf("%s: method %v, want fallback to exact", name, f.Method)
-				}
-				if e := mustRelativeError(t, a, f); e > fullRankTol {
-					t.Errorf("%s: relative error %v > %v", name, e, fullRankTol)
-				}
-				if e := naiveRelativeError(a, f); e > fullRankTol {
-					t.Errorf("%s: naive relative error %v > %v", name, e, fullRankTol)
+		t.Run(fmt.Sprintf("%dx%d", shape[0], shape[1]), func(t *testing.T) {
+			m, n := shape[0], shape[1]
+			a := gaussian(rng, m, n)
+			full := min(m, n)
+			for _, method := range methods {
+				for _, opt := range []Options{
+					{Method: method, Rank: full},
+					{Method: method, Rank: full + 5}, // clamped
+					{Method: method, Energy: 1},
+				} {
+					name := fmt.Sprintf("%d×%d %+v", m, n, opt)
+					f := mustFactorize(t, a, opt)
+					checkShapes(t, f, m, n, full)
+					if f.Method != Exact {
+						t.Errorf("%s: method %v, want fallback to exact", name, f.Method)
+					}
+					if e := mustRelativeError(t, a, f); e > fullRankTol {
+						t.Errorf("%s: relative error %v > %v", name, e, fullRankTol)
+					}
+					if e := naiveRelativeError(a, f); e > fullRankTol {
+						t.Errorf("%s: naive relative error %v > %v", name, e, fullRankTol)
+					}
 				}
 			}
-		}
+		})
 	}
 }
 
 func TestExactEckartYoung(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, shape := range [][2]int{{40, 25}, {25, 40}, {31, 30}} {
-		m, n := shape[0], shape[1]
-		a := gaussian(rng, m, n)
-		ref := referenceValues(t, a)
-		norm := mat.Norm(a, 2)
-		for _, r := range []int{1, 5, 12, min(m, n) - 1} {
-			f := mustFactorize(t, a, Options{Rank: r})
-			checkShapes(t, f, m, n, r)
-			got := mustRelativeError(t, a, f) * norm
-			if want := tail(ref, r); math.Abs(got-want) > eckartYoungTol*norm {
-				t.Errorf("%d×%d rank %d: error %v, want sqrt(Σ discarded σ²) = %v", m, n, r, got, want)
-			}
-			for i, s := range f.S {
-				if math.Abs(s-ref[i]) > eckartYoungTol*ref[0] {
-					t.Errorf("%d×%d rank %d: σ_%d = %v, reference %v", m, n, r, i, s, ref[i])
+		t.Run(fmt.Sprintf("%dx%d", shape[0], shape[1]), func(t *testing.T) {
+			m, n := shape[0], shape[1]
+			a := gaussian(rng, m, n)
+			ref := referenceValues(t, a)
+			norm := mat.Norm(a, 2)
+			for _, r := range []int{1, 5, 12, min(m, n) - 1} {
+				f := mustFactorize(t, a, Options{Rank: r})
+				checkShapes(t, f, m, n, r)
+				got := mustRelativeError(t, a, f) * norm
+				if want := tail(ref, r); math.Abs(got-want) > eckartYoungTol*norm {
+					t.Errorf("%d×%d rank %d: error %v, want sqrt(Σ discarded σ²) = %v", m, n, r, got, want)
+				}
+				for i, s := range f.S {
+					if math.Abs(s-ref[i]) > eckartYoungTol*ref[0] {
+						t.Errorf("%d×%d rank %d: σ_%d = %v, reference %v", m, n, r, i, s, ref[i])
+					}
+				}
+				if f.TotalEnergy <= 0 || math.Abs(f.TotalEnergy-norm*norm) > eckartYoungTol*norm*norm {
+					t.Errorf("%d×%d: TotalEnergy %v, want %v", m, n, f.TotalEnergy, norm*norm)
 				}
 			}
-			if f.TotalEnergy <= 0 || math.Abs(f.TotalEnergy-norm*norm) > eckartYoungTol*norm*norm {
-				t.Errorf("%d×%d: TotalEnergy %v, want %v", m, n, f.TotalEnergy, norm*norm)
-			}
-		}
+		})
 	}
 }
 
@@ -160,39 +164,41 @@ func TestRandomizedDeterministic(t *testing.T) {
 func TestEnergySelection(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, shape := range [][2]int{{150, 100}, {100, 150}} {
-		m, n := shape[0], shape[1]
-		a := withSpectrum(rng, m, n, decaying(100, 0.93))
-		ref := referenceValues(t, a)
-		total := mat.Norm(a, 2)
-		total *= total
-		for _, energy := range []float64{1e-3, 0.5, 0.9, 0.99, 0.999} {
-			exactRank := RankForEnergy(ref, total, energy)
-			for _, method := range methods {
-				name := fmt.Sprintf("%d×%d %v E=%v", m, n, method, energy)
-				f := mustFactorize(t, a, Options{Method: method, Energy: energy, Seed: 3})
-				checkShapes(t, f, m, n, f.Rank)
-				e := mustRelativeError(t, a, f)
-				if e*e > 1-energy+energyTol {
-					t.Errorf("%s: residual² %v exceeds 1−E = %v", name, e*e, 1-energy)
-				}
-				if f.EnergyFraction() < energy-energyTol {
-					t.Errorf("%s: energy fraction %v < %v", name, f.EnergyFraction(), energy)
-				}
-				switch method {
-				case Exact:
-					if f.Rank != exactRank {
-						t.Errorf("%s: rank %d, want smallest rank %d", name, f.Rank, exactRank)
+		t.Run(fmt.Sprintf("%dx%d", shape[0], shape[1]), func(t *testing.T) {
+			m, n := shape[0], shape[1]
+			a := withSpectrum(rng, m, n, decaying(100, 0.93))
+			ref := referenceValues(t, a)
+			total := mat.Norm(a, 2)
+			total *= total
+			for _, energy := range []float64{1e-3, 0.5, 0.9, 0.99, 0.999} {
+				exactRank := RankForEnergy(ref, total, energy)
+				for _, method := range methods {
+					name := fmt.Sprintf("%d×%d %v E=%v", m, n, method, energy)
+					f := mustFactorize(t, a, Options{Method: method, Energy: energy, Seed: 3})
+					checkShapes(t, f, m, n, f.Rank)
+					e := mustRelativeError(t, a, f)
+					if e*e > 1-energy+energyTol {
+						t.Errorf("%s: residual² %v exceeds 1−E = %v", name, e*e, 1-energy)
 					}
-				case Randomized:
-					// The sketch's values never exceed the true ones, so the
-					// rank cannot be smaller; with oversampling and power
-					// iterations it is at most slightly larger.
-					if f.Rank < exactRank || f.Rank > exactRank+2 {
-						t.Errorf("%s: rank %d, want within [%d, %d]", name, f.Rank, exactRank, exactRank+2)
+					if f.EnergyFraction() < energy-energyTol {
+						t.Errorf("%s: energy fraction %v < %v", name, f.EnergyFraction(), energy)
+					}
+					switch method {
+					case Exact:
+						if f.Rank != exactRank {
+							t.Errorf("%s: rank %d, want smallest rank %d", name, f.Rank, exactRank)
+						}
+					case Randomized:
+						// The sketch's values never exceed the true ones, so the
+						// rank cannot be smaller; with oversampling and power
+						// iterations it is at most slightly larger.
+						if f.Rank < exactRank || f.Rank > exactRank+2 {
+							t.Errorf("%s: rank %d, want within [%d, %d]", name, f.Rank, exactRank, exactRank+2)
+						}
 					}
 				}
 			}
-		}
+		})
 	}
 }
 
@@ -244,24 +250,26 @@ func TestZeroMatrix(t *testing.T) {
 func TestBalancedNorms(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	for _, shape := range [][2]int{{80, 50}, {50, 80}} {
-		m, n := shape[0], shape[1]
-		a := withSpectrum(rng, m, n, decaying(50, 0.9))
-		for _, method := range methods {
-			f := mustFactorize(t, a, Options{Method: method, Rank: 12, Seed: 9})
-			for i := range f.Rank {
-				want := math.Sqrt(f.S[i])
-				colB := mat.Norm(f.B.ColView(i), 2)
-				rowA := mat.Norm(f.A.RowView(i), 2)
-				if math.Abs(colB-want) > normTol*want || math.Abs(rowA-want) > normTol*want {
-					t.Errorf("%d×%d %v: ‖B[:,%d]‖ = %v, ‖A[%d,:]‖ = %v, want sqrt(σ) = %v", m, n, method, i, colB, i, rowA, want)
+		t.Run(fmt.Sprintf("%dx%d", shape[0], shape[1]), func(t *testing.T) {
+			m, n := shape[0], shape[1]
+			a := withSpectrum(rng, m, n, decaying(50, 0.9))
+			for _, method := range methods {
+				f := mustFactorize(t, a, Options{Method: method, Rank: 12, Seed: 9})
+				for i := range f.Rank {
+					want := math.Sqrt(f.S[i])
+					colB := mat.Norm(f.B.ColView(i), 2)
+					rowA := mat.Norm(f.A.RowView(i), 2)
+					if math.Abs(colB-want) > normTol*want || math.Abs(rowA-want) > normTol*want {
+						t.Errorf("%d×%d %v: ‖B[:,%d]‖ = %v, ‖A[%d,:]‖ = %v, want sqrt(σ) = %v", m, n, method, i, colB, i, rowA, want)
+					}
+				}
+				for i := 1; i < f.Rank; i++ {
+					if f.S[i] > f.S[i-1] {
+						t.Errorf("%d×%d %v: singular values not sorted: %v", m, n, method, f.S)
+					}
 				}
 			}
-			for i := 1; i < f.Rank; i++ {
-				if f.S[i] > f.S[i-1] {
-					t.Errorf("%d×%d %v: singular values not sorted: %v", m, n, method, f.S)
-				}
-			}
-		}
+		})
 	}
 }
 

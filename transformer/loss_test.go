@@ -1,6 +1,7 @@
 package transformer
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -47,19 +48,21 @@ func TestKLDiv(t *testing.T) {
 	student := randSlice(rng, rows*vocab, 3)
 	t64, s64 := to64(teacher), to64(student)
 	for _, tau := range []float64{1, 2.5} {
-		grad := make([]float32, rows*vocab)
-		kl, err := KLDiv(teacher, student, vocab, tau, grad)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := refKL(t64, s64, vocab, tau)
-		if math.Abs(kl-want) > lossTol*want {
-			t.Errorf("τ=%g: KL = %.8g, want %.8g", tau, kl, want)
-		}
-		num := numGrad(s64, func(v []float64) float64 { return refKL(t64, v, vocab, tau) })
-		if e := relErr64(to64(grad), num); e > lossTol {
-			t.Errorf("τ=%g: gradient rel err %.2e", tau, e)
-		}
+		t.Run(fmt.Sprintf("tau %g", tau), func(t *testing.T) {
+			grad := make([]float32, rows*vocab)
+			kl, err := KLDiv(teacher, student, vocab, tau, grad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := refKL(t64, s64, vocab, tau)
+			if math.Abs(kl-want) > lossTol*want {
+				t.Errorf("τ=%g: KL = %.8g, want %.8g", tau, kl, want)
+			}
+			num := numGrad(s64, func(v []float64) float64 { return refKL(t64, v, vocab, tau) })
+			if e := relErr64(to64(grad), num); e > lossTol {
+				t.Errorf("τ=%g: gradient rel err %.2e", tau, e)
+			}
+		})
 	}
 	// Teacher given as log-probabilities.
 	lp := make([]float32, rows*vocab)

@@ -86,10 +86,13 @@ func TestDetectStackErrors(t *testing.T) {
 		}, "has shape [3]"},
 	}
 	for _, tc := range cases {
-		_, err := DetectStack(tc.names, tc.info)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: error %v, want %q", tc.names, err, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			t.Parallel()
+			_, err := DetectStack(tc.names, tc.info)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v: error %v, want %q", tc.names, err, tc.want)
+			}
+		})
 	}
 }
 
@@ -103,9 +106,12 @@ func TestCompounds(t *testing.T) {
 		{5, 1, "[[0] [1] [2] [3] [4]]"},
 		{3, 10, "[[0 1 2]]"},
 	} {
-		if got := fmt.Sprint(Compounds(tc.n, tc.k)); got != tc.want {
-			t.Errorf("Compounds(%d,%d) = %s, want %s", tc.n, tc.k, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("n=%d k=%d", tc.n, tc.k), func(t *testing.T) {
+			t.Parallel()
+			if got := fmt.Sprint(Compounds(tc.n, tc.k)); got != tc.want {
+				t.Errorf("Compounds(%d,%d) = %s, want %s", tc.n, tc.k, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -143,12 +149,15 @@ func TestManifestValidate(t *testing.T) {
 		{func(m *Manifest) { m.Increments[0].Suffix = "zz" }, "unknown suffix"},
 	}
 	for i, tc := range cases {
-		m := validManifest()
-		tc.edit(m)
-		err := m.Validate()
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("case %d: error %v, want %q", i, err, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			t.Parallel()
+			m := validManifest()
+			tc.edit(m)
+			err := m.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("case %d: error %v, want %q", i, err, tc.want)
+			}
+		})
 	}
 }
 
