@@ -29,11 +29,12 @@ type Options struct {
 	// Steps is the number of optimizer steps (0: none; the student is
 	// evaluated and recorded as it is).
 	Steps int
-	// Batch is the number of sequences (or images) per step (default 16).
+	// Batch is the number of sequences (or images) per step (default
+	// DefaultBatch).
 	Batch int
-	// LR is the peak learning rate (default 2e-3); MinLRRatio the final
+	// LR is the peak learning rate (default DefaultLR); MinLRRatio the final
 	// fraction of it reached by the cosine decay (default 0.1); Warmup the
-	// number of linear warm-up steps (default 20).
+	// number of linear warm-up steps (default DefaultWarmup).
 	LR         float64
 	MinLRRatio float64
 	Warmup     int
@@ -80,6 +81,13 @@ type Evaluation struct {
 	Data string
 }
 
+// Defaults taken by the zero values of Options.
+const (
+	DefaultBatch  = 16
+	DefaultLR     = 2e-3
+	DefaultWarmup = 20
+)
+
 // params holds Options with every default resolved and validated.
 type params Options
 
@@ -98,9 +106,9 @@ func (o Options) resolve() (params, error) {
 			*v = d
 		}
 	}
-	p.Batch = cmp.Or(p.Batch, 16)
-	p.Warmup = cmp.Or(p.Warmup, 20)
-	def(&p.LR, 2e-3)
+	p.Batch = cmp.Or(p.Batch, DefaultBatch)
+	p.Warmup = cmp.Or(p.Warmup, DefaultWarmup)
+	def(&p.LR, DefaultLR)
 	def(&p.MinLRRatio, 0.1)
 	def(&p.Beta1, 0.9)
 	def(&p.Beta2, 0.999)

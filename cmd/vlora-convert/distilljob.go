@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,7 +111,7 @@ func (j *distillJob) trainData(ctx context.Context) (*dataset.Dataset, error) {
 	}
 	n := j.PoolSize
 	if n <= 0 {
-		n = 4 * cmpOr(j.Options.Batch, 16)
+		n = 4 * cmp.Or(j.Options.Batch, distill.DefaultBatch)
 	}
 	t := dataset.SeqLen(j.SeqLen, dataset.DefaultSeqLen, j.Teacher.Config.MaxPositions)
 	return dataset.Sample(ctx, j.Teacher, n, t, j.Options.Seed)
@@ -168,13 +169,6 @@ func (j *distillJob) write(sum *distillSummary, res *distill.Result) error {
 		return err
 	}
 	mf := j.Student.Manifest
-	title := fmt.Sprintf("distillation: K=%d, %s base, %d steps × %d", mf.CompoundSize, mf.BaseMode, res.Steps, cmpOr(j.Options.Batch, 16))
+	title := fmt.Sprintf("distillation: K=%d, %s base, %d steps × %d", mf.CompoundSize, mf.BaseMode, res.Steps, cmp.Or(j.Options.Batch, distill.DefaultBatch))
 	return writeLossPlot(sum.LossPlot, title, res.Log)
-}
-
-func cmpOr(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
