@@ -36,9 +36,9 @@ type Model struct {
 	// Path is the directory or file loaded; empty for a model built in
 	// memory.
 	Path string
-	// Params and Bytes count what the source stores: every tensor element
-	// and its bytes in the stored dtype.
-	Params, Bytes int64
+	// StoredParams and StoredBytes count what the source stores: every
+	// tensor element, and its bytes in the stored dtype.
+	StoredParams, StoredBytes int64
 }
 
 // IsVLoRA reports whether path is a VLoRA file, or a directory holding one.
@@ -96,8 +96,8 @@ func LoadDense(dir string) (*Model, error) {
 	m := &Model{Net: net, Path: dir, Config: ck.Config}
 	for _, n := range ck.Names() {
 		ti, _ := ck.Info(n)
-		m.Params += int64(ti.NumElements())
-		m.Bytes += ti.Size
+		m.StoredParams += int64(ti.NumElements())
+		m.StoredBytes += ti.Size
 	}
 	return m, nil
 }
@@ -119,7 +119,7 @@ func FromVLoRA(vm *vlora.Model) (*Model, error) {
 	}
 	mf := vm.Manifest
 	return &Model{Net: net, VLoRA: vm, Config: cfg,
-		Params: mf.Counts.ParamsStored, Bytes: mf.Counts.BytesStored}, nil
+		StoredParams: mf.Counts.ParamsStored, StoredBytes: mf.Counts.BytesStored}, nil
 }
 
 // IsCausalLM reports whether the model is a causal language model

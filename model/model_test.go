@@ -58,8 +58,8 @@ func TestLoadDenseAndVLoRAAgree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.VLoRA == nil || m.Params != res.Manifest.Counts.ParamsStored {
-				t.Fatalf("VLoRA %v, params %d, want %d", m.VLoRA != nil, m.Params, res.Manifest.Counts.ParamsStored)
+			if m.VLoRA == nil || m.StoredParams != res.Manifest.Counts.ParamsStored {
+				t.Fatalf("VLoRA %v, params %d, want %d", m.VLoRA != nil, m.StoredParams, res.Manifest.Counts.ParamsStored)
 			}
 			got, err := m.Net.Forward(in, transformer.Options{})
 			if err != nil {

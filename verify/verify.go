@@ -151,8 +151,8 @@ func Run(ctx context.Context, orig, comp *model.Model, o Options) (*Report, erro
 		return nil, err
 	}
 	rep := &Report{Original: orig.Path, Compressed: cmp.Or(comp.Path, "(in memory)"),
-		ParamsOriginal: orig.Params, BytesOriginal: orig.Bytes,
-		ParamsCompressed: comp.Params, BytesCompressed: comp.Bytes}
+		ParamsOriginal: orig.StoredParams, BytesOriginal: orig.StoredBytes,
+		ParamsCompressed: comp.StoredParams, BytesCompressed: comp.StoredBytes}
 	if err := checkIntegrity(ctx, rep, orig, comp); err != nil {
 		return rep, err
 	}
