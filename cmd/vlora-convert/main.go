@@ -151,11 +151,12 @@ func execute(ctx context.Context, root *cobra.Command) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := execute(ctx, newRootCmd(streams{Out: os.Stdout, ErrOut: os.Stderr}))
+	s := streams{Out: os.Stdout, ErrOut: os.Stderr}
+	err := execute(ctx, newRootCmd(s))
 	if err != nil {
 		var ee exitError
 		if !errors.As(err, &ee) || ee.msg != "" {
-			fmt.Fprintln(os.Stderr, "vlora-convert:", err)
+			fmt.Fprintln(s.ErrOut, "vlora-convert:", err)
 		}
 	}
 	os.Exit(exitCode(err))
