@@ -113,8 +113,11 @@ func TestConfigAccessors(t *testing.T) {
 
 func TestParseConfigErrors(t *testing.T) {
 	for _, in := range []string{``, `{`, `[]`, `null`, `"x"`, `{"a":1}x`} {
-		_, err := ParseConfig([]byte(in))
-		checkInvalid(t, err, "config")
+		t.Run(in, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseConfig([]byte(in))
+			checkInvalid(t, err, "config")
+		})
 	}
 	dir := t.TempDir()
 	p := filepath.Join(dir, ConfigFile)

@@ -112,14 +112,17 @@ func TestSpecErrors(t *testing.T) {
 		"heads":      func(s *Spec) { s.Layers[0].Attn.KVHeads = 3 },
 		"head kind":  func(s *Spec) { s.Head.Kind = HeadKind(7) },
 	} {
-		spec, err := BuildSpec(m.Config, w.Has)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mutate(spec)
-		if _, err := LoadSpec(spec, w); err == nil {
-			t.Errorf("%s: invalid spec accepted", name)
-		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			spec, err := BuildSpec(m.Config, w.Has)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mutate(spec)
+			if _, err := LoadSpec(spec, w); err == nil {
+				t.Errorf("%s: invalid spec accepted", name)
+			}
+		})
 	}
 }
 
