@@ -1,0 +1,260 @@
+package tokenizer
+
+import (
+	"fmt"
+	"sync"
+	"unicode/utf8"
+)
+
+// merge is the result of merging a pair of tokens: its rank (lower merges
+// first) and the id of the merged token.
+type merge struct{ rank, id int32 }
+
+func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+// bpe is the byte-pair-encoding model.
+type bpe struct {
+	vocab        map[string]int
+	merges       map[uint64]merge
+	unk          int // -1 when there is no unknown token
+	prefix       string
+	suffix       string
+	fuseUnk      bool
+	byteFallback bool
+	ignoreMerges bool
+	byteIDs      [256]int // ids of <0xNN>, -1 when absent
+
+	mu    sync.Mutex
+	cache map[string][]int
+}
+
+const (
+	bpeCacheWordLen = 256   // longer words are not cached
+	bpeCacheEntries = 50000 // the cache is emptied when it reaches this size
+)
+
+// newBPE builds the model. merges holds the pairs in rank order.
+func newBPE(vocab map[string]int, merges [][2]string, unk string, prefix, suffix string, fuseUnk, byteFallback, ignoreMerges bool) (*bpe, error) {
+	m := &bpe{vocab: vocab, merges: make(map[uint64]merge, len(merges)), unk: -1, prefix: prefix, suffix: suffix,
+		fuseUnk: fuseUnk, byteFallback: byteFallback, ignoreMerges: ignoreMerges, cache: map[string][]int{}}
+	if unk != "" {
+		id, ok := vocab[unk]
+		if !ok {
+			return nil, fmt.Errorf("BPE unk_token %q is not in the vocabulary", unk)
+		}
+		m.unk = id
+	}
+	for b := range m.byteIDs {
+		m.byteIDs[b] = -1
+		if id, ok := vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
+			m.byteIDs[b] = id
+		}
+	}
+	for rank, p := range merges {
+		a, ok1 := vocab[p[0]]
+		b, ok2 := vocab[p[1]]
+		// As in Hugging Face, the right part loses the length of the
+		// continuing-subword prefix.
+		merged := p[0] + p[1][min(len(prefix), len(p[1])):]
+		id, ok3 := vocab[merged]
+		if !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("BPE merge %d (%q %q): token not in the vocabulary", rank, p[0], p[1])
+		}
+		k := pairKey(int32(a), int32(b))
+		if _, dup := m.merges[k]; !dup {
+			m.merges[k] = merge{int32(rank), int32(id)}
+		}
+	}
+	return m, nil
+}
+
+// tokenize appends the ids of one pre-tokenized word to dst.
+func (m *bpe) tokenize(dst []int, word string) []int {
+	if word == "" {
+		return dst
+	}
+	if m.ignoreMerges {
+		if id, ok := m.vocab[word]; ok {
+			return append(dst, id)
+		}
+	}
+	cacheable := len(word) <= bpeCacheWordLen
+	if cacheable {
+		m.mu.Lock()
+		ids, ok := m.cache[word]
+		m.mu.Unlock()
+		if ok {
+			return append(dst, ids...)
+		}
+	}
+	n := len(dst)
+	dst = m.mergeWord(dst, word)
+	if cacheable {
+		ids := append([]int(nil), dst[n:]...)
+		m.mu.Lock()
+		if len(m.cache) >= bpeCacheEntries {
+			clear(m.cache)
+		}
+		m.cache[word] = ids
+		m.mu.Unlock()
+	}
+	return dst
+}
+
+// symbol is one token of a word being merged, in a doubly linked list.
+type symbol struct {
+	id         int32
+	prev, next int32
+	alive      bool
+}
+
+// mergeItem is a candidate merge of the symbol at pos with its successor.
+type mergeItem struct{ rank, pos, id int32 }
+
+func (a mergeItem) less(b mergeItem) bool {
+	return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos)
+}
+
+// mergeHeap is a binary min-heap of candidate merges.
+type mergeHeap []mergeItem
+
+func (h *mergeHeap) push(it mergeItem) {
+	*h = append(*h, it)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s[i].less(s[p]) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *mergeHeap) pop() mergeItem {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	s = s[:last]
+	for i := 0; ; {
+		l, r, small := 2*i+1, 2*i+2, i
+		if l < len(s) && s[l].less(s[small]) {
+			small = l
+		}
+		if r < len(s) && s[r].less(s[small]) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		s[i], s[small] = s[small], s[i]
+		i = small
+	}
+	*h = s
+	return top
+}
+
+// initialSymbols splits a word into per-character tokens, with byte
+// fallback and unknown-token handling as Hugging Face does.
+func (m *bpe) initialSymbols(word string) []symbol {
+	syms := make([]symbol, 0, len(word))
+	add := func(id int) { syms = append(syms, symbol{id: int32(id), alive: true}) }
+	unk, unkPending := 0, false
+	for i := 0; i < len(word); {
+		_, size := utf8.DecodeRuneInString(word[i:])
+		s := word[i : i+size]
+		if m.prefix != "" && i > 0 {
+			s = m.prefix + s
+		}
+		if m.suffix != "" && i+size == len(word) {
+			s += m.suffix
+		}
+		i += size
+		if id, ok := m.vocab[s]; ok {
+			if unkPending {
+				add(unk)
+				unkPending = false
+			}
+			add(id)
+			continue
+		}
+		if m.byteFallback {
+			all := true
+			for k := 0; k < len(s); k++ {
+				if m.byteIDs[s[k]] < 0 {
+					all = false
+					break
+				}
+			}
+			if all {
+				for k := 0; k < len(s); k++ {
+					add(m.byteIDs[s[k]])
+				}
+				continue
+			}
+		}
+		if m.unk >= 0 {
+			if unkPending && !m.fuseUnk {
+				add(unk)
+			}
+			unk, unkPending = m.unk, true
+		}
+	}
+	if unkPending {
+		add(unk)
+	}
+	for i := range syms {
+		syms[i].prev = int32(i - 1)
+		syms[i].next = int32(i + 1)
+	}
+	if len(syms) > 0 {
+		syms[len(syms)-1].next = -1
+	}
+	return syms
+}
+
+// mergeWord applies the merges to a word, lowest rank first and leftmost
+// first among equal ranks, and appends the resulting ids to dst.
+func (m *bpe) mergeWord(dst []int, word string) []int {
+	syms := m.initialSymbols(word)
+	h := make(mergeHeap, 0, len(syms))
+	for i := 0; i+1 < len(syms); i++ {
+		if mg, ok := m.merges[pairKey(syms[i].id, syms[i+1].id)]; ok {
+			h.push(mergeItem{mg.rank, int32(i), mg.id})
+		}
+	}
+	for len(h) > 0 {
+		top := h.pop()
+		cur := &syms[top.pos]
+		if !cur.alive || cur.next < 0 {
+			continue
+		}
+		right := syms[cur.next]
+		if mg, ok := m.merges[pairKey(cur.id, right.id)]; !ok || mg.id != top.id {
+			continue // stale entry
+		}
+		cur.id = top.id
+		syms[cur.next].alive = false
+		cur.next = right.next
+		if right.next >= 0 {
+			syms[right.next].prev = top.pos
+		}
+		if cur.prev >= 0 {
+			if mg, ok := m.merges[pairKey(syms[cur.prev].id, cur.id)]; ok {
+				h.push(mergeItem{mg.rank, cur.prev, mg.id})
+			}
+		}
+		if cur.next >= 0 {
+			if mg, ok := m.merges[pairKey(cur.id, syms[cur.next].id)]; ok {
+				h.push(mergeItem{mg.rank, top.pos, mg.id})
+			}
+		}
+	}
+	for _, s := range syms {
+		if s.alive {
+			dst = append(dst, int(s.id))
+		}
+	}
+	return dst
+}

@@ -1,0 +1,74 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
+)
+
+type goldenCase struct {
+	Text           string `json:"text"`
+	IDs            []int  `json:"ids"`
+	IDsWithSpecial []int  `json:"ids_with_special"`
+	Decoded        string `json:"decoded"`
+}
+
+func loadGolden(t testing.TB, name string) (*Tokenizer, []goldenCase) {
+	t.Helper()
+	dir := testenv.Shared(t, filepath.Join("tokenizers", name))
+	tok, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []goldenCase `json:"cases"`
+	}
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatal(err)
+	}
+	return tok, g.Cases
+}
+
+// TestGolden compares encodings and decodings with those of Hugging Face's
+// implementation on real tokenizers.
+func TestGolden(t *testing.T) {
+	for _, name := range []string{"llama2", "llama3", "qwen3"} {
+		t.Run(name, func(t *testing.T) {
+			tok, cases := loadGolden(t, name)
+			matched := 0
+			for i, c := range cases {
+				got := tok.Encode(c.Text, false)
+				if slices.Equal(got, c.IDs) {
+					matched++
+				} else {
+					t.Errorf("case %d %.40q: ids\n got %v\nwant %v", i, c.Text, head(got), head(c.IDs))
+				}
+				got = tok.Encode(c.Text, true)
+				if slices.Equal(got, c.IDsWithSpecial) {
+					matched++
+				} else {
+					t.Errorf("case %d %.40q: ids with special\n got %v\nwant %v", i, c.Text, head(got), head(c.IDsWithSpecial))
+				}
+				if d := tok.Decode(c.IDs, false); d != c.Decoded {
+					t.Errorf("case %d %.40q: decoded %.80q, want %.80q", i, c.Text, d, c.Decoded)
+				}
+			}
+			t.Logf("%s: %d/%d encodings match", name, matched, 2*len(cases))
+		})
+	}
+}
+
+func head(ids []int) []int {
+	if len(ids) > 30 {
+		return ids[:30]
+	}
+	return ids
+}
