@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -23,6 +24,10 @@ type bpe struct {
 	byteFallback bool
 	ignoreMerges bool
 	byteIDs      [256]int // ids of <0xNN>, -1 when absent
+	// metaChunks is set when no merge can join a character to a following
+	// ▁ (no token has ▁ after another character): a word can then be cut
+	// before each such ▁ and its chunks merged, and cached, separately.
+	metaChunks bool
 
 	mu    sync.Mutex
 	cache map[string][]int
@@ -50,6 +55,15 @@ func newBPE(vocab map[string]int, merges [][2]string, unk string, prefix, suffix
 			m.byteIDs[b] = id
 		}
 	}
+	if _, ok := vocab[metaSpace]; ok && prefix == "" && suffix == "" {
+		m.metaChunks = true
+		for tok := range vocab {
+			if i := strings.Index(tok, metaSpace); i > 0 && !strings.HasSuffix(tok[:i], metaSpace) {
+				m.metaChunks = false
+				break
+			}
+		}
+	}
 	for rank, p := range merges {
 		a, ok1 := vocab[p[0]]
 		b, ok2 := vocab[p[1]]
@@ -68,11 +82,41 @@ func newBPE(vocab map[string]int, merges [][2]string, unk string, prefix, suffix
 	return m, nil
 }
 
+// metaSpace is SentencePiece's visible space, U+2581.
+const metaSpace = "\u2581"
+
 // tokenize appends the ids of one pre-tokenized word to dst.
 func (m *bpe) tokenize(dst []int, word string) []int {
 	if word == "" {
 		return dst
 	}
+	if m.ignoreMerges {
+		if id, ok := m.vocab[word]; ok {
+			return append(dst, id)
+		}
+	}
+	if !m.metaChunks {
+		return m.tokenizeChunk(dst, word)
+	}
+	// Cut before each ▁ that follows another character.
+	start := 0
+	for i := 1; i < len(word); {
+		j := strings.Index(word[i:], metaSpace)
+		if j < 0 {
+			break
+		}
+		i += j
+		if !strings.HasSuffix(word[:i], metaSpace) {
+			dst = m.tokenizeChunk(dst, word[start:i])
+			start = i
+		}
+		i += len(metaSpace)
+	}
+	return m.tokenizeChunk(dst, word[start:])
+}
+
+// tokenizeChunk tokenizes a word, or a chunk of a word, through the cache.
+func (m *bpe) tokenizeChunk(dst []int, word string) []int {
 	if m.ignoreMerges {
 		if id, ok := m.vocab[word]; ok {
 			return append(dst, id)

@@ -1,0 +1,57 @@
+package tokenizer
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
+)
+
+// benchTexts returns the texts encoded by the benchmarks: Go/Python source
+// (the evaluation text of ../shared) and English prose (a Markdown
+// document of the Go distribution).
+func benchTexts(b *testing.B) map[string]string {
+	texts := map[string]string{}
+	data, err := os.ReadFile(testenv.Shared(b, "data/stdlib-text/eval.txt"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	texts["source"] = string(data)
+	if data, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "doc", "godebug.md")); err == nil {
+		texts["english"] = string(data)
+	}
+	return texts
+}
+
+// BenchmarkEncode measures encoding throughput (MB/s of input text) on one
+// goroutine. "warm" keeps the BPE word cache across iterations, as a
+// long-running encoder does; "cold" empties it before each iteration.
+func BenchmarkEncode(b *testing.B) {
+	texts := benchTexts(b)
+	for _, name := range []string{"llama2", "llama3", "qwen3"} {
+		tok, err := Load(testenv.Shared(b, filepath.Join("tokenizers", name)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, textName := range []string{"english", "source"} {
+			text, ok := texts[textName]
+			if !ok {
+				continue
+			}
+			for _, mode := range []string{"warm", "cold"} {
+				b.Run(name+"/"+textName+"/"+mode, func(b *testing.B) {
+					m, _ := tok.model.(*bpe)
+					b.SetBytes(int64(len(text)))
+					for b.Loop() {
+						if mode == "cold" && m != nil {
+							clear(m.cache)
+						}
+						tok.Encode(text, false)
+					}
+				})
+			}
+		}
+	}
+}
