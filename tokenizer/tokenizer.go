@@ -279,6 +279,12 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 // Decode returns the text of ids. Unknown ids are skipped, and so are
 // special tokens when skipSpecial is set.
 func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
+	return t.decode(ids, skipSpecial, t.cleanupSp)
+}
+
+// decode is Decode with the clean-up of spaces before punctuation chosen
+// by the caller.
+func (t *Tokenizer) decode(ids []int, skipSpecial, cleanup bool) string {
 	toks := make([]string, 0, len(ids))
 	for _, id := range ids {
 		tok, ok := t.Token(id)
@@ -293,7 +299,7 @@ func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
 	} else {
 		s = strings.Join(t.dec.decodeChain(toks), "")
 	}
-	if t.cleanupSp {
+	if cleanup {
 		s = cleanupSpaces(s)
 	}
 	return s
