@@ -404,6 +404,9 @@ func buildModel(raw json.RawMessage) (tokenModel, map[string]int, error) {
 	if mj.Type == "" && !isNull(mj.Merges) {
 		mj.Type = "BPE"
 	}
+	if mj.Type != "BPE" && mj.Type != "WordPiece" {
+		return nil, nil, fmt.Errorf("unsupported model type %q", mj.Type)
+	}
 	var vocab map[string]int
 	if err := json.Unmarshal(mj.Vocab, &vocab); err != nil {
 		return nil, nil, fmt.Errorf("%s model vocab: %v", mj.Type, err)
