@@ -28,10 +28,17 @@ type bpe struct {
 	// ▁ (no token has ▁ after another character): a word can then be cut
 	// before each such ▁ and its chunks merged, and cached, separately.
 	metaChunks bool
+	// runeIDs holds the ids of the one-character tokens below
+	// len(runeIDs) (-1 when absent), when there is no prefix or suffix.
+	runeIDs []int32
 
 	mu    sync.Mutex
 	cache map[string][]int
 }
+
+// runeTableSize bounds the code points whose one-character token ids are
+// kept in a table; it covers the byte-level alphabet and U+2581 (▁).
+const runeTableSize = 0x2600
 
 const (
 	bpeCacheWordLen = 256   // longer words are not cached
@@ -53,6 +60,15 @@ func newBPE(vocab map[string]int, merges [][2]string, unk string, prefix, suffix
 		m.byteIDs[b] = -1
 		if id, ok := vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
 			m.byteIDs[b] = id
+		}
+	}
+	if prefix == "" && suffix == "" {
+		m.runeIDs = make([]int32, runeTableSize)
+		for r := range m.runeIDs {
+			m.runeIDs[r] = -1
+			if id, ok := vocab[string(rune(r))]; ok && utf8.ValidRune(rune(r)) {
+				m.runeIDs[r] = int32(id)
+			}
 		}
 	}
 	if _, ok := vocab[metaSpace]; ok && prefix == "" && suffix == "" {
@@ -201,12 +217,20 @@ func (h *mergeHeap) pop() mergeItem {
 
 // initialSymbols splits a word into per-character tokens, with byte
 // fallback and unknown-token handling as Hugging Face does.
-func (m *bpe) initialSymbols(word string) []symbol {
-	syms := make([]symbol, 0, len(word))
+func (m *bpe) initialSymbols(syms []symbol, word string) []symbol {
 	add := func(id int) { syms = append(syms, symbol{id: int32(id), alive: true}) }
 	unk, unkPending := 0, false
 	for i := 0; i < len(word); {
-		_, size := utf8.DecodeRuneInString(word[i:])
+		r, size := utf8.DecodeRuneInString(word[i:])
+		if int(r) < len(m.runeIDs) && m.runeIDs[r] >= 0 && (size > 1 || r != utf8.RuneError) {
+			if unkPending {
+				add(unk)
+				unkPending = false
+			}
+			add(int(m.runeIDs[r]))
+			i += size
+			continue
+		}
 		s := word[i : i+size]
 		if m.prefix != "" && i > 0 {
 			s = m.prefix + s
@@ -258,11 +282,96 @@ func (m *bpe) initialSymbols(word string) []symbol {
 	return syms
 }
 
+// bpeScratch holds the buffers of one mergeWord call.
+type bpeScratch struct {
+	syms  []symbol
+	ranks []merge
+	heap  mergeHeap
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(bpeScratch) }}
+
+// linearMergeLimit is the word length (in initial symbols) up to which the
+// best merge is found by scanning the cached pair ranks instead of through
+// a heap: quadratic, but faster for the short words of ordinary text.
+const linearMergeLimit = 48
+
+// noMerge marks a pair that has no merge.
+var noMerge = merge{rank: 1<<31 - 1, id: -1}
+
 // mergeWord applies the merges to a word, lowest rank first and leftmost
 // first among equal ranks, and appends the resulting ids to dst.
 func (m *bpe) mergeWord(dst []int, word string) []int {
-	syms := m.initialSymbols(word)
-	h := make(mergeHeap, 0, len(syms))
+	sc := scratchPool.Get().(*bpeScratch)
+	defer scratchPool.Put(sc)
+	syms := m.initialSymbols(sc.syms[:0], word)
+	sc.syms = syms
+	switch {
+	case len(syms) == 0:
+	case len(syms) <= linearMergeLimit:
+		m.mergeLinear(sc, syms)
+	default:
+		m.mergeHeap(sc, syms)
+	}
+	for _, s := range syms {
+		if s.alive {
+			dst = append(dst, int(s.id))
+		}
+	}
+	return dst
+}
+
+func (m *bpe) pairMerge(a, b int32) merge {
+	if mg, ok := m.merges[pairKey(a, b)]; ok {
+		return mg
+	}
+	return noMerge
+}
+
+// mergeLinear merges by scanning ranks[i], the merge of the live symbol i
+// with its successor.
+func (m *bpe) mergeLinear(sc *bpeScratch, syms []symbol) {
+	ranks := sc.ranks[:0]
+	for i := range syms {
+		if i+1 < len(syms) {
+			ranks = append(ranks, m.pairMerge(syms[i].id, syms[i+1].id))
+		} else {
+			ranks = append(ranks, noMerge)
+		}
+	}
+	sc.ranks = ranks
+	for {
+		best := int32(-1)
+		for i := int32(0); i >= 0; i = syms[i].next {
+			if ranks[i].id >= 0 && (best < 0 || ranks[i].rank < ranks[best].rank) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return
+		}
+		cur := &syms[best]
+		next := cur.next
+		cur.id = ranks[best].id
+		syms[next].alive = false
+		cur.next = syms[next].next
+		if cur.next >= 0 {
+			syms[cur.next].prev = best
+			ranks[best] = m.pairMerge(cur.id, syms[cur.next].id)
+		} else {
+			ranks[best] = noMerge
+		}
+		if cur.prev >= 0 {
+			ranks[cur.prev] = m.pairMerge(syms[cur.prev].id, cur.id)
+		}
+	}
+}
+
+// mergeHeap merges through a priority queue of candidate merges, skipping
+// entries made stale by earlier merges.
+func (m *bpe) mergeHeap(sc *bpeScratch, syms []symbol) {
+	h := sc.heap[:0]
+	defer func() { sc.heap = h[:0] }()
 	for i := 0; i+1 < len(syms); i++ {
 		if mg, ok := m.merges[pairKey(syms[i].id, syms[i+1].id)]; ok {
 			h.push(mergeItem{mg.rank, int32(i), mg.id})
@@ -295,10 +404,4 @@ func (m *bpe) mergeWord(dst []int, word string) []int {
 			}
 		}
 	}
-	for _, s := range syms {
-		if s.alive {
-			dst = append(dst, int(s.id))
-		}
-	}
-	return dst
 }

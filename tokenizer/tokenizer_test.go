@@ -93,6 +93,7 @@ func TestBPEModel(t *testing.T) {
 		{"unk", `,"unk_token":"<unk>"`, "xxa", nil, []string{"<unk>", "<unk>", "a"}},
 		{"fuse unk", `,"unk_token":"<unk>","fuse_unk":true`, "xxa", nil, []string{"<unk>", "a"}},
 		{"no unk drops", ``, "xa", nil, []string{"a"}},
+		{"nothing known", ``, "x", nil, nil},
 		{"byte fallback", `,"byte_fallback":true,"unk_token":"<unk>"`, "aé", nil, []string{"a", "<0xC3>", "<0xA9>"}},
 		{"byte fallback missing byte", `,"byte_fallback":true,"unk_token":"<unk>"`, "ü", nil, []string{"<unk>"}},
 	}
@@ -182,6 +183,46 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "absent")); err == nil {
 		t.Error("Load of a missing file: no error")
+	}
+}
+
+// TestMergeStrategies checks that the linear scan used for short words and
+// the priority queue used for long ones merge alike.
+func TestMergeStrategies(t *testing.T) {
+	for _, name := range []string{"llama2", "qwen3"} {
+		t.Run(name, func(t *testing.T) {
+			tok, cases := loadGolden(t, name)
+			m := tok.model.(*bpe)
+			for _, c := range cases {
+				var pieces []piece
+				for _, seg := range tok.rawTrie.split(nil, c.Text) {
+					s := seg.s
+					if tok.norm != nil {
+						s = tok.norm.normalize(s)
+					}
+					pieces = append(pieces, piece{s: s})
+				}
+				if tok.pre != nil {
+					pieces = tok.pre.preTokenize(pieces)
+				}
+				for _, p := range pieces {
+					if len(p.s) > 200 {
+						p.s = p.s[:200]
+					}
+					sc := &bpeScratch{}
+					a := m.initialSymbols(nil, p.s)
+					b := slices.Clone(a)
+					if len(a) == 0 {
+						continue
+					}
+					m.mergeLinear(sc, a)
+					m.mergeHeap(sc, b)
+					if !slices.Equal(a, b) {
+						t.Fatalf("%q: linear and heap merges differ", p.s)
+					}
+				}
+			}
+		})
 	}
 }
 
