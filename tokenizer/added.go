@@ -27,6 +27,7 @@ type segment struct {
 type tokenTrie struct {
 	nodes []trieNode
 	toks  []addedToken
+	first [256]bool // bytes that start a token
 }
 
 type trieNode struct {
@@ -56,6 +57,7 @@ func newTokenTrie(toks []addedToken, keys []string) *tokenTrie {
 			}
 			n = nx
 		}
+		t.first[k[0]] = true
 		if t.nodes[n].tok < 0 {
 			t.nodes[n].tok = int32(i)
 		}
@@ -91,7 +93,7 @@ func (t *tokenTrie) split(dst []segment, s string) []segment {
 	}
 	textStart := 0
 	for i := 0; i < len(s); {
-		if _, ok := t.nodes[0].next[s[i]]; !ok {
+		if !t.first[s[i]] {
 			i++
 			continue
 		}
