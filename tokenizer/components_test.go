@@ -159,3 +159,35 @@ func TestPostProcessors(t *testing.T) {
 		})
 	}
 }
+
+func TestLossyUTF8(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"abc", "abc"},
+		{"a\xe4\xb8", "a\uFFFD"},
+		{"\xe4\xb8a", "\uFFFDa"},
+		{"\xff\xfe", "\uFFFD\uFFFD"},
+		{"\xed\xa0\x80", "\uFFFD\uFFFD\uFFFD"},
+		{"\xf0\x9f\x98", "\uFFFD"},
+		{"\xf0\x9f\x98\x80\xc3", "😀\uFFFD"},
+		{"\xe0\x80", "\uFFFD\uFFFD"},
+	}
+	for _, c := range cases {
+		if got := lossyUTF8([]byte(c.in)); got != c.want {
+			t.Errorf("lossyUTF8(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestToLower(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"HeLLo", "hello"},
+		{"İstanbul", "i\u0307stanbul"},
+		{"ΟΔΟΣ ΣΑ", "οδος σα"},
+		{"Σ", "σ"},
+	}
+	for _, c := range cases {
+		if got := toLower(c.in); got != c.want {
+			t.Errorf("toLower(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

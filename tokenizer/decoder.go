@@ -22,7 +22,7 @@ func (seq decoderSeq) decodeChain(toks []string) []string {
 }
 
 // byteLevelDec maps byte-level code points back to bytes and the bytes to
-// UTF-8 text (invalid sequences become U+FFFD). A token with a code point
+// UTF-8 text (each maximal invalid sequence becomes U+FFFD). A token with a code point
 // outside the byte-level alphabet is taken as its own UTF-8 bytes.
 type byteLevelDec struct{}
 
@@ -34,7 +34,7 @@ func (byteLevelDec) decodeChain(toks []string) []string {
 			buf = append(buf, t...)
 		}
 	}
-	return []string{strings.ToValidUTF8(string(buf), "\uFFFD")}
+	return []string{lossyUTF8(buf)}
 }
 
 // metaspaceDec turns the replacement character back into spaces; on the

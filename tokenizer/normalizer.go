@@ -30,7 +30,7 @@ func (u unicodeNorm) normalize(s string) string { return u.form.String(s) }
 // lowercase maps every code point to lower case.
 type lowercase struct{}
 
-func (lowercase) normalize(s string) string { return strings.ToLower(s) }
+func (lowercase) normalize(s string) string { return toLower(s) }
 
 // replaceNorm replaces every match of a pattern by a fixed string.
 type replaceNorm struct {
@@ -149,7 +149,7 @@ func (bn bertNorm) normalize(s string) string {
 		s = stripAccents{}.normalize(norm.NFD.String(s))
 	}
 	if bn.lowercase {
-		s = strings.ToLower(s)
+		s = toLower(s)
 	}
 	return s
 }

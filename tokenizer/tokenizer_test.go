@@ -281,3 +281,25 @@ func TestStreamDecoder(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentEncode encodes from several goroutines at once (run with
+// -race): the word cache and scratch buffers are shared.
+func TestConcurrentEncode(t *testing.T) {
+	tok := byteLevelTokenizer(t, patternCL100K, []string{"Ġ t", "h e", "Ġt he"})
+	want := tok.Encode("the theme of the thesis", false)
+	done := make(chan []int)
+	for range 4 {
+		go func() {
+			var got []int
+			for range 50 {
+				got = tok.Encode("the theme of the thesis", false)
+			}
+			done <- got
+		}()
+	}
+	for range 4 {
+		if got := <-done; !slices.Equal(got, want) {
+			t.Errorf("concurrent Encode = %v, want %v", got, want)
+		}
+	}
+}
