@@ -191,3 +191,30 @@ func TestToLower(t *testing.T) {
 		}
 	}
 }
+
+func TestRewritePossessive(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`\s+(?!\S)|\s+`, `\s+(?!\S)|\s+`},
+		{`a++b`, `(?>a+)b`},
+		{`\p{L}*+x`, `(?>\p{L}*)x`},
+		{`[^\s\p{L}]?+\p{N}`, `(?>[^\s\p{L}]?)\p{N}`},
+		{`(ab|c)++`, `(?>(ab|c)+)`},
+		{`x{1,3}+y`, `(?>x{1,3})y`},
+		{`[a+]+`, `[a+]+`},
+		{`\++`, `\++`},
+		{`é++`, `(?>é+)`},
+	}
+	for _, c := range cases {
+		if got := rewritePossessive(c.in); got != c.want {
+			t.Errorf("rewritePossessive(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// Possessive matching gives up no characters: a*+a never matches.
+	m, err := compilePattern(`a*+a|b`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.find(nil, "aaab"); !slices.Equal(got, [][2]int{{3, 4}}) {
+		t.Errorf("a*+a|b on aaab: %v, want [[3 4]]", got)
+	}
+}

@@ -75,7 +75,7 @@ func compilePattern(expr string) (matcher, error) {
 	if sc, ok := knownScanner(expr); ok {
 		return sc, nil
 	}
-	re, err := regexp2.Compile(expr, regexp2.None)
+	re, err := regexp2.Compile(rewritePossessive(expr), regexp2.None)
 	if err != nil {
 		return nil, fmt.Errorf("regex %q: %v", expr, err)
 	}
