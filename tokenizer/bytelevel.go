@@ -28,6 +28,15 @@ func init() {
 	}
 }
 
+// byteLevelLen returns the length of byteLevelEncode(s).
+func byteLevelLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		n += len(byteToString[s[i]])
+	}
+	return n
+}
+
 // byteLevelEncode maps each byte of s to its byte-level code point.
 func byteLevelEncode(s string) string {
 	buf := make([]byte, 0, 2*len(s))

@@ -46,8 +46,24 @@ func (b byteLevelPre) preTokenize(pieces []piece) []piece {
 	if b.split != nil {
 		pieces = b.split.preTokenize(pieces)
 	}
+	// Map all pieces into one string, then cut it: one allocation.
+	n := 0
+	for _, p := range pieces {
+		n += byteLevelLen(p.s)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	ends := make([]int, len(pieces))
 	for i, p := range pieces {
-		pieces[i].s = byteLevelEncode(p.s)
+		for k := 0; k < len(p.s); k++ {
+			sb.WriteString(byteToString[p.s[k]])
+		}
+		ends[i] = sb.Len()
+	}
+	all, start := sb.String(), 0
+	for i := range pieces {
+		pieces[i].s = all[start:ends[i]]
+		start = ends[i]
 	}
 	return pieces
 }

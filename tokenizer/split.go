@@ -83,12 +83,17 @@ func compilePattern(expr string) (matcher, error) {
 }
 
 // splitSpans covers s with the matches of m and the gaps between them, in
-// order; an empty s gives one empty non-match.
-func splitSpans(m matcher, s string, invert bool, buf [][2]int) []span {
+// order; an empty s gives one empty non-match. buf is scratch space for
+// the matches.
+func splitSpans(m matcher, s string, invert bool, buf *[][2]int) []span {
 	if s == "" {
 		return []span{{0, 0, invert}}
 	}
-	found := m.find(buf[:0], s)
+	if cap(*buf) == 0 {
+		*buf = make([][2]int, 0, len(s)/4+1) // about one match per word
+	}
+	found := m.find((*buf)[:0], s)
+	*buf = found
 	out := make([]span, 0, 2*len(found)+1)
 	prev := 0
 	for _, f := range found {
@@ -198,10 +203,13 @@ type splitter struct {
 }
 
 func (sp splitter) preTokenize(pieces []piece) []piece {
-	out := make([]piece, 0, len(pieces))
+	var out []piece
 	var buf [][2]int
 	for _, p := range pieces {
-		spans := applyBehavior(splitSpans(sp.m, p.s, sp.invert, buf), sp.behavior)
+		spans := applyBehavior(splitSpans(sp.m, p.s, sp.invert, &buf), sp.behavior)
+		if out == nil {
+			out = make([]piece, 0, len(spans)+len(pieces)-1)
+		}
 		for i, s := range spans {
 			out = append(out, piece{s: p.s[s.start:s.end], first: p.first && i == 0 && s.start == 0})
 		}
