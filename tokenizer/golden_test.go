@@ -19,7 +19,12 @@ type goldenCase struct {
 
 func loadGolden(t testing.TB, name string) (*Tokenizer, []goldenCase) {
 	t.Helper()
-	dir := testenv.Shared(t, filepath.Join("tokenizers", name))
+	return loadGoldenDir(t, testenv.Shared(t, filepath.Join("tokenizers", name)))
+}
+
+// loadGoldenDir reads a tokenizer and its golden.json from dir.
+func loadGoldenDir(t testing.TB, dir string) (*Tokenizer, []goldenCase) {
+	t.Helper()
 	tok, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -38,11 +43,21 @@ func loadGolden(t testing.TB, name string) (*Tokenizer, []goldenCase) {
 }
 
 // TestGolden compares encodings and decodings with those of Hugging Face's
-// implementation on real tokenizers.
+// implementation on real tokenizers: the three of ../shared/tokenizers, and
+// any folder listed in VLORA_TOKENIZER_GOLDEN (separated by the path list
+// separator) that holds a tokenizer.json and a golden.json of the same
+// format.
 func TestGolden(t *testing.T) {
+	dirs := map[string]func(t *testing.T) string{}
 	for _, name := range []string{"llama2", "llama3", "qwen3"} {
+		dirs[name] = func(t *testing.T) string { return testenv.Shared(t, filepath.Join("tokenizers", name)) }
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("VLORA_TOKENIZER_GOLDEN")) {
+		dirs[filepath.Base(dir)] = func(*testing.T) string { return dir }
+	}
+	for name, dir := range dirs {
 		t.Run(name, func(t *testing.T) {
-			tok, cases := loadGolden(t, name)
+			tok, cases := loadGoldenDir(t, dir(t))
 			matched := 0
 			for i, c := range cases {
 				got := tok.Encode(c.Text, false)
