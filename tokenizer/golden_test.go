@@ -48,14 +48,7 @@ func loadGoldenDir(t testing.TB, dir string) (*Tokenizer, []goldenCase) {
 // separator) that holds a tokenizer.json and a golden.json of the same
 // format.
 func TestGolden(t *testing.T) {
-	dirs := map[string]func(t *testing.T) string{}
-	for _, name := range []string{"llama2", "llama3", "qwen3"} {
-		dirs[name] = func(t *testing.T) string { return testenv.Shared(t, filepath.Join("tokenizers", name)) }
-	}
-	for _, dir := range filepath.SplitList(os.Getenv("VLORA_TOKENIZER_GOLDEN")) {
-		dirs[filepath.Base(dir)] = func(*testing.T) string { return dir }
-	}
-	for name, dir := range dirs {
+	for name, dir := range goldenDirs() {
 		t.Run(name, func(t *testing.T) {
 			tok, cases := loadGoldenDir(t, dir(t))
 			matched := 0
@@ -79,6 +72,19 @@ func TestGolden(t *testing.T) {
 			t.Logf("%s: %d/%d encodings match", name, matched, 2*len(cases))
 		})
 	}
+}
+
+// goldenDirs returns, by name, functions giving the folders of the golden
+// tokenizers (see TestGolden).
+func goldenDirs() map[string]func(t *testing.T) string {
+	dirs := map[string]func(t *testing.T) string{}
+	for _, name := range []string{"llama2", "llama3", "qwen3"} {
+		dirs[name] = func(t *testing.T) string { return testenv.Shared(t, filepath.Join("tokenizers", name)) }
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("VLORA_TOKENIZER_GOLDEN")) {
+		dirs[filepath.Base(dir)] = func(*testing.T) string { return dir }
+	}
+	return dirs
 }
 
 func head(ids []int) []int {

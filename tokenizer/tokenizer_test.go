@@ -14,6 +14,8 @@ import (
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
 )
 
+// TestBERT checks the WordPiece fixture; the expected ids and texts are
+// those of @huggingface/tokenizers 0.2.0 on the same file.
 func TestBERT(t *testing.T) {
 	tok, err := Load(filepath.Join("testdata", "bert"))
 	if err != nil {
@@ -118,6 +120,10 @@ func TestBPEContinuingSubwordPrefix(t *testing.T) {
 	}
 }
 
+// TestAddedTokens checks the matching of added tokens. The expected ids
+// are those of @huggingface/tokenizers 0.2.0 on the same tokenizer, except
+// for single_word, which that library ignores: they follow the Rust
+// library, where a single_word token does not match inside a word.
 func TestAddedTokens(t *testing.T) {
 	vocab := []string{"<unk>", "a", "b", " ", "t", "o", "k", "<m>", "tok"}
 	added := `[{"id":7,"content":"<m>","single_word":false,"lstrip":%v,"rstrip":%v,"normalized":false,"special":true},
@@ -260,9 +266,9 @@ func TestByteModels(t *testing.T) {
 // TestStreamDecoder feeds the reference encodings one id at a time: the
 // pieces are valid UTF-8 and add up to the full decoding.
 func TestStreamDecoder(t *testing.T) {
-	for _, name := range []string{"llama2", "llama3", "qwen3"} {
+	for name, dir := range goldenDirs() {
 		t.Run(name, func(t *testing.T) {
-			tok, cases := loadGolden(t, name)
+			tok, cases := loadGoldenDir(t, dir(t))
 			for i, c := range cases {
 				sd := tok.NewStreamDecoder(false)
 				var b strings.Builder
