@@ -137,15 +137,8 @@ func buildNormalizer(raw json.RawMessage) (normalizer, error) {
 	}
 	switch c.Type {
 	case "Sequence":
-		var seq normalizerSeq
-		for _, r := range c.Normalizers {
-			n, err := buildNormalizer(r)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, n)
-		}
-		return seq, nil
+		seq, err := buildAll(c.Normalizers, buildNormalizer)
+		return normalizerSeq(seq), err
 	case "NFC":
 		return unicodeNorm{norm.NFC}, nil
 	case "NFD":
@@ -196,11 +189,27 @@ func parseScheme(s string, addPrefixSpace *bool) (prependScheme, error) {
 	return 0, fmt.Errorf("unknown Metaspace prepend_scheme %q", s)
 }
 
-func metaspaceReplacement(s string) (string, error) {
-	if utf8.RuneCountInString(s) != 1 {
-		return "", fmt.Errorf("Metaspace replacement %q is not one character", s)
+// buildAll builds the members of a Sequence component.
+func buildAll[T any](raws []json.RawMessage, build func(json.RawMessage) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(raws))
+	for _, r := range raws {
+		x, err := build(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
 	}
-	return s, nil
+	return out, nil
+}
+
+// metaspaceConfig reads the replacement character and prepend scheme of
+// the Metaspace pre-tokenizer and decoder.
+func metaspaceConfig(c *component) (string, prependScheme, error) {
+	if utf8.RuneCountInString(c.Replacement) != 1 {
+		return "", 0, fmt.Errorf("Metaspace replacement %q is not one character", c.Replacement)
+	}
+	sc, err := parseScheme(c.PrependScheme, c.AddPrefixSpace)
+	return c.Replacement, sc, err
 }
 
 func buildPreTokenizer(raw json.RawMessage) (preTokenizer, error) {
@@ -210,15 +219,8 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 	}
 	switch c.Type {
 	case "Sequence":
-		var seq preTokenizerSeq
-		for _, r := range c.PreTokenizers {
-			p, err := buildPreTokenizer(r)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, p)
-		}
-		return seq, nil
+		seq, err := buildAll(c.PreTokenizers, buildPreTokenizer)
+		return preTokenizerSeq(seq), err
 	case "ByteLevel":
 		b := byteLevelPre{addPrefixSpace: boolOr(c.AddPrefixSpace, true)}
 		if boolOr(c.UseRegex, true) {
@@ -236,11 +238,7 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		}
 		return splitter{m: m, behavior: bh, invert: c.Invert}, nil
 	case "Metaspace":
-		rep, err := metaspaceReplacement(c.Replacement)
-		if err != nil {
-			return nil, err
-		}
-		sc, err := parseScheme(c.PrependScheme, c.AddPrefixSpace)
+		rep, sc, err := metaspaceConfig(c)
 		if err != nil {
 			return nil, err
 		}
@@ -279,15 +277,8 @@ func buildPostProcessor(raw json.RawMessage) (postProcessor, error) {
 	}
 	switch c.Type {
 	case "Sequence":
-		var seq procSeq
-		for _, r := range c.Processors {
-			p, err := buildPostProcessor(r)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, p)
-		}
-		return seq, nil
+		seq, err := buildAll(c.Processors, buildPostProcessor)
+		return procSeq(seq), err
 	case "ByteLevel":
 		return identityProc{}, nil
 	case "TemplateProcessing":
@@ -333,23 +324,12 @@ func buildDecoder(raw json.RawMessage) (decoder, error) {
 	}
 	switch c.Type {
 	case "Sequence":
-		var seq decoderSeq
-		for _, r := range c.Decoders {
-			d, err := buildDecoder(r)
-			if err != nil {
-				return nil, err
-			}
-			seq = append(seq, d)
-		}
-		return seq, nil
+		seq, err := buildAll(c.Decoders, buildDecoder)
+		return decoderSeq(seq), err
 	case "ByteLevel":
 		return byteLevelDec{}, nil
 	case "Metaspace":
-		rep, err := metaspaceReplacement(c.Replacement)
-		if err != nil {
-			return nil, err
-		}
-		sc, err := parseScheme(c.PrependScheme, c.AddPrefixSpace)
+		rep, sc, err := metaspaceConfig(c)
 		if err != nil {
 			return nil, err
 		}
