@@ -130,7 +130,7 @@ func FuzzScanner(f *testing.F) {
 		ref matcher
 	}
 	var pairs []pair
-	for _, expr := range []string{patternGPT2, patternCL100K, patternQwen} {
+	for _, expr := range []string{patternGPT2, patternCL100K, patternQwen, patternO200K} {
 		sc, _ := knownScanner(expr)
 		pairs = append(pairs, pair{sc, regexMatcher{regexp2.MustCompile(expr, regexp2.None)}})
 	}

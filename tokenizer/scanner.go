@@ -26,6 +26,8 @@ func knownScanner(expr string) (matcher, bool) {
 		return cl100kScanner{maxDigits: 3}, true
 	case patternQwen:
 		return cl100kScanner{maxDigits: 1}, true
+	case patternO200K:
+		return o200kScanner{}, true
 	}
 	return nil, false
 }
