@@ -1,9 +1,11 @@
 package tokenizer
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
@@ -31,10 +33,14 @@ func benchTexts(b *testing.B) map[string]string {
 // Besides the wall-clock MB/s it reports cpu-MB/s, the throughput per
 // second of process CPU time, which a machine shared with other work
 // disturbs less.
+//
+// It runs on the tokenizers of TestGolden (see goldenDirs).
 func BenchmarkEncode(b *testing.B) {
 	texts := benchTexts(b)
-	for _, name := range []string{"llama2", "llama3", "qwen3"} {
-		tok, err := Load(testenv.Shared(b, filepath.Join("tokenizers", name)))
+	dirs := goldenDirs()
+	names := slices.Sorted(maps.Keys(dirs))
+	for _, name := range names {
+		tok, err := Load(dirs[name](b))
 		if err != nil {
 			b.Fatal(err)
 		}

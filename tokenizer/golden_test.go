@@ -76,13 +76,13 @@ func TestGolden(t *testing.T) {
 
 // goldenDirs returns, by name, functions giving the folders of the golden
 // tokenizers (see TestGolden).
-func goldenDirs() map[string]func(t *testing.T) string {
-	dirs := map[string]func(t *testing.T) string{}
+func goldenDirs() map[string]func(t testing.TB) string {
+	dirs := map[string]func(t testing.TB) string{}
 	for _, name := range []string{"llama2", "llama3", "qwen3"} {
-		dirs[name] = func(t *testing.T) string { return testenv.Shared(t, filepath.Join("tokenizers", name)) }
+		dirs[name] = func(t testing.TB) string { return testenv.Shared(t, filepath.Join("tokenizers", name)) }
 	}
 	for _, dir := range filepath.SplitList(os.Getenv("VLORA_TOKENIZER_GOLDEN")) {
-		dirs[filepath.Base(dir)] = func(*testing.T) string { return dir }
+		dirs[filepath.Base(dir)] = func(testing.TB) string { return dir }
 	}
 	return dirs
 }
