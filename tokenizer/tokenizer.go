@@ -8,9 +8,13 @@
 // added tokens. A file with a component this package does not know is
 // rejected with an error naming the component type.
 //
-// Split patterns that need look-ahead run on a scanner written for the
-// patterns of the GPT-2, Llama 3 and Qwen families, and on the regexp2
-// backtracking engine otherwise.
+// Split patterns that need look-ahead run on scanners written for the
+// patterns of the GPT-2, Llama 3 (cl100k), Qwen and GPT-4o (o200k)
+// families, and on the regexp2 backtracking engine otherwise (possessive
+// quantifiers become atomic groups).
+//
+// Decode turns ids back into text; a StreamDecoder does so one id at a time
+// for streaming generation, without splitting a character.
 package tokenizer
 
 import (
