@@ -16,7 +16,7 @@ func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b
 // bpe is the byte-pair-encoding model.
 type bpe struct {
 	vocab        map[string]int
-	merges       map[uint64]merge
+	merges       *mergeTable
 	unk          int // -1 when there is no unknown token
 	prefix       string
 	suffix       string
@@ -47,7 +47,7 @@ const (
 
 // newBPE builds the model. merges holds the pairs in rank order.
 func newBPE(vocab map[string]int, merges [][2]string, unk string, prefix, suffix string, fuseUnk, byteFallback, ignoreMerges bool) (*bpe, error) {
-	m := &bpe{vocab: vocab, merges: make(map[uint64]merge, len(merges)), unk: -1, prefix: prefix, suffix: suffix,
+	m := &bpe{vocab: vocab, merges: newMergeTable(len(merges)), unk: -1, prefix: prefix, suffix: suffix,
 		fuseUnk: fuseUnk, byteFallback: byteFallback, ignoreMerges: ignoreMerges, cache: map[string][]int{}}
 	if unk != "" {
 		id, ok := vocab[unk]
@@ -90,10 +90,7 @@ func newBPE(vocab map[string]int, merges [][2]string, unk string, prefix, suffix
 		if !ok1 || !ok2 || !ok3 {
 			return nil, fmt.Errorf("BPE merge %d (%q %q): token not in the vocabulary", rank, p[0], p[1])
 		}
-		k := pairKey(int32(a), int32(b))
-		if _, dup := m.merges[k]; !dup {
-			m.merges[k] = merge{int32(rank), int32(id)}
-		}
+		m.merges.putIfAbsent(pairKey(int32(a), int32(b)), merge{int32(rank), int32(id)})
 	}
 	return m, nil
 }
@@ -322,7 +319,7 @@ func (m *bpe) mergeWord(dst []int, word string) []int {
 }
 
 func (m *bpe) pairMerge(a, b int32) merge {
-	if mg, ok := m.merges[pairKey(a, b)]; ok {
+	if mg, ok := m.merges.get(pairKey(a, b)); ok {
 		return mg
 	}
 	return noMerge
@@ -373,7 +370,7 @@ func (m *bpe) mergeHeap(sc *bpeScratch, syms []symbol) {
 	h := sc.heap[:0]
 	defer func() { sc.heap = h[:0] }()
 	for i := 0; i+1 < len(syms); i++ {
-		if mg, ok := m.merges[pairKey(syms[i].id, syms[i+1].id)]; ok {
+		if mg, ok := m.merges.get(pairKey(syms[i].id, syms[i+1].id)); ok {
 			h.push(mergeItem{mg.rank, int32(i), mg.id})
 		}
 	}
@@ -384,7 +381,7 @@ func (m *bpe) mergeHeap(sc *bpeScratch, syms []symbol) {
 			continue
 		}
 		right := syms[cur.next]
-		if mg, ok := m.merges[pairKey(cur.id, right.id)]; !ok || mg.id != top.id {
+		if mg, ok := m.merges.get(pairKey(cur.id, right.id)); !ok || mg.id != top.id {
 			continue // stale entry
 		}
 		cur.id = top.id
@@ -394,12 +391,12 @@ func (m *bpe) mergeHeap(sc *bpeScratch, syms []symbol) {
 			syms[right.next].prev = top.pos
 		}
 		if cur.prev >= 0 {
-			if mg, ok := m.merges[pairKey(syms[cur.prev].id, cur.id)]; ok {
+			if mg, ok := m.merges.get(pairKey(syms[cur.prev].id, cur.id)); ok {
 				h.push(mergeItem{mg.rank, cur.prev, mg.id})
 			}
 		}
 		if cur.next >= 0 {
-			if mg, ok := m.merges[pairKey(cur.id, syms[cur.next].id)]; ok {
+			if mg, ok := m.merges.get(pairKey(cur.id, syms[cur.next].id)); ok {
 				h.push(mergeItem{mg.rank, top.pos, mg.id})
 			}
 		}
