@@ -24,16 +24,21 @@ type bpe struct {
 	byteFallback bool
 	ignoreMerges bool
 	byteIDs      [256]int // ids of <0xNN>, -1 when absent
-	// metaChunks is set when no merge can join a character to a following
-	// ▁ (no token has ▁ after another character): a word can then be cut
-	// before each such ▁ and its chunks merged, and cached, separately.
+	// metaChunks is set for SentencePiece-style vocabularies (with ▁):
+	// a word is then cut before each ▁ that follows a character c that is
+	// a token itself and that no token has right before a ▁ (metaGlued
+	// holds those), and its chunks are merged, and cached, separately.
+	// No merge could have joined c to the ▁, since the merged token would
+	// contain c▁.
 	metaChunks bool
+	metaGlued  map[rune]bool
 	// runeIDs holds the ids of the one-character tokens below
 	// len(runeIDs) (-1 when absent), when there is no prefix or suffix.
 	runeIDs []int32
 
 	mu    sync.Mutex
-	cache map[string][]int
+	cache map[string]cached // word -> its ids in arena
+	arena []int32
 }
 
 // runeTableSize bounds the code points whose one-character token ids are
@@ -48,7 +53,7 @@ const (
 // newBPE builds the model. merges holds the pairs in rank order.
 func newBPE(vocab map[string]int, merges [][2]string, unk string, prefix, suffix string, fuseUnk, byteFallback, ignoreMerges bool) (*bpe, error) {
 	m := &bpe{vocab: vocab, merges: newMergeTable(len(merges)), unk: -1, prefix: prefix, suffix: suffix,
-		fuseUnk: fuseUnk, byteFallback: byteFallback, ignoreMerges: ignoreMerges, cache: map[string][]int{}}
+		fuseUnk: fuseUnk, byteFallback: byteFallback, ignoreMerges: ignoreMerges, cache: map[string]cached{}}
 	if unk != "" {
 		id, ok := vocab[unk]
 		if !ok {
@@ -72,11 +77,17 @@ func newBPE(vocab map[string]int, merges [][2]string, unk string, prefix, suffix
 		}
 	}
 	if _, ok := vocab[metaSpace]; ok && prefix == "" && suffix == "" {
-		m.metaChunks = true
+		m.metaChunks, m.metaGlued = true, map[rune]bool{}
 		for tok := range vocab {
-			if i := strings.Index(tok, metaSpace); i > 0 && !strings.HasSuffix(tok[:i], metaSpace) {
-				m.metaChunks = false
-				break
+			for off := 0; ; {
+				i := strings.Index(tok[off:], metaSpace)
+				if i < 0 {
+					break
+				}
+				if r, _ := utf8.DecodeLastRuneInString(tok[:off+i]); off+i > 0 && r != '\u2581' {
+					m.metaGlued[r] = true
+				}
+				off += i + len(metaSpace)
 			}
 		}
 	}
@@ -111,7 +122,7 @@ func (m *bpe) tokenize(dst []int, word string) []int {
 	if !m.metaChunks {
 		return m.tokenizeChunk(dst, word)
 	}
-	// Cut before each ▁ that follows another character.
+	// Cut before each ▁ that follows a character no merge glues to it.
 	start := 0
 	for i := 1; i < len(word); {
 		j := strings.Index(word[i:], metaSpace)
@@ -119,13 +130,27 @@ func (m *bpe) tokenize(dst []int, word string) []int {
 			break
 		}
 		i += j
-		if !strings.HasSuffix(word[:i], metaSpace) {
+		if m.canCutBefore(word, i) {
 			dst = m.tokenizeChunk(dst, word[start:i])
 			start = i
 		}
 		i += len(metaSpace)
 	}
 	return m.tokenizeChunk(dst, word[start:])
+}
+
+// canCutBefore reports whether word can be cut before the ▁ at i (see
+// metaChunks).
+func (m *bpe) canCutBefore(word string, i int) bool {
+	r, size := utf8.DecodeLastRuneInString(word[:i])
+	if r == '\u2581' || m.metaGlued[r] || (r == utf8.RuneError && size <= 1) {
+		return false
+	}
+	if int(r) < len(m.runeIDs) {
+		return m.runeIDs[r] >= 0
+	}
+	_, ok := m.vocab[word[i-size:i]]
+	return ok
 }
 
 // tokenizeChunk tokenizes a word, or a chunk of a word, through the cache.
@@ -138,25 +163,38 @@ func (m *bpe) tokenizeChunk(dst []int, word string) []int {
 	cacheable := len(word) <= bpeCacheWordLen
 	if cacheable {
 		m.mu.Lock()
-		ids, ok := m.cache[word]
+		c, ok := m.cache[word]
+		if ok {
+			for _, id := range m.arena[c.off : c.off+c.n] {
+				dst = append(dst, int(id))
+			}
+		}
 		m.mu.Unlock()
 		if ok {
-			return append(dst, ids...)
+			return dst
 		}
 	}
 	n := len(dst)
 	dst = m.mergeWord(dst, word)
 	if cacheable {
-		ids := append([]int(nil), dst[n:]...)
 		m.mu.Lock()
 		if len(m.cache) >= bpeCacheEntries {
 			clear(m.cache)
+			m.arena = m.arena[:0]
 		}
-		m.cache[word] = ids
+		c := cached{off: uint32(len(m.arena)), n: uint32(len(dst) - n)}
+		for _, id := range dst[n:] {
+			m.arena = append(m.arena, int32(id))
+		}
+		// The key is copied so that the cache does not keep the text alive.
+		m.cache[strings.Clone(word)] = c
 		m.mu.Unlock()
 	}
 	return dst
 }
+
+// cached locates the ids of a cached word in the arena.
+type cached struct{ off, n uint32 }
 
 // symbol is one token of a word being merged, in a doubly linked list.
 type symbol struct {

@@ -309,3 +309,29 @@ func TestConcurrentEncode(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaSpaceChunks checks that cutting SentencePiece words before ▁
+// keeps merges that join a character to the ▁ after it.
+func TestMetaSpaceChunks(t *testing.T) {
+	vocab := []string{"a", "b", "▁", "a▁", "▁b", "a▁b", "<0x3E>"}
+	tok := charTokenizer(t, vocab, []string{"a ▁", "a▁ b", "▁ b"}, `,"byte_fallback":true`, "", "")
+	m := tok.model.(*bpe)
+	if !m.metaChunks || !m.metaGlued['a'] || m.metaGlued['b'] {
+		t.Fatalf("metaChunks %v, glued %v: want chunks with only 'a' glued", m.metaChunks, m.metaGlued)
+	}
+	cases := []struct {
+		text string
+		want []int
+	}{
+		{"a▁b", []int{5}},    // a is glued to ▁: no cut, a▁ then a▁b
+		{"b▁b", []int{1, 4}}, // cut before ▁: b | ▁b
+	}
+	for _, c := range cases {
+		if got := tok.Encode(c.text, false); !slices.Equal(got, c.want) {
+			t.Errorf("Encode(%q) = %v, want %v", c.text, got, c.want)
+		}
+	}
+	if m.canCutBefore("x▁", 1) {
+		t.Error("canCutBefore after a character that is not a token: want false")
+	}
+}
