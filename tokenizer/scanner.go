@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -143,6 +144,26 @@ func scanSpace(s string, i int, newline bool) int {
 	return last
 }
 
+// scanSymbols matches ` ?[^\s\p{L}\p{N}]+[tail]*` at i, tail being a set
+// of ASCII characters.
+func scanSymbols(s string, i int, tail string) (int, bool) {
+	j := i
+	if s[i] == ' ' {
+		j++
+	}
+	if j >= len(s) {
+		return 0, false
+	}
+	if c, _ := classAt(s, j); c != clsOther {
+		return 0, false
+	}
+	j = scanClass(s, j, clsOther, 0)
+	for j < len(s) && strings.IndexByte(tail, s[j]) >= 0 {
+		j++
+	}
+	return j, true
+}
+
 // gpt2Scanner runs patternGPT2.
 type gpt2Scanner struct{}
 
@@ -204,19 +225,8 @@ func (sc cl100kScanner) match(s string, i int) int {
 			return scanClass(s, i+n, clsLetter, 0)
 		}
 	}
-	// ?[^\s\p{L}\p{N}]+[\r\n]*
-	j := i
-	if s[i] == ' ' {
-		j++
-	}
-	if j < len(s) {
-		if c2, _ := classAt(s, j); c2 == clsOther {
-			j = scanClass(s, j, clsOther, 0)
-			for j < len(s) && (s[j] == '\r' || s[j] == '\n') {
-				j++
-			}
-			return j
-		}
+	if end, ok := scanSymbols(s, i, "\r\n"); ok {
+		return end
 	}
 	return scanSpace(s, i, true)
 }

@@ -142,19 +142,8 @@ func o200kMatch(s string, i int) int {
 	if c == clsNumber {
 		return scanClass(s, i, clsNumber, 3)
 	}
-	// ?[^\s\p{L}\p{N}]+[\r\n/]*
-	j := i
-	if s[i] == ' ' {
-		j++
-	}
-	if j < len(s) {
-		if c2, _ := classAt(s, j); c2 == clsOther {
-			j = scanClass(s, j, clsOther, 0)
-			for j < len(s) && (s[j] == '\r' || s[j] == '\n' || s[j] == '/') {
-				j++
-			}
-			return j
-		}
+	if end, ok := scanSymbols(s, i, "\r\n/"); ok {
+		return end
 	}
 	if c == clsSpace {
 		return scanSpace(s, i, true)
