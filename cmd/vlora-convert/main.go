@@ -59,10 +59,11 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.msg }
 
-// streams are the output streams of the commands: results go to Out,
-// messages and progress bars to ErrOut. Commands never write to os.Stdout
-// or os.Stderr directly.
+// streams are the streams of the commands: input text comes from In,
+// results go to Out, messages and progress bars to ErrOut. Commands never
+// use os.Stdin, os.Stdout or os.Stderr directly.
 type streams struct {
+	In          io.Reader
 	Out, ErrOut io.Writer
 }
 
@@ -119,6 +120,8 @@ Exit codes: 0 success, 1 failure (or a verification threshold missed), 2 invalid
 		newInferCmd(s),
 		newVerifyCmd(s),
 		newDistillCmd(s),
+		newTokenizeCmd(s),
+		newGenerateCmd(s),
 	)
 	return root
 }
@@ -151,7 +154,7 @@ func execute(ctx context.Context, root *cobra.Command) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s := streams{Out: os.Stdout, ErrOut: os.Stderr}
+	s := streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	err := execute(ctx, newRootCmd(s))
 	if err != nil {
 		var ee exitError

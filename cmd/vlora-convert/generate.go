@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/tokenizer"
+)
+
+// Defaults of the generate command.
+const (
+	defaultMaxTokens = 128
+	// maxGenerateTokens bounds --max-tokens (the decoder's cache grows
+	// with it).
+	maxGenerateTokens = 1 << 20
+)
+
+// generateOptions are the options of the generate command.
+type generateOptions struct {
+	streams
+	model, compare, tokenizer, prompt string
+	sampling                          sampling
+	quiet                             bool
+}
+
+// sampling configures the choice of each next token.
+type sampling struct {
+	// MaxTokens is the most tokens generated after the prompt.
+	MaxTokens int
+	// Temperature divides the logits; 0 selects the most likely token
+	// (greedy decoding).
+	Temperature float64
+	// TopK > 0 keeps the TopK most likely tokens.
+	TopK int
+	// TopP in (0, 1) keeps the smallest set of most likely tokens whose
+	// probabilities sum to at least TopP; 1 keeps all.
+	TopP float64
+	// Seed seeds the random choice.
+	Seed uint64
+}
+
+func newGenerateCmd(s streams) *cobra.Command {
+	o := &generateOptions{streams: s}
+	cmd := &cobra.Command{
+		Use:   "generate --model DIR|FILE --prompt TEXT",
+		Short: "Continue a prompt with a dense model or a VLoRA file, streaming the text",
+		Long: `generate encodes the prompt with the model's tokenizer.json (the model directory's, the VLoRA
+file's directory's, the --compare directory's, or --tokenizer), runs the model through its
+key/value cache and prints the continuation as it is produced. It stops after --max-tokens tokens,
+at the end-of-sequence token (generation_config.json's eos_token_id, else config.json's, else the
+tokenizer's), or at the model's last learned position.
+
+--temperature 0 is greedy decoding (the most likely token every time). Otherwise the logits are
+divided by the temperature, cut to the --top-k most likely tokens, then to the smallest set whose
+probabilities sum to --top-p, and a token is drawn (seeded by --seed), in the order Hugging Face's
+generate applies them.
+
+--compare DIR runs the original model directory on the same prompt with the same settings and
+prints both continuations, labelled.`,
+		Example: `  vlora-convert generate --model ./bytellama-vlora --prompt "def main(" --temperature 0 --max-tokens 64
+  vlora-convert generate --model ./m-vlora --compare ./m --prompt "Once upon a time" --temperature 0.8 --top-p 0.95 --seed 1`,
+		Args: cobra.NoArgs,
+		RunE: runE(o),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.model, "model", "", "model directory or VLoRA file (required)")
+	fl.StringVar(&o.prompt, "prompt", "", "text to continue (required)")
+	fl.StringVar(&o.compare, "compare", "", "original model directory: print its continuation too")
+	fl.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json or a directory holding one (default: found beside the models)")
+	fl.IntVar(&o.sampling.MaxTokens, "max-tokens", defaultMaxTokens, "most tokens generated")
+	fl.Float64Var(&o.sampling.Temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	fl.IntVar(&o.sampling.TopK, "top-k", 0, "keep the k most likely tokens (0: all)")
+	fl.Float64Var(&o.sampling.TopP, "top-p", 1, "keep the most likely tokens up to this total probability (1: all)")
+	fl.Uint64Var(&o.sampling.Seed, "seed", 0, "seed of the sampling")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no token count and speed on stderr")
+	cmd.MarkFlagRequired("model")
+	cmd.MarkFlagRequired("prompt")
+	return cmd
+}
+
+// Complete finds the tokenizer when --tokenizer is not given.
+func (o *generateOptions) Complete(*cobra.Command, []string) error {
+	if o.tokenizer != "" {
+		return nil
+	}
+	dirs := []string{o.model}
+	if st, err := os.Stat(o.model); err == nil && !st.IsDir() {
+		dirs[0] = filepath.Dir(o.model)
+	}
+	if o.compare != "" {
+		dirs = append(dirs, o.compare)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "tokenizer.json")); err == nil {
+			o.tokenizer = d
+			return nil
+		}
+	}
+	return usagef("%w: no tokenizer.json beside %v; pass --tokenizer", formats.ErrInvalid, dirs)
+}
+
+// Validate checks the sampling flags.
+func (o *generateOptions) Validate() error {
+	s := o.sampling
+	switch {
+	case s.MaxTokens < 1 || s.MaxTokens > maxGenerateTokens:
+		return usagef("%w: --max-tokens %d must be in [1, %d]", formats.ErrInvalid, s.MaxTokens, maxGenerateTokens)
+	case !(s.Temperature >= 0) || math.IsInf(s.Temperature, 0):
+		return usagef("%w: --temperature %v must be a finite number ≥ 0", formats.ErrInvalid, s.Temperature)
+	case s.TopK < 0:
+		return usagef("%w: --top-k %d must not be negative", formats.ErrInvalid, s.TopK)
+	case !(s.TopP > 0 && s.TopP <= 1):
+		return usagef("%w: --top-p %v must be in (0, 1]", formats.ErrInvalid, s.TopP)
+	}
+	return nil
+}
+
+// Run generates with the model (and the --compare model) and streams the
+// text to Out.
+func (o *generateOptions) Run(ctx context.Context) error {
+	tok, err := tokenizer.Load(o.tokenizer)
+	if err != nil {
+		return err
+	}
+	type run struct{ label, path string }
+	runs := []run{{"", o.model}}
+	if o.compare != "" {
+		runs = []run{{"original", o.compare}, {"compressed", o.model}}
+	}
+	for i, r := range runs {
+		m, err := model.Load(r.path)
+		if err != nil {
+			return err
+		}
+		prompt := tok.Encode(o.prompt, true)
+		if len(prompt) == 0 {
+			return usagef("%w: the prompt encodes to no tokens and the tokenizer adds no BOS", formats.ErrInvalid)
+		}
+		if r.label != "" {
+			if i > 0 {
+				fmt.Fprintln(o.Out)
+			}
+			fmt.Fprintf(o.Out, "== %s (%s) ==\n%s", r.label, r.path, o.prompt)
+		}
+		stream := tok.NewStreamDecoder(true)
+		start := time.Now()
+		ids, err := generate(ctx, m, prompt, o.sampling, eosIDs(m, tok), func(id int) error {
+			_, err := io.WriteString(o.Out, stream.Next(id))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.path, err)
+		}
+		fmt.Fprintln(o.Out, stream.Flush())
+		if !o.quiet {
+			secs := time.Since(start).Seconds()
+			fmt.Fprintf(o.ErrOut, "%d prompt + %d generated tokens in %.2f s (%.1f tokens/s)\n", len(prompt), len(ids), secs, float64(len(ids))/secs)
+		}
+	}
+	return nil
+}
+
+// eosIDs returns the end-of-sequence ids: generation_config.json's
+// eos_token_id (a number or a list) beside the model, else config.json's,
+// else the tokenizer's; none when no source names one.
+func eosIDs(m *model.Model, tok *tokenizer.Tokenizer) []int {
+	if m.Path != "" {
+		dir := m.Path
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			dir = filepath.Dir(dir)
+		}
+		if raw, err := os.ReadFile(filepath.Join(dir, "generation_config.json")); err == nil {
+			var gc map[string]any
+			if json.Unmarshal(raw, &gc) == nil {
+				if ids := intList(gc["eos_token_id"]); len(ids) > 0 {
+					return ids
+				}
+			}
+		}
+	}
+	if ids := intList(m.Config.Raw["eos_token_id"]); len(ids) > 0 {
+		return ids
+	}
+	if e := tok.EOS(); e >= 0 {
+		return []int{e}
+	}
+	return nil
+}
+
+// intList reads a JSON number or list of numbers.
+func intList(v any) []int {
+	switch x := v.(type) {
+	case float64:
+		return []int{int(x)}
+	case []any:
+		var ids []int
+		for _, e := range x {
+			if f, ok := e.(float64); ok {
+				ids = append(ids, int(f))
+			}
+		}
+		return ids
+	}
+	return nil
+}
+
+// generate continues prompt with m through its key/value cache, calling
+// emit with each new token as it is chosen, and returns the new tokens. It
+// stops after s.MaxTokens tokens, after a token of eos (which is emitted
+// and returned), or at the model's last learned position.
+func generate(ctx context.Context, m *model.Model, prompt []int, s sampling, eos []int, emit func(id int) error) ([]int, error) {
+	vocab := m.Config.VocabSize
+	for i, id := range prompt {
+		if id < 0 || id >= vocab {
+			return nil, fmt.Errorf("%w: prompt token %d at position %d outside the model's vocabulary [0, %d)", formats.ErrInvalid, id, i, vocab)
+		}
+	}
+	total := len(prompt) + s.MaxTokens
+	if mp := m.Config.MaxPositions; mp > 0 && total > mp {
+		total = mp
+	}
+	if len(prompt) >= total {
+		return nil, fmt.Errorf("%w: the prompt's %d tokens fill the model's %d positions", formats.ErrInvalid, len(prompt), total)
+	}
+	dec, err := m.Net.NewDecoder(1, total)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(s.Seed, 0x6e6e))
+	var logits []float32
+	for _, id := range prompt {
+		if logits, err = dec.Step([]int{id}); err != nil {
+			return nil, err
+		}
+	}
+	var out []int
+	for len(prompt)+len(out) < total {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		id := s.next(logits[:vocab], rng)
+		out = append(out, id)
+		if err := emit(id); err != nil {
+			return out, err
+		}
+		if slices.Contains(eos, id) || len(prompt)+len(out) == total {
+			break
+		}
+		if logits, err = dec.Step([]int{id}); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// next chooses the token that follows logits.
+func (s sampling) next(logits []float32, rng *rand.Rand) int {
+	if s.Temperature == 0 {
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+		}
+		return best
+	}
+	// Candidates sorted by decreasing logit (ties by id, for determinism).
+	idx := make([]int, len(logits))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case logits[a] > logits[b]:
+			return -1
+		case logits[a] < logits[b]:
+			return 1
+		}
+		return 0
+	})
+	if s.TopK > 0 && s.TopK < len(idx) {
+		idx = idx[:s.TopK]
+	}
+	p := make([]float64, len(idx))
+	mx := float64(logits[idx[0]]) / s.Temperature
+	var sum float64
+	for i, id := range idx {
+		p[i] = math.Exp(float64(logits[id])/s.Temperature - mx)
+		sum += p[i]
+	}
+	keep := len(idx)
+	if s.TopP < 1 {
+		var cum float64
+		for i := range p {
+			cum += p[i] / sum
+			if cum >= s.TopP {
+				keep = i + 1
+				break
+			}
+		}
+	}
+	var kept float64
+	for _, v := range p[:keep] {
+		kept += v
+	}
+	u := rng.Float64() * kept
+	for i, v := range p[:keep] {
+		u -= v
+		if u < 0 {
+			return idx[i]
+		}
+	}
+	return idx[keep-1]
+}
