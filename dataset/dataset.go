@@ -19,6 +19,11 @@ type Dataset struct {
 	Pixels     []float32
 	C, H, W    int
 	Labels     []int // N or nil
+	// Score, when not nil, holds for each sequence the span of positions
+	// whose tokens are scored as next-token targets (text cut into
+	// perplexity windows, see Windows); nil scores every position after
+	// the first.
+	Score []Span
 	// Source says where the data came from, for reports.
 	Source string
 	// SHA256 is the digest of the data file, when there is one.
@@ -73,6 +78,9 @@ func (d *Dataset) truncateN(n int) {
 	}
 	if d.Labels != nil {
 		d.Labels = d.Labels[:n]
+	}
+	if d.Score != nil {
+		d.Score = d.Score[:n]
 	}
 	d.N = n
 }

@@ -114,7 +114,7 @@ func TestLoad(t *testing.T) {
 	if d.N != 2 || d.T != 3 || !slices.Equal(d.IDs, []int{1, 2, 3, 5, 6, 7}) || len(d.SHA256) != 64 {
 		t.Errorf("loaded %+v", d)
 	}
-	bad := filepath.Join(dir, "tokens.txt")
+	bad := filepath.Join(dir, "tokens.csv")
 	os.WriteFile(bad, []byte("hello"), 0o644)
 	noTokens := filepath.Join(dir, "empty.safetensors")
 	w, _ = formats.Create(noTokens, nil, []formats.TensorSpec{{Name: "x", DType: formats.F32, Shape: []int{1}}})

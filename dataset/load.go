@@ -3,36 +3,88 @@ package dataset
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/tokenizer"
 )
 
 // LoadOptions configures Load. The zero value keeps the whole file.
 type LoadOptions struct {
-	// Labels, when not empty, names an int [N] tensor of the file holding
-	// class labels.
+	// Labels, when not empty, names an int [N] tensor of a safetensors
+	// file holding class labels.
 	Labels string
 	// Samples > 0 keeps the first Samples items.
 	Samples int
-	// SeqLen > 0 truncates sequences to that length.
-	SeqLen int
+	// SeqLen > 0 truncates token sequences to that length, and is the
+	// length of the windows text is cut into (default DefaultSeqLen,
+	// clamped to MaxSeqLen when that is positive).
+	SeqLen, MaxSeqLen int
+
+	// Tokenizer encodes text; when nil, it is read from TokenizerPath (a
+	// tokenizer.json file or a directory holding one) when the data is
+	// text.
+	Tokenizer     *tokenizer.Tokenizer
+	TokenizerPath string
+	// TextField names the string field of a .jsonl line that holds its
+	// text (default DefaultTextField).
+	TextField string
+	// Stride > 0 starts a text window every Stride tokens (Hugging Face's
+	// sliding windows); 0 cuts non-overlapping windows, as llama-perplexity
+	// does. See Windows.
+	Stride int
+	// Perplexity keeps the shorter last window of sliding windows, so that
+	// every token is scored (see Windows); leave it unset for training
+	// data.
+	Perplexity bool
+
+	// Preprocessor is the preprocessor_config.json (or a directory holding
+	// one) that says how images are resized, rescaled and normalized.
+	Preprocessor string
+	// LabelsFromFolders labels each image by its folder: the index of the
+	// folder's name among the sorted sub-folder names, as torchvision's
+	// ImageFolder numbers classes.
+	LabelsFromFolders bool
 }
 
-// Load reads a data file and records its SHA-256. The file's type selects
-// the reader; a safetensors file (.safetensors) holds "tokens" or
-// "input_ids" (int [N, T], with optional "token_type_ids") or
-// "pixel_values" (float [N, C, H, W]). Malformed files give errors wrapping
-// formats.ErrInvalid.
+// Load reads a data file or directory and records its SHA-256. The type
+// selects the reader:
+//   - a safetensors file (.safetensors) holds "tokens" or "input_ids" (int
+//     [N, T], with optional "token_type_ids") or "pixel_values" (float [N,
+//     C, H, W]);
+//   - a .txt file, a .jsonl file (one document per line, see
+//     LoadOptions.TextField) or a directory of .txt files is text: each
+//     document is encoded with the tokenizer, adding the special tokens its
+//     post-processor adds, the token streams are joined and cut into
+//     windows of SeqLen tokens (see Windows);
+//   - a directory of PNG and JPEG images, directly or in one sub-folder per
+//     class, is an image set, preprocessed as LoadOptions.Preprocessor says
+//     (see LoadImages).
+//
+// The SHA-256 of a directory is the digest over its files described at
+// hashFiles. Malformed data gives errors wrapping formats.ErrInvalid.
 func Load(ctx context.Context, path string, opt LoadOptions) (*Dataset, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	ext := strings.ToLower(filepath.Ext(path))
+	if opt.Labels != "" && (st.IsDir() || (ext != ".safetensors" && ext != "")) {
+		return nil, fmt.Errorf("%s: %w: a labels tensor needs a safetensors data file", path, formats.ErrInvalid)
+	}
 	var d *Dataset
-	var err error
-	switch ext := strings.ToLower(filepath.Ext(path)); ext {
-	case ".safetensors", "":
+	var files []string
+	switch {
+	case st.IsDir():
+		d, files, err = loadDir(ctx, path, opt)
+	case ext == ".txt" || ext == ".jsonl":
+		d, files, err = loadText(path, opt)
+	case ext == ".safetensors" || ext == "":
 		d, err = loadSafetensors(path, opt.Labels)
 	default:
-		return nil, fmt.Errorf("%s: %w: unknown data file type %q (want .safetensors)", path, formats.ErrInvalid, ext)
+		return nil, fmt.Errorf("%s: %w: unknown data file type %q (want .safetensors, .txt, .jsonl or a directory)", path, formats.ErrInvalid, ext)
 	}
 	if err != nil {
 		return nil, err
@@ -43,10 +95,36 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Dataset, error) {
 	if opt.SeqLen > 0 && !d.IsImages() && opt.SeqLen < d.T {
 		d.truncateT(opt.SeqLen)
 	}
-	if d.SHA256, _, err = formats.HashFile(ctx, path); err != nil {
+	if st.IsDir() {
+		d.SHA256, err = hashFiles(ctx, path, files)
+	} else {
+		d.SHA256, _, err = formats.HashFile(ctx, path)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// loadDir reads a directory of text files or of images.
+func loadDir(ctx context.Context, dir string, opt LoadOptions) (*Dataset, []string, error) {
+	texts, err := filesWithExt(dir, ".txt")
+	if err != nil {
+		return nil, nil, err
+	}
+	images, err := filesWithExt(dir, imageExts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case len(texts) > 0 && len(images) > 0:
+		return nil, nil, fmt.Errorf("%s: %w: holds both .txt files and images", dir, formats.ErrInvalid)
+	case len(texts) > 0:
+		return loadText(dir, opt)
+	case len(images) > 0:
+		return loadImageDir(ctx, dir, opt)
+	}
+	return nil, nil, fmt.Errorf("%s: %w: no .txt files and no images (%s)", dir, formats.ErrInvalid, strings.Join(imageExts, ", "))
 }
 
 // loadSafetensors reads a safetensors data file; labels, when not empty,
