@@ -19,11 +19,11 @@ import (
 func TestWindows(t *testing.T) {
 	tokens := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
 	for _, tc := range []struct {
-		name              string
-		t, stride, bos    int
-		perplexity        bool
-		ids               []int
-		score             []Span
+		name           string
+		t, stride, bos int
+		perplexity     bool
+		ids            []int
+		score          []Span
 	}{
 		{"llama halves", 4, 0, -1, true, []int{0, 1, 2, 3, 4, 5, 6, 7}, []Span{{3, 4}, {3, 4}}},
 		{"llama halves with bos", 4, 0, 99, true, []int{99, 1, 2, 3, 99, 5, 6, 7}, []Span{{3, 4}, {3, 4}}},
