@@ -31,7 +31,7 @@ func Compare(ctx context.Context, orig, comp *model.Model, data *dataset.Dataset
 
 // compare runs both models over data and fills the quality fields of rep.
 func compare(ctx context.Context, rep *Report, orig, comp *model.Model, data *dataset.Dataset, opt params) error {
-	acc := &accumulator{causal: orig.IsCausalLM(), labels: data.Labels}
+	acc := &accumulator{causal: orig.IsCausalLM(), labels: data.Labels, score: data.Score}
 	for i := 0; i < data.N; i += opt.Batch {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -59,6 +59,10 @@ func compare(ctx context.Context, rep *Report, orig, comp *model.Model, data *da
 type accumulator struct {
 	causal bool
 	labels []int
+	// score, when not nil, holds the scored targets of each sequence
+	// (dataset.Dataset.Score); KL, agreement and NLL are measured at the
+	// positions that predict them only.
+	score []dataset.Span
 
 	kls                []float64
 	agree, nllO, nllC  float64
@@ -91,6 +95,12 @@ func (a *accumulator) add(in *transformer.Input, first int, o, c *transformer.Ou
 	rows := len(o.Logits) / v
 	lp, lq := make([]float64, v), make([]float64, v)
 	for r := 0; r < rows; r++ {
+		if a.causal && a.score != nil {
+			s, next := a.score[first+r/in.Seq], r%in.Seq+1
+			if next < s.From || next >= s.To {
+				continue
+			}
+		}
 		ro, rc := o.Logits[r*v:(r+1)*v], c.Logits[r*v:(r+1)*v]
 		logSoftmax(lp, ro)
 		logSoftmax(lq, rc)

@@ -26,6 +26,20 @@ type Options struct {
 	Data string
 	// Labels names an int tensor of Data holding class labels.
 	Labels string
+	// LabelsFromFolders labels the images of an image folder Data by their
+	// class sub-folders (see dataset.LoadOptions).
+	LabelsFromFolders bool
+	// Tokenizer is the tokenizer.json (or a directory holding one) that
+	// encodes text Data; default the original model's directory.
+	Tokenizer string
+	// TextField names the text field of a .jsonl Data file.
+	TextField string
+	// Stride > 0 measures the perplexity of text Data over Hugging Face's
+	// sliding windows of SeqLen tokens every Stride tokens; 0 over
+	// llama-perplexity's non-overlapping windows, scoring their second
+	// half (see dataset.Windows). KL and agreement are measured on the
+	// same positions.
+	Stride int
 	// Samples is the number of sequences or images (0: all of Data, or
 	// DefaultSamples when generating).
 	Samples int
@@ -57,12 +71,12 @@ type params Options
 // formats.ErrInvalid. Samples stays zero when Data is read whole.
 func (o Options) resolve() (params, error) {
 	p := params(o)
-	if p.Batch < 0 || p.Samples < 0 || p.SeqLen < 0 || p.MaxKL < 0 || p.MinAgreement < 0 {
-		return p, fmt.Errorf("%w: batch %d, samples %d, sequence length %d and thresholds %g, %g must not be negative",
-			formats.ErrInvalid, p.Batch, p.Samples, p.SeqLen, p.MaxKL, p.MinAgreement)
+	if p.Batch < 0 || p.Samples < 0 || p.SeqLen < 0 || p.Stride < 0 || p.MaxKL < 0 || p.MinAgreement < 0 {
+		return p, fmt.Errorf("%w: batch %d, samples %d, sequence length %d, stride %d and thresholds %g, %g must not be negative",
+			formats.ErrInvalid, p.Batch, p.Samples, p.SeqLen, p.Stride, p.MaxKL, p.MinAgreement)
 	}
-	if p.Labels != "" && p.Data == "" {
-		return p, fmt.Errorf("%w: --labels needs --data", formats.ErrInvalid)
+	if (p.Labels != "" || p.LabelsFromFolders || p.Stride > 0) && p.Data == "" {
+		return p, fmt.Errorf("%w: --labels, --labels-from-folders and --stride need --data", formats.ErrInvalid)
 	}
 	if p.Batch == 0 {
 		p.Batch = DefaultBatch
@@ -79,6 +93,9 @@ type Report struct {
 	Original   string `json:"original"`
 	Compressed string `json:"compressed"`
 	Data       string `json:"data"`
+	// PerplexityMethod names the windows text data was cut into and the
+	// positions scored, when the data is text.
+	PerplexityMethod string `json:"perplexity_method,omitempty"`
 	// DataGenerated is true when the inputs were sampled or random.
 	DataGenerated bool `json:"data_generated"`
 	Positions     int  `json:"positions"`
@@ -161,6 +178,7 @@ func Run(ctx context.Context, orig, comp *model.Model, o Options) (*Report, erro
 		return nil, err
 	}
 	rep.Data, rep.DataGenerated = data.Source, opt.Dataset == nil && opt.Data == ""
+	rep.PerplexityMethod = perplexityMethod(data, opt.Stride)
 	if !data.IsImages() {
 		if err := data.CheckRange(orig.Config.VocabSize, orig.Config.Int("type_vocab_size")); err != nil {
 			return nil, err
@@ -238,11 +256,13 @@ func inputs(ctx context.Context, orig *model.Model, opt params) (*dataset.Datase
 		return opt.Dataset, nil
 	}
 	if opt.Data != "" {
-		d, err := dataset.Load(ctx, opt.Data, dataset.LoadOptions{Labels: opt.Labels, Samples: opt.Samples, SeqLen: opt.SeqLen})
+		d, err := dataset.Load(ctx, opt.Data, dataset.LoadOptions{Labels: opt.Labels, Samples: opt.Samples, SeqLen: opt.SeqLen,
+			MaxSeqLen: orig.Config.MaxPositions, TokenizerPath: cmp.Or(opt.Tokenizer, orig.Path), TextField: opt.TextField,
+			Stride: opt.Stride, Perplexity: true, Preprocessor: orig.Path, LabelsFromFolders: opt.LabelsFromFolders})
 		if err != nil {
 			return nil, err
 		}
-		if opt.Samples > 0 || opt.SeqLen > 0 {
+		if d.Score != nil || opt.Samples > 0 || opt.SeqLen > 0 {
 			d.Source = fmt.Sprintf("%s (%d × %d)", filepath.Base(opt.Data), d.N, d.T)
 		}
 		return d, nil
@@ -366,4 +386,16 @@ func hashProblems(ctx context.Context, ck *formats.Checkpoint, mf *vlora.Manifes
 		probs = append(probs, fmt.Sprintf("recorded source %s is missing from the original", n))
 	}
 	return probs
+}
+
+// perplexityMethod describes the windows of text data and the positions
+// they score; "" for data without scored spans.
+func perplexityMethod(d *dataset.Dataset, stride int) string {
+	if d.Score == nil {
+		return ""
+	}
+	if stride == 0 {
+		return fmt.Sprintf("llama-perplexity: %d non-overlapping windows of %d tokens, the last %d targets of each scored", d.N, d.T, d.T-d.T/2-1)
+	}
+	return fmt.Sprintf("sliding windows (Hugging Face): %d windows of %d tokens every %d, each token scored once", d.N, d.T, stride)
 }
