@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vlora-convert/vlora-convert/distill"
+	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -21,13 +22,18 @@ import (
 type distillFlags struct {
 	steps, batch, seqLen, pool, evalSamples, warmup, ckptEvery int
 	data, evalData, train                                      string
+	tokenizer, textField                                       string
+	stride                                                     int
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
 	resume                                                     bool
 }
 
 // addFlags registers the stage's flags (all but the step count).
 func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
-	fl.StringVar(&d.data, "data", "", "training data: safetensors with tokens/input_ids [N,T] (default: sample from the original)")
+	fl.StringVar(&d.data, "data", "", "training data: text (.txt, .jsonl, a directory of .txt), an image folder, or safetensors with tokens/input_ids [N,T] (default: sample from the original)")
+	fl.StringVar(&d.tokenizer, "tokenizer", "", "tokenizer.json (or a directory holding one) for text data (default: the original's)")
+	fl.StringVar(&d.textField, "text-field", "", "field of each .jsonl line holding the text (default \"text\")")
+	fl.IntVar(&d.stride, "stride", 0, "text: start a window every N tokens (default: non-overlapping windows of --seq-len)")
 	fl.StringVar(&d.evalData, "eval-data", "", "evaluation data for the final KL (default: sequences sampled from the original)")
 	fl.IntVar(&d.evalSamples, "eval-samples", 64, "evaluation items taken from --eval-data (16 when sampled)")
 	fl.IntVar(&d.batch, "batch", distill.DefaultBatch, "sequences per step")
@@ -51,6 +57,9 @@ func (d *distillFlags) validate(steps int) error {
 	}
 	if d.batch < 1 || d.lr <= 0 || steps < 0 {
 		return usagef("--batch, --lr and the step count must be positive")
+	}
+	if d.stride < 0 || (d.seqLen > 0 && d.stride > d.seqLen) {
+		return usagef("%w: --stride %d must be in [0, --seq-len]", formats.ErrInvalid, d.stride)
 	}
 	return nil
 }
@@ -119,6 +128,7 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 	job := distillJob{
 		Teacher: teacher, Student: t.student, Output: t.output,
 		Data: d.data, PoolSize: d.pool, SeqLen: d.seqLen, EvalData: d.evalData, EvalSamples: d.evalSamples,
+		Tokenizer: d.tokenizer, TextField: d.textField, Stride: d.stride,
 		Options: d.options(t.seed),
 	}
 	job.Options.Progress = func(p stage.Progress) {

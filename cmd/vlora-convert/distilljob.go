@@ -38,7 +38,20 @@ type distillJob struct {
 	// sampled from the teacher with a seed different from training's.
 	EvalData    string
 	EvalSamples int
-	Options     distill.Options
+	// Tokenizer encodes text data (default: the teacher's directory);
+	// TextField names the text field of .jsonl files; Stride > 0 starts a
+	// text window every Stride tokens.
+	Tokenizer, TextField string
+	Stride               int
+	Options              distill.Options
+}
+
+// loadOptions returns the options that read the job's data files: samples
+// items (0: all) of sequences truncated or cut to SeqLen.
+func (j *distillJob) loadOptions(samples int) dataset.LoadOptions {
+	return dataset.LoadOptions{Samples: samples, SeqLen: j.SeqLen, MaxSeqLen: j.Teacher.Config.MaxPositions,
+		TokenizerPath: cmp.Or(j.Tokenizer, j.Teacher.Path), TextField: j.TextField, Stride: j.Stride,
+		Preprocessor: j.Teacher.Path}
 }
 
 // distillSummary reports a finished job.
@@ -101,7 +114,7 @@ func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
 // trainData loads the training data, or samples it from the teacher.
 func (j *distillJob) trainData(ctx context.Context) (*dataset.Dataset, error) {
 	if j.Data != "" {
-		return dataset.Load(ctx, j.Data, dataset.LoadOptions{SeqLen: j.SeqLen})
+		return dataset.Load(ctx, j.Data, j.loadOptions(0))
 	}
 	if !j.Teacher.IsCausalLM() {
 		if j.Teacher.Config.ModelType != "vit" {
@@ -125,7 +138,7 @@ func (j *distillJob) evalData(ctx context.Context, train *dataset.Dataset) (*dat
 		if n <= 0 {
 			n = 64
 		}
-		return dataset.Load(ctx, j.EvalData, dataset.LoadOptions{Samples: n, SeqLen: j.SeqLen})
+		return dataset.Load(ctx, j.EvalData, j.loadOptions(n))
 	}
 	if !j.Teacher.IsCausalLM() {
 		return nil, nil

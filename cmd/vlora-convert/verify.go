@@ -35,9 +35,26 @@ error of every layer's hidden state, and parameter and byte counts.
 Without --data, language models are checked on sequences sampled from the original model and
 encoders and ViT on random inputs (seeded by --seed).
 
+Text data is encoded with the original's tokenizer.json (or --tokenizer) and cut into windows of
+--seq-len tokens. Without --stride the perplexity is llama-perplexity's: non-overlapping windows,
+each with BOS as its first token when the tokenizer adds one, scoring the second half of each.
+With --stride N it is Hugging Face's sliding-window perplexity: a window every N tokens, each
+scoring only the tokens no earlier window scored, with the rest of the window as context. KL and
+agreement are measured on the same positions.
+
+Image folders (PNG, JPEG; one sub-folder per class with --labels-from-folders) are preprocessed as
+the original's preprocessor_config.json says.
+
 Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or inconsistent file.`,
 		Example: `  vlora-convert verify --original ./bytellama --compressed ./bytellama-vlora \
       --data eval.safetensors --samples 64 --max-kl 0.5 --min-agreement 0.7
+
+  # perplexity of both models on a text file (llama-perplexity's windows, then sliding windows)
+  vlora-convert verify --original ./m --compressed ./m-vlora --data wiki.test.raw.txt --seq-len 512
+  vlora-convert verify --original ./m --compressed ./m-vlora --data wiki.test.raw.txt --seq-len 512 --stride 256
+
+  # accuracy of a ViT on an image folder
+  vlora-convert verify --original ./vit --compressed ./vit-vlora --data ./val-images --labels-from-folders
 
   vlora-convert verify --original ./bytellama --compressed ./bytellama-vlora --json | jq .kl_mean`,
 		Args: cobra.NoArgs,
@@ -46,8 +63,12 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 	fl := cmd.Flags()
 	fl.StringVar(&o.original, "original", "", "original Hugging Face model directory (required)")
 	fl.StringVar(&o.compressed, "compressed", "", "VLoRA file or directory (required)")
-	fl.StringVar(&o.opt.Data, "data", "", "safetensors file with tokens/input_ids [N,T] or pixel_values [N,C,H,W]")
+	fl.StringVar(&o.opt.Data, "data", "", "evaluation data: text (.txt, .jsonl, a directory of .txt), an image folder, or safetensors with tokens/input_ids [N,T] or pixel_values [N,C,H,W]")
 	fl.StringVar(&o.opt.Labels, "labels", "", "name of an int label tensor in --data (classifiers)")
+	fl.BoolVar(&o.opt.LabelsFromFolders, "labels-from-folders", false, "label the images of an image folder by their sub-folder (sorted names, as torchvision's ImageFolder)")
+	fl.StringVar(&o.opt.Tokenizer, "tokenizer", "", "tokenizer.json (or a directory holding one) for text data (default: the original's)")
+	fl.StringVar(&o.opt.TextField, "text-field", "", "field of each .jsonl line holding the text (default \"text\")")
+	fl.IntVar(&o.opt.Stride, "stride", 0, "text: Hugging Face sliding windows every N tokens (default: llama-perplexity's non-overlapping windows, second half scored)")
 	fl.IntVar(&o.opt.Samples, "samples", 0, fmt.Sprintf("number of sequences/images (default: all of --data, or %d generated)", verify.DefaultSamples))
 	fl.IntVar(&o.opt.SeqLen, "seq-len", 0, fmt.Sprintf("sequence length (default: the data's, or %d generated)", dataset.DefaultSeqLen))
 	fl.Uint64Var(&o.opt.Seed, "seed", 0, "seed for generated inputs")
@@ -106,6 +127,9 @@ func printReport(w io.Writer, r *verify.Report) {
 	fmt.Fprintf(tw, "original\t%s\n", r.Original)
 	fmt.Fprintf(tw, "compressed\t%s\n", r.Compressed)
 	fmt.Fprintf(tw, "data\t%s\n", r.Data)
+	if r.PerplexityMethod != "" {
+		fmt.Fprintf(tw, "windows\t%s\n", r.PerplexityMethod)
+	}
 	fmt.Fprintf(tw, "positions\t%d\n", r.Positions)
 	fmt.Fprintln(tw, "\t")
 	fmt.Fprintln(tw, "integrity\t")
