@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,7 +33,7 @@ type generateOptions struct {
 	streams
 	model, compare, tokenizer, prompt string
 	sampling                          sampling
-	quiet                             bool
+	quiet, ignoreEOS                  bool
 }
 
 // sampling configures the choice of each next token.
@@ -58,9 +59,9 @@ func newGenerateCmd(s streams) *cobra.Command {
 		Short: "Continue a prompt with a dense model or a VLoRA file, streaming the text",
 		Long: `generate encodes the prompt with the model's tokenizer.json (the model directory's, the VLoRA
 file's directory's, the --compare directory's, or --tokenizer), runs the model through its
-key/value cache and prints the continuation as it is produced. It stops after --max-tokens tokens,
-at the end-of-sequence token (generation_config.json's eos_token_id, else config.json's, else the
-tokenizer's), or at the model's last learned position.
+key/value cache and prints the continuation as it is produced, ending it with a newline. It stops
+after --max-tokens tokens, at the end-of-sequence token (generation_config.json's eos_token_id,
+else config.json's, else the tokenizer's; not with --ignore-eos), or at the model's last position.
 
 --temperature 0 is greedy decoding (the most likely token every time). Otherwise the logits are
 divided by the temperature, cut to the --top-k most likely tokens, then to the smallest set whose
@@ -84,6 +85,7 @@ prints both continuations, labelled.`,
 	fl.IntVar(&o.sampling.TopK, "top-k", 0, "keep the k most likely tokens (0: all)")
 	fl.Float64Var(&o.sampling.TopP, "top-p", 1, "keep the most likely tokens up to this total probability (1: all)")
 	fl.Uint64Var(&o.sampling.Seed, "seed", 0, "seed of the sampling")
+	fl.BoolVar(&o.ignoreEOS, "ignore-eos", false, "do not stop at the end-of-sequence token")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no token count and speed on stderr")
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("prompt")
@@ -154,16 +156,31 @@ func (o *generateOptions) Run(ctx context.Context) error {
 			}
 			fmt.Fprintf(o.Out, "== %s (%s) ==\n%s", r.label, r.path, o.prompt)
 		}
+		var eos []int
+		if !o.ignoreEOS {
+			eos = eosIDs(m, tok)
+		}
 		stream := tok.NewStreamDecoder(true)
-		start := time.Now()
-		ids, err := generate(ctx, m, prompt, o.sampling, eosIDs(m, tok), func(id int) error {
-			_, err := io.WriteString(o.Out, stream.Next(id))
+		last := ""
+		write := func(s string) error {
+			if s == "" {
+				return nil
+			}
+			last = s
+			_, err := io.WriteString(o.Out, s)
 			return err
-		})
+		}
+		start := time.Now()
+		ids, err := generate(ctx, m, prompt, o.sampling, eos, func(id int) error { return write(stream.Next(id)) })
+		if err == nil {
+			err = write(stream.Flush())
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.path, err)
 		}
-		fmt.Fprintln(o.Out, stream.Flush())
+		if !strings.HasSuffix(last, "\n") {
+			fmt.Fprintln(o.Out)
+		}
 		if !o.quiet {
 			secs := time.Since(start).Seconds()
 			fmt.Fprintf(o.ErrOut, "%d prompt + %d generated tokens in %.2f s (%.1f tokens/s)\n", len(prompt), len(ids), secs, float64(len(ids))/secs)

@@ -82,8 +82,12 @@ func TestGenerateGreedyMatchesForward(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("generate: %s", stderr)
 			}
-			if wantText := tok.Decode(wantEOS, true); strings.TrimSuffix(stdout, "\n") != wantText {
+			if wantText := tok.Decode(wantEOS, true); strings.TrimSuffix(stdout, "\n") != strings.TrimSuffix(wantText, "\n") {
 				t.Errorf("generate printed %q, want %q", stdout, wantText)
+			}
+			stdout, _, _ = run(t, "generate", "--model", path, "--tokenizer", dir, "--prompt", promptText, "--max-tokens", "40", "--ignore-eos", "-q")
+			if wantText := tok.Decode(want, true); strings.TrimSuffix(stdout, "\n") != strings.TrimSuffix(wantText, "\n") {
+				t.Errorf("generate --ignore-eos printed %q, want %q", stdout, wantText)
 			}
 		})
 	}
