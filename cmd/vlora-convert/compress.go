@@ -128,6 +128,9 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := copyCompanions(o.model, o.out); err != nil {
+		return err
+	}
 	s := summarize(res.Manifest)
 	if !o.json {
 		fmt.Fprintf(o.Out, "wrote %s\n", res.Path)

@@ -239,6 +239,9 @@ func (o *distillOptions) Run(ctx context.Context) error {
 		if cfg, err := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); err == nil {
 			os.WriteFile(filepath.Join(o.out, "config.json"), cfg, 0o644)
 		}
+		if err := copyCompanions(filepath.Dir(o.input), o.out); err != nil {
+			return err
+		}
 	}
 	return o.flags.runStage(ctx, o.streams, distillTarget{original: o.original, input: o.input, output: o.output,
 		seed: o.seed, quiet: o.quiet, json: o.json})

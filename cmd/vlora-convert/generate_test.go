@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -91,8 +92,12 @@ func TestGenerateGreedyMatchesForward(t *testing.T) {
 			}
 		})
 	}
-	// --compare labels both continuations; the VLoRA directory has no
-	// tokenizer.json, so it is taken from the original's.
+	// compress copied the tokenizer beside the VLoRA file; without it,
+	// --compare takes the original's. --compare labels both continuations.
+	if _, err := os.Stat(filepath.Join(vl, "tokenizer.json")); err != nil {
+		t.Errorf("compress did not copy tokenizer.json: %v", err)
+	}
+	os.Remove(filepath.Join(vl, "tokenizer.json"))
 	stdout, stderr, code := run(t, "generate", "--model", vl, "--compare", dir, "--prompt", promptText, "--max-tokens", "8", "-q")
 	if code != 0 || !strings.Contains(stdout, "== original") || !strings.Contains(stdout, "== compressed") {
 		t.Errorf("generate --compare: exit %d, %s\n%s", code, stderr, stdout)
