@@ -27,6 +27,9 @@ const (
 	MaxTextBytes = 256 << 20
 	// maxJSONLLine bounds one line of a .jsonl file (64 MiB).
 	maxJSONLLine = 64 << 20
+	// maxWindowTokens bounds the tokens of all windows together (1 GiB of
+	// int ids), which overlapping windows multiply.
+	maxWindowTokens = 1 << 27
 	// DefaultTextField is the field of a .jsonl line that holds its text.
 	DefaultTextField = "text"
 )
@@ -213,6 +216,10 @@ func Windows(tokens []int, t, stride, bos int, perplexity bool) (*Dataset, error
 	}
 	if len(tokens) < t {
 		return nil, fmt.Errorf("%w: the text has %d tokens, fewer than one window of %d", formats.ErrInvalid, len(tokens), t)
+	}
+	step := cmp.Or(stride, t)
+	if windows := (len(tokens)-t)/step + 2; windows > maxWindowTokens/t {
+		return nil, fmt.Errorf("%w: %d tokens in windows of %d every %d make more than %d window tokens; use a larger stride or less text", formats.ErrInvalid, len(tokens), t, step, maxWindowTokens)
 	}
 	d := &Dataset{T: t}
 	if stride == 0 {
