@@ -12,6 +12,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
+	"github.com/vlora-convert/vlora-convert/tokenizer"
 )
 
 // TestWindows checks the windows and scored spans of both perplexity
@@ -128,6 +129,31 @@ func TestLoadText(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Load(context.Background(), tc.path, tc.opt); !errors.Is(err, formats.ErrInvalid) {
 				t.Errorf("error %v, want formats.ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// TestAddedBOS checks which tokenizers put a BOS before a sequence: Llama
+// 2's (TemplateProcessing, id 1) does; the Llama 3 file here, whose
+// post-processor is ByteLevel only (Hugging Face's reference encodings add
+// nothing either), and the byte tokenizer do not.
+func TestAddedBOS(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want int
+	}{
+		{"tokenizers/llama2", 1},
+		{"tokenizers/llama3", -1},
+		{"models/bytellama", -1},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			tok, err := tokenizer.Load(testenv.Shared(t, tc.dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := addedBOS(tok); got != tc.want {
+				t.Errorf("addedBOS = %d, want %d", got, tc.want)
 			}
 		})
 	}

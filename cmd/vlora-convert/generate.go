@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -18,6 +19,7 @@ import (
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/tokenizer"
+	"github.com/vlora-convert/vlora-convert/transformer"
 )
 
 // Defaults of the generate command.
@@ -238,6 +240,9 @@ func intList(v any) []int {
 // stops after s.MaxTokens tokens, after a token of eos (which is emitted
 // and returned), or at the model's last learned position.
 func generate(ctx context.Context, m *model.Model, prompt []int, s sampling, eos []int, emit func(id int) error) ([]int, error) {
+	if !m.IsCausalLM() {
+		return nil, fmt.Errorf("%w: generate needs a causal language model, not %s", formats.ErrInvalid, m.Config.Architecture())
+	}
 	vocab := m.Config.VocabSize
 	for i, id := range prompt {
 		if id < 0 || id >= vocab {
@@ -252,6 +257,9 @@ func generate(ctx context.Context, m *model.Model, prompt []int, s sampling, eos
 		return nil, fmt.Errorf("%w: the prompt's %d tokens fill the model's %d positions", formats.ErrInvalid, len(prompt), total)
 	}
 	dec, err := m.Net.NewDecoder(1, total)
+	if errors.Is(err, transformer.ErrNotCausal) {
+		return nil, fmt.Errorf("%w: generate needs a causal language model: %v", formats.ErrInvalid, err)
+	}
 	if err != nil {
 		return nil, err
 	}

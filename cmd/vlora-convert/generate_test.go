@@ -154,4 +154,8 @@ func TestGenerateErrors(t *testing.T) {
 	if _, _, code := run(t, "generate", "--model", t.TempDir(), "--prompt", "x"); code != 2 {
 		t.Errorf("no tokenizer: exit %d, want 2", code)
 	}
+	vit := testenv.GoldenModel(t, "vit")
+	if _, stderr, code := run(t, "generate", "--model", vit, "--tokenizer", dir, "--prompt", "x"); code != 2 || !strings.Contains(stderr, "causal") {
+		t.Errorf("image model: exit %d, want 2: %s", code, stderr)
+	}
 }
