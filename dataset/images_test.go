@@ -5,6 +5,7 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"math"
 	"os"
@@ -139,4 +140,76 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		return dir
 	}
 	return p
+}
+
+// TestReadPreprocess checks the forms of size, image_mean and image_std
+// that preprocessor_config.json files use, and ViTImageProcessor's
+// defaults.
+func TestReadPreprocess(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, json string
+		want       Preprocess
+	}{
+		{"defaults", `{}`, Preprocess{DoResize: true, Height: 224, Width: 224, Resample: 2, DoRescale: true,
+			RescaleFactor: 1.0 / 255, DoNormalize: true, Mean: []float64{0.5, 0.5, 0.5}, Std: []float64{0.5, 0.5, 0.5}}},
+		{"square size, ImageNet statistics", `{"size": 16, "resample": 3, "do_rescale": false, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}`,
+			Preprocess{DoResize: true, Height: 16, Width: 16, Resample: 3, RescaleFactor: 1.0 / 255, DoNormalize: true,
+				Mean: []float64{0.485, 0.456, 0.406}, Std: []float64{0.229, 0.224, 0.225}}},
+		{"height and width, scalar statistics", `{"size": {"height": 8, "width": 12}, "do_normalize": false, "image_mean": 0.1, "image_std": 2}`,
+			Preprocess{DoResize: true, Height: 8, Width: 12, Resample: 2, DoRescale: true, RescaleFactor: 1.0 / 255,
+				Mean: []float64{0.1, 0.1, 0.1}, Std: []float64{2, 2, 2}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, "preprocessor_config.json")
+			os.WriteFile(p, []byte(tc.json), 0o644)
+			got, err := ReadPreprocess(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.DoResize != tc.want.DoResize || got.Height != tc.want.Height || got.Width != tc.want.Width ||
+				got.Resample != tc.want.Resample || got.DoRescale != tc.want.DoRescale || got.RescaleFactor != tc.want.RescaleFactor ||
+				got.DoNormalize != tc.want.DoNormalize || !slices.Equal(got.Mean, tc.want.Mean) || !slices.Equal(got.Std, tc.want.Std) {
+				t.Errorf("got %+v\nwant %+v", *got, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{`{"size": {"shortest_edge": 224}}`, `{"size": 0}`, `{"image_mean": [0.5, 0.5]}`, `not json`} {
+		p := filepath.Join(dir, "bad.json")
+		os.WriteFile(p, []byte(bad), 0o644)
+		if _, err := ReadPreprocess(p); !errors.Is(err, formats.ErrInvalid) {
+			t.Errorf("%s: error %v, want formats.ErrInvalid", bad, err)
+		}
+	}
+}
+
+// TestLoadJPEG checks that a JPEG decodes and is preprocessed to the
+// configured size (its values depend on the decoder, see Preprocess.Pixels).
+func TestLoadJPEG(t *testing.T) {
+	dir := t.TempDir()
+	img := image.NewRGBA(image.Rect(0, 0, 9, 7))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	f, err := os.Create(filepath.Join(dir, "a.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jpeg.Encode(f, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	pre := writeFile(t, t.TempDir(), "preprocessor_config.json", `{"size": 4}`)
+	d, err := Load(context.Background(), dir, LoadOptions{Preprocessor: pre})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.N != 1 || d.H != 4 || d.W != 4 || len(d.Pixels) != 48 {
+		t.Errorf("N=%d H=%d W=%d, %d values", d.N, d.H, d.W, len(d.Pixels))
+	}
+	for _, v := range d.Pixels {
+		if v < -1 || v > 1 {
+			t.Fatalf("value %v outside [-1, 1]", v)
+		}
+	}
 }
