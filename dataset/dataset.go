@@ -1,6 +1,9 @@
-// Package dataset holds model inputs: token sets and image sets read from
-// files, sequences sampled from a model, seeded random inputs, and the
-// gathering of items into batches for the forward pass.
+// Package dataset holds model inputs: token sets read from files, text
+// encoded with a tokenizer and cut into windows (with the positions a
+// perplexity scores), image folders preprocessed as a model's
+// preprocessor_config.json says, sequences sampled from a model, seeded
+// random inputs, and the gathering of items into batches for the forward
+// pass.
 package dataset
 
 import (
