@@ -114,6 +114,13 @@ func TestLoad(t *testing.T) {
 	if d.N != 2 || d.T != 3 || !slices.Equal(d.IDs, []int{1, 2, 3, 5, 6, 7}) || len(d.SHA256) != 64 {
 		t.Errorf("loaded %+v", d)
 	}
+	// Without an extension the header tells the type.
+	bare := filepath.Join(dir, "tokens")
+	b, _ := os.ReadFile(good)
+	os.WriteFile(bare, b, 0o644)
+	if d, err := Load(context.Background(), bare, LoadOptions{}); err != nil || d.N != 3 {
+		t.Errorf("safetensors without extension: %v", err)
+	}
 	bad := filepath.Join(dir, "tokens.csv")
 	os.WriteFile(bad, []byte("hello"), 0o644)
 	noTokens := filepath.Join(dir, "empty.safetensors")

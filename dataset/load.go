@@ -1,11 +1,15 @@
 package dataset
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/tokenizer"
@@ -55,7 +59,8 @@ type LoadOptions struct {
 //     [N, T], with optional "token_type_ids") or "pixel_values" (float [N,
 //     C, H, W]);
 //   - a .txt file, a .jsonl file (one document per line, see
-//     LoadOptions.TextField) or a directory of .txt files is text: each
+//     LoadOptions.TextField), a directory of .txt files, or a file of
+//     another type whose start is UTF-8 text (wiki.test.raw) is text: each
 //     document is encoded with the tokenizer, adding the special tokens its
 //     post-processor adds, the token streams are joined and cut into
 //     windows of SeqLen tokens (see Windows);
@@ -71,7 +76,7 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Dataset, error) {
 		return nil, fmt.Errorf("data: %w", err)
 	}
 	ext := strings.ToLower(filepath.Ext(path))
-	if opt.Labels != "" && (st.IsDir() || (ext != ".safetensors" && ext != "")) {
+	if opt.Labels != "" && (st.IsDir() || ext == ".txt" || ext == ".jsonl") {
 		return nil, fmt.Errorf("%s: %w: a labels tensor needs a safetensors data file", path, formats.ErrInvalid)
 	}
 	var d *Dataset
@@ -81,10 +86,21 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Dataset, error) {
 		d, files, err = loadDir(ctx, path, opt)
 	case ext == ".txt" || ext == ".jsonl":
 		d, files, err = loadText(path, opt)
-	case ext == ".safetensors" || ext == "":
+	case ext == ".safetensors":
 		d, err = loadSafetensors(path, opt.Labels)
 	default:
-		return nil, fmt.Errorf("%s: %w: unknown data file type %q (want .safetensors, .txt, .jsonl or a directory)", path, formats.ErrInvalid, ext)
+		switch kind, serr := sniff(path); {
+		case serr != nil:
+			return nil, serr
+		case kind == ".safetensors":
+			d, err = loadSafetensors(path, opt.Labels)
+		case kind == ".txt" && opt.Labels != "":
+			return nil, fmt.Errorf("%s: %w: a labels tensor needs a safetensors data file", path, formats.ErrInvalid)
+		case kind == ".txt":
+			d, files, err = loadText(path, opt)
+		default:
+			return nil, fmt.Errorf("%s: %w: unknown data file type %q (want .safetensors, .txt, .jsonl, UTF-8 text or a directory)", path, formats.ErrInvalid, ext)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -195,4 +211,37 @@ func loadSafetensors(path, labels string) (*Dataset, error) {
 		return nil, bad("the data set is empty")
 	}
 	return d, nil
+}
+
+// sniffBytes is how much of a file without a known extension sniff reads.
+const sniffBytes = 64 << 10
+
+// sniff tells the type of a data file from its start: ".safetensors" for a
+// safetensors header (a little-endian length, then a JSON object), ".txt"
+// for UTF-8 text, "" otherwise.
+func sniff(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b := make([]byte, sniffBytes)
+	n, err := io.ReadFull(f, b)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	b = b[:n]
+	if len(b) >= 10 && b[8] == '{' && binary.LittleEndian.Uint64(b) < 1<<30 {
+		return ".safetensors", nil
+	}
+	if len(b) == 0 || bytes.IndexByte(b, 0) >= 0 {
+		return "", nil
+	}
+	// The read may end inside a character.
+	for cut := 0; cut < utf8.UTFMax && cut < len(b); cut++ {
+		if utf8.Valid(b[:len(b)-cut]) {
+			return ".txt", nil
+		}
+	}
+	return "", nil
 }

@@ -65,6 +65,7 @@ func TestLoadText(t *testing.T) {
 		return p
 	}
 	txt := write("a.txt", "abcdefghij")
+	raw := write("wiki.test.raw", "abcdefghij")
 	jsonl := write("b.jsonl", `{"text": "abcd", "body": "wxyz"}`+"\n\n"+`{"text": "efgh", "body": "WXYZ"}`+"\n")
 	corpus := filepath.Join(dir, "corpus")
 	write("corpus/2.txt", "efgh")
@@ -83,6 +84,7 @@ func TestLoadText(t *testing.T) {
 		want       []int
 	}{
 		{"txt", txt, LoadOptions{SeqLen: 4}, bytes("abcdefgh")},
+		{"UTF-8 text of another type", raw, LoadOptions{SeqLen: 4}, bytes("abcdefgh")},
 		{"txt samples", txt, LoadOptions{SeqLen: 3, Samples: 2}, bytes("abcdef")},
 		{"txt stride", txt, LoadOptions{SeqLen: 4, Stride: 3}, bytes("abcddefgghij")},
 		{"jsonl", jsonl, LoadOptions{SeqLen: 4}, bytes("abcdefgh")},
@@ -125,6 +127,8 @@ func TestLoadText(t *testing.T) {
 		{"field not a string", write("num.jsonl", `{"text": 3}`), LoadOptions{SeqLen: 2, TokenizerPath: tok}},
 		{"empty directory", t.TempDir(), LoadOptions{TokenizerPath: tok}},
 		{"labels with text", txt, LoadOptions{SeqLen: 4, TokenizerPath: tok, Labels: "y"}},
+		{"labels with other text", raw, LoadOptions{SeqLen: 4, TokenizerPath: tok, Labels: "y"}},
+		{"binary file", write("x.bin", "\x00\x01\x02\xff"), LoadOptions{SeqLen: 2, TokenizerPath: tok}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Load(context.Background(), tc.path, tc.opt); !errors.Is(err, formats.ErrInvalid) {
