@@ -14,8 +14,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/image/draw"
-
 	"github.com/vlora-convert/vlora-convert/formats"
 )
 
@@ -143,23 +141,30 @@ func ReadPreprocess(path string) (*Preprocess, error) {
 
 // Pixels returns the [3, H, W] pixel values of img. The RGB values of img
 // (its alpha dropped, as PIL's convert("RGB") does) are resized, when
-// DoResize is set, as PIL's Image.resize does: a horizontal pass and then a
-// vertical pass, each rounded to 8 bits, with the filter widened by the
-// scale when shrinking. The passes run on golang.org/x/image/draw, whose
-// kernels weigh source pixels as PIL's do; PIL's weights are 22-bit fixed
-// point, ours float64, so a value can differ by one level in 255 where a
-// sum falls on a rounding boundary.
+// DoResize is set, exactly as Pillow's Image.resize does (see pilResize and
+// pilNearest), then rescaled and normalized in float32 as Hugging Face's
+// image processors do. Mean and Std must hold three values each when
+// DoNormalize is set, as ReadPreprocess ensures.
 func (p *Preprocess) Pixels(img image.Image) (px []float32, h, w int) {
 	rgb := opaqueRGBA(img)
 	if p.DoResize && (rgb.Bounds().Dx() != p.Width || rgb.Bounds().Dy() != p.Height) {
-		rgb = p.resize(rgb, p.Width, rgb.Bounds().Dy())
-		rgb = p.resize(rgb, p.Width, p.Height)
+		switch p.Resample {
+		case resampleNearest:
+			rgb = pilNearest(rgb, p.Width, p.Height)
+		case resampleBicubic:
+			rgb = pilResize(rgb, p.Width, p.Height, pilBicubic)
+		default:
+			rgb = pilResize(rgb, p.Width, p.Height, pilBilinear)
+		}
 	}
 	b := rgb.Bounds()
 	h, w = b.Dy(), b.Dx()
 	px = make([]float32, 3*h*w)
 	for c := 0; c < 3; c++ {
-		mean, std := float32(p.Mean[c]), float32(p.Std[c])
+		var mean, std float32
+		if p.DoNormalize {
+			mean, std = float32(p.Mean[c]), float32(p.Std[c])
+		}
 		for y := 0; y < h; y++ {
 			for x := 0; x < w; x++ {
 				v := float32(rgb.Pix[y*rgb.Stride+4*x+c])
@@ -174,34 +179,6 @@ func (p *Preprocess) Pixels(img image.Image) (px []float32, h, w int) {
 		}
 	}
 	return px, h, w
-}
-
-// resize scales src to w × h with the configured filter, rounding the
-// result to 8 bits per channel.
-func (p *Preprocess) resize(src *image.RGBA, w, h int) *image.RGBA {
-	sb := src.Bounds()
-	if sb.Dx() == w && sb.Dy() == h {
-		return src
-	}
-	wide := image.NewRGBA64(image.Rect(0, 0, w, h))
-	var s draw.Scaler
-	switch p.Resample {
-	case resampleNearest:
-		s = draw.NearestNeighbor
-	case resampleBicubic:
-		s = draw.CatmullRom
-	default:
-		s = draw.BiLinear
-	}
-	s.Scale(wide, wide.Bounds(), src, sb, draw.Src, nil)
-	out := image.NewRGBA(wide.Bounds())
-	for i, v := range wide.Pix {
-		if i%2 == 0 {
-			hi := uint16(v)<<8 | uint16(wide.Pix[i+1])
-			out.Pix[i/2] = uint8((uint32(hi) + 128) / 257)
-		}
-	}
-	return out
 }
 
 // opaqueRGBA returns the RGB values of img, alpha dropped (the values

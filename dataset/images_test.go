@@ -3,6 +3,7 @@ package dataset
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
 )
 
 // writePNG writes img as a PNG file at path, creating its folder.
@@ -210,6 +212,43 @@ func TestLoadJPEG(t *testing.T) {
 	for _, v := range d.Pixels {
 		if v < -1 || v > 1 {
 			t.Fatalf("value %v outside [-1, 1]", v)
+		}
+	}
+}
+
+// TestResizeMatchesPillow checks the resized 8-bit values of three images,
+// for every filter and for shrinking and stretching, against Pillow's own
+// output (testdata/pil, see its README): every value must be equal.
+func TestResizeMatchesPillow(t *testing.T) {
+	dir := testenv.Testdata(t, "pil")
+	for _, name := range []string{"noise-37x23", "noise-64x16", "wave-9x13"} {
+		img, err := decodeImage(filepath.Join(dir, name+".png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []struct {
+			name     string
+			resample int
+		}{{"nearest", resampleNearest}, {"bilinear", resampleBilinear}, {"bicubic", resampleBicubic}} {
+			for _, size := range [][2]int{{16, 16}, {20, 12}} {
+				t.Run(fmt.Sprintf("%s %s %dx%d", name, f.name, size[0], size[1]), func(t *testing.T) {
+					want, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("%s.%s-%dx%d.rgb", name, f.name, size[0], size[1])))
+					if err != nil {
+						t.Fatal(err)
+					}
+					p := &Preprocess{DoResize: true, Width: size[0], Height: size[1], Resample: f.resample}
+					px, h, w := p.Pixels(img)
+					for y := 0; y < h; y++ {
+						for x := 0; x < w; x++ {
+							for c := 0; c < 3; c++ {
+								if got, ref := px[(c*h+y)*w+x], want[(y*w+x)*3+c]; got != float32(ref) {
+									t.Fatalf("pixel (%d, %d) channel %d = %v, Pillow %d", x, y, c, got, ref)
+								}
+							}
+						}
+					}
+				})
+			}
 		}
 	}
 }
