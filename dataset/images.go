@@ -183,15 +183,45 @@ func (p *Preprocess) Pixels(img image.Image) (px []float32, h, w int) {
 
 // opaqueRGBA returns the RGB values of img, alpha dropped (the values
 // un-premultiplied, as a PNG with alpha stores them), in an opaque RGBA
-// image whose bounds start at (0, 0).
+// image whose bounds start at (0, 0). The image types the PNG and JPEG
+// decoders return for colour images are read directly.
 func opaqueRGBA(img image.Image) *image.RGBA {
 	b := img.Bounds()
-	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	w := b.Dx()
+	out := image.NewRGBA(image.Rect(0, 0, w, b.Dy()))
+	var row func(o []uint8, y int)
+	switch src := img.(type) {
+	case *image.NRGBA:
+		row = func(o []uint8, y int) {
+			copy(o[:4*w], src.Pix[src.PixOffset(b.Min.X, y):])
+		}
+	case *image.YCbCr:
+		row = func(o []uint8, y int) {
+			for x := range w {
+				yi, ci := src.YOffset(b.Min.X+x, y), src.COffset(b.Min.X+x, y)
+				o[4*x], o[4*x+1], o[4*x+2] = color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
+			}
+		}
+	case *image.RGBA:
+		if src.Opaque() {
+			row = func(o []uint8, y int) {
+				copy(o[:4*w], src.Pix[src.PixOffset(b.Min.X, y):])
+			}
+		}
+	}
+	if row == nil {
+		row = func(o []uint8, y int) {
+			for x := range w {
+				c := color.NRGBAModel.Convert(img.At(b.Min.X+x, y)).(color.NRGBA)
+				o[4*x], o[4*x+1], o[4*x+2] = c.R, c.G, c.B
+			}
+		}
+	}
 	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
-			i := out.PixOffset(x-b.Min.X, y-b.Min.Y)
-			out.Pix[i], out.Pix[i+1], out.Pix[i+2], out.Pix[i+3] = c.R, c.G, c.B, 255
+		o := out.Pix[(y-b.Min.Y)*out.Stride:]
+		row(o, y)
+		for x := range w {
+			o[4*x+3] = 255
 		}
 	}
 	return out
