@@ -115,8 +115,14 @@ func (p *pass) rope(hd int, theta float64) *ropeTable {
 	return rt
 }
 
-// run evaluates the network on in.
-func (p *pass) run(in *Input) {
+// run evaluates the network on in. It fails only when a streamed model
+// cannot fill a block's weights.
+func (p *pass) run(in *Input) error {
+	s := p.m.stream
+	if s != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
 	p.ids, p.types = in.IDs, in.TokenTypes
 	x := p.embed(in)
 	p.x0 = x
@@ -126,13 +132,22 @@ func (p *pass) run(in *Input) {
 		if p.train {
 			t = &p.layers[i]
 		}
+		if s != nil {
+			if err := s.fill(p.m.blocks[i], i); err != nil {
+				return err
+			}
+		}
 		x = p.layerForward(i, t, x)
+		if s != nil {
+			s.drop(p.m.blocks[i])
+		}
 		if i < len(p.n.layers)-1 || !p.n.finalInHidden || p.n.final == nil {
 			p.snapshot(x)
 		}
 	}
 	p.xL = x
 	p.head()
+	return nil
 }
 
 // snapshot records a hidden state when they are requested.
@@ -443,7 +458,10 @@ func (m *Model) Forward(in *Input, opt Options) (*Output, error) {
 	ar.reset()
 	p := m.newPass(B, T, false, ar)
 	p.wantHidden = opt.Hidden
-	p.run(in)
+	if err := p.run(in); err != nil {
+		m.arenas.Put(ar)
+		return nil, err
+	}
 	out := p.output()
 	m.arenas.Put(ar)
 	return out, nil

@@ -52,6 +52,9 @@ type OutputGrad struct {
 // next call of Forward. The parameters must not change between Forward and
 // the matching Backward.
 func (t *Trainer) Forward(in *Input, opt Options) (*Output, error) {
+	if t.m.stream != nil {
+		return nil, errStreamedTraining
+	}
 	B, T, err := t.m.positions(in)
 	if err != nil {
 		return nil, err
@@ -66,7 +69,9 @@ func (t *Trainer) Forward(in *Input, opt Options) (*Output, error) {
 	if in.TokenTypes != nil {
 		cp.TokenTypes = append([]int(nil), in.TokenTypes...)
 	}
-	t.p.run(&cp)
+	if err := t.p.run(&cp); err != nil {
+		return nil, err
+	}
 	return t.p.output(), nil
 }
 

@@ -272,6 +272,18 @@ func (m *Model) Tensor(name string) ([]float32, []int, error) {
 	return nil, nil, fmt.Errorf("no tensor %q", name)
 }
 
+// Shape returns the shape of a dense tensor by its original name, as
+// Tensor would return it, without materializing anything.
+func (m *Model) Shape(name string) ([]int, error) {
+	if _, s, ok := m.SplitName(name); ok {
+		return append([]int(nil), m.suffix[s].Shape...), nil
+	}
+	if d, ok := m.pass[name]; ok {
+		return append([]int(nil), d.Shape...), nil
+	}
+	return nil, fmt.Errorf("no tensor %q", name)
+}
+
 // IsPassthrough reports whether name is a tensor stored unchanged, outside
 // the layer stack.
 func (m *Model) IsPassthrough(name string) bool {
