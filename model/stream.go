@@ -22,7 +22,7 @@ const (
 	// file and dtype, a VLoRA model as bases and factors — and builds each
 	// block's dense weights only while a forward pass runs that block
 	// (transformer.LoadStreamed). Memory is then the stored model plus one
-	// block's float32 weights; training passes are refused.
+	// block's float32 weights.
 	Streamed
 )
 

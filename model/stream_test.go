@@ -80,9 +80,6 @@ func TestStreamedMatchesResident(t *testing.T) {
 					}
 				}
 			}
-			if _, err := st.Net.NewTrainer().Forward(tc.in, transformer.Options{}); err == nil {
-				t.Error("training pass on a streamed model: no error")
-			}
 		})
 	}
 }

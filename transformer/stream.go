@@ -1,7 +1,6 @@
 package transformer
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
@@ -23,9 +22,6 @@ type Shaper interface {
 	Shape(name string) ([]int, error)
 }
 
-// errStreamedTraining reports a training pass on a streamed model.
-var errStreamedTraining = errors.New("transformer: a streamed model runs inference passes only")
-
 // LoadStreamed builds the model described by cfg whose blocks' weights are
 // filled by src only while a pass runs each block, into buffers shared by
 // all blocks: a model of L blocks then holds the dense weights of one block,
@@ -34,7 +30,9 @@ var errStreamedTraining = errors.New("transformer: a streamed model runs inferen
 // The blocks' shapes come from w's Shape method when it has one.
 //
 // Passes on a streamed model run one at a time (concurrent Forward calls
-// wait for each other), and training passes are refused.
+// wait for each other). A training pass fills each block twice, in the
+// forward and in the backward pass; NewBlockTrainer keeps its gradients to
+// one block too.
 func LoadStreamed(cfg *formats.Config, w Weights, src LayerSource) (*Model, error) {
 	if w == nil || src == nil {
 		return nil, fmt.Errorf("transformer: no weights")
