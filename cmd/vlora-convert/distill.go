@@ -100,13 +100,14 @@ func (d *distillFlags) run(ctx context.Context, s streams, t distillTarget) (ran
 // runStage loads the teacher (and the student when t has none), runs the
 // distillation job and prints its summary.
 func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget) error {
-	teacher, err := model.LoadDense(t.original)
+	teacher, err := model.LoadDenseAs(t.original, model.Auto)
 	if errors.Is(err, model.ErrUnsupportedArchitecture) {
 		return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
 	}
 	if err != nil {
 		return err
 	}
+	defer teacher.Close()
 	if t.student == nil {
 		if t.student, err = vlora.Load(t.input); err != nil {
 			return err
