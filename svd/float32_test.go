@@ -95,3 +95,62 @@ func TestFactorizeFloat32Invalid(t *testing.T) {
 		})
 	}
 }
+
+// TestCholQR2 checks the fast orthonormalization of the float32 path: on a
+// well-conditioned tall matrix it succeeds, and the result is orthonormal
+// and spans the same columns (Q·QᵀY = Y); on a rank-deficient one it
+// declines and leaves the matrix unchanged, so that the Householder QR runs.
+func TestCholQR2(t *testing.T) {
+	// spanTol bounds ‖Y − Q·QᵀY‖/‖Y‖ for float32 products.
+	const spanTol = 1e-5
+	rng := rand.New(rand.NewPCG(11, 12))
+	deficient := gaussian(rng, 300, 20)
+	for i := range 300 {
+		deficient.Set(i, 19, deficient.At(i, 3))
+	}
+	for _, tc := range []struct {
+		name string
+		y    *mat.Dense
+		ok   bool
+	}{
+		{name: "gaussian 500×40", y: gaussian(rng, 500, 40), ok: true},
+		{name: "graded 400×30", y: withSpectrum(rng, 400, 30, decaying(30, 0.8)), ok: true},
+		{name: "rank deficient", y: deficient, ok: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := mat.DenseCopyOf(tc.y)
+			op := &float32Op{threads: 1}
+			if got := op.cholQR2(y); got != tc.ok {
+				t.Fatalf("cholQR2 = %v, want %v", got, tc.ok)
+			}
+			if !tc.ok {
+				if !mat.Equal(y, tc.y) {
+					t.Error("declined, but changed the matrix")
+				}
+				return
+			}
+			_, l := y.Dims()
+			var g mat.Dense
+			g.Mul(y.T(), y)
+			if !mat.EqualApprox(&g, eye(l), orthoTol) {
+				t.Error("QᵀQ is not the identity")
+			}
+			var proj, back mat.Dense
+			proj.Mul(y.T(), tc.y)
+			back.Mul(y, &proj)
+			back.Sub(&back, tc.y)
+			if e := mat.Norm(&back, 2) / mat.Norm(tc.y, 2); e > spanTol {
+				t.Errorf("‖Y − QQᵀY‖/‖Y‖ = %v", e)
+			}
+		})
+	}
+}
+
+// eye returns the n×n identity.
+func eye(n int) *mat.Dense {
+	d := mat.NewDense(n, n, nil)
+	for i := range n {
+		d.Set(i, i, 1)
+	}
+	return d
+}

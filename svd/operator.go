@@ -16,6 +16,9 @@ type operator interface {
 	product(dst *mat.Dense, trans bool, x *mat.Dense)
 	// dense returns W as a float64 matrix, for the exact fallback.
 	dense() *mat.Dense
+	// orthonormalize replaces the tall matrix y in place by an orthonormal
+	// basis of its column space, to the precision of the products.
+	orthonormalize(y *mat.Dense)
 }
 
 // denseOp is a float64 operator whose products run through gonum.
@@ -33,6 +36,8 @@ func (o denseOp) product(dst *mat.Dense, trans bool, x *mat.Dense) {
 
 func (o denseOp) dense() *mat.Dense { return o.d }
 
+func (o denseOp) orthonormalize(y *mat.Dense) { orthonormalize(y) }
+
 // float32Op is a row-major float32 operator whose products run through the
 // packed SGEMM of internal/kernels: x is rounded to float32, multiplied with
 // float32 accumulation, and the result widened back to float64. Only the
@@ -41,8 +46,10 @@ type float32Op struct {
 	w       []float32
 	m, n    int
 	threads int
-	// xs and ys are reused conversion buffers for x and dst.
-	xs, ys []float32
+	// xs and ys are reused conversion buffers for x and dst; q, t, g and
+	// ri are the work buffers of orthonormalize.
+	xs, ys      []float32
+	q, t, g, ri []float32
 }
 
 func (o *float32Op) Dims() (int, int) { return o.m, o.n }
@@ -92,4 +99,82 @@ func fit(s []float32, n int) []float32 {
 		return make([]float32, n)
 	}
 	return s[:n]
+}
+
+// orthoTol is the largest deviation of QᵀQ from the identity that
+// float32Op.cholQR2 accepts. Rounding in float32
+// leaves deviations of about √rows·6e-8 (under 1e-5 for 10⁴ rows); larger
+// ones mean the sketch was too ill-conditioned for the Gram matrix, and the
+// Householder QR in float64 is used instead.
+const orthoTol = 1e-4
+
+// orthonormalize replaces y by an orthonormal basis of its column space:
+// cholQR2, or the Householder QR in float64 when cholQR2 declines.
+func (o *float32Op) orthonormalize(y *mat.Dense) {
+	if !o.cholQR2(y) {
+		orthonormalize(y)
+	}
+}
+
+// cholQR2 runs CholeskyQR2 on the float32 SGEMM: twice, the Gram matrix
+// G = YᵀY (l×l), its Cholesky factor G = RᵀR in float64, and Y ← Y·R⁻¹.
+// Its cost is a few small products instead of a level-2 Householder sweep
+// over the whole matrix. It leaves y unchanged and returns false when G is
+// not numerically positive definite (a sketch of lower rank than its
+// width) or the result is not orthonormal to orthoTol.
+func (o *float32Op) cholQR2(y *mat.Dense) bool {
+	r, l := y.Dims()
+	o.q, o.t = fit(o.q, r*l), fit(o.t, r*l)
+	o.g, o.ri = fit(o.g, l*l), fit(o.ri, l*l)
+	for i := range r {
+		out := o.q[i*l : (i+1)*l]
+		for j, v := range y.RawRowView(i) {
+			out[j] = float32(v)
+		}
+	}
+	k := kernels.Options{Threads: o.threads}
+	sym := mat.NewSymDense(l, nil)
+	var ch mat.Cholesky
+	var u, inv mat.TriDense
+	for range 2 {
+		k.Sgemm(true, false, l, l, r, 1, o.q, l, o.q, l, 0, o.g, l)
+		for i := range l {
+			for j := i; j < l; j++ {
+				sym.SetSym(i, j, float64(o.g[i*l+j]))
+			}
+		}
+		if !ch.Factorize(sym) {
+			return false
+		}
+		ch.UTo(&u)
+		if err := inv.InverseTri(&u); err != nil {
+			return false
+		}
+		for i := range l {
+			for j := range l {
+				o.ri[i*l+j] = float32(inv.At(i, j))
+			}
+		}
+		k.Sgemm(false, false, r, l, l, 1, o.q, l, o.ri, l, 0, o.t, l)
+		o.q, o.t = o.t, o.q
+	}
+	k.Sgemm(true, false, l, l, r, 1, o.q, l, o.q, l, 0, o.g, l)
+	for i := range l {
+		for j := range l {
+			want := float32(0)
+			if i == j {
+				want = 1
+			}
+			if d := o.g[i*l+j] - want; d > orthoTol || d < -orthoTol || d != d {
+				return false
+			}
+		}
+	}
+	for i := range r {
+		row := y.RawRowView(i)
+		for j, v := range o.q[i*l : (i+1)*l] {
+			row[j] = float64(v)
+		}
+	}
+	return true
 }

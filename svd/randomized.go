@@ -70,13 +70,13 @@ func randomizedSVD(d operator, l, powerIters int, rng *rand.Rand) (thinSVD, erro
 	}
 	q := mat.NewDense(rows, l, nil)
 	mul(q, false, omega)
-	orthonormalize(q)
+	d.orthonormalize(q)
 	z := omega // reuse: same cols×l shape
 	for range powerIters {
 		mul(z, true, q)
-		orthonormalize(z)
+		d.orthonormalize(z)
 		mul(q, false, z)
-		orthonormalize(q)
+		d.orthonormalize(q)
 	}
 
 	// The projected matrix Qᵀ·w is l×cols; it is formed as (wᵀ·Q)ᵀ.
