@@ -28,5 +28,6 @@ rm -rf "$WORK/out-svd"
     --base mean --svd randomized --distill-steps 0 -q 2> "$WORK/time-svd.log" > /dev/null
 wall=$(grep "Elapsed (wall clock)" "$WORK/time-svd.log" | awk '{print $NF}')
 rss=$(grep "Maximum resident set size" "$WORK/time-svd.log" | awk '{print $NF}')
-echo "vlora-convert compress: wall=$wall peak_rss=$((rss / 1024)) MiB"
+cpu=$(grep -E "(User|System) time" "$WORK/time-svd.log" | awk '{s += $NF} END {print s}')
+echo "vlora-convert compress: wall=$wall cpu_s=$cpu peak_rss=$((rss / 1024)) MiB"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
