@@ -83,6 +83,9 @@ type distillTarget struct {
 	// compressed, when set, is the SVD stage's summary, printed with the
 	// distillation's in JSON.
 	compressed *summary
+	// clock, when set, holds the stages that ran before this one; the
+	// distillation's stages are added to it.
+	clock *stageClock
 }
 
 // run runs the distillation stage on t and prints its summary; ran reports
@@ -100,18 +103,29 @@ func (d *distillFlags) run(ctx context.Context, s streams, t distillTarget) (ran
 // runStage loads the teacher (and the student when t has none), runs the
 // distillation job and prints its summary.
 func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget) error {
-	teacher, err := model.LoadDenseAs(t.original, model.Auto)
-	if errors.Is(err, model.ErrUnsupportedArchitecture) {
-		return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
+	if t.clock == nil {
+		t.clock = &stageClock{}
+	}
+	var teacher *model.Model
+	err := t.clock.run("read", func() error {
+		var err error
+		teacher, err = model.LoadDenseAs(t.original, model.Auto)
+		if errors.Is(err, model.ErrUnsupportedArchitecture) {
+			return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
+		}
+		if err != nil {
+			return err
+		}
+		if t.student == nil {
+			t.student, err = vlora.Load(t.input)
+		}
+		return err
+	})
+	if teacher != nil {
+		defer teacher.Close()
 	}
 	if err != nil {
 		return err
-	}
-	defer teacher.Close()
-	if t.student == nil {
-		if t.student, err = vlora.Load(t.input); err != nil {
-			return err
-		}
 	}
 	var last distill.Stats
 	bar := newProgress(s.ErrOut, t.quiet, "distill", int64(d.steps), func() string {
@@ -120,7 +134,7 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 	job := distillJob{
 		Teacher: teacher, Student: t.student, Output: t.output,
 		Data: d.data, PoolSize: d.pool, SeqLen: d.seqLen, EvalData: d.evalData, EvalSamples: d.evalSamples,
-		Options: d.options(t.seed),
+		Options: d.options(t.seed), Clock: t.clock,
 	}
 	job.Options.Progress = func(p stage.Progress) {
 		last.Loss, last.TokensPerSec = p.Loss, p.TokensPerSec
@@ -137,6 +151,7 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 		}
 		return err
 	}
+	sum.Stages = t.clock.stats
 	return printDistill(s, sum, t)
 }
 
