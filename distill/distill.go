@@ -57,6 +57,11 @@ type Options struct {
 	// zero value, model.Auto, streams large models, building each layer's
 	// weights from the bases and factors only while a pass runs it.
 	Residency model.Residency
+	// Recompute keeps only each layer's input during the student's
+	// forward pass and recomputes the layer's activations in the backward
+	// pass (transformer.Trainer.Recompute): less memory when activations
+	// dominate, one more forward pass per step, the same result.
+	Recompute bool
 	// TeacherCacheBytes bounds the memory used to keep teacher
 	// log-probabilities of the training items (default 1 GiB).
 	TeacherCacheBytes int64
@@ -254,6 +259,7 @@ func newRun(teacherModel *model.Model, vm *vlora.Model, train *dataset.Dataset, 
 		return nil, err
 	}
 	r.trainer = loaded.Net.NewBlockTrainer(st.chainBlock)
+	r.trainer.Recompute = opt.Recompute
 	// Probe the output shape with one item.
 	probe, err := teacherModel.Net.Forward(train.Gather([]int{0}), transformer.Options{})
 	if err != nil {

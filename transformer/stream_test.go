@@ -12,10 +12,10 @@ import (
 
 // TestBlockTrainerMatchesTrainer checks that NewBlockTrainer hands over,
 // block by block, exactly the gradients NewTrainer returns, on a resident
-// and on a streamed model, and that a streamed model's training forward
-// pass gives the resident one's logits.
+// and on a streamed model, with and without recomputation, and that their
+// training forward passes give the resident one's logits.
 func TestBlockTrainerMatchesTrainer(t *testing.T) {
-	for _, name := range []string{"llama-gqa-untied", "qwen2-bias-tied", "gpt2"} {
+	for _, name := range []string{"llama-gqa-untied", "qwen2-bias-tied", "gpt2", "bert"} {
 		t.Run(name, func(t *testing.T) {
 			ck, err := formats.OpenCheckpoint(testenv.GoldenModel(t, name))
 			if err != nil {
@@ -34,23 +34,26 @@ func TestBlockTrainerMatchesTrainer(t *testing.T) {
 			in := &transformer.Input{Batch: 2, Seq: 4, IDs: []int{1, 5, 2, 7, 3, 3, 9, 4}}
 			want, wantOut := gradsOf(t, resident.NewTrainer(), in, nil)
 			for _, m := range []*transformer.Model{resident, streamed} {
-				blocks := map[string][]float32{}
-				tr := m.NewBlockTrainer(func(l int, grads []*transformer.Param) error {
-					for _, g := range grads {
-						blocks[g.Name] = slices.Clone(g.Data)
+				for _, recompute := range []bool{false, true} {
+					blocks := map[string][]float32{}
+					tr := m.NewBlockTrainer(func(l int, grads []*transformer.Param) error {
+						for _, g := range grads {
+							blocks[g.Name] = slices.Clone(g.Data)
+						}
+						return nil
+					})
+					tr.Recompute = recompute
+					got, out := gradsOf(t, tr, in, blocks)
+					if !slices.Equal(out, wantOut) {
+						t.Errorf("streamed %v recompute %v: logits differ", m.Streamed(), recompute)
 					}
-					return nil
-				})
-				got, out := gradsOf(t, tr, in, blocks)
-				if !slices.Equal(out, wantOut) {
-					t.Errorf("streamed %v: logits differ", m.Streamed())
-				}
-				if len(got) != len(want) {
-					t.Fatalf("streamed %v: %d gradients, want %d", m.Streamed(), len(got), len(want))
-				}
-				for n, g := range want {
-					if !slices.Equal(got[n], g) {
-						t.Errorf("streamed %v: gradient of %s differs", m.Streamed(), n)
+					if len(got) != len(want) {
+						t.Fatalf("streamed %v recompute %v: %d gradients, want %d", m.Streamed(), recompute, len(got), len(want))
+					}
+					for n, g := range want {
+						if !slices.Equal(got[n], g) {
+							t.Errorf("streamed %v recompute %v: gradient of %s differs", m.Streamed(), recompute, n)
+						}
 					}
 				}
 			}
@@ -60,20 +63,31 @@ func TestBlockTrainerMatchesTrainer(t *testing.T) {
 
 // gradsOf runs one training step of tr on in with a fixed logit gradient
 // and returns every parameter's gradient (blocks, when not nil, collects
-// the block gradients handed over during Backward) and the logits.
+// the block gradients handed over during Backward) and the logits (the last
+// hidden state for encoders).
 func gradsOf(t *testing.T, tr *transformer.Trainer, in *transformer.Input, blocks map[string][]float32) (map[string][]float32, []float32) {
 	t.Helper()
 	out, err := tr.Forward(in, transformer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logits := slices.Clone(out.Logits)
+	// Encoders without a head are differentiated through their last
+	// hidden state.
+	y := out.Logits
+	if y == nil {
+		y = out.LastHidden
+	}
+	logits := slices.Clone(y)
 	rng := rand.New(rand.NewPCG(1, 2))
-	g := make([]float32, len(out.Logits))
+	g := make([]float32, len(y))
 	for i := range g {
 		g[i] = float32(rng.NormFloat64())
 	}
-	grads, err := tr.Backward(&transformer.OutputGrad{Logits: g})
+	og := &transformer.OutputGrad{Logits: g}
+	if out.Logits == nil {
+		og = &transformer.OutputGrad{LastHidden: g}
+	}
+	grads, err := tr.Backward(og)
 	if err != nil {
 		t.Fatal(err)
 	}

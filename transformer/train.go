@@ -24,6 +24,15 @@ type Trainer struct {
 	// whichever block is being differentiated.
 	onBlock    func(l int, grads []*Param) error
 	blockGrads []*Param
+
+	// Recompute, set before Forward, trades compute for memory
+	// (activation checkpointing per block): the forward pass keeps only
+	// each block's input, and the backward pass runs every block's forward
+	// again just before differentiating it. Activation memory then is the
+	// blocks' inputs plus one block's intermediates instead of every
+	// block's, at the cost of one more forward pass. Gradients are the
+	// same.
+	Recompute bool
 }
 
 // NewTrainer returns a Trainer for m. It holds a gradient buffer for every
@@ -97,6 +106,7 @@ func (t *Trainer) Forward(in *Input, opt Options) (*Output, error) {
 	}
 	t.ar.reset()
 	t.p = t.m.newPass(B, T, true, &t.ar)
+	t.p.recompute = t.Recompute
 	t.p.wantHidden = opt.Hidden
 	// The pass keeps references to the ids; copy them so the caller may
 	// reuse its input buffers.
@@ -289,6 +299,11 @@ func (p *pass) backward(g *OutputGrad, grad map[*Param][]float32, block func(l i
 			if err := st.fill(p.m.blocks[l], l); err != nil {
 				return err
 			}
+		}
+		if p.recompute {
+			p.recomputing = true
+			p.layerForward(l, &p.layers[l], p.layers[l].in)
+			p.recomputing = false
 		}
 		p.layerBackward(&n.layers[l], &p.layers[l], dx, s, gb)
 		if st != nil {

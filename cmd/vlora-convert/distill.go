@@ -22,7 +22,7 @@ type distillFlags struct {
 	steps, batch, seqLen, pool, evalSamples, warmup, ckptEvery int
 	data, evalData, train                                      string
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
-	resume                                                     bool
+	resume, recompute                                          bool
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -42,6 +42,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Float64Var(&d.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
 	fl.IntVar(&d.ckptEvery, "checkpoint-every", 50, "save a checkpoint every N steps (0: never)")
 	fl.BoolVar(&d.resume, "resume", false, "continue from the checkpoint left by an interrupted run")
+	fl.BoolVar(&d.recompute, "recompute", false, "keep only each layer's input and recompute its activations in the backward pass (less memory, one more forward pass)")
 }
 
 // validate checks the flags for a run of steps steps.
@@ -60,7 +61,7 @@ func (d *distillFlags) options(seed uint64) distill.Options {
 	return distill.Options{
 		Steps: d.steps, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
 		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
-		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
+		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume, Recompute: d.recompute,
 	}
 }
 
