@@ -10,9 +10,9 @@
 #
 # Stages, each under /usr/bin/time -v:
 #   compress  -k 4 -r 64 --base mean --svd randomized --distill-steps 0
-#   verify    512 tokens of ../shared/data/stdlib-bytes/eval.safetensors (4 × 128)
+#   verify    128 tokens of ../shared/data/stdlib-bytes/eval.safetensors (2 × 64)
 #   distill   1 step, batch 4 × 256 of calib.safetensors, default recipe (--train bases,
-#             hidden-state term), evaluation on 1 sequence
+#             hidden-state term, --recompute when RECOMPUTE=1), evaluation on 1 sequence
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/vlora-bench}
@@ -52,9 +52,9 @@ for s in "${shapes[@]}"; do
   params=$("$WORK/vlora-convert" inspect "$out" --json | jq .params_original)
   sed -i "s/^$s,0,compress,/$s,$params,compress,/" "$csv"
   measure "$s" "$params" verify "$WORK/vlora-convert" verify --original "$model" --compressed "$out" \
-      --data "$DATA/eval.safetensors" --samples 4 --seq-len 128 -q
+      --data "$DATA/eval.safetensors" --samples 2 --seq-len 64 -q
   measure "$s" "$params" distill-step "$WORK/vlora-convert" distill "$out" --original "$model" --out "$out-distilled" \
       --steps 1 --batch 4 --seq-len 256 --data "$DATA/calib.safetensors" --eval-data "$DATA/eval.safetensors" \
-      --eval-samples 1 --checkpoint-every 0 -q --json
+      --eval-samples 1 --checkpoint-every 0 ${RECOMPUTE:+--recompute} -q --json
 done
 go run ./internal/tools/scaleplot -in "$csv" -out docs/scaling.png
