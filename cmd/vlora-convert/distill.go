@@ -128,6 +128,7 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 	if err != nil {
 		return err
 	}
+	tightenGC(teacher)
 	var last distill.Stats
 	bar := newProgress(s.ErrOut, t.quiet, "distill", int64(d.steps), func() string {
 		return fmt.Sprintf("loss %.4f  %.0f tok/s", last.Loss, last.TokensPerSec)

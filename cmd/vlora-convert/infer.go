@@ -54,6 +54,7 @@ func (o *inferOptions) Run(context.Context) error {
 		return err
 	}
 	defer m.Close()
+	tightenGC(m)
 	f, err := formats.Open(o.input)
 	if err != nil {
 		return err

@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vlora-convert/vlora-convert/model"
 )
 
 // stageStat is the wall time and peak memory of one stage of a command, as
@@ -81,4 +84,24 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// streamedGCPercent is the garbage collector's target when a model is
+// streamed: the heap is then mostly large pointer-free float32 slices,
+// which cost the collector little to scan, and the default of 100 would let
+// the heap grow to twice the live model before a collection.
+const streamedGCPercent = 25
+
+// tightenGC lowers the garbage collector's target to streamedGCPercent when
+// any of models is streamed, unless GOGC is set.
+func tightenGC(models ...*model.Model) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	for _, m := range models {
+		if m != nil && m.Net.Streamed() {
+			debug.SetGCPercent(streamedGCPercent)
+			return
+		}
+	}
 }

@@ -90,6 +90,7 @@ func (o *verifyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer comp.Close()
+	tightenGC(orig, comp)
 	var rep *verify.Report
 	err = clock.run("evaluate", func() error {
 		bar := newProgress(o.ErrOut, o.quiet, "evaluate", 1, nil)
