@@ -382,9 +382,13 @@ func (p *pipeline) passthrough(pt vlora.TensorDesc) error {
 
 // compound computes the base and increments of one suffix in one compound.
 // The base is the first layer or the mean accumulated in float64, stored
-// as float32; increments are taken against the stored base.
+// as float32; increments are taken against the stored base. With the mean,
+// the compound's layer tensors read for it are kept for their increments,
+// so that every tensor is read and converted once: K+1 layer tensors per
+// worker at most.
 func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, suffix string) error {
 	var base []float32
+	var kept [][]float32
 	if p.opt.Base == vlora.BaseMean {
 		var sum []float64
 		for _, l := range layers {
@@ -401,6 +405,7 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 			for i, v := range w {
 				sum[i] += float64(v)
 			}
+			kept = append(kept, w)
 		}
 		inv := 1 / float64(len(layers))
 		base = make([]float32, len(sum))
@@ -424,20 +429,26 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := p.increment(l, si, suffix, base); err != nil {
+		var w []float32
+		if kept != nil {
+			w, kept[j] = kept[j], nil
+		} else {
+			var err error
+			if w, err = p.readChecked(p.st.Name(l, suffix)); err != nil {
+				return err
+			}
+		}
+		if err := p.increment(l, si, suffix, base, w); err != nil {
 			return fmt.Errorf("layer %d %s: %w", l, suffix, err)
 		}
 	}
 	return nil
 }
 
-// increment factorizes W_l − base and spools the result.
-func (p *pipeline) increment(l, si int, suffix string, base []float32) error {
+// increment factorizes W_l − base, where w holds W_l (and is overwritten),
+// and spools the result.
+func (p *pipeline) increment(l, si int, suffix string, base, w []float32) error {
 	shape := p.st.Shapes[suffix]
-	w, err := p.readChecked(p.st.Name(l, suffix))
-	if err != nil {
-		return err
-	}
 	var wnorm float64
 	for i, v := range w {
 		wnorm += float64(v) * float64(v)
