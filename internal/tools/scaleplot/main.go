@@ -1,11 +1,12 @@
 // Command scaleplot draws the scaling benchmark of scripts/bench-scaling.sh:
-// wall time and peak RSS of each stage against the parameter count, on
-// log-log axes, side by side in one PNG.
+// wall time, CPU time and peak RSS of each stage against the parameter
+// count, on log-log axes, side by side in one PNG. CPU time is the steadier
+// measure on a shared machine.
 //
 //	go run ./internal/tools/scaleplot -in scaling.csv -out docs/scaling.png
 //
-// The input is CSV with the header model,params,stage,wall_s,peak_rss_mib
-// (further columns are ignored).
+// The input is CSV with the header model,params,stage,wall_s,peak_rss_mib,
+// cpu_s (further columns are ignored).
 package main
 
 import (
@@ -28,9 +29,9 @@ import (
 
 // row is one measurement.
 type row struct {
-	stage         string
-	params        float64
-	wallS, rssMiB float64
+	stage               string
+	params              float64
+	wallS, rssMiB, cpuS float64
 }
 
 func main() {
@@ -46,7 +47,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scaleplot:", err)
 		os.Exit(2)
 	}
-	if err := draw2(rows, *out); err != nil {
+	if err := draw3(rows, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "scaleplot:", err)
 		os.Exit(1)
 	}
@@ -68,15 +69,15 @@ func read(path string) ([]row, error) {
 	}
 	var rows []row
 	for i, r := range recs[1:] {
-		if len(r) < 5 {
-			return nil, fmt.Errorf("%s: line %d: %d fields, want 5", path, i+2, len(r))
+		if len(r) < 6 {
+			return nil, fmt.Errorf("%s: line %d: %d fields, want 6", path, i+2, len(r))
 		}
-		var x row
-		x.stage = r[2]
-		for j, dst := range []*float64{&x.params, &x.wallS, &x.rssMiB} {
-			v, err := strconv.ParseFloat(r[[]int{1, 3, 4}[j]], 64)
+		x := row{stage: r[2]}
+		for j, dst := range []*float64{&x.params, &x.wallS, &x.rssMiB, &x.cpuS} {
+			f := r[[]int{1, 3, 4, 5}[j]]
+			v, err := strconv.ParseFloat(f, 64)
 			if err != nil || v <= 0 {
-				return nil, fmt.Errorf("%s: line %d: bad number %q", path, i+2, r[[]int{1, 3, 4}[j]])
+				return nil, fmt.Errorf("%s: line %d: bad number %q", path, i+2, f)
 			}
 			*dst = v
 		}
@@ -85,9 +86,9 @@ func read(path string) ([]row, error) {
 	return rows, nil
 }
 
-// draw2 writes the wall-time and peak-RSS panels into a PNG at out, through
-// a temporary file renamed into place.
-func draw2(rows []row, out string) error {
+// draw3 writes the wall-time, CPU-time and peak-RSS panels into a PNG at
+// out, through a temporary file renamed into place.
+func draw3(rows []row, out string) error {
 	var stages []string
 	for _, r := range rows {
 		if !slices.Contains(stages, r.stage) {
@@ -98,17 +99,23 @@ func draw2(rows []row, out string) error {
 	if err != nil {
 		return err
 	}
+	cpu, err := panel(rows, stages, "CPU time (s)", func(r row) float64 { return r.cpuS })
+	if err != nil {
+		return err
+	}
 	rss, err := panel(rows, stages, "peak RSS (MiB)", func(r row) float64 { return r.rssMiB })
 	if err != nil {
 		return err
 	}
-	const w, h = 12 * vg.Inch, 5 * vg.Inch
+	const w, h = 15 * vg.Inch, 5 * vg.Inch
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2}
-	canvases := plot.Align([][]*plot.Plot{{wall, rss}}, tiles, dc)
-	wall.Draw(canvases[0][0])
-	rss.Draw(canvases[0][1])
+	tiles := draw.Tiles{Rows: 1, Cols: 3, PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2}
+	panels := []*plot.Plot{wall, cpu, rss}
+	canvases := plot.Align([][]*plot.Plot{panels}, tiles, dc)
+	for i, p := range panels {
+		p.Draw(canvases[0][i])
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".scaleplot-*.png")
 	if err != nil {
 		return err
