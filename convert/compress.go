@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
-	"gonum.org/v1/gonum/mat"
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/stage"
@@ -287,6 +286,9 @@ type pipeline struct {
 	done      int
 	total     int
 	fallbacks []string
+	// svdThreads is the number of goroutines each factorization's products
+	// use: 1 when tensors are factorized in parallel, one per core.
+	svdThreads int
 }
 
 func (p *pipeline) report(item string) {
@@ -298,8 +300,9 @@ func (p *pipeline) report(item string) {
 	}
 }
 
-func (p *pipeline) readChecked(name string) ([]float64, error) {
-	data, err := p.ck.ReadFloat64(name)
+// readChecked reads tensor name as float32 and checks that it is finite.
+func (p *pipeline) readChecked(name string) ([]float32, error) {
+	data, err := p.ck.ReadFloat32(name)
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +325,9 @@ func (p *pipeline) run(ctx context.Context) error {
 	workers := p.opt.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers > 1 {
+		p.svdThreads = 1
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
@@ -375,10 +381,16 @@ func (p *pipeline) passthrough(pt vlora.TensorDesc) error {
 }
 
 // compound computes the base and increments of one suffix in one compound.
+// The base is the first layer or the mean accumulated in float64, stored
+// as float32; increments are taken against the stored base. With the mean,
+// the compound's layer tensors read for it are kept for their increments,
+// so that every tensor is read and converted once: K+1 layer tensors per
+// worker at most.
 func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, suffix string) error {
-	shape := p.st.Shapes[suffix]
-	var base []float64
+	var base []float32
+	var kept [][]float32
 	if p.opt.Base == vlora.BaseMean {
+		var sum []float64
 		for _, l := range layers {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -387,17 +399,18 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 			if err != nil {
 				return err
 			}
-			if base == nil {
-				base = w
-				continue
+			if sum == nil {
+				sum = make([]float64, len(w))
 			}
 			for i, v := range w {
-				base[i] += v
+				sum[i] += float64(v)
 			}
+			kept = append(kept, w)
 		}
 		inv := 1 / float64(len(layers))
-		for i := range base {
-			base[i] *= inv
+		base = make([]float32, len(sum))
+		for i, v := range sum {
+			base[i] = float32(v * inv)
 		}
 	} else {
 		var err error
@@ -405,7 +418,7 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 			return err
 		}
 	}
-	if err := p.sp.put(vlora.BaseName(c, suffix), shape, to32(base)); err != nil {
+	if err := p.sp.put(vlora.BaseName(c, suffix), p.st.Shapes[suffix], base); err != nil {
 		return err
 	}
 	p.report(vlora.BaseName(c, suffix))
@@ -416,31 +429,37 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := p.increment(l, si, suffix, base); err != nil {
+		var w []float32
+		if kept != nil {
+			w, kept[j] = kept[j], nil
+		} else {
+			var err error
+			if w, err = p.readChecked(p.st.Name(l, suffix)); err != nil {
+				return err
+			}
+		}
+		if err := p.increment(l, si, suffix, base, w); err != nil {
 			return fmt.Errorf("layer %d %s: %w", l, suffix, err)
 		}
 	}
 	return nil
 }
 
-// increment factorizes W_l − base and spools the result.
-func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
+// increment factorizes W_l − base, where w holds W_l (and is overwritten),
+// and spools the result.
+func (p *pipeline) increment(l, si int, suffix string, base, w []float32) error {
 	shape := p.st.Shapes[suffix]
-	w, err := p.readChecked(p.st.Name(l, suffix))
-	if err != nil {
-		return err
-	}
 	var wnorm float64
-	for i := range w {
-		wnorm += w[i] * w[i]
-		w[i] -= base[i] // w now holds the increment Δ
+	for i, v := range w {
+		wnorm += float64(v) * float64(v)
+		w[i] = v - base[i] // w now holds the increment Δ
 	}
 	wnorm = math.Sqrt(wnorm)
 	inc := vlora.IncrementDesc{Layer: l, Suffix: suffix}
 	rows, cols := vlora.Matrix(shape)
 	dense := func(reason string) error {
 		inc.Kind, inc.Energy, inc.Reason = vlora.KindDense, 1, reason
-		if err := p.sp.put(vlora.DeltaName(l, suffix), shape, to32(w)); err != nil {
+		if err := p.sp.put(vlora.DeltaName(l, suffix), shape, w); err != nil {
 			return err
 		}
 		p.addIncrement(inc)
@@ -455,10 +474,11 @@ func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 		r := min(p.opt.Rank, rows, cols)
 		return dense(fmt.Sprintf("rank %d factors hold %d values, the dense increment %d", r, r*(rows+cols), rows*cols))
 	}
-	f, err := svd.Factorize(mat.NewDense(rows, cols, w), svd.Options{
+	f, err := svd.FactorizeFloat32(w, rows, cols, svd.Options{
 		Method: p.opt.SVD, Rank: p.opt.Rank, Energy: p.opt.Energy,
 		Oversample: p.opt.Oversample, PowerIters: p.opt.PowerIters,
-		Seed: p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
+		Seed:    p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
+		Threads: p.svdThreads,
 	})
 	if err != nil {
 		return err
@@ -500,14 +520,6 @@ func (p *pipeline) addIncrement(inc vlora.IncrementDesc) {
 	p.mf.Increments = append(p.mf.Increments, inc)
 	p.mu.Unlock()
 	p.report(fmt.Sprintf("layer %d %s", inc.Layer, inc.Suffix))
-}
-
-func to32(x []float64) []float32 {
-	out := make([]float32, len(x))
-	for i, v := range x {
-		out[i] = float32(v)
-	}
-	return out
 }
 
 func indentJSON(b []byte) []byte {

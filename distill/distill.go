@@ -53,6 +53,15 @@ type Options struct {
 	HiddenWeight float64
 	// Seed drives batch sampling; equal seeds give equal runs.
 	Seed uint64
+	// Residency says where the student's dense layer weights live: the
+	// zero value, model.Auto, streams large models, building each layer's
+	// weights from the bases and factors only while a pass runs it.
+	Residency model.Residency
+	// Recompute keeps only each layer's input during the student's
+	// forward pass and recomputes the layer's activations in the backward
+	// pass (transformer.Trainer.Recompute): less memory when activations
+	// dominate, one more forward pass per step, the same result.
+	Recompute bool
 	// TeacherCacheBytes bounds the memory used to keep teacher
 	// log-probabilities of the training items (default 1 GiB).
 	TeacherCacheBytes int64
@@ -226,7 +235,7 @@ type runState struct {
 // newRun prepares the student, the optimizer (restored from a checkpoint
 // when resuming) and the teacher cache.
 func newRun(teacherModel *model.Model, vm *vlora.Model, train *dataset.Dataset, opt params) (*runState, error) {
-	loaded, err := model.FromVLoRA(vm)
+	loaded, err := model.FromVLoRAAs(vm, opt.Residency)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +258,8 @@ func newRun(teacherModel *model.Model, vm *vlora.Model, train *dataset.Dataset, 
 	if err := st.materialize(); err != nil {
 		return nil, err
 	}
-	r.trainer = loaded.Net.NewTrainer()
+	r.trainer = loaded.Net.NewBlockTrainer(st.chainBlock)
+	r.trainer.Recompute = opt.Recompute
 	// Probe the output shape with one item.
 	probe, err := teacherModel.Net.Forward(train.Gather([]int{0}), transformer.Options{})
 	if err != nil {
@@ -336,11 +346,12 @@ func (r *runState) lossAndGrad(s int, idx []int) (float64, error) {
 		loss += hl
 		og.Hidden = hg
 	}
+	r.st.zeroGrad()
 	g, err := r.trainer.Backward(og)
 	if err != nil {
 		return 0, fmt.Errorf("step %d: backward: %w", s, err)
 	}
-	r.st.chain(g)
+	r.st.chainRest(g)
 	return loss, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,6 +160,39 @@ func TestLossDecreasesAndIsDeterministic(t *testing.T) {
 	_, r3 := run(t, teacher, path, data, opt)
 	if r3.FinalLoss == r1.FinalLoss {
 		t.Errorf("different seeds gave the same loss %v", r1.FinalLoss)
+	}
+}
+
+// TestStreamedStudentMatchesResident checks that distilling a streamed
+// student (each layer built from its bases and factors while it runs, in
+// the forward and the backward pass) with recomputed activations and a
+// streamed teacher gives exactly the resident run's tensors, for every
+// trainable set.
+func TestStreamedStudentMatchesResident(t *testing.T) {
+	teacher, path, data := tinySetup(t, vlora.BaseMean)
+	streamedTeacher, err := model.LoadDenseAs(teacher.Path, model.Streamed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer streamedTeacher.Close()
+	for _, set := range []TrainSet{TrainFactors, TrainBases, TrainAll} {
+		t.Run(string(set), func(t *testing.T) {
+			opt := Options{Steps: 4, Batch: 3, LR: 1e-3, Seed: 2, ClipNorm: 1, HiddenWeight: 1, Train: set}
+			want, wr := run(t, teacher, path, data, opt)
+			opt.Residency, opt.Recompute = model.Streamed, true
+			got, gr := run(t, streamedTeacher, path, data, opt)
+			if !gr.Student.Net.Streamed() {
+				t.Fatal("the student is not streamed")
+			}
+			if gr.FinalLoss != wr.FinalLoss {
+				t.Errorf("final loss %v, resident %v", gr.FinalLoss, wr.FinalLoss)
+			}
+			for n, a := range want.Tensors {
+				if !slices.Equal(got.Tensors[n].Data, a.Data) {
+					t.Errorf("%s differs from the resident run", n)
+				}
+			}
+		})
 	}
 }
 

@@ -54,6 +54,8 @@ type binding struct {
 type student struct {
 	m        *model.Model
 	bindings []*binding
+	// byDense maps a dense layer weight's name onto its binding.
+	byDense map[string]*binding
 	// pass lists the pass-through tensors the transformer uses.
 	pass   []string
 	params []*param
@@ -66,7 +68,7 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 	if vm == nil {
 		return nil, fmt.Errorf("distill: the student is not a VLoRA model")
 	}
-	s := &student{m: m, byName: map[string]*param{}}
+	s := &student{m: m, byName: map[string]*param{}, byDense: map[string]*binding{}}
 	add := func(name string) *param {
 		if p, ok := s.byName[name]; ok {
 			return p
@@ -107,6 +109,7 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 				}
 			}
 			s.bindings = append(s.bindings, bd)
+			s.byDense[name] = bd
 		}
 	}
 	for _, p := range mf.Passthrough {
@@ -124,34 +127,62 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 // tensors.
 func (s *student) materialize() error { return s.m.Materialize() }
 
-// chain turns dense-weight gradients into gradients of the trainable stored
-// tensors: dBase += dW, dD = dW, dB = dW·Aᵀ, dA = Bᵀ·dW.
-func (s *student) chain(grads map[string]*transformer.Param) {
+// zeroGrad clears the gradients of the trainable stored tensors.
+func (s *student) zeroGrad() {
 	for _, p := range s.params {
 		clear(p.grad)
 	}
+}
+
+// chain turns dense-weight gradients into gradients of the trainable stored
+// tensors (see chainWeight), after zeroGrad.
+func (s *student) chain(grads map[string]*transformer.Param) {
+	s.zeroGrad()
 	for _, bd := range s.bindings {
-		g, ok := grads[bd.dense.Name]
-		if !ok {
-			continue
-		}
-		dw := g.Data
-		if bd.baseP != nil {
-			for i, v := range dw {
-				bd.baseP.grad[i] += v
-			}
-		}
-		switch {
-		case bd.dP != nil:
-			for i, v := range dw {
-				bd.dP.grad[i] += v
-			}
-		case bd.aP != nil && bd.rank > 0:
-			r, rows, cols := bd.rank, bd.rows, bd.cols
-			kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, bd.a.Data, cols, 1, bd.bP.grad, r)
-			kernels.Sgemm(true, false, r, cols, rows, 1, bd.b.Data, r, dw, cols, 1, bd.aP.grad, cols)
+		if g, ok := grads[bd.dense.Name]; ok {
+			bd.chainWeight(g.Data)
 		}
 	}
+	s.chainRest(grads)
+}
+
+// chainBlock adds the gradients of one block's dense weights onto the
+// trainable stored tensors as soon as the backward pass has computed them
+// (transformer.NewBlockTrainer), so that no dense gradient outlives its
+// block.
+func (s *student) chainBlock(_ int, grads []*transformer.Param) error {
+	for _, g := range grads {
+		if bd, ok := s.byDense[g.Name]; ok {
+			bd.chainWeight(g.Data)
+		}
+	}
+	return nil
+}
+
+// chainWeight adds the gradient dw of one dense layer weight onto the
+// trainable stored tensors it is made of: dBase += dW, dD += dW,
+// dB += dW·Aᵀ, dA += Bᵀ·dW.
+func (bd *binding) chainWeight(dw []float32) {
+	if bd.baseP != nil {
+		for i, v := range dw {
+			bd.baseP.grad[i] += v
+		}
+	}
+	switch {
+	case bd.dP != nil:
+		for i, v := range dw {
+			bd.dP.grad[i] += v
+		}
+	case bd.aP != nil && bd.rank > 0:
+		r, rows, cols := bd.rank, bd.rows, bd.cols
+		kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, bd.a.Data, cols, 1, bd.bP.grad, r)
+		kernels.Sgemm(true, false, r, cols, rows, 1, bd.b.Data, r, dw, cols, 1, bd.aP.grad, cols)
+	}
+}
+
+// chainRest adds the gradients of the pass-through tensors, which the
+// trainer returns after the blocks'.
+func (s *student) chainRest(grads map[string]*transformer.Param) {
 	for _, name := range s.pass {
 		if p, ok := s.byName[name]; ok {
 			if g, ok := grads[name]; ok {

@@ -5,6 +5,19 @@ import (
 	"io"
 )
 
+// chunkBuf returns a byte buffer of length n from f's pool. Streaming
+// callers (a model reading its blocks during every pass) read the whole
+// model again and again; without reuse each pass would leave the model's
+// size in garbage.
+func (f *File) chunkBuf(n int64) *[]byte {
+	if b, ok := f.chunks.Get().(*[]byte); ok && int64(cap(*b)) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n)
+	return &b
+}
+
 // ReadFloat32At reads elements [off, off+len(dst)) of the named
 // floating-point tensor into dst, converted to float32. It lets callers
 // stream tensors larger than they want to hold in memory.
@@ -17,7 +30,9 @@ func (f *File) ReadFloat32At(name string, off int, dst []float32) error {
 		return fmt.Errorf("%s: tensor %q: elements [%d, %d) out of range (%d)", f.path, name, off, off+len(dst), t.NumElements())
 	}
 	es := int64(t.DType.Size())
-	buf := make([]byte, int64(len(dst))*es)
+	bp := f.chunkBuf(int64(len(dst)) * es)
+	defer f.chunks.Put(bp)
+	buf := *bp
 	n, err := f.r.ReadAt(buf, t.Offset+int64(off)*es)
 	if n == len(buf) {
 		err = nil

@@ -18,6 +18,7 @@ import (
 	"math/bits"
 	"os"
 	"sort"
+	"sync"
 
 	"github.com/nlpodyssey/safetensors"
 )
@@ -67,6 +68,8 @@ type File struct {
 	metadata map[string]string
 	tensors  map[string]*TensorInfo
 	order    []string
+	// chunks recycles the byte buffers of ReadFloat32At.
+	chunks sync.Pool
 }
 
 // Open opens and validates the safetensors file at path. Tensor data is read

@@ -39,6 +39,8 @@ type Model struct {
 	// StoredParams and StoredBytes count what the source stores: every
 	// tensor element, and its bytes in the stored dtype.
 	StoredParams, StoredBytes int64
+	// close releases the checkpoint a streamed dense model reads from.
+	close func() error
 }
 
 // IsVLoRA reports whether path is a VLoRA file, or a directory holding one.
@@ -138,9 +140,14 @@ var errNotVLoRA = errors.New("model: not a VLoRA model")
 
 // MaterializeLayer rewrites the dense weights of layer l of Net from the
 // stored VLoRA tensors. Tensors the architecture does not use are skipped.
+// A streamed model (Streamed) needs no materializing: it builds each layer
+// from the stored tensors while a pass runs it.
 func (m *Model) MaterializeLayer(l int) error {
 	if m.VLoRA == nil {
 		return errNotVLoRA
+	}
+	if m.Net.Streamed() {
+		return nil // built from m.VLoRA during every pass
 	}
 	for _, suf := range m.VLoRA.Manifest.Suffixes {
 		p, ok := m.Net.Params[m.VLoRA.LayerName(l, suf.Name)]
@@ -159,6 +166,9 @@ func (m *Model) MaterializeLayer(l int) error {
 func (m *Model) Materialize() error {
 	if m.VLoRA == nil {
 		return errNotVLoRA
+	}
+	if m.Net.Streamed() {
+		return nil // blocks are built during every pass; pass-through tensors are shared
 	}
 	for l := range m.VLoRA.Manifest.NumLayers {
 		if err := m.MaterializeLayer(l); err != nil {

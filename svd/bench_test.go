@@ -67,3 +67,28 @@ func BenchmarkExact(b *testing.B) { benchmarkMethod(b, Exact) }
 // BenchmarkRandomized measures the randomized SVD with default oversampling
 // and power iterations.
 func BenchmarkRandomized(b *testing.B) { benchmarkMethod(b, Randomized) }
+
+// BenchmarkRandomizedFloat32 measures FactorizeFloat32, the randomized
+// method with its products on the float32 SGEMM.
+func BenchmarkRandomizedFloat32(b *testing.B) {
+	for _, s := range benchShapes {
+		b.Run(fmt.Sprintf("%dx%d_r%d", s.m, s.n, s.r), func(b *testing.B) {
+			a := benchMatrix(s.m, s.n)
+			a32 := to32(a)
+			opt := Options{Method: Randomized, Rank: s.r, Seed: 1}
+			var f *Factors
+			for b.Loop() {
+				var err error
+				if f, err = FactorizeFloat32(a32, s.m, s.n, opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			e, err := RelativeError(a, f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(e, "relerr")
+		})
+	}
+}

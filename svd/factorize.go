@@ -47,7 +47,7 @@ func Factorize(a mat.Matrix, opt Options) (*Factors, error) {
 		return &Factors{S: []float64{}, Method: p.method}, nil
 	}
 	if p.method == Randomized {
-		return factorizeRandomized(d, total, p)
+		return factorizeRandomized(denseOp{d}, total, p)
 	}
 	return factorizeExact(d, total, p)
 }

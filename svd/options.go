@@ -51,6 +51,12 @@ type Options struct {
 	// Seed seeds the Gaussian sketch of the randomized method. Equal seeds
 	// give identical factors for identical input.
 	Seed uint64
+
+	// Threads is the maximum number of goroutines the float32 products of
+	// FactorizeFloat32 may use; values less than 1 mean GOMAXPROCS. A caller
+	// factorizing several matrices at once sets it to 1 and runs one
+	// factorization per core.
+	Threads int
 }
 
 // params holds validated Options with defaults resolved.
@@ -61,6 +67,7 @@ type params struct {
 	oversample int
 	powerIters int
 	seed       uint64
+	threads    int
 }
 
 // resolve validates o and returns it with defaults applied.
@@ -80,7 +87,7 @@ func (o Options) resolve() (params, error) {
 	case o.Rank == 0 && o.Energy == 0:
 		return params{}, errors.New("svd: neither rank nor energy set; set exactly one")
 	}
-	p := params{method: o.Method, rank: o.Rank, energy: o.Energy, seed: o.Seed}
+	p := params{method: o.Method, rank: o.Rank, energy: o.Energy, seed: o.Seed, threads: o.Threads}
 	switch {
 	case o.Oversample == 0:
 		p.oversample = DefaultOversample

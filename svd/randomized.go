@@ -17,14 +17,14 @@ const seedStream = 0x9e3779b97f4a7c15
 // factorizeRandomized implements the randomized method for a fixed rank or
 // an energy target, falling back to the exact method when a sketch would be
 // at least as wide as min(m, n).
-func factorizeRandomized(d *mat.Dense, total float64, p params) (*Factors, error) {
+func factorizeRandomized(d operator, total float64, p params) (*Factors, error) {
 	m, n := d.Dims()
 	minDim := min(m, n)
 	rng := rand.New(rand.NewPCG(p.seed, seedStream))
 	if p.rank > 0 {
 		r := min(p.rank, minDim)
 		if r+p.oversample >= minDim {
-			return factorizeExact(d, total, params{rank: r})
+			return factorizeExact(d.dense(), total, params{rank: r})
 		}
 		t, err := randomizedSVD(d, r+p.oversample, p.powerIters, rng)
 		if err != nil {
@@ -43,21 +43,23 @@ func factorizeRandomized(d *mat.Dense, total float64, p params) (*Factors, error
 			}
 		}
 	}
-	return factorizeExact(d, total, params{energy: p.energy})
+	return factorizeExact(d.dense(), total, params{energy: p.energy})
 }
 
 // randomizedSVD returns l approximate leading singular triplets of d, which
 // must satisfy l < min(m, n). It works on d or its transpose, whichever is
-// wide, so that the basis Q is computed in the smaller dimension; all
-// products use transposed views rather than copies.
-func randomizedSVD(d *mat.Dense, l, powerIters int, rng *rand.Rand) (thinSVD, error) {
+// wide, so that the basis Q is computed in the smaller dimension. The large
+// products go through d; the QR factorisations and the SVD of the small
+// projected matrix run in float64.
+func randomizedSVD(d operator, l, powerIters int, rng *rand.Rand) (thinSVD, error) {
 	m, n := d.Dims()
-	var w mat.Matrix = d
 	transposed := m > n
+	rows, cols := m, n
 	if transposed {
-		w = d.T()
+		rows, cols = n, m
 	}
-	rows, cols := w.Dims()
+	// mul sets dst = w·x (or wᵀ·x when t), where w is d or dᵀ.
+	mul := func(dst *mat.Dense, t bool, x *mat.Dense) { d.product(dst, t != transposed, x) }
 
 	omega := mat.NewDense(cols, l, nil)
 	for i := range cols {
@@ -67,18 +69,19 @@ func randomizedSVD(d *mat.Dense, l, powerIters int, rng *rand.Rand) (thinSVD, er
 		}
 	}
 	q := mat.NewDense(rows, l, nil)
-	q.Mul(w, omega)
-	orthonormalize(q)
+	mul(q, false, omega)
+	d.orthonormalize(q)
 	z := omega // reuse: same cols×l shape
 	for range powerIters {
-		z.Mul(w.T(), q)
-		orthonormalize(z)
-		q.Mul(w, z)
-		orthonormalize(q)
+		mul(z, true, q)
+		d.orthonormalize(z)
+		mul(q, false, z)
+		d.orthonormalize(q)
 	}
 
-	small := mat.NewDense(l, cols, nil)
-	small.Mul(q.T(), w)
+	// The projected matrix Qᵀ·w is l×cols; it is formed as (wᵀ·Q)ᵀ.
+	mul(z, true, q)
+	small := mat.DenseCopyOf(z.T())
 	var f mat.SVD
 	if !f.Factorize(small, mat.SVDThin) {
 		return thinSVD{}, fmt.Errorf("svd: SVD of %d×%d projected matrix did not converge", l, cols)

@@ -156,7 +156,9 @@ func (d *Decoder) Step(ids []int) ([]float32, error) {
 	d.ar.reset()
 	p := d.m.newPass(d.rows, 1, false, &d.ar)
 	p.ropes, p.start, p.cache = d.ropes, d.cache.pos, &d.cache
-	p.run(&Input{Batch: d.rows, Seq: 1, IDs: d.ids})
+	if err := p.run(&Input{Batch: d.rows, Seq: 1, IDs: d.ids}); err != nil {
+		return nil, err
+	}
 	d.cache.pos++
 	n := d.batch * d.m.net.lm.out
 	return p.logits[:n:n], nil

@@ -24,6 +24,10 @@ type Model struct {
 	Threads int
 
 	net network
+	// blocks lists the parameters of each block, in load order.
+	blocks [][]*Param
+	// stream, when set, fills the blocks' weights during passes.
+	stream *streaming
 	// arenas recycles the work buffers of inference passes.
 	arenas sync.Pool
 }
@@ -116,7 +120,7 @@ func LoadSpec(spec *Spec, w Weights) (*Model, error) {
 	if w == nil {
 		return nil, fmt.Errorf("transformer: no weights")
 	}
-	m, _, err := loadSpec(spec, w)
+	m, _, err := loadSpec(spec, w, false)
 	return m, err
 }
 
@@ -129,26 +133,30 @@ type ParamInfo struct {
 // Parameters lists every tensor a model of this spec reads, once each (a
 // tied head is listed once, under the embedding), in load order.
 func (s *Spec) Parameters() ([]ParamInfo, error) {
-	_, order, err := loadSpec(s, nil)
+	_, order, err := loadSpec(s, nil, false)
 	return order, err
 }
 
-// loadSpec builds the model; with w == nil every parameter is zero.
-func loadSpec(spec *Spec, w Weights) (*Model, []ParamInfo, error) {
-	m := &Model{Spec: spec, Params: map[string]*Param{}}
-	ld := loader{m: m, w: w}
+// loadSpec builds the model; with w == nil every parameter is zero. With
+// streamed, the blocks' parameters get shapes but no data, and the other
+// tensors from w are kept rather than copied.
+func loadSpec(spec *Spec, w Weights, streamed bool) (*Model, []ParamInfo, error) {
+	m := &Model{Spec: spec, Params: map[string]*Param{}, blocks: make([][]*Param, len(spec.Layers))}
+	ld := loader{m: m, w: w, block: -1, streamed: streamed}
 	n := &m.net
 	n.hidden = spec.Hidden
 	if err := ld.embeddings(n, spec); err != nil {
 		return nil, nil, err
 	}
 	for i, ls := range spec.Layers {
+		ld.block = i
 		l, err := ld.layer(i, ls, spec.Hidden)
 		if err != nil {
 			return nil, nil, err
 		}
 		n.layers = append(n.layers, l)
 	}
+	ld.block = -1
 	ld.head(n, spec)
 	if ld.err != nil {
 		return nil, nil, fmt.Errorf("transformer: %w", ld.err)
@@ -274,6 +282,11 @@ type loader struct {
 	w     Weights
 	err   error
 	order []ParamInfo
+	// block is the index of the block being loaded, or -1.
+	block int
+	// streamed leaves the blocks' parameters without data and keeps the
+	// other tensors' data without a copy.
+	streamed bool
 }
 
 func (l *loader) fail(err error) {
@@ -295,10 +308,19 @@ func (l *loader) param(name string, shape ...int) *Param {
 		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
 	}
 	if l.w == nil {
-		p := &Param{Name: name, Shape: append([]int(nil), shape...), Data: make([]float32, prod(shape))}
-		l.m.Params[name] = p
-		l.order = append(l.order, ParamInfo{Name: name, Shape: p.Shape})
-		return p
+		return l.add(&Param{Name: name, Shape: append([]int(nil), shape...), Data: make([]float32, prod(shape))})
+	}
+	if l.streamed && l.block >= 0 {
+		got, err := shapeOf(l.w, name)
+		if err != nil {
+			l.fail(fmt.Errorf("%s: %w", name, err))
+			return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+		}
+		if !sameShape(got, shape) {
+			l.fail(fmt.Errorf("%s: shape %v, want %v", name, got, shape))
+			return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+		}
+		return l.add(&Param{Name: name, Shape: append([]int(nil), got...)})
 	}
 	data, got, err := l.w.Tensor(name)
 	if err != nil {
@@ -309,9 +331,19 @@ func (l *loader) param(name string, shape ...int) *Param {
 		l.fail(fmt.Errorf("%s: shape %v (%d values), want %v", name, got, len(data), shape))
 		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
 	}
-	p := &Param{Name: name, Shape: append([]int(nil), got...), Data: append([]float32(nil), data...)}
-	l.m.Params[name] = p
-	l.order = append(l.order, ParamInfo{Name: name, Shape: p.Shape})
+	if !l.streamed {
+		data = append([]float32(nil), data...)
+	}
+	return l.add(&Param{Name: name, Shape: append([]int(nil), got...), Data: data})
+}
+
+// add registers a newly loaded parameter, under its block when it has one.
+func (l *loader) add(p *Param) *Param {
+	l.m.Params[p.Name] = p
+	l.order = append(l.order, ParamInfo{Name: p.Name, Shape: p.Shape})
+	if l.block >= 0 {
+		l.m.blocks[l.block] = append(l.m.blocks[l.block], p)
+	}
 	return p
 }
 

@@ -34,8 +34,13 @@ type pass struct {
 	workers int
 	gemm    kernels.Options
 	train   bool
-	ar      *arena
-	ropes   map[[2]float64]*ropeTable
+	// recompute (training passes only) keeps just each block's input and
+	// output; the rest of a block's tape lives in shared buffers and is
+	// computed again, block by block, during the backward pass, where
+	// recomputing is set.
+	recompute, recomputing bool
+	ar                     *arena
+	ropes                  map[[2]float64]*ropeTable
 	// start is the position of the first token of every sequence: 0 for a
 	// whole-sequence pass, the number of cached positions for a decoding
 	// step.
@@ -85,7 +90,7 @@ func (p *pass) stat() []float32 {
 // buf returns a buffer of n values: a fresh one in a training pass, the
 // shared slot *slot (grown as needed) in an inference pass.
 func (p *pass) buf(slot *[]float32, n int) []float32 {
-	if p.train {
+	if p.train && !p.recompute {
 		return p.ar.alloc(n)
 	}
 	if cap(*slot) < n {
@@ -115,8 +120,14 @@ func (p *pass) rope(hd int, theta float64) *ropeTable {
 	return rt
 }
 
-// run evaluates the network on in.
-func (p *pass) run(in *Input) {
+// run evaluates the network on in. It fails only when a streamed model
+// cannot fill a block's weights.
+func (p *pass) run(in *Input) error {
+	s := p.m.stream
+	if s != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
 	p.ids, p.types = in.IDs, in.TokenTypes
 	x := p.embed(in)
 	p.x0 = x
@@ -126,13 +137,22 @@ func (p *pass) run(in *Input) {
 		if p.train {
 			t = &p.layers[i]
 		}
+		if s != nil {
+			if err := s.fill(p.m.blocks[i], i); err != nil {
+				return err
+			}
+		}
 		x = p.layerForward(i, t, x)
+		if s != nil {
+			s.drop(p.m.blocks[i])
+		}
 		if i < len(p.n.layers)-1 || !p.n.finalInHidden || p.n.final == nil {
 			p.snapshot(x)
 		}
 	}
 	p.xL = x
 	p.head()
+	return nil
 }
 
 // snapshot records a hidden state when they are requested.
@@ -299,7 +319,7 @@ func (p *pass) mlpHalf(l *layer, t *layerTape, x []float32) []float32 {
 		copy(res, t.mlpIn)
 		t.y2 = res
 	case p.train:
-		res = p.ar.alloc(N * H)
+		res = p.blockOut(N * H)
 		copy(res, t.mid)
 	default:
 		res = t.mid
@@ -313,12 +333,22 @@ func (p *pass) mlpHalf(l *layer, t *layerTape, x []float32) []float32 {
 		return res
 	}
 	if p.train {
-		t.out = p.ar.alloc(N * H)
+		t.out = p.blockOut(N * H)
 	} else {
 		t.out = x
 	}
 	normForward(&l.n2, p.workers, N, H, t.y2, t.out, t.mean2, t.r2)
 	return t.out
+}
+
+// blockOut returns the buffer of a block's output in a training pass: kept
+// for the whole pass (it is the next block's input), except while a block
+// is recomputed in the backward pass, whose output nobody reads.
+func (p *pass) blockOut(n int) []float32 {
+	if p.recomputing {
+		return p.buf(&p.shared.out, n)
+	}
+	return p.ar.alloc(n)
 }
 
 // geom returns the attention geometry of a block for this pass.
@@ -443,7 +473,10 @@ func (m *Model) Forward(in *Input, opt Options) (*Output, error) {
 	ar.reset()
 	p := m.newPass(B, T, false, ar)
 	p.wantHidden = opt.Hidden
-	p.run(in)
+	if err := p.run(in); err != nil {
+		m.arenas.Put(ar)
+		return nil, err
+	}
 	out := p.output()
 	m.arenas.Put(ar)
 	return out, nil

@@ -19,13 +19,61 @@ type Trainer struct {
 	grads map[string]*Param
 	// byParam maps each parameter onto its gradient buffer.
 	byParam map[*Param][]float32
+	// onBlock, when set, receives each block's gradients from Backward;
+	// blockGrads[i] then backs the gradient of the i-th parameter of
+	// whichever block is being differentiated.
+	onBlock    func(l int, grads []*Param) error
+	blockGrads []*Param
+
+	// Recompute, set before Forward, trades compute for memory
+	// (activation checkpointing per block): the forward pass keeps only
+	// each block's input, and the backward pass runs every block's forward
+	// again just before differentiating it. Activation memory then is the
+	// blocks' inputs plus one block's intermediates instead of every
+	// block's, at the cost of one more forward pass. Gradients are the
+	// same.
+	Recompute bool
 }
 
-// NewTrainer returns a Trainer for m.
+// NewTrainer returns a Trainer for m. It holds a gradient buffer for every
+// parameter.
 func (m *Model) NewTrainer() *Trainer {
 	t := &Trainer{m: m, grads: map[string]*Param{}, byParam: map[*Param][]float32{}}
 	for name, p := range m.Params {
-		g := &Param{Name: name, Shape: append([]int(nil), p.Shape...), Data: make([]float32, len(p.Data))}
+		g := &Param{Name: name, Shape: append([]int(nil), p.Shape...), Data: make([]float32, p.Len())}
+		t.grads[name] = g
+		t.byParam[p] = g.Data
+	}
+	return t
+}
+
+// NewBlockTrainer returns a Trainer whose Backward hands the gradients of
+// each block's parameters to onBlock as soon as they are computed, from the
+// last block to the first, and keeps them nowhere else: the buffers passed
+// to onBlock are shared by all blocks and valid only during the call, and
+// the map Backward returns holds only the parameters outside the blocks
+// (embeddings, final norm, head). Gradient memory is then one block's
+// parameters plus those outside the blocks, instead of the whole model's.
+// An error from onBlock stops Backward and is returned by it.
+func (m *Model) NewBlockTrainer(onBlock func(l int, grads []*Param) error) *Trainer {
+	t := &Trainer{m: m, grads: map[string]*Param{}, byParam: map[*Param][]float32{}, onBlock: onBlock}
+	inBlock := map[*Param]bool{}
+	for _, ps := range m.blocks {
+		for i, p := range ps {
+			inBlock[p] = true
+			if i == len(t.blockGrads) {
+				t.blockGrads = append(t.blockGrads, &Param{})
+			}
+			if g := t.blockGrads[i]; len(g.Data) < p.Len() {
+				g.Data = make([]float32, p.Len())
+			}
+		}
+	}
+	for name, p := range m.Params {
+		if inBlock[p] {
+			continue
+		}
+		g := &Param{Name: name, Shape: append([]int(nil), p.Shape...), Data: make([]float32, p.Len())}
 		t.grads[name] = g
 		t.byParam[p] = g.Data
 	}
@@ -58,6 +106,7 @@ func (t *Trainer) Forward(in *Input, opt Options) (*Output, error) {
 	}
 	t.ar.reset()
 	t.p = t.m.newPass(B, T, true, &t.ar)
+	t.p.recompute = t.Recompute
 	t.p.wantHidden = opt.Hidden
 	// The pass keeps references to the ids; copy them so the caller may
 	// reuse its input buffers.
@@ -66,7 +115,9 @@ func (t *Trainer) Forward(in *Input, opt Options) (*Output, error) {
 	if in.TokenTypes != nil {
 		cp.TokenTypes = append([]int(nil), in.TokenTypes...)
 	}
-	t.p.run(&cp)
+	if err := t.p.run(&cp); err != nil {
+		return nil, err
+	}
 	return t.p.output(), nil
 }
 
@@ -89,8 +140,35 @@ func (t *Trainer) Backward(g *OutputGrad) (map[string]*Param, error) {
 	for _, gr := range t.grads {
 		clear(gr.Data)
 	}
-	p.backward(g, t.byParam)
+	if err := p.backward(g, t.byParam, t.block); err != nil {
+		return nil, err
+	}
 	return t.grads, nil
+}
+
+// block prepares the gradient buffers of block l before its backward pass
+// (when before) or hands them to onBlock after it. Without onBlock the
+// block's gradients stay in the Trainer's buffers.
+func (t *Trainer) block(l int, before bool) error {
+	if t.onBlock == nil {
+		return nil
+	}
+	params := t.m.blocks[l]
+	grads := t.blockGrads[:len(params)]
+	if before {
+		for i, p := range params {
+			g := grads[i]
+			g.Name, g.Shape, g.Data = p.Name, p.Shape, g.Data[:cap(g.Data)][:p.Len()]
+			clear(g.Data)
+			t.byParam[p] = g.Data
+		}
+		return nil
+	}
+	err := t.onBlock(l, grads)
+	for _, p := range params {
+		delete(t.byParam, p)
+	}
+	return err
 }
 
 // checkGrad validates the shapes of g against the last pass.
@@ -147,7 +225,7 @@ func addHidden(g *OutputGrad, i int, dx []float32) {
 
 // backward runs the backward pass, accumulating parameter gradients into
 // grad (keyed by parameter).
-func (p *pass) backward(g *OutputGrad, grad map[*Param][]float32) {
+func (p *pass) backward(g *OutputGrad, grad map[*Param][]float32, block func(l int, before bool) error) error {
 	n, N, H, T := p.n, p.N, p.H, p.T
 	L := len(n.layers)
 	gb := func(q *Param) []float32 {
@@ -208,11 +286,36 @@ func (p *pass) backward(g *OutputGrad, grad map[*Param][]float32) {
 		addHidden(g, L, dx)
 	}
 	s := &backScratch{}
+	st := p.m.stream
+	if st != nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+	}
 	for l := L - 1; l >= 0; l-- {
+		if err := block(l, true); err != nil {
+			return err
+		}
+		if st != nil {
+			if err := st.fill(p.m.blocks[l], l); err != nil {
+				return err
+			}
+		}
+		if p.recompute {
+			p.recomputing = true
+			p.layerForward(l, &p.layers[l], p.layers[l].in)
+			p.recomputing = false
+		}
 		p.layerBackward(&n.layers[l], &p.layers[l], dx, s, gb)
+		if st != nil {
+			st.drop(p.m.blocks[l])
+		}
+		if err := block(l, false); err != nil {
+			return fmt.Errorf("layer %d: %w", l, err)
+		}
 		addHidden(g, l, dx)
 	}
 	p.embedBackward(dx, gb)
+	return nil
 }
 
 // backScratch holds the buffers one block's backward pass needs; they are

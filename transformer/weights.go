@@ -104,3 +104,30 @@ func sameShape(got, want []int) bool {
 	}
 	return true
 }
+
+// Shape returns the stored shape of the named tensor without reading it.
+func (w CheckpointWeights) Shape(name string) ([]int, error) {
+	info, ok := w.Checkpoint.Info(name)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w: %q", w.Checkpoint.Dir, ErrNotFound, name)
+	}
+	return append([]int(nil), info.Shape...), nil
+}
+
+// fillChunk is the number of elements converted per read by FillLayer,
+// which bounds its temporary buffer (2–4 bytes per element).
+const fillChunk = 1 << 20
+
+// FillLayer reads block l's tensors, by their names, from the checkpoint
+// and converts them to float32 (LayerSource), a chunk at a time; the
+// checkpoint stays in its stored dtype on disk.
+func (w CheckpointWeights) FillLayer(l int, params []*Param) error {
+	for _, p := range params {
+		for off := 0; off < len(p.Data); off += fillChunk {
+			if err := w.Checkpoint.ReadFloat32At(p.Name, off, p.Data[off:min(off+fillChunk, len(p.Data))]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -145,15 +145,19 @@ func ptr(v float64) *float64 { return &v }
 
 // RunPaths loads the original model directory and the compressed model
 // (a VLoRA file or directory, or a dense directory) and runs Run on them.
+// Large models are streamed (model.Auto): each keeps its weights as stored
+// and builds a layer's dense weights only while the layer runs.
 func RunPaths(ctx context.Context, originalDir, compressed string, opt Options) (*Report, error) {
-	orig, err := model.LoadDense(originalDir)
+	orig, err := model.LoadDenseAs(originalDir, model.Auto)
 	if err != nil {
 		return nil, err
 	}
-	comp, err := model.Load(compressed)
+	defer orig.Close()
+	comp, err := model.LoadAs(compressed, model.Auto)
 	if err != nil {
 		return nil, err
 	}
+	defer comp.Close()
 	return Run(ctx, orig, comp, opt)
 }
 

@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -220,6 +222,50 @@ func TestUsageErrors(t *testing.T) {
 			t.Parallel()
 			if _, _, code := run(t, args...); code != 2 {
 				t.Errorf("%v: exit %d, want 2", args, code)
+			}
+		})
+	}
+}
+
+// TestJSONStages checks that the --json summaries of compress (with and
+// without distillation) and verify list their stages in order, each with a
+// wall time and, on Linux, a peak RSS.
+func TestJSONStages(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	out := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{name: "compress", args: []string{"compress", "--model", dir, "--out", out + "/a", "-k", "2", "-r", "4", "--distill-steps", "0", "--json", "-q"}, want: []string{"svd"}},
+		{name: "compress and distill", args: []string{"compress", "--model", dir, "--out", out + "/b", "-k", "2", "-r", "4", "--distill-steps", "2", "--batch", "2", "--json", "-q"},
+			want: []string{"svd", "read", "data", "evaluate", "train", "write"}},
+		{name: "verify", args: []string{"verify", "--original", dir, "--compressed", out + "/a", "--json", "-q"}, want: []string{"read", "evaluate"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, code := run(t, tc.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			var s struct {
+				Stages []stageStat `json:"stages"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+				t.Fatalf("%v\n%s", err, stdout)
+			}
+			var names []string
+			for _, st := range s.Stages {
+				names = append(names, st.Name)
+				if st.Wall <= 0 {
+					t.Errorf("stage %s: wall time %v", st.Name, st.Wall)
+				}
+				if runtime.GOOS == "linux" && st.PeakRSS <= 0 {
+					t.Errorf("stage %s: peak RSS %v", st.Name, st.PeakRSS)
+				}
+			}
+			if !slices.Equal(names, tc.want) {
+				t.Errorf("stages %v, want %v", names, tc.want)
 			}
 		})
 	}

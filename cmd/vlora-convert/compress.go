@@ -124,7 +124,13 @@ func (o *compressOptions) Run(ctx context.Context) error {
 		_, err = o.distill.run(ctx, o.streams, distillTarget{original: o.model, input: p, output: p, seed: o.seed, quiet: o.quiet, json: o.json})
 		return err
 	}
-	res, err := o.compress(ctx)
+	var clock stageClock
+	var res *convert.Result
+	err := clock.run("svd", func() error {
+		var err error
+		res, err = o.compress(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -144,13 +150,16 @@ func (o *compressOptions) Run(ctx context.Context) error {
 			fmt.Fprintln(o.Out)
 		}
 		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
-			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s})
+			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s, clock: &clock})
 		if err != nil || ran {
 			return err
 		}
 	}
 	if o.json {
-		return printJSON(o.Out, s)
+		return printJSON(o.Out, struct {
+			*summary
+			Stages []stageStat `json:"stages"`
+		}{&s, clock.stats})
 	}
 	return nil
 }

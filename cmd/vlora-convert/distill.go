@@ -25,7 +25,7 @@ type distillFlags struct {
 	tokenizer, textField                                       string
 	stride                                                     int
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
-	resume                                                     bool
+	resume, recompute                                          bool
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -48,6 +48,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Float64Var(&d.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
 	fl.IntVar(&d.ckptEvery, "checkpoint-every", 50, "save a checkpoint every N steps (0: never)")
 	fl.BoolVar(&d.resume, "resume", false, "continue from the checkpoint left by an interrupted run")
+	fl.BoolVar(&d.recompute, "recompute", false, "keep only each layer's input and recompute its activations in the backward pass (less memory, one more forward pass)")
 }
 
 // validate checks the flags for a run of steps steps.
@@ -69,7 +70,7 @@ func (d *distillFlags) options(seed uint64) distill.Options {
 	return distill.Options{
 		Steps: d.steps, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
 		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
-		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
+		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume, Recompute: d.recompute,
 	}
 }
 
@@ -92,6 +93,9 @@ type distillTarget struct {
 	// compressed, when set, is the SVD stage's summary, printed with the
 	// distillation's in JSON.
 	compressed *summary
+	// clock, when set, holds the stages that ran before this one; the
+	// distillation's stages are added to it.
+	clock *stageClock
 }
 
 // run runs the distillation stage on t and prints its summary; ran reports
@@ -109,18 +113,31 @@ func (d *distillFlags) run(ctx context.Context, s streams, t distillTarget) (ran
 // runStage loads the teacher (and the student when t has none), runs the
 // distillation job and prints its summary.
 func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget) error {
-	teacher, err := model.LoadDense(t.original)
-	if errors.Is(err, model.ErrUnsupportedArchitecture) {
-		return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
+	if t.clock == nil {
+		t.clock = &stageClock{}
+	}
+	var teacher *model.Model
+	err := t.clock.run("read", func() error {
+		var err error
+		teacher, err = model.LoadDenseAs(t.original, model.Auto)
+		if errors.Is(err, model.ErrUnsupportedArchitecture) {
+			return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
+		}
+		if err != nil {
+			return err
+		}
+		if t.student == nil {
+			t.student, err = vlora.Load(t.input)
+		}
+		return err
+	})
+	if teacher != nil {
+		defer teacher.Close()
 	}
 	if err != nil {
 		return err
 	}
-	if t.student == nil {
-		if t.student, err = vlora.Load(t.input); err != nil {
-			return err
-		}
-	}
+	tightenGC(teacher)
 	var last distill.Stats
 	bar := newProgress(s.ErrOut, t.quiet, "distill", int64(d.steps), func() string {
 		return fmt.Sprintf("loss %.4f  %.0f tok/s", last.Loss, last.TokensPerSec)
@@ -129,7 +146,7 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 		Teacher: teacher, Student: t.student, Output: t.output,
 		Data: d.data, PoolSize: d.pool, SeqLen: d.seqLen, EvalData: d.evalData, EvalSamples: d.evalSamples,
 		Tokenizer: d.tokenizer, TextField: d.textField, Stride: d.stride,
-		Options: d.options(t.seed),
+		Options: d.options(t.seed), Clock: t.clock,
 	}
 	job.Options.Progress = func(p stage.Progress) {
 		last.Loss, last.TokensPerSec = p.Loss, p.TokensPerSec
@@ -146,6 +163,7 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 		}
 		return err
 	}
+	sum.Stages = t.clock.stats
 	return printDistill(s, sum, t)
 }
 

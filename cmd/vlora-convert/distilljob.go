@@ -44,6 +44,9 @@ type distillJob struct {
 	Tokenizer, TextField string
 	Stride               int
 	Options              distill.Options
+	// Clock, when set, records the job's stages: data, train (with
+	// evaluate inside it) and write.
+	Clock *stageClock
 }
 
 // loadOptions returns the options that read the job's data files: samples
@@ -71,6 +74,9 @@ type distillSummary struct {
 	LossPlot        string  `json:"loss_plot"`
 	ParamsStored    int64   `json:"params_stored"`
 	Resumed         bool    `json:"resumed,omitempty"`
+	// Stages are the wall time and peak memory of each stage of the
+	// command, in the order they finished.
+	Stages []stageStat `json:"stages,omitempty"`
 }
 
 // evalSeedOffset separates the seed of sampled evaluation data from the
@@ -80,21 +86,37 @@ const evalSeedOffset = 0x9e3779b9
 // run performs j. Intermediate checkpoints go beside Output; on success they
 // are removed and the final file replaces Output atomically.
 func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
-	train, err := j.trainData(ctx)
+	var train, eval *dataset.Dataset
+	err := j.Clock.run("data", func() error {
+		var err error
+		if train, err = j.trainData(ctx); err != nil {
+			return err
+		}
+		eval, err = j.evalData(ctx, train)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	if j.Options.CheckpointPath == "" {
 		j.Options.CheckpointPath = filepath.Join(filepath.Dir(j.Output), "distill.ckpt.safetensors")
 	}
-	eval, err := j.evalData(ctx, train)
-	if err != nil {
-		return nil, err
-	}
 	if eval != nil {
-		j.Options.Evaluate = evaluateOn(j.Teacher, eval)
+		evaluate := evaluateOn(j.Teacher, eval)
+		j.Options.Evaluate = func(ctx context.Context, student *model.Model) (e *distill.Evaluation, err error) {
+			err = j.Clock.run("evaluate", func() error {
+				e, err = evaluate(ctx, student)
+				return err
+			})
+			return e, err
+		}
 	}
-	res, err := distill.Run(ctx, j.Teacher, j.Student, train, j.Options)
+	var res *distill.Result
+	err = j.Clock.run("train", func() error {
+		var err error
+		res, err = distill.Run(ctx, j.Teacher, j.Student, train, j.Options)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +125,7 @@ func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
 	if e := res.Eval; e != nil {
 		sum.EvalKL, sum.EvalAgreement, sum.EvalNLL, sum.EvalData = e.KL, e.Agreement, e.NLL, e.Data
 	}
-	if err := j.write(sum, res); err != nil {
+	if err := j.Clock.run("write", func() error { return j.write(sum, res) }); err != nil {
 		return nil, err
 	}
 	os.Remove(j.Options.CheckpointPath)

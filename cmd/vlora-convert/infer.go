@@ -49,10 +49,12 @@ func (o *inferOptions) Validate() error { return nil }
 
 // Run loads the model, runs it on the input file and writes the outputs.
 func (o *inferOptions) Run(context.Context) error {
-	m, err := model.Load(o.model)
+	m, err := model.LoadAs(o.model, model.Auto)
 	if err != nil {
 		return err
 	}
+	defer m.Close()
+	tightenGC(m)
 	f, err := formats.Open(o.input)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vlora-convert/vlora-convert/dataset"
+	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/verify"
 )
 
@@ -90,12 +91,37 @@ func (o *verifyOptions) Validate() error { return nil }
 
 // Run loads both models, verifies and prints the report; a missed threshold
 // is exit code 1 after the report.
+//
+// Large models are streamed (model.Auto), as verify.RunPaths does.
 func (o *verifyOptions) Run(ctx context.Context) error {
-	bar := newProgress(o.ErrOut, o.quiet, "verify", 1, nil)
-	opt := o.opt
-	opt.Progress = bar.Report
-	rep, err := verify.RunPaths(ctx, o.original, o.compressed, opt)
-	bar.Close()
+	var clock stageClock
+	var orig, comp *model.Model
+	err := clock.run("read", func() error {
+		var err error
+		if orig, err = model.LoadDenseAs(o.original, model.Auto); err != nil {
+			return err
+		}
+		comp, err = model.LoadAs(o.compressed, model.Auto)
+		return err
+	})
+	if orig != nil {
+		defer orig.Close()
+	}
+	if err != nil {
+		return err
+	}
+	defer comp.Close()
+	tightenGC(orig, comp)
+	var rep *verify.Report
+	err = clock.run("evaluate", func() error {
+		bar := newProgress(o.ErrOut, o.quiet, "evaluate", 1, nil)
+		opt := o.opt
+		opt.Progress = bar.Report
+		var err error
+		rep, err = verify.Run(ctx, orig, comp, opt)
+		bar.Close()
+		return err
+	})
 	if rep == nil {
 		return err
 	}
@@ -103,7 +129,11 @@ func (o *verifyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if o.json {
-		if perr := printJSON(o.Out, rep); perr != nil {
+		out := struct {
+			*verify.Report
+			Stages []stageStat `json:"stages"`
+		}{rep, clock.stats}
+		if perr := printJSON(o.Out, out); perr != nil {
 			return perr
 		}
 	} else {

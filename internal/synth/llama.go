@@ -21,6 +21,16 @@ type LlamaShape struct {
 // TinyLlama is the shape of TinyLlama-1.1B (about 1.1 B parameters).
 var TinyLlama = LlamaShape{Layers: 22, Hidden: 2048, Intermediate: 5632, Heads: 32, KVHeads: 4, Vocab: 32000}
 
+// Shapes are the named shapes of the scaling benchmarks, from about 30 M to
+// 1.1 B parameters. "smollm-135m" is the shape of SmolLM-135M (tied there,
+// untied here).
+var Shapes = map[string]LlamaShape{
+	"30m":         {Layers: 6, Hidden: 512, Intermediate: 1376, Heads: 8, KVHeads: 4, Vocab: 16000},
+	"smollm-135m": {Layers: 30, Hidden: 576, Intermediate: 1536, Heads: 9, KVHeads: 3, Vocab: 49152},
+	"500m":        {Layers: 24, Hidden: 1024, Intermediate: 4864, Heads: 16, KVHeads: 4, Vocab: 32000},
+	"tinyllama":   TinyLlama,
+}
+
 // Params returns the parameter count of the shape (untied head).
 func (s LlamaShape) Params() int64 {
 	hd := s.Hidden / s.Heads
