@@ -360,6 +360,9 @@ func (f *File) ReadFloat32(name string) ([]float32, error) {
 	if err := DecodeFloat32(out, raw, t.DType); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
 	}
+	if err := CheckFinite(out); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
 	return out, nil
 }
 
@@ -371,6 +374,9 @@ func (f *File) ReadFloat64(name string) ([]float64, error) {
 	}
 	out := make([]float64, t.NumElements())
 	if err := decodeFloat64(out, raw, t.DType); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
+	if err := CheckFinite(out); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
 	}
 	return out, nil

@@ -89,6 +89,13 @@ func LoadDense(dir string) (*Model, error) {
 	if ck.Config == nil {
 		return nil, fmt.Errorf("%s: %w: no %s", dir, formats.ErrInvalid, formats.ConfigFile)
 	}
+	n, err := storedLayers(ck)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	if err := CheckLayerCount(ck.Config, n); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, formats.ConfigFile), err)
+	}
 	net, err := transformer.Load(ck.Config, transformer.CheckpointWeights{Checkpoint: ck})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
@@ -111,7 +118,10 @@ func FromVLoRA(vm *vlora.Model) (*Model, error) {
 	}
 	cfg, err := formats.ParseConfig(vm.Manifest.Config)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("manifest config: %w", err)
+	}
+	if err := CheckLayerCount(cfg, vm.Manifest.NumLayers); err != nil {
+		return nil, fmt.Errorf("manifest config: %w", err)
 	}
 	net, err := transformer.Load(cfg, vm)
 	if err != nil {

@@ -1,6 +1,7 @@
 package transformer
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -100,7 +101,11 @@ type network struct {
 func Load(cfg *formats.Config, w Weights) (*Model, error) {
 	spec, err := BuildSpec(cfg, hasFunc(w))
 	if err != nil {
-		return nil, err
+		if errors.Is(err, ErrUnsupportedArchitecture) || errors.Is(err, formats.ErrInvalid) {
+			return nil, err
+		}
+		// The config describes no model the architecture can build.
+		return nil, fmt.Errorf("%w: %w", formats.ErrInvalid, err)
 	}
 	m, err := LoadSpec(spec, w)
 	if err != nil {
@@ -145,13 +150,17 @@ func loadSpec(spec *Spec, w Weights) (*Model, []ParamInfo, error) {
 	for i, ls := range spec.Layers {
 		l, err := ld.layer(i, ls, spec.Hidden)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%w: %w", formats.ErrInvalid, err)
 		}
 		n.layers = append(n.layers, l)
 	}
 	ld.head(n, spec)
 	if ld.err != nil {
-		return nil, nil, fmt.Errorf("transformer: %w", ld.err)
+		if errors.Is(ld.err, formats.ErrInvalid) {
+			return nil, nil, fmt.Errorf("transformer: %w", ld.err)
+		}
+		// Weights that do not fit the spec are bad input.
+		return nil, nil, fmt.Errorf("transformer: %w: %w", formats.ErrInvalid, ld.err)
 	}
 	return m, ld.order, nil
 }
@@ -292,7 +301,9 @@ func (l *loader) param(name string, shape ...int) *Param {
 		return p
 	}
 	if l.err != nil {
-		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+		// Loading has failed: nothing is allocated for the remaining
+		// parameters, whose configured shapes may be arbitrarily large.
+		return &Param{Name: name, Shape: shape}
 	}
 	if l.w == nil {
 		p := &Param{Name: name, Shape: append([]int(nil), shape...), Data: make([]float32, prod(shape))}
@@ -303,11 +314,11 @@ func (l *loader) param(name string, shape ...int) *Param {
 	data, got, err := l.w.Tensor(name)
 	if err != nil {
 		l.fail(fmt.Errorf("%s: %w", name, err))
-		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+		return &Param{Name: name, Shape: shape}
 	}
 	if !sameShape(got, shape) || len(data) != prod(shape) {
-		l.fail(fmt.Errorf("%s: shape %v (%d values), want %v", name, got, len(data), shape))
-		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+		l.fail(fmt.Errorf("%s: %w: stored shape %v, config implies %v", name, formats.ErrInvalid, got, shape))
+		return &Param{Name: name, Shape: shape}
 	}
 	p := &Param{Name: name, Shape: append([]int(nil), got...), Data: append([]float32(nil), data...)}
 	l.m.Params[name] = p
