@@ -74,7 +74,40 @@ func ReadManifest(path string) (*Manifest, *formats.File, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: %w: %v", p, formats.ErrInvalid, err)
 	}
+	if err := CheckTensors(m, f); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", p, err)
+	}
 	return m, f, nil
+}
+
+// CheckTensors checks, from the header alone, that f stores exactly the
+// tensors mf describes, each with the shape mf implies and a floating-point
+// dtype. Every reader of a VLoRA file goes through it (ReadManifest), so a
+// manifest that promises what the file lacks is rejected before anything
+// is computed from it. Errors wrap formats.ErrInvalid and name the tensor.
+func CheckTensors(mf *Manifest, f *formats.File) error {
+	expect := mf.ExpectedTensors()
+	for _, name := range f.Names() {
+		info, _ := f.Info(name)
+		shape, ok := expect[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: tensor %q is not described by the manifest", formats.ErrInvalid, name)
+		case !slices.Equal(info.Shape, shape):
+			return fmt.Errorf("%w: tensor %q has shape %v, manifest implies %v", formats.ErrInvalid, name, info.Shape, shape)
+		case !formats.IsFloat(info.DType):
+			return fmt.Errorf("%w: tensor %q has non-float dtype %s", formats.ErrInvalid, name, info.DType)
+		}
+	}
+	if len(expect) != len(f.Names()) {
+		for name := range expect {
+			if _, ok := f.Info(name); !ok {
+				return fmt.Errorf("%w: manifest expects tensor %q, which is missing", formats.ErrInvalid, name)
+			}
+		}
+	}
+	return nil
 }
 
 // Load reads a whole VLoRA file (or directory) into memory and checks that
@@ -86,17 +119,8 @@ func Load(path string) (*Model, error) {
 	}
 	defer f.Close()
 	tensors := map[string]*Tensor{}
-	expect := m.ExpectedTensors()
 	for _, name := range f.Names() {
 		info, _ := f.Info(name)
-		if _, ok := expect[name]; !ok {
-			tensors[name] = &Tensor{Shape: info.Shape} // New reports it
-			continue
-		}
-		if !slices.Equal(info.Shape, expect[name]) {
-			tensors[name] = &Tensor{Shape: info.Shape} // New reports it
-			continue
-		}
 		data, err := f.ReadFloat32(name)
 		if err != nil {
 			return nil, err
