@@ -81,6 +81,9 @@ func Load(path string) (*Model, error) {
 // LoadDense loads the Hugging Face model directory dir (config.json and
 // safetensors weights, single or sharded).
 func LoadDense(dir string) (*Model, error) {
+	if IsVLoRA(dir) {
+		return nil, fmt.Errorf("%s: %w: a VLoRA file, not a dense model directory", dir, formats.ErrInvalid)
+	}
 	ck, err := formats.OpenCheckpoint(dir)
 	if err != nil {
 		return nil, err
