@@ -24,6 +24,9 @@ type compressOptions struct {
 	seed                         uint64
 	quiet, json                  bool
 	distill                      distillFlags
+	// rankSet and energySet record whether the flags were given, so that
+	// an explicit 0 is refused rather than taken for the default.
+	rankSet, energySet bool
 
 	// opt is the SVD stage's configuration, set by Complete.
 	opt convert.Options
@@ -62,13 +65,15 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 	fl.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fl.IntVar(&o.distill.steps, "distill-steps", 300, "distillation steps after the SVD stage (0: SVD only)")
 	o.distill.addFlags(fl)
+	o.distill.addSourceCheckFlag(fl)
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("out")
 	return cmd
 }
 
 // Complete builds the SVD stage's options from the flags.
-func (o *compressOptions) Complete(*cobra.Command, []string) error {
+func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
+	o.rankSet, o.energySet = cmd.Flags().Changed("rank"), cmd.Flags().Changed("energy")
 	o.opt = convert.Options{CompoundSize: o.k, Rank: o.rank, Energy: o.energy, Seed: o.seed,
 		Oversample: o.oversample, PowerIters: o.powerIters, Workers: o.workers}
 	if o.oversample == 0 {
@@ -92,24 +97,37 @@ func (o *compressOptions) Complete(*cobra.Command, []string) error {
 	return nil
 }
 
-// Validate rejects flag combinations the stages would refuse.
+// Validate rejects flag values outside their documented ranges, flag
+// combinations the stages would refuse, and an output directory that would
+// write into an input, before anything is read or written.
 func (o *compressOptions) Validate() error {
-	switch {
-	case o.rank != 0 && o.energy != 0:
+	if o.rankSet && o.energySet {
 		return usagef("--rank and --energy are exclusive")
-	case o.energy < 0 || o.energy > 1:
-		return usagef("--energy %v must be in (0, 1]", o.energy)
-	case o.rank < 0:
-		return usagef("--rank %d must be positive", o.rank)
-	case o.k < 1:
-		return usagef("--compound-size %d must be at least 1", o.k)
-	case o.oversample < 0 || o.powerIters < 0:
-		return usagef("--oversample and --power-iters must not be negative")
 	}
-	if o.distill.steps > 0 {
-		return o.distill.validate(o.distill.steps)
+	err := firstError(
+		intRange("compound-size", o.k, 1, maxCompoundSize),
+		intRange("oversample", o.oversample, 0, maxOversample),
+		intRange("power-iters", o.powerIters, 0, maxPowerIters),
+		intRange("workers", o.workers, 0, maxWorkers),
+		intRange("distill-steps", o.distill.steps, 0, maxSteps),
+	)
+	if err != nil {
+		return err
 	}
-	return nil
+	if o.rankSet {
+		if err := intRange("rank", o.rank, 1, maxRank); err != nil {
+			return err
+		}
+	}
+	if o.energySet {
+		if err := floatRange("energy", o.energy, 0, 1, true); err != nil {
+			return err
+		}
+	}
+	if err := o.distill.validate(); err != nil {
+		return err
+	}
+	return guardOutputs("--out", o.distill.outputs(o.out), o.model, o.distill.data, o.distill.evalData)
 }
 
 // Run runs the SVD stage (unless a distillation checkpoint is to be
@@ -124,7 +142,21 @@ func (o *compressOptions) Run(ctx context.Context) error {
 		_, err = o.distill.run(ctx, o.streams, distillTarget{original: o.model, input: p, output: p, seed: o.seed, quiet: o.quiet, json: o.json})
 		return err
 	}
+	// Everything the distillation stage reads is checked before the SVD
+	// stage writes its first byte.
+	var data *preparedData
+	if o.distill.steps > 0 {
+		var err error
+		if data, err = o.distill.prepareFromDir(ctx, o.model, o.seed); err != nil {
+			return err
+		}
+	}
+	cleanup, err := newOutputDir(o.out)
+	if err != nil {
+		return err
+	}
 	res, err := o.compress(ctx)
+	cleanup(err != nil)
 	if err != nil {
 		return err
 	}
@@ -141,7 +173,7 @@ func (o *compressOptions) Run(ctx context.Context) error {
 			fmt.Fprintln(o.Out)
 		}
 		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
-			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s})
+			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s, data: data})
 		if err != nil || ran {
 			return err
 		}

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/vlora-convert/vlora-convert/distill"
-	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -22,7 +23,7 @@ type distillFlags struct {
 	steps, batch, seqLen, pool, evalSamples, warmup, ckptEvery int
 	data, evalData, train                                      string
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
-	resume                                                     bool
+	resume, skipSourceCheck                                    bool
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -44,16 +45,44 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.BoolVar(&d.resume, "resume", false, "continue from the checkpoint left by an interrupted run")
 }
 
-// validate checks the flags for a run of steps steps.
-func (d *distillFlags) validate(steps int) error {
-	if _, err := distill.ParseTrainSet(d.train); err != nil {
-		return usageError{err}
-	}
-	if d.batch < 1 || d.lr <= 0 || steps < 0 {
-		return usagef("--batch, --lr and the step count must be positive")
-	}
-	return nil
+// addSourceCheckFlag registers --skip-source-check, for the commands that
+// pair a VLoRA file with an original read from disk.
+func (d *distillFlags) addSourceCheckFlag(fl *pflag.FlagSet) {
+	fl.BoolVar(&d.skipSourceCheck, "skip-source-check", false, "accept an original whose files differ from the SHA-256 the VLoRA file records (shapes and architecture are still checked)")
 }
+
+// validate checks every flag of the stage against its documented range.
+func (d *distillFlags) validate() error {
+	if _, err := distill.ParseTrainSet(d.train); err != nil {
+		return usagef("--train: %v", err)
+	}
+	return firstError(
+		intRange("batch", d.batch, 1, maxBatch),
+		intRange("seq-len", d.seqLen, 0, maxSeqLen),
+		intRange("samples", d.pool, 0, maxSamples),
+		intRange("eval-samples", d.evalSamples, 0, maxSamples),
+		intRange("warmup", d.warmup, 0, maxSteps),
+		intRange("checkpoint-every", d.ckptEvery, 0, maxSteps),
+		floatRange("lr", d.lr, 0, 10, true),
+		floatRange("temperature", d.temperature, 0, 100, true),
+		floatRange("hidden-weight", d.hiddenWeight, 0, 1e6, false),
+		floatRange("clip", d.clip, 0, 1e6, false),
+		floatRange("weight-decay", d.weightDecay, 0, 1e3, false),
+	)
+}
+
+// outputs lists the files the stage writes into dir: the VLoRA file, its
+// config.json, the loss log and plot, and the checkpoint.
+func (d *distillFlags) outputs(dir string) []string {
+	ckpt := filepath.Join(dir, checkpointName)
+	base := strings.TrimSuffix(vlora.FileName, ".safetensors")
+	return append(outputFiles(dir, vlora.FileName, "config.json", base+".loss.csv", base+".loss.png"),
+		ckpt, distill.OptimPath(ckpt))
+}
+
+// checkpointName is the file name of the distillation checkpoint, beside
+// the output.
+const checkpointName = "distill.ckpt.safetensors"
 
 // options returns the library options the flags describe.
 func (d *distillFlags) options(seed uint64) distill.Options {
@@ -65,7 +94,7 @@ func (d *distillFlags) options(seed uint64) distill.Options {
 }
 
 func resumable(outDir string) bool {
-	_, err := os.Stat(filepath.Join(outDir, "distill.ckpt.safetensors"))
+	_, err := os.Stat(filepath.Join(outDir, checkpointName))
 	_, err2 := os.Stat(filepath.Join(outDir, vlora.FileName))
 	return err == nil && err2 == nil
 }
@@ -83,6 +112,8 @@ type distillTarget struct {
 	// compressed, when set, is the SVD stage's summary, printed with the
 	// distillation's in JSON.
 	compressed *summary
+	// data, when set, is the teacher and data prepared beforehand.
+	data *preparedData
 }
 
 // run runs the distillation stage on t and prints its summary; ran reports
@@ -100,33 +131,30 @@ func (d *distillFlags) run(ctx context.Context, s streams, t distillTarget) (ran
 // runStage loads the teacher (and the student when t has none), runs the
 // distillation job and prints its summary.
 func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget) error {
-	teacher, err := model.LoadDense(t.original)
-	if errors.Is(err, model.ErrUnsupportedArchitecture) {
-		return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
-	}
-	if err != nil {
-		return err
-	}
-	if t.student == nil {
-		if t.student, err = vlora.Load(t.input); err != nil {
+	var err error
+	if t.data == nil {
+		if t.data, err = d.prepareFromDir(ctx, t.original, t.seed); err != nil {
 			return err
 		}
 	}
+	if t.student == nil {
+		if t.student, err = d.loadStudent(ctx, t.input, t.original); err != nil {
+			return err
+		}
+	}
+	teacher := t.data.teacher
 	var last distill.Stats
 	bar := newProgress(s.ErrOut, t.quiet, "distill", int64(d.steps), func() string {
 		return fmt.Sprintf("loss %.4f  %.0f tok/s", last.Loss, last.TokensPerSec)
 	})
 	job := distillJob{
 		Teacher: teacher, Student: t.student, Output: t.output,
-		Data: d.data, PoolSize: d.pool, SeqLen: d.seqLen, EvalData: d.evalData, EvalSamples: d.evalSamples,
+		Train: t.data.train, Eval: t.data.eval,
 		Options: d.options(t.seed),
 	}
 	job.Options.Progress = func(p stage.Progress) {
 		last.Loss, last.TokensPerSec = p.Loss, p.TokensPerSec
 		bar.Set(int64(p.Done))
-	}
-	if d.evalData == "" && d.evalSamples == 64 {
-		job.EvalSamples = 0 // sampled evaluation uses its own default
 	}
 	sum, err := job.run(ctx)
 	bar.Close()
@@ -166,6 +194,7 @@ func printDistill(s streams, sum *distillSummary, t distillTarget) error {
 type distillOptions struct {
 	streams
 	flags         distillFlags
+	in            string
 	original, out string
 	seed          uint64
 	quiet, json   bool
@@ -199,12 +228,14 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&o.json, "json", false, "print the summary as JSON")
 	o.flags.addFlags(fl)
+	o.flags.addSourceCheckFlag(fl)
 	cmd.MarkFlagRequired("original")
 	return cmd
 }
 
 // Complete resolves the input file and the output path.
 func (o *distillOptions) Complete(_ *cobra.Command, args []string) error {
+	o.in = args[0]
 	in, err := vlora.ResolvePath(args[0])
 	if err != nil {
 		return usageError{err}
@@ -216,20 +247,47 @@ func (o *distillOptions) Complete(_ *cobra.Command, args []string) error {
 	return nil
 }
 
-// Validate checks the stage's flags.
-func (o *distillOptions) Validate() error { return o.flags.validate(o.flags.steps) }
+// Validate checks the stage's flags and that no output lands in or over
+// an input: the original, the data files, or (with --out) the VLoRA file.
+func (o *distillOptions) Validate() error {
+	if err := firstError(intRange("steps", o.flags.steps, 0, maxSteps), o.flags.validate()); err != nil {
+		return err
+	}
+	if o.out == "" {
+		// The result replaces FILE; its other outputs go beside it.
+		outs := o.flags.outputs(filepath.Dir(o.input))
+		return guardOutputs(o.in, outs[1:], o.original, o.flags.data, o.flags.evalData)
+	}
+	return guardOutputs("--out", o.flags.outputs(o.out), o.input, o.original, o.flags.data, o.flags.evalData)
+}
 
-// Run prepares the output directory (with config.json) when --out is given
-// and runs the distillation stage.
+// Run checks the original, the data and the VLoRA file, then prepares the
+// output directory and runs the distillation stage; config.json is copied
+// beside the result once it is written.
 func (o *distillOptions) Run(ctx context.Context) error {
-	if o.out != "" {
-		if err := os.MkdirAll(o.out, 0o755); err != nil {
-			return fmt.Errorf("output directory: %w", err)
-		}
-		if cfg, err := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); err == nil {
-			os.WriteFile(filepath.Join(o.out, "config.json"), cfg, 0o644)
+	data, err := o.flags.prepareFromDir(ctx, o.original, o.seed)
+	if err != nil {
+		return err
+	}
+	student, err := o.flags.loadStudent(ctx, o.input, o.original)
+	if err != nil {
+		return err
+	}
+	if o.out == "" {
+		return o.flags.runStage(ctx, o.streams, distillTarget{original: o.original, student: student, input: o.input,
+			output: o.output, seed: o.seed, quiet: o.quiet, json: o.json, data: data})
+	}
+	cleanup, err := newOutputDir(o.out)
+	if err != nil {
+		return err
+	}
+	err = o.flags.runStage(ctx, o.streams, distillTarget{original: o.original, student: student, input: o.input,
+		output: o.output, seed: o.seed, quiet: o.quiet, json: o.json, data: data})
+	if err == nil {
+		if cfg, rerr := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); rerr == nil {
+			err = formats.WriteFileAtomic(filepath.Join(o.out, "config.json"), cfg)
 		}
 	}
-	return o.flags.runStage(ctx, o.streams, distillTarget{original: o.original, input: o.input, output: o.output,
-		seed: o.seed, quiet: o.quiet, json: o.json})
+	cleanup(err != nil)
+	return err
 }

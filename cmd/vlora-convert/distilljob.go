@@ -11,7 +11,6 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/distill"
-	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/verify"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -26,18 +25,8 @@ type distillJob struct {
 	Teacher *model.Model
 	Student *vlora.Model
 	Output  string
-	// Data is the training data file; empty means sequences sampled from
-	// the teacher (data-free mode), PoolSize of them.
-	Data     string
-	PoolSize int
-	// SeqLen truncates training sequences (or sets the length of sampled
-	// ones; default dataset.DefaultSeqLen when sampling).
-	SeqLen int
-	// EvalData is the evaluation file; EvalSamples items of it are used
-	// (default 64). Without it, EvalSamples sequences (default 16) are
-	// sampled from the teacher with a seed different from training's.
-	EvalData    string
-	EvalSamples int
+	// Train is the training data; Eval the evaluation data (nil: none).
+	Train, Eval *dataset.Dataset
 	Options     distill.Options
 }
 
@@ -60,23 +49,12 @@ type distillSummary struct {
 	Resumed         bool    `json:"resumed,omitempty"`
 }
 
-// evalSeedOffset separates the seed of sampled evaluation data from the
-// training seed.
-const evalSeedOffset = 0x9e3779b9
-
 // run performs j. Intermediate checkpoints go beside Output; on success they
 // are removed and the final file replaces Output atomically.
 func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
-	train, err := j.trainData(ctx)
-	if err != nil {
-		return nil, err
-	}
+	train, eval := j.Train, j.Eval
 	if j.Options.CheckpointPath == "" {
-		j.Options.CheckpointPath = filepath.Join(filepath.Dir(j.Output), "distill.ckpt.safetensors")
-	}
-	eval, err := j.evalData(ctx, train)
-	if err != nil {
-		return nil, err
+		j.Options.CheckpointPath = filepath.Join(filepath.Dir(j.Output), checkpointName)
 	}
 	if eval != nil {
 		j.Options.Evaluate = evaluateOn(j.Teacher, eval)
@@ -96,46 +74,6 @@ func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
 	os.Remove(j.Options.CheckpointPath)
 	os.Remove(distill.OptimPath(j.Options.CheckpointPath))
 	return sum, nil
-}
-
-// trainData loads the training data, or samples it from the teacher.
-func (j *distillJob) trainData(ctx context.Context) (*dataset.Dataset, error) {
-	if j.Data != "" {
-		return dataset.Load(ctx, j.Data, dataset.LoadOptions{SeqLen: j.SeqLen})
-	}
-	if !j.Teacher.IsCausalLM() {
-		if j.Teacher.Config.ModelType != "vit" {
-			return nil, fmt.Errorf("%w: %s has no logits to match", distill.ErrUnsupported, j.Teacher.Config.Architecture())
-		}
-		return nil, fmt.Errorf("%w: data-free distillation needs a language model; pass --data", formats.ErrInvalid)
-	}
-	n := j.PoolSize
-	if n <= 0 {
-		n = 4 * cmp.Or(j.Options.Batch, distill.DefaultBatch)
-	}
-	t := dataset.SeqLen(j.SeqLen, dataset.DefaultSeqLen, j.Teacher.Config.MaxPositions)
-	return dataset.Sample(ctx, j.Teacher, n, t, j.Options.Seed)
-}
-
-// evalData loads the evaluation data, or samples it from the teacher (causal
-// LMs); nil when there is none.
-func (j *distillJob) evalData(ctx context.Context, train *dataset.Dataset) (*dataset.Dataset, error) {
-	if j.EvalData != "" {
-		n := j.EvalSamples
-		if n <= 0 {
-			n = 64
-		}
-		return dataset.Load(ctx, j.EvalData, dataset.LoadOptions{Samples: n, SeqLen: j.SeqLen})
-	}
-	if !j.Teacher.IsCausalLM() {
-		return nil, nil
-	}
-	n := j.EvalSamples
-	if n <= 0 {
-		n = 16
-	}
-	t := dataset.SeqLen(j.SeqLen, min(dataset.DefaultSeqLen, max(train.T, 2)), j.Teacher.Config.MaxPositions)
-	return dataset.Sample(ctx, j.Teacher, n, t, j.Options.Seed+evalSeedOffset)
 }
 
 // evaluateOn returns a distill.Options.Evaluate that compares the student

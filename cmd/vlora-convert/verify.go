@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -64,8 +65,16 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 // Complete has nothing to derive.
 func (o *verifyOptions) Complete(*cobra.Command, []string) error { return nil }
 
-// Validate has nothing to check beyond the required flags.
-func (o *verifyOptions) Validate() error { return nil }
+// Validate checks every numeric flag against its documented range.
+func (o *verifyOptions) Validate() error {
+	return firstError(
+		intRange("samples", o.opt.Samples, 0, maxSamples),
+		intRange("seq-len", o.opt.SeqLen, 0, maxSeqLen),
+		intRange("batch", o.opt.Batch, 1, maxBatch),
+		floatRange("max-kl", o.opt.MaxKL, 0, math.MaxFloat64, false),
+		floatRange("min-agreement", o.opt.MinAgreement, 0, 1, false),
+	)
+}
 
 // Run loads both models, verifies and prints the report; a missed threshold
 // is exit code 1 after the report.
