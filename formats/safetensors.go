@@ -108,7 +108,7 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 	}
 	var md safetensors.Metadata
 	if err := json.Unmarshal(header, &md); err != nil {
-		return nil, bad("header is not valid safetensors JSON: %v", err)
+		return nil, bad("header is not valid safetensors JSON: %.120v", err)
 	}
 	sf := &File{
 		path:     path,
@@ -250,7 +250,7 @@ func checkHeaderStructure(header []byte) error {
 			what = "__metadata__"
 		}
 		if seen[key] {
-			return fmt.Errorf("%s is listed twice", what)
+			return fmt.Errorf("%.80s is listed twice", what)
 		}
 		seen[key] = true
 		var entry json.RawMessage
@@ -263,7 +263,28 @@ func checkHeaderStructure(header []byte) error {
 		if dup, err := duplicateKey(entry); err != nil {
 			return fmt.Errorf("%s: not valid JSON: %v", what, err)
 		} else if dup != "" {
-			return fmt.Errorf("%s: key %q is listed twice", what, dup)
+			return fmt.Errorf("%s: key %.60q is listed twice", what, dup)
+		}
+		if key == "__metadata__" && entry[0] == '{' {
+			if err := checkMetadataStrings(entry); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkMetadataStrings checks that every value of the __metadata__ object
+// raw is a string, as the format requires, and names the first key whose
+// value is not.
+func checkMetadataStrings(raw json.RawMessage) error {
+	var md map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &md); err != nil {
+		return fmt.Errorf("__metadata__: not valid JSON: %.120v", err)
+	}
+	for k, v := range md {
+		if len(v) == 0 || v[0] != '"' {
+			return fmt.Errorf("__metadata__: value of %.60q is %.20s…, not a string", k, v)
 		}
 	}
 	return nil

@@ -24,7 +24,7 @@ func run(t *testing.T, args ...string) (string, string, int) {
 	root.SetArgs(args)
 	err := execute(context.Background(), root)
 	if err != nil {
-		errb.WriteString("vlora-convert: " + err.Error() + "\n")
+		errb.WriteString(errorLine(err) + "\n")
 	}
 	return out.String(), errb.String(), exitCode(err)
 }
