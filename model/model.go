@@ -92,18 +92,24 @@ func LoadDense(dir string) (*Model, error) {
 	if ck.Config == nil {
 		return nil, fmt.Errorf("%s: %w: no %s", dir, formats.ErrInvalid, formats.ConfigFile)
 	}
+	return fromCheckpoint(dir, ck, ck.Config)
+}
+
+// fromCheckpoint builds the model cfg describes from the weights of ck,
+// after checking cfg's layer count against the stored layers.
+func fromCheckpoint(dir string, ck *formats.Checkpoint, cfg *formats.Config) (*Model, error) {
 	n, err := storedLayers(ck)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if err := CheckLayerCount(ck.Config, n); err != nil {
+	if err := CheckLayerCount(cfg, n); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, formats.ConfigFile), err)
 	}
-	net, err := transformer.Load(ck.Config, transformer.CheckpointWeights{Checkpoint: ck})
+	net, err := transformer.Load(cfg, transformer.CheckpointWeights{Checkpoint: ck})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	m := &Model{Net: net, Path: dir, Config: ck.Config}
+	m := &Model{Net: net, Path: dir, Config: cfg}
 	for _, n := range ck.Names() {
 		ti, _ := ck.Info(n)
 		m.StoredParams += int64(ti.NumElements())
