@@ -55,7 +55,9 @@ func FuzzManifestTensors(f *testing.F) {
 		func(m *Manifest) { m.Increments[0].Rank = 3 },
 		func(m *Manifest) { m.Increments[0].Rank = 0 },
 		func(m *Manifest) { m.NumLayers = 1 << 20 },
-		func(m *Manifest) { m.Passthrough = append(m.Passthrough, TensorDesc{Name: "ghost", Shape: []int{3}, DType: "F32"}) },
+		func(m *Manifest) {
+			m.Passthrough = append(m.Passthrough, TensorDesc{Name: "ghost", Shape: []int{3}, DType: "F32"})
+		},
 		func(m *Manifest) { m.Suffixes[0].Shape = []int{6, 4} },
 		func(m *Manifest) { m.Increments[1].Kind = KindLowRank },
 	} {
