@@ -206,3 +206,16 @@ func (c *Config) Bool(key string, def bool) bool {
 	}
 	return def
 }
+
+// CheckLayers checks the config's layer count against stored, the number
+// of layers the weights hold, before anything is sized by the config: a
+// config that declares fewer layers would silently run another model, and
+// one that declares more would size allocations for layers that do not
+// exist. A config without a layer count is left to the architecture to
+// reject. The error wraps ErrInvalid and names the field.
+func (c *Config) CheckLayers(stored int) error {
+	if c.NumLayers != 0 && c.NumLayers != stored {
+		return fmt.Errorf("%w: config field num_hidden_layers = %d, but the weights hold %d layers", ErrInvalid, c.NumLayers, stored)
+	}
+	return nil
+}

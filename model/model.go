@@ -102,7 +102,7 @@ func fromCheckpoint(dir string, ck *formats.Checkpoint, cfg *formats.Config) (*M
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if err := CheckLayerCount(cfg, n); err != nil {
+	if err := cfg.CheckLayers(n); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, formats.ConfigFile), err)
 	}
 	net, err := transformer.Load(cfg, transformer.CheckpointWeights{Checkpoint: ck})
@@ -129,7 +129,7 @@ func FromVLoRA(vm *vlora.Model) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest config: %w", err)
 	}
-	if err := CheckLayerCount(cfg, vm.Manifest.NumLayers); err != nil {
+	if err := cfg.CheckLayers(vm.Manifest.NumLayers); err != nil {
 		return nil, fmt.Errorf("manifest config: %w", err)
 	}
 	net, err := transformer.Load(cfg, vm)
@@ -190,4 +190,16 @@ func (m *Model) Materialize() error {
 		}
 	}
 	return nil
+}
+
+// storedLayers returns the number of layers in ck's layer stack.
+func storedLayers(ck *formats.Checkpoint) (int, error) {
+	st, err := vlora.DetectStack(ck.Names(), func(n string) vlora.TensorShape {
+		ti, _ := ck.Info(n)
+		return vlora.TensorShape{Shape: ti.Shape, DType: ti.DType.String()}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", formats.ErrInvalid, err)
+	}
+	return st.NumLayers, nil
 }

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/vlora-convert/vlora-convert/formats"
 )
 
 // FormatVersion is the manifest version this package writes and reads.
@@ -189,6 +191,15 @@ func (m *Manifest) Validate() error {
 	seen, err := m.validateIncrements(suf)
 	if err != nil {
 		return err
+	}
+	if len(m.Config) > 0 {
+		cfg, err := formats.ParseConfig(m.Config)
+		if err != nil {
+			return manifestErr("config: %v", err)
+		}
+		if err := cfg.CheckLayers(m.NumLayers); err != nil {
+			return manifestErr("config: %v", err)
+		}
 	}
 	for _, c := range m.Compounds {
 		for j, l := range c {

@@ -41,9 +41,14 @@ func (o *expandOptions) Complete(_ *cobra.Command, args []string) error {
 	return nil
 }
 
-// Validate refuses an output directory that would write over the input.
+// Validate refuses an output directory that would write over the input
+// or into the directory that holds it.
 func (o *expandOptions) Validate() error {
-	return guardOutputs("--out", outputFiles(o.out, formats.SingleFile, formats.ConfigFile), o.in)
+	inputs := []string{o.in}
+	if p, err := vlora.ResolvePath(o.in); err == nil {
+		inputs = append(inputs, filepath.Dir(p))
+	}
+	return guardOutputs("--out", outputFiles(o.out, formats.SingleFile, formats.ConfigFile), inputs...)
 }
 
 // Run writes the dense checkpoint, after checking that --out does not hold

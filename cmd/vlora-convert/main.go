@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
@@ -46,7 +47,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &ue), errors.Is(err, formats.ErrInvalid):
+	case errors.As(err, &ue), errors.Is(err, formats.ErrInvalid), errors.Is(err, fs.ErrNotExist):
 		return exitUsage
 	}
 	return exitFailure
