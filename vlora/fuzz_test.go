@@ -1,6 +1,9 @@
 package vlora
 
 import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -13,7 +16,7 @@ import (
 // writeWithManifest writes a VLoRA file to dir whose tensors are those
 // validManifest describes (small finite values) and whose manifest is the
 // string manifest, and returns its path.
-func writeWithManifest(t *testing.T, dir, manifest string) string {
+func writeWithManifest(t testing.TB, dir, manifest string) string {
 	t.Helper()
 	valid := validManifest()
 	names := valid.StorageOrder()
@@ -43,10 +46,10 @@ func writeWithManifest(t *testing.T, dir, manifest string) string {
 }
 
 // FuzzManifestTensors pairs an arbitrary manifest with a fixed set of stored
-// tensors and loads the file. Load must never panic; a rejected file gives
-// an ErrInvalid error naming the file; an accepted one must materialize
-// every layer of every suffix with the manifest's shapes and finite values,
-// and ReadManifest (what inspect uses) must agree with Load.
+// tensors and loads the file. LoadFile must never panic; a rejected file
+// gives an ErrInvalid error; an accepted one must materialize every layer
+// of every suffix with the manifest's shapes and finite values, and
+// ReadManifestFile (what inspect uses) must agree with LoadFile.
 func FuzzManifestTensors(f *testing.F) {
 	valid := validManifest()
 	s, _ := valid.Marshal()
@@ -67,16 +70,32 @@ func FuzzManifestTensors(f *testing.F) {
 		f.Add(js)
 	}
 	f.Add(`{"format":"vlora","format_version":1,"num_layers":1e9}`)
+	base, err := os.ReadFile(writeWithManifest(f, f.TempDir(), "{}"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(base)
+	var header map[string]any
+	if err := json.Unmarshal(base[8:8+n], &header); err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, manifest string) {
-		p := writeWithManifest(t, t.TempDir(), manifest)
-		defer os.Remove(p)
-		mf, file, rerr := ReadManifest(p)
-		if file != nil {
-			file.Close()
+		// The same tensors with the fuzzed manifest, built in memory.
+		header["__metadata__"] = map[string]string{ManifestKey: manifest}
+		h, err := json.Marshal(header)
+		if err != nil {
+			t.Fatal(err)
 		}
-		m, err := Load(p)
+		data := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+		data = append(append(data, h...), base[8+n:]...)
+		file, err := formats.NewFile("fuzz.vlora.safetensors", bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("the container itself was rejected: %v", err)
+		}
+		mf, rerr := ReadManifestFile(file)
+		m, err := LoadFile(file)
 		if (rerr == nil) != (err == nil) {
-			t.Fatalf("ReadManifest error %v, Load error %v", rerr, err)
+			t.Fatalf("ReadManifestFile error %v, LoadFile error %v", rerr, err)
 		}
 		if err != nil {
 			if !errors.Is(err, formats.ErrInvalid) {
@@ -85,7 +104,7 @@ func FuzzManifestTensors(f *testing.F) {
 			return
 		}
 		if mf.NumLayers != m.Manifest.NumLayers {
-			t.Fatalf("ReadManifest and Load disagree")
+			t.Fatalf("ReadManifestFile and LoadFile disagree")
 		}
 		for l := range m.Manifest.NumLayers {
 			for _, s := range m.Manifest.Suffixes {

@@ -64,21 +64,29 @@ func ReadManifest(path string) (*Manifest, *formats.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	m, err := ReadManifestFile(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return m, f, nil
+}
+
+// ReadManifestFile returns the validated manifest of the open VLoRA file f,
+// checked against f's tensors (CheckTensors). Errors name the file.
+func ReadManifestFile(f *formats.File) (*Manifest, error) {
 	s, ok := f.Metadata()[ManifestKey]
 	if !ok {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w: not a VLoRA file (no %q in __metadata__)", p, formats.ErrInvalid, ManifestKey)
+		return nil, fmt.Errorf("%s: %w: not a VLoRA file (no %q in __metadata__)", f.Path(), formats.ErrInvalid, ManifestKey)
 	}
 	m, err := ParseManifest(s)
 	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w: %v", p, formats.ErrInvalid, err)
+		return nil, fmt.Errorf("%s: %w: %v", f.Path(), formats.ErrInvalid, err)
 	}
 	if err := CheckTensors(m, f); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", p, err)
+		return nil, fmt.Errorf("%s: %w", f.Path(), err)
 	}
-	return m, f, nil
+	return m, nil
 }
 
 // CheckTensors checks, from the header alone, that f stores exactly the
@@ -118,6 +126,21 @@ func Load(path string) (*Model, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return load(m, f)
+}
+
+// LoadFile reads the whole open VLoRA file f into memory, as Load does.
+func LoadFile(f *formats.File) (*Model, error) {
+	m, err := ReadManifestFile(f)
+	if err != nil {
+		return nil, err
+	}
+	return load(m, f)
+}
+
+// load reads the tensors of f, whose manifest m has been checked against
+// them.
+func load(m *Manifest, f *formats.File) (*Model, error) {
 	tensors := map[string]*Tensor{}
 	for _, name := range f.Names() {
 		info, _ := f.Info(name)
