@@ -132,13 +132,13 @@ func (d *distillFlags) run(ctx context.Context, s streams, t distillTarget) (ran
 // distillation job and prints its summary.
 func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget) error {
 	var err error
-	if t.data == nil {
-		if t.data, err = d.prepareFromDir(ctx, t.original, t.seed); err != nil {
+	if t.student == nil {
+		if t.student, err = d.loadStudent(ctx, t.input, t.original); err != nil {
 			return err
 		}
 	}
-	if t.student == nil {
-		if t.student, err = d.loadStudent(ctx, t.input, t.original); err != nil {
+	if t.data == nil {
+		if t.data, err = d.prepareFromDir(ctx, t.original, t.seed); err != nil {
 			return err
 		}
 	}
@@ -265,11 +265,11 @@ func (o *distillOptions) Validate() error {
 // output directory and runs the distillation stage; config.json is copied
 // beside the result once it is written.
 func (o *distillOptions) Run(ctx context.Context) error {
-	data, err := o.flags.prepareFromDir(ctx, o.original, o.seed)
+	student, err := o.flags.loadStudent(ctx, o.input, o.original)
 	if err != nil {
 		return err
 	}
-	student, err := o.flags.loadStudent(ctx, o.input, o.original)
+	data, err := o.flags.prepareFromDir(ctx, o.original, o.seed)
 	if err != nil {
 		return err
 	}
