@@ -807,7 +807,7 @@ func TestRankZeroEndToEnd(t *testing.T) {
 			t.Errorf("%s: exit %d: %s", a[0], code, stderr)
 		}
 	}
-	matches, _ := filepath.Glob(filepath.Join(root, "*", ".tmp-*"))
+	matches, _ := filepath.Glob(filepath.Join(root, "*", ".*.tmp-*"))
 	if len(matches) > 0 {
 		t.Errorf("temporary files left: %v", matches)
 	}
