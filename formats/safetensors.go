@@ -30,6 +30,11 @@ var ErrInvalid = errors.New("invalid input")
 // bound used by the reference implementation).
 const MaxHeaderSize = 100_000_000
 
+// MaxTensors bounds the tensors one safetensors file may declare (checked
+// before the header is parsed). Real checkpoints hold a few thousand per
+// file.
+const MaxTensors = 1 << 16
+
 // maxElements bounds the element count of one tensor (2^48), far above any
 // real checkpoint and low enough that byte counts cannot overflow.
 const maxElements = 1 << 48
@@ -153,6 +158,11 @@ func readHeader(path string, r io.ReaderAt, size int64, bad func(string, ...any)
 	header := make([]byte, n)
 	if err := readFullAt(r, header, 8); err != nil {
 		return nil, fmt.Errorf("%s: reading header: %w", path, err)
+	}
+	// A cheap count before any JSON is parsed: a header declaring a
+	// million tensors is rejected at once instead of after parsing it.
+	if n := bytes.Count(header, []byte(`"data_offsets"`)); n > MaxTensors {
+		return nil, bad("header declares %d tensors, more than the %d a file may hold", n, MaxTensors)
 	}
 	if err := checkHeaderStructure(header); err != nil {
 		return nil, bad("%v", err)

@@ -166,13 +166,22 @@ func (m *Manifest) Marshal() (string, error) {
 
 // ParseManifest decodes and validates a manifest.
 func ParseManifest(s string) (*Manifest, error) {
-	var m Manifest
-	dec := json.NewDecoder(strings.NewReader(s))
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+	m, err := decodeManifest(s)
+	if err != nil {
+		return nil, err
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
+	}
+	return m, nil
+}
+
+// decodeManifest decodes a manifest without validating it.
+func decodeManifest(s string) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(strings.NewReader(s))
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest: %.160v", err)
 	}
 	return &m, nil
 }

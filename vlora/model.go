@@ -79,8 +79,17 @@ func ReadManifestFile(f *formats.File) (*Manifest, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: %w: not a VLoRA file (no %q in __metadata__)", f.Path(), formats.ErrInvalid, ManifestKey)
 	}
-	m, err := ParseManifest(s)
+	m, err := decodeManifest(s)
 	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", f.Path(), formats.ErrInvalid, err)
+	}
+	// Every layer past a compound's first stores at least one tensor, so
+	// the file's tensor count bounds the layers before anything is sized
+	// by the manifest.
+	if n := len(f.Names()); m.NumLayers > n {
+		return nil, fmt.Errorf("%s: %w: manifest: num_layers %d, but the file stores only %d tensors", f.Path(), formats.ErrInvalid, m.NumLayers, n)
+	}
+	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", f.Path(), formats.ErrInvalid, err)
 	}
 	if err := CheckTensors(m, f); err != nil {

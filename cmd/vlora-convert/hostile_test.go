@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -220,6 +221,26 @@ func pokeTensor(t *testing.T, path, name string, v float32) {
 	}
 }
 
+// writeManyTensors writes a safetensors file whose header declares n
+// one-float layer tensors, all over the same four bytes.
+func writeManyTensors(t *testing.T, path string, n int) {
+	t.Helper()
+	var h strings.Builder
+	h.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			h.WriteString(",")
+		}
+		h.WriteString(`"model.layers.` + strconv.Itoa(i) + `.w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}`)
+	}
+	h.WriteString("}")
+	b := binary.LittleEndian.AppendUint64(nil, uint64(h.Len()))
+	b = append(append(b, h.String()...), 0, 0, 0, 0)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // snapshot maps every file and directory under root to its SHA-256 (""
 // for directories).
 func snapshot(t *testing.T, root string) map[string]string {
@@ -400,6 +421,10 @@ func compressCorpus() []hostileCase {
 			editConfig(t, c.M, "num_hidden_layers", 3)
 			return compressArgs(c)
 		}, 2, []string{"num_hidden_layers"}},
+		{"header declaring too many layers", func(t *testing.T, c *hostileDirs) []string {
+			writeManyTensors(t, filepath.Join(c.M, "model.safetensors"), formats.MaxTensors+1)
+			return compressArgs(c)
+		}, 2, []string{"model.safetensors", "tensors"}},
 		{"config declares a billion layers", func(t *testing.T, c *hostileDirs) []string {
 			editConfig(t, c.M, "num_hidden_layers", 1e9)
 			return compressArgs(c)
@@ -472,7 +497,7 @@ func inspectCorpus() []hostileCase {
 		}), 2, []string{"header length"}},
 		{"a million layers", vf(func(t *testing.T, c *hostileDirs) {
 			editManifest(t, c.VFile, func(m map[string]any) { m["num_layers"] = 1_000_000 })
-		}), 2, []string{"compounds"}},
+		}), 2, []string{"num_layers"}},
 		{"manifest config disagrees with the layers", vf(func(t *testing.T, c *hostileDirs) {
 			editManifestConfig(t, c.VFile, "num_hidden_layers", 2)
 		}), 2, []string{"num_hidden_layers"}},
@@ -587,6 +612,9 @@ func inferCorpus() []hostileCase {
 		}, 2, []string{loraA}},
 		{"config declares fewer layers", inf(cfg("num_hidden_layers", 3)), 2, []string{"num_hidden_layers"}},
 		{"config declares a billion layers", inf(cfg("num_hidden_layers", 1e9)), 2, []string{"num_hidden_layers"}},
+		{"header declaring too many layers", inf(func(t *testing.T, c *hostileDirs) {
+			writeManyTensors(t, filepath.Join(c.M, "model.safetensors"), formats.MaxTensors+1)
+		}), 2, []string{"model.safetensors", "tensors"}},
 		{"vocab_size 1e9", inf(cfg("vocab_size", 1e9)), 2, []string{"vocab_size"}},
 		{"vocab_size a million", inf(cfg("vocab_size", 1e6)), 2, []string{embed}},
 		{"intermediate_size 1e7", inf(cfg("intermediate_size", 1e7)), 2, []string{"mlp"}},
