@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 )
 
 // ConfigFile is the name of a Hugging Face model configuration.
@@ -61,7 +60,7 @@ func (c *Config) Architecture() string {
 
 // ReadConfig reads and parses a config.json file.
 func ReadConfig(path string) (*Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readSmallFile(path, MaxConfigSize)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +144,13 @@ var configSizeKeys = []string{
 // negative, fractional or above MaxConfigDim, a rope_theta that is not
 // positive, and a negative normalisation epsilon. The error names the field.
 func (c *Config) checkRanges() error {
+	for _, k := range append(configSizeKeys, "rope_theta", "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon") {
+		if raw, ok := c.Raw[k]; ok && raw != nil {
+			if _, num := raw.(float64); !num {
+				return fmt.Errorf("%w: config field %s = %.40v, want a number", ErrInvalid, k, raw)
+			}
+		}
+	}
 	for _, k := range configSizeKeys {
 		v, ok := c.Raw[k].(float64)
 		if !ok {

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"sort"
 
 	"github.com/nlpodyssey/safetensors"
@@ -77,7 +76,7 @@ type File struct {
 // Open opens and validates the safetensors file at path. Tensor data is read
 // lazily by the Read methods.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

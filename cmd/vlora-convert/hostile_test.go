@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -258,6 +259,10 @@ func snapshot(t *testing.T, root string) map[string]string {
 			target, err := os.Readlink(p)
 			out[p] = "link to " + target
 			return err
+		}
+		if !d.Type().IsRegular() {
+			out[p] = d.Type().String() // a pipe is never read
+			return nil
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -507,6 +512,13 @@ func inspectCorpus() []hostileCase {
 		{"missing path", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"inspect", filepath.Join(c.Root, "nothing")}
 		}, 2, []string{"nothing"}},
+		{"a FIFO instead of a file", func(t *testing.T, c *hostileDirs) []string {
+			p := filepath.Join(c.Root, "pipe.safetensors")
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Skip(err)
+			}
+			return []string{"inspect", p}
+		}, 2, []string{"pipe.safetensors", "not a regular file"}},
 		{"dense checkpoint file", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"inspect", filepath.Join(c.M, "model.safetensors")}
 		}, 2, []string{"not a VLoRA file"}},
@@ -600,6 +612,9 @@ func inferCorpus() []hostileCase {
 		{"output over the input", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"infer", "--model", c.M, "--input", c.In, "--out", c.In}
 		}, 2, []string{"--out"}},
+		{"input is a directory", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"infer", "--model", c.M, "--input", c.V, "--out", filepath.Join(c.Root, "out.safetensors")}
+		}, 2, []string{"not a regular file"}},
 		{"output inside the model directory", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"infer", "--model", c.M, "--input", c.In, "--out", filepath.Join(c.M, "model.safetensors")}
 		}, 2, []string{"--out"}},
@@ -623,6 +638,7 @@ func inferCorpus() []hostileCase {
 			editConfig(t, c.M, "rope_parameters", map[string]any{"rope_theta": 0, "rope_type": "default"})
 		}), 2, []string{"rope_theta"}},
 		{"rope_theta negative", inf(cfg("rope_theta", -1)), 2, []string{"rope_theta"}},
+		{"rope_theta a string NaN", inf(cfg("rope_theta", "NaN")), 2, []string{"rope_theta", "number"}},
 		{"negative norm epsilon", inf(cfg("rms_norm_eps", -1)), 2, []string{"eps"}},
 		{"zero attention heads", inf(cfg("num_attention_heads", 0)), 2, []string{"num_attention_heads"}},
 		{"fractional layer count", inf(cfg("num_hidden_layers", 3.5)), 2, []string{"num_hidden_layers"}},
