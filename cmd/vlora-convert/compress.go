@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -145,9 +147,16 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	// Everything the distillation stage reads is checked before the SVD
 	// stage writes its first byte.
 	var data *preparedData
+	// A model the stage cannot train keeps the SVD initialisation, with a
+	// note (distillFlags.run).
+	var unsupported error
 	if o.distill.steps > 0 {
 		var err error
-		if data, err = o.distill.prepareFromDir(ctx, o.model, o.seed); err != nil {
+		data, err = o.distill.prepareFromDir(ctx, o.model, o.seed)
+		if errors.Is(err, distill.ErrUnsupported) {
+			unsupported, err = err, nil
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -168,7 +177,9 @@ func (o *compressOptions) Run(ctx context.Context) error {
 			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
 		}
 	}
-	if o.distill.steps > 0 {
+	if unsupported != nil {
+		fmt.Fprintf(o.ErrOut, "note: %v; the file holds the SVD initialisation only\n", unsupported)
+	} else if o.distill.steps > 0 {
 		if !o.json {
 			fmt.Fprintln(o.Out)
 		}
