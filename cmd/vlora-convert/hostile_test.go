@@ -856,3 +856,18 @@ func TestRankZeroEndToEnd(t *testing.T) {
 		t.Errorf("temporary files left: %v", matches)
 	}
 }
+
+// TestCompressUndistillableKeepsSVD checks that a model the distillation
+// stage cannot train (BERT has no logits) still gets its SVD-stage file,
+// with a note, now that the stage's inputs are prepared before the SVD
+// stage runs.
+func TestCompressUndistillableKeepsSVD(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	_, stderr, code := run(t, "compress", "--model", testenv.GoldenModel(t, "bert"), "--out", out, "-k", "2", "-r", "4", "--distill-steps", "5", "-q")
+	if code != 0 || !strings.Contains(stderr, "SVD initialisation only") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, vlora.FileName)); err != nil {
+		t.Fatal(err)
+	}
+}
