@@ -52,3 +52,12 @@ func humanBytes(b float64) string {
 	}
 	return fmt.Sprintf("%.0f B", b)
 }
+
+// SampleBytes estimates the memory of sampling n sequences of t tokens from
+// the model cfg describes: the tokens, one step's logits and the key/value
+// cache of every layer.
+func SampleBytes(cfg *formats.Config, n, t int) float64 {
+	kv := float64(max(cfg.NumKVHeads*cfg.HeadDim, cfg.HiddenSize, 1))
+	cache := 2 * float64(max(cfg.NumLayers, 1)) * float64(n) * float64(t) * kv * 4
+	return TokensBytes(n, t) + BatchBytes(cfg, n, 1) + cache
+}

@@ -22,7 +22,7 @@ func Sample(ctx context.Context, m *model.Model, n, t int, seed uint64) (*Datase
 		return nil, fmt.Errorf("%w: cannot sample %d sequences of %d tokens", formats.ErrInvalid, n, t)
 	}
 	what := fmt.Sprintf("%d sampled sequences of %d tokens", n, t)
-	if err := CheckBudget(what, TokensBytes(n, t)+BatchBytes(m.Config, n, 1)); err != nil {
+	if err := CheckBudget(what, SampleBytes(m.Config, n, t)); err != nil {
 		return nil, err
 	}
 	bos := m.Config.Int("bos_token_id")

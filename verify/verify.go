@@ -263,7 +263,7 @@ func inputs(ctx context.Context, orig *model.Model, opt params) (*dataset.Datase
 	}
 	n := opt.Samples
 	t := dataset.SeqLen(opt.SeqLen, dataset.DefaultSeqLen, orig.Config.MaxPositions)
-	if err := dataset.CheckBudget(fmt.Sprintf("verify: %d generated inputs of %d tokens", n, t), dataset.TokensBytes(n, t)+dataset.BatchBytes(orig.Config, n, 1)); err != nil {
+	if err := dataset.CheckBudget(fmt.Sprintf("verify: %d generated inputs of %d tokens", n, t), dataset.SampleBytes(orig.Config, n, t)); err != nil {
 		return nil, err
 	}
 	if orig.IsCausalLM() {

@@ -704,6 +704,7 @@ func verifyCorpus() []hostileCase {
 		{"negative seq-len", ver(nil, "--seq-len", "-1"), 2, []string{"--seq-len"}},
 		{"generated inputs past the memory budget", ver(nil, "--samples", "1000000", "--seq-len", "60000"), 2, []string{"ask for"}},
 		{"labels without data", ver(nil, "--labels", "y"), 2, []string{"--labels"}},
+		{"sampling whose key/value cache is past the budget", ver(nil, "--samples", "200000", "--seq-len", "64"), 2, []string{"ask for"}},
 		{"NaN in the VLoRA file", ver(func(t *testing.T, c *hostileDirs) {
 			pokeTensor(t, c.VFile, loraB, float32(math.NaN()))
 		}), 2, []string{loraB}},

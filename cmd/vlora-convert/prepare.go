@@ -77,7 +77,7 @@ func (d *distillFlags) trainData(ctx context.Context, teacher *model.Model, seed
 	}
 	t := dataset.SeqLen(d.seqLen, dataset.DefaultSeqLen, teacher.Config.MaxPositions)
 	what := fmt.Sprintf("--samples %d (default 4 × --batch) sequences of %d tokens", n, t)
-	if err := dataset.CheckBudget(what, dataset.TokensBytes(n, t)+dataset.BatchBytes(teacher.Config, n, 1)); err != nil {
+	if err := dataset.CheckBudget(what, dataset.SampleBytes(teacher.Config, n, t)); err != nil {
 		return nil, err
 	}
 	return dataset.Sample(ctx, teacher, n, t, seed)
