@@ -100,6 +100,12 @@ func openSource(modelDir string) (*formats.Checkpoint, *vlora.Stack, error) {
 		ck.Close()
 		return nil, nil, fmt.Errorf("%s: %w: %v", modelDir, formats.ErrInvalid, err)
 	}
+	if ck.Config != nil {
+		if err := ck.Config.CheckLayers(st.NumLayers); err != nil {
+			ck.Close()
+			return nil, nil, fmt.Errorf("%s: %w", filepath.Join(modelDir, formats.ConfigFile), err)
+		}
+	}
 	for _, n := range ck.Names() {
 		ti, _ := ck.Info(n)
 		if !formats.IsFloat(ti.DType) {

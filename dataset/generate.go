@@ -21,6 +21,10 @@ func Sample(ctx context.Context, m *model.Model, n, t int, seed uint64) (*Datase
 	if n <= 0 || t <= 0 {
 		return nil, fmt.Errorf("%w: cannot sample %d sequences of %d tokens", formats.ErrInvalid, n, t)
 	}
+	what := fmt.Sprintf("%d sampled sequences of %d tokens", n, t)
+	if err := CheckBudget(what, SampleBytes(m.Config, n, t)); err != nil {
+		return nil, err
+	}
 	bos := m.Config.Int("bos_token_id")
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	ids := make([]int, n*t)

@@ -110,6 +110,19 @@ func (o Options) resolve() (params, error) {
 	if p.Batch < 0 || p.LR < 0 {
 		return p, fmt.Errorf("%w: batch %d and learning rate %g must be positive", formats.ErrInvalid, p.Batch, p.LR)
 	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"learning rate", p.LR}, {"minimum LR ratio", p.MinLRRatio}, {"beta1", p.Beta1}, {"beta2", p.Beta2},
+		{"epsilon", p.Eps}, {"weight decay", p.WeightDecay}, {"clip norm", p.ClipNorm},
+		{"temperature", p.Temperature}, {"hidden weight", p.HiddenWeight}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+			return p, fmt.Errorf("%w: %s %g must be finite and not negative", formats.ErrInvalid, f.name, f.v)
+		}
+	}
+	if p.Warmup < 0 || p.CheckpointEvery < 0 {
+		return p, fmt.Errorf("%w: warm-up %d and checkpoint interval %d must not be negative", formats.ErrInvalid, p.Warmup, p.CheckpointEvery)
+	}
 	def := func(v *float64, d float64) {
 		if *v <= 0 {
 			*v = d
@@ -172,7 +185,7 @@ func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *data
 	if err != nil {
 		return nil, err
 	}
-	if err := checkInputs(teacher, train); err != nil {
+	if err := checkInputs(teacher, train, prm.Batch); err != nil {
 		return nil, err
 	}
 	r, err := newRun(teacher, vm, train, prm)
@@ -197,14 +210,17 @@ func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *data
 	return r.res, nil
 }
 
-// checkInputs checks that teacher has logits to match and that train fits
-// its vocabulary.
-func checkInputs(teacher *model.Model, train *dataset.Dataset) error {
+// checkInputs checks that teacher has logits to match, that train fits its
+// vocabulary and that a batch's activations fit the memory budget.
+func checkInputs(teacher *model.Model, train *dataset.Dataset, batch int) error {
 	if !teacher.IsCausalLM() && teacher.Config.ModelType != "vit" {
 		return fmt.Errorf("%w: %s has no logits to match", ErrUnsupported, teacher.Config.Architecture())
 	}
 	if train == nil || train.N == 0 {
 		return fmt.Errorf("%w: distill: no training data", formats.ErrInvalid)
+	}
+	if err := dataset.CheckBudget(fmt.Sprintf("distill: batches of %d × %d", batch, train.T), dataset.BatchBytes(teacher.Config, batch, train.T)); err != nil {
+		return err
 	}
 	if train.IsImages() {
 		return nil

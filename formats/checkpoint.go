@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -113,7 +114,11 @@ func (x *shardIndex) check(ck *Checkpoint) error {
 // dir, and the shard index when one was used.
 func checkpointFiles(dir string) ([]string, *shardIndex, error) {
 	idxPath := filepath.Join(dir, IndexFile)
-	if raw, err := os.ReadFile(idxPath); err == nil {
+	raw, err := readSmallFile(idxPath, MaxConfigSize)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, err
+	}
+	if err == nil {
 		idx, err := parseIndex(dir, idxPath, raw)
 		if err == nil {
 			files, err := idx.files()

@@ -3,7 +3,7 @@ package formats
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"math"
 )
 
 // ConfigFile is the name of a Hugging Face model configuration.
@@ -60,7 +60,7 @@ func (c *Config) Architecture() string {
 
 // ReadConfig reads and parses a config.json file.
 func ReadConfig(path string) (*Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readSmallFile(path, MaxConfigSize)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,58 @@ func ParseConfig(raw []byte) (*Config, error) {
 	}
 	c.NormEps = c.Float("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon")
 	c.Act = c.String("hidden_act", "activation_function")
+	if err := c.checkRanges(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// MaxConfigDim bounds every size in a config (layers, widths, vocabulary,
+// positions): larger values cannot describe stored tensors and would only
+// size allocations.
+const MaxConfigDim = 1 << 24
+
+// configSizeKeys are the integer fields of a config that size tensors.
+var configSizeKeys = []string{
+	"vocab_size", "hidden_size", "n_embd", "d_model", "num_hidden_layers", "n_layer", "num_layers",
+	"num_attention_heads", "n_head", "num_key_value_heads", "head_dim", "intermediate_size", "n_inner",
+	"max_position_embeddings", "n_positions", "type_vocab_size", "image_size", "patch_size",
+	"num_channels", "num_labels", "sliding_window",
+}
+
+// checkRanges rejects numeric fields no checkpoint can have: sizes that are
+// negative, fractional or above MaxConfigDim, a rope_theta that is not
+// positive, and a negative normalisation epsilon. The error names the field.
+func (c *Config) checkRanges() error {
+	for _, k := range append(configSizeKeys, "rope_theta", "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon") {
+		if raw, ok := c.Raw[k]; ok && raw != nil {
+			if _, num := raw.(float64); !num {
+				return fmt.Errorf("%w: config field %s = %.40v, want a number", ErrInvalid, k, raw)
+			}
+		}
+	}
+	for _, k := range configSizeKeys {
+		v, ok := c.Raw[k].(float64)
+		if !ok {
+			continue
+		}
+		if v < 0 || v > MaxConfigDim || v != math.Trunc(v) {
+			return fmt.Errorf("%w: config field %s = %g, want an integer in [0, %d]", ErrInvalid, k, v, MaxConfigDim)
+		}
+	}
+	thetas := []any{c.Raw["rope_theta"]}
+	if rp, ok := c.Raw["rope_parameters"].(map[string]any); ok {
+		thetas = append(thetas, rp["rope_theta"])
+	}
+	for _, t := range thetas {
+		if v, ok := t.(float64); ok && !(v > 0) {
+			return fmt.Errorf("%w: config field rope_theta = %g, want a positive number", ErrInvalid, v)
+		}
+	}
+	if c.NormEps < 0 {
+		return fmt.Errorf("%w: config field rms_norm_eps/layer_norm_eps = %g, want >= 0", ErrInvalid, c.NormEps)
+	}
+	return nil
 }
 
 // Int returns the first of keys holding a number, as int; 0 when none does.
@@ -160,4 +211,17 @@ func (c *Config) Bool(key string, def bool) bool {
 		return v
 	}
 	return def
+}
+
+// CheckLayers checks the config's layer count against stored, the number
+// of layers the weights hold, before anything is sized by the config: a
+// config that declares fewer layers would silently run another model, and
+// one that declares more would size allocations for layers that do not
+// exist. A config without a layer count is left to the architecture to
+// reject. The error wraps ErrInvalid and names the field.
+func (c *Config) CheckLayers(stored int) error {
+	if c.NumLayers != 0 && c.NumLayers != stored {
+		return fmt.Errorf("%w: config field num_hidden_layers = %d, but the weights hold %d layers", ErrInvalid, c.NumLayers, stored)
+	}
+	return nil
 }

@@ -212,8 +212,48 @@ func decodeInt(dst []int, raw []byte, d DType) error {
 	return nil
 }
 
-// EncodeFloat32 converts src to little-endian bytes of dtype d, appending to dst.
+// CheckFinite returns an error wrapping ErrInvalid that gives the index of
+// the first NaN or infinity in data; nil when every value is finite.
+func CheckFinite[T float32 | float64](data []T) error {
+	for i, v := range data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%w: non-finite value %v at element %d", ErrInvalid, v, i)
+		}
+	}
+	return nil
+}
+
+// MaxF16 is the largest finite half-precision value.
+const MaxF16 = 65504
+
+// checkEncodable refuses values that dtype d cannot hold: NaN and infinities
+// for every dtype, and for F16 finite values beyond ±MaxF16, which would be
+// stored as infinities. The error names the element and a dtype that fits.
+func checkEncodable(src []float32, d DType) error {
+	if err := CheckFinite(src); err != nil {
+		return err
+	}
+	if d != F16 {
+		return nil
+	}
+	for i, v := range src {
+		// Values that round to MaxF16 are representable; beyond the
+		// rounding midpoint to the next power of two they overflow.
+		if math.Abs(float64(v)) >= 65520 {
+			return fmt.Errorf("%w: value %g at element %d overflows %s (largest %d); store it as BF16 or F32", ErrInvalid, v, i, F16, MaxF16)
+		}
+	}
+	return nil
+}
+
+// EncodeFloat32 converts src to little-endian bytes of dtype d, appending to
+// dst. It refuses non-finite values and values that overflow d (see
+// checkEncodable), so a written file never holds an infinity it was not
+// given.
 func EncodeFloat32(dst []byte, src []float32, d DType) ([]byte, error) {
+	if err := checkEncodable(src, d); err != nil {
+		return dst, err
+	}
 	switch d {
 	case F32:
 		for _, v := range src {

@@ -6,13 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 )
 
 // HashFile returns the hex SHA-256 and size of the file at path. It checks
 // ctx between 1 MiB reads.
 func HashFile(ctx context.Context, path string) (string, int64, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return "", 0, err
 	}

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"sort"
 	"sync"
 
@@ -30,6 +29,11 @@ var ErrInvalid = errors.New("invalid input")
 // MaxHeaderSize bounds the JSON header of a safetensors file (100 MB, the
 // bound used by the reference implementation).
 const MaxHeaderSize = 100_000_000
+
+// MaxTensors bounds the tensors one safetensors file may declare (checked
+// before the header is parsed). Real checkpoints hold a few thousand per
+// file.
+const MaxTensors = 1 << 16
 
 // maxElements bounds the element count of one tensor (2^48), far above any
 // real checkpoint and low enough that byte counts cannot overflow.
@@ -75,7 +79,7 @@ type File struct {
 // Open opens and validates the safetensors file at path. Tensor data is read
 // lazily by the Read methods.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +115,7 @@ func NewFile(path string, r io.ReaderAt, size int64) (*File, error) {
 	}
 	var md safetensors.Metadata
 	if err := json.Unmarshal(header, &md); err != nil {
-		return nil, bad("header is not valid safetensors JSON: %v", err)
+		return nil, bad("header is not valid safetensors JSON: %.120v", err)
 	}
 	sf := &File{
 		path:     path,
@@ -156,6 +160,11 @@ func readHeader(path string, r io.ReaderAt, size int64, bad func(string, ...any)
 	header := make([]byte, n)
 	if err := readFullAt(r, header, 8); err != nil {
 		return nil, fmt.Errorf("%s: reading header: %w", path, err)
+	}
+	// A cheap count before any JSON is parsed: a header declaring a
+	// million tensors is rejected at once instead of after parsing it.
+	if n := bytes.Count(header, []byte(`"data_offsets"`)); n > MaxTensors {
+		return nil, bad("header declares %d tensors, more than the %d a file may hold", n, MaxTensors)
 	}
 	if err := checkHeaderStructure(header); err != nil {
 		return nil, bad("%v", err)
@@ -253,7 +262,7 @@ func checkHeaderStructure(header []byte) error {
 			what = "__metadata__"
 		}
 		if seen[key] {
-			return fmt.Errorf("%s is listed twice", what)
+			return fmt.Errorf("%.80s is listed twice", what)
 		}
 		seen[key] = true
 		var entry json.RawMessage
@@ -266,7 +275,28 @@ func checkHeaderStructure(header []byte) error {
 		if dup, err := duplicateKey(entry); err != nil {
 			return fmt.Errorf("%s: not valid JSON: %v", what, err)
 		} else if dup != "" {
-			return fmt.Errorf("%s: key %q is listed twice", what, dup)
+			return fmt.Errorf("%s: key %.60q is listed twice", what, dup)
+		}
+		if key == "__metadata__" && entry[0] == '{' {
+			if err := checkMetadataStrings(entry); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkMetadataStrings checks that every value of the __metadata__ object
+// raw is a string, as the format requires, and names the first key whose
+// value is not.
+func checkMetadataStrings(raw json.RawMessage) error {
+	var md map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &md); err != nil {
+		return fmt.Errorf("__metadata__: not valid JSON: %.120v", err)
+	}
+	for k, v := range md {
+		if len(v) == 0 || v[0] != '"' {
+			return fmt.Errorf("__metadata__: value of %.60q is %.20s…, not a string", k, v)
 		}
 	}
 	return nil
@@ -363,6 +393,9 @@ func (f *File) ReadFloat32(name string) ([]float32, error) {
 	if err := DecodeFloat32(out, raw, t.DType); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
 	}
+	if err := CheckFinite(out); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
 	return out, nil
 }
 
@@ -374,6 +407,9 @@ func (f *File) ReadFloat64(name string) ([]float64, error) {
 	}
 	out := make([]float64, t.NumElements())
 	if err := decodeFloat64(out, raw, t.DType); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
+	}
+	if err := CheckFinite(out); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", f.path, name, err)
 	}
 	return out, nil

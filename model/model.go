@@ -83,6 +83,9 @@ func Load(path string) (*Model, error) {
 // LoadDense loads the Hugging Face model directory dir (config.json and
 // safetensors weights, single or sharded).
 func LoadDense(dir string) (*Model, error) {
+	if IsVLoRA(dir) {
+		return nil, fmt.Errorf("%s: %w: a VLoRA file, not a dense model directory", dir, formats.ErrInvalid)
+	}
 	ck, err := formats.OpenCheckpoint(dir)
 	if err != nil {
 		return nil, err
@@ -91,11 +94,24 @@ func LoadDense(dir string) (*Model, error) {
 	if ck.Config == nil {
 		return nil, fmt.Errorf("%s: %w: no %s", dir, formats.ErrInvalid, formats.ConfigFile)
 	}
-	net, err := transformer.Load(ck.Config, transformer.CheckpointWeights{Checkpoint: ck})
+	return fromCheckpoint(dir, ck, ck.Config)
+}
+
+// fromCheckpoint builds the model cfg describes from the weights of ck,
+// after checking cfg's layer count against the stored layers.
+func fromCheckpoint(dir string, ck *formats.Checkpoint, cfg *formats.Config) (*Model, error) {
+	n, err := storedLayers(ck)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	m := &Model{Net: net, Path: dir, Config: ck.Config}
+	if err := cfg.CheckLayers(n); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, formats.ConfigFile), err)
+	}
+	net, err := transformer.Load(cfg, transformer.CheckpointWeights{Checkpoint: ck})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	m := &Model{Net: net, Path: dir, Config: cfg}
 	for _, n := range ck.Names() {
 		ti, _ := ck.Info(n)
 		m.StoredParams += int64(ti.NumElements())
@@ -113,7 +129,10 @@ func FromVLoRA(vm *vlora.Model) (*Model, error) {
 	}
 	cfg, err := formats.ParseConfig(vm.Manifest.Config)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("manifest config: %w", err)
+	}
+	if err := cfg.CheckLayers(vm.Manifest.NumLayers); err != nil {
+		return nil, fmt.Errorf("manifest config: %w", err)
 	}
 	net, err := transformer.Load(cfg, vm)
 	if err != nil {
@@ -181,4 +200,16 @@ func (m *Model) Materialize() error {
 		}
 	}
 	return nil
+}
+
+// storedLayers returns the number of layers in ck's layer stack.
+func storedLayers(ck *formats.Checkpoint) (int, error) {
+	st, err := vlora.DetectStack(ck.Names(), func(n string) vlora.TensorShape {
+		ti, _ := ck.Info(n)
+		return vlora.TensorShape{Shape: ti.Shape, DType: ti.DType.String()}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", formats.ErrInvalid, err)
+	}
+	return st.NumLayers, nil
 }

@@ -1,6 +1,7 @@
 package transformer
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -104,7 +105,11 @@ type network struct {
 func Load(cfg *formats.Config, w Weights) (*Model, error) {
 	spec, err := BuildSpec(cfg, hasFunc(w))
 	if err != nil {
-		return nil, err
+		if errors.Is(err, ErrUnsupportedArchitecture) || errors.Is(err, formats.ErrInvalid) {
+			return nil, err
+		}
+		// The config describes no model the architecture can build.
+		return nil, fmt.Errorf("%w: %w", formats.ErrInvalid, err)
 	}
 	m, err := LoadSpec(spec, w)
 	if err != nil {
@@ -152,14 +157,18 @@ func loadSpec(spec *Spec, w Weights, streamed bool) (*Model, []ParamInfo, error)
 		ld.block = i
 		l, err := ld.layer(i, ls, spec.Hidden)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%w: %w", formats.ErrInvalid, err)
 		}
 		n.layers = append(n.layers, l)
 	}
 	ld.block = -1
 	ld.head(n, spec)
 	if ld.err != nil {
-		return nil, nil, fmt.Errorf("transformer: %w", ld.err)
+		if errors.Is(ld.err, formats.ErrInvalid) {
+			return nil, nil, fmt.Errorf("transformer: %w", ld.err)
+		}
+		// Weights that do not fit the spec are bad input.
+		return nil, nil, fmt.Errorf("transformer: %w: %w", formats.ErrInvalid, ld.err)
 	}
 	return m, ld.order, nil
 }
@@ -305,7 +314,9 @@ func (l *loader) param(name string, shape ...int) *Param {
 		return p
 	}
 	if l.err != nil {
-		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+		// Loading has failed: nothing is allocated for the remaining
+		// parameters, whose configured shapes may be arbitrarily large.
+		return &Param{Name: name, Shape: shape}
 	}
 	if l.w == nil {
 		return l.add(&Param{Name: name, Shape: append([]int(nil), shape...), Data: make([]float32, prod(shape))})
@@ -325,11 +336,11 @@ func (l *loader) param(name string, shape ...int) *Param {
 	data, got, err := l.w.Tensor(name)
 	if err != nil {
 		l.fail(fmt.Errorf("%s: %w", name, err))
-		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+		return &Param{Name: name, Shape: shape}
 	}
 	if !sameShape(got, shape) || len(data) != prod(shape) {
-		l.fail(fmt.Errorf("%s: shape %v (%d values), want %v", name, got, len(data), shape))
-		return &Param{Name: name, Shape: shape, Data: make([]float32, prod(shape))}
+		l.fail(fmt.Errorf("%s: %w: stored shape %v, config implies %v", name, formats.ErrInvalid, got, shape))
+		return &Param{Name: name, Shape: shape}
 	}
 	if !l.streamed {
 		data = append([]float32(nil), data...)

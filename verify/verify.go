@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -71,8 +72,8 @@ type params Options
 // formats.ErrInvalid. Samples stays zero when Data is read whole.
 func (o Options) resolve() (params, error) {
 	p := params(o)
-	if p.Batch < 0 || p.Samples < 0 || p.SeqLen < 0 || p.Stride < 0 || p.MaxKL < 0 || p.MinAgreement < 0 {
-		return p, fmt.Errorf("%w: batch %d, samples %d, sequence length %d, stride %d and thresholds %g, %g must not be negative",
+	if p.Batch < 0 || p.Samples < 0 || p.SeqLen < 0 || p.Stride < 0 || !(p.MaxKL >= 0) || !(p.MinAgreement >= 0) || math.IsInf(p.MaxKL, 0) || p.MinAgreement > 1 {
+		return p, fmt.Errorf("%w: batch %d, samples %d, sequence length %d, stride %d and thresholds %g, %g must be finite and not negative (agreement at most 1)",
 			formats.ErrInvalid, p.Batch, p.Samples, p.SeqLen, p.Stride, p.MaxKL, p.MinAgreement)
 	}
 	if (p.Labels != "" || p.LabelsFromFolders || p.Stride > 0) && p.Data == "" {
@@ -143,11 +144,25 @@ var ErrThreshold = errors.New("verification threshold missed")
 
 func ptr(v float64) *float64 { return &v }
 
-// RunPaths loads the original model directory and the compressed model
-// (a VLoRA file or directory, or a dense directory) and runs Run on them.
-// Large models are streamed (model.Auto): each keeps its weights as stored
-// and builds a layer's dense weights only while the layer runs.
+// CheckCompressedPath refuses a compressed-model path that is not a VLoRA
+// file (or a directory holding one): a dense checkpoint cannot be verified
+// as the compressed model.
+func CheckCompressedPath(path string) error {
+	if !model.IsVLoRA(path) {
+		return fmt.Errorf("%s: %w: not a VLoRA file (a dense checkpoint cannot be verified as the compressed model)", path, formats.ErrInvalid)
+	}
+	return nil
+}
+
+// RunPaths loads the original model directory and the compressed model (a
+// VLoRA file or a directory holding one; a dense checkpoint is refused) and
+// runs Run on them. Large models are streamed (model.Auto): each keeps its
+// weights as stored and builds a layer's dense weights only while the layer
+// runs.
 func RunPaths(ctx context.Context, originalDir, compressed string, opt Options) (*Report, error) {
+	if err := CheckCompressedPath(compressed); err != nil {
+		return nil, err
+	}
 	orig, err := model.LoadDenseAs(originalDir, model.Auto)
 	if err != nil {
 		return nil, err
@@ -179,6 +194,9 @@ func Run(ctx context.Context, orig, comp *model.Model, o Options) (*Report, erro
 	}
 	data, err := inputs(ctx, orig, opt)
 	if err != nil {
+		return nil, err
+	}
+	if err := dataset.CheckBudget(fmt.Sprintf("verify: batches of %d × %d", opt.Batch, max(data.T, 1)), 2*dataset.BatchBytes(orig.Config, min(opt.Batch, data.N), data.T)); err != nil {
 		return nil, err
 	}
 	rep.Data, rep.DataGenerated = data.Source, opt.Dataset == nil && opt.Data == ""
@@ -234,6 +252,12 @@ func thresholds(rep *Report, opt params) error {
 		c.Detail = fmt.Sprintf("top1_agreement %s ≥ %g", fmtPtr(rep.Top1Agreement), opt.MinAgreement)
 		rep.Thresholds = append(rep.Thresholds, c)
 	}
+	for _, v := range []*float64{rep.KLMean, rep.Top1Agreement, rep.OutputRelError, rep.NLLCompressed} {
+		if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0)) {
+			rep.Thresholds = append(rep.Thresholds, Check{Name: "finite", Detail: "a measured value is not finite (NaN or Inf)"})
+			break
+		}
+	}
 	var missed []string
 	for _, c := range rep.Thresholds {
 		if !c.OK {
@@ -273,6 +297,9 @@ func inputs(ctx context.Context, orig *model.Model, opt params) (*dataset.Datase
 	}
 	n := opt.Samples
 	t := dataset.SeqLen(opt.SeqLen, dataset.DefaultSeqLen, orig.Config.MaxPositions)
+	if err := dataset.CheckBudget(fmt.Sprintf("verify: %d generated inputs of %d tokens", n, t), dataset.SampleBytes(orig.Config, n, t)); err != nil {
+		return nil, err
+	}
 	if orig.IsCausalLM() {
 		return dataset.Sample(ctx, orig, n, t, opt.Seed)
 	}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/vlora-convert/vlora-convert/formats"
 )
 
 // FormatVersion is the manifest version this package writes and reads.
@@ -164,13 +166,22 @@ func (m *Manifest) Marshal() (string, error) {
 
 // ParseManifest decodes and validates a manifest.
 func ParseManifest(s string) (*Manifest, error) {
-	var m Manifest
-	dec := json.NewDecoder(strings.NewReader(s))
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+	m, err := decodeManifest(s)
+	if err != nil {
+		return nil, err
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
+	}
+	return m, nil
+}
+
+// decodeManifest decodes a manifest without validating it.
+func decodeManifest(s string) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(strings.NewReader(s))
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest: %.160v", err)
 	}
 	return &m, nil
 }
@@ -189,6 +200,15 @@ func (m *Manifest) Validate() error {
 	seen, err := m.validateIncrements(suf)
 	if err != nil {
 		return err
+	}
+	if len(m.Config) > 0 {
+		cfg, err := formats.ParseConfig(m.Config)
+		if err != nil {
+			return manifestErr("config: %v", err)
+		}
+		if err := cfg.CheckLayers(m.NumLayers); err != nil {
+			return manifestErr("config: %v", err)
+		}
 	}
 	for _, c := range m.Compounds {
 		for j, l := range c {

@@ -64,17 +64,67 @@ func ReadManifest(path string) (*Manifest, *formats.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s, ok := f.Metadata()[ManifestKey]
-	if !ok {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w: not a VLoRA file (no %q in __metadata__)", p, formats.ErrInvalid, ManifestKey)
-	}
-	m, err := ParseManifest(s)
+	m, err := ReadManifestFile(f)
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w: %v", p, formats.ErrInvalid, err)
+		return nil, nil, err
 	}
 	return m, f, nil
+}
+
+// ReadManifestFile returns the validated manifest of the open VLoRA file f,
+// checked against f's tensors (CheckTensors). Errors name the file.
+func ReadManifestFile(f *formats.File) (*Manifest, error) {
+	s, ok := f.Metadata()[ManifestKey]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w: not a VLoRA file (no %q in __metadata__)", f.Path(), formats.ErrInvalid, ManifestKey)
+	}
+	m, err := decodeManifest(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", f.Path(), formats.ErrInvalid, err)
+	}
+	// Every layer past a compound's first stores at least one tensor, so
+	// the file's tensor count bounds the layers before anything is sized
+	// by the manifest.
+	if n := len(f.Names()); m.NumLayers > n {
+		return nil, fmt.Errorf("%s: %w: manifest: num_layers %d, but the file stores only %d tensors", f.Path(), formats.ErrInvalid, m.NumLayers, n)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", f.Path(), formats.ErrInvalid, err)
+	}
+	if err := CheckTensors(m, f); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path(), err)
+	}
+	return m, nil
+}
+
+// CheckTensors checks, from the header alone, that f stores exactly the
+// tensors mf describes, each with the shape mf implies and a floating-point
+// dtype. Every reader of a VLoRA file goes through it (ReadManifest), so a
+// manifest that promises what the file lacks is rejected before anything
+// is computed from it. Errors wrap formats.ErrInvalid and name the tensor.
+func CheckTensors(mf *Manifest, f *formats.File) error {
+	expect := mf.ExpectedTensors()
+	for _, name := range f.Names() {
+		info, _ := f.Info(name)
+		shape, ok := expect[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: tensor %q is not described by the manifest", formats.ErrInvalid, name)
+		case !slices.Equal(info.Shape, shape):
+			return fmt.Errorf("%w: tensor %q has shape %v, manifest implies %v", formats.ErrInvalid, name, info.Shape, shape)
+		case !formats.IsFloat(info.DType):
+			return fmt.Errorf("%w: tensor %q has non-float dtype %s", formats.ErrInvalid, name, info.DType)
+		}
+	}
+	if len(expect) != len(f.Names()) {
+		for name := range expect {
+			if _, ok := f.Info(name); !ok {
+				return fmt.Errorf("%w: manifest expects tensor %q, which is missing", formats.ErrInvalid, name)
+			}
+		}
+	}
+	return nil
 }
 
 // Load reads a whole VLoRA file (or directory) into memory and checks that
@@ -85,18 +135,24 @@ func Load(path string) (*Model, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return load(m, f)
+}
+
+// LoadFile reads the whole open VLoRA file f into memory, as Load does.
+func LoadFile(f *formats.File) (*Model, error) {
+	m, err := ReadManifestFile(f)
+	if err != nil {
+		return nil, err
+	}
+	return load(m, f)
+}
+
+// load reads the tensors of f, whose manifest m has been checked against
+// them.
+func load(m *Manifest, f *formats.File) (*Model, error) {
 	tensors := map[string]*Tensor{}
-	expect := m.ExpectedTensors()
 	for _, name := range f.Names() {
 		info, _ := f.Info(name)
-		if _, ok := expect[name]; !ok {
-			tensors[name] = &Tensor{Shape: info.Shape} // New reports it
-			continue
-		}
-		if !slices.Equal(info.Shape, expect[name]) {
-			tensors[name] = &Tensor{Shape: info.Shape} // New reports it
-			continue
-		}
 		data, err := f.ReadFloat32(name)
 		if err != nil {
 			return nil, err

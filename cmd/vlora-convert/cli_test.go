@@ -26,7 +26,7 @@ func run(t *testing.T, args ...string) (string, string, int) {
 	root.SetArgs(args)
 	err := execute(context.Background(), root)
 	if err != nil {
-		errb.WriteString("vlora-convert: " + err.Error() + "\n")
+		errb.WriteString(errorLine(err) + "\n")
 	}
 	return out.String(), errb.String(), exitCode(err)
 }
@@ -240,7 +240,7 @@ func TestJSONStages(t *testing.T) {
 	}{
 		{name: "compress", args: []string{"compress", "--model", dir, "--out", out + "/a", "-k", "2", "-r", "4", "--distill-steps", "0", "--json", "-q"}, want: []string{"svd"}},
 		{name: "compress and distill", args: []string{"compress", "--model", dir, "--out", out + "/b", "-k", "2", "-r", "4", "--distill-steps", "2", "--batch", "2", "--json", "-q"},
-			want: []string{"svd", "read", "data", "evaluate", "train", "write"}},
+			want: []string{"read", "svd", "evaluate", "train", "write"}},
 		{name: "verify", args: []string{"verify", "--original", dir, "--compressed", out + "/a", "--json", "-q"}, want: []string{"read", "evaluate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

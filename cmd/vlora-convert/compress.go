@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -24,6 +26,9 @@ type compressOptions struct {
 	seed                         uint64
 	quiet, json                  bool
 	distill                      distillFlags
+	// rankSet and energySet record whether the flags were given, so that
+	// an explicit 0 is refused rather than taken for the default.
+	rankSet, energySet bool
 
 	// opt is the SVD stage's configuration, set by Complete.
 	opt convert.Options
@@ -48,27 +53,29 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 	fl := cmd.Flags()
 	fl.StringVar(&o.model, "model", "", "Hugging Face model directory (required)")
 	fl.StringVar(&o.out, "out", "", "output directory (required)")
-	fl.IntVarP(&o.k, "compound-size", "k", convert.DefaultCompoundSize, "layers per compound (K)")
-	fl.IntVarP(&o.rank, "rank", "r", 0, fmt.Sprintf("increment rank (default %d unless --energy is given)", convert.DefaultRank))
+	fl.IntVarP(&o.k, "compound-size", "k", convert.DefaultCompoundSize, "layers per compound (K), 1…65536")
+	fl.IntVarP(&o.rank, "rank", "r", 0, fmt.Sprintf("increment rank, 1…65536 (default %d unless --energy is given)", convert.DefaultRank))
 	fl.Float64Var(&o.energy, "energy", 0, "keep this fraction of each increment's squared singular values (0<E<=1; 1 is exact)")
 	fl.StringVar(&o.base, "base", "first", "compound base: first or mean")
 	fl.StringVar(&o.svd, "svd", "exact", "SVD method: exact or randomized")
 	fl.Uint64Var(&o.seed, "seed", 0, "seed of the randomized SVD")
-	fl.IntVar(&o.oversample, "oversample", svd.DefaultOversample, "extra sketch columns of the randomized SVD")
-	fl.IntVar(&o.powerIters, "power-iters", svd.DefaultPowerIters, "power iterations of the randomized SVD")
+	fl.IntVar(&o.oversample, "oversample", svd.DefaultOversample, "extra sketch columns of the randomized SVD, 0…4096")
+	fl.IntVar(&o.powerIters, "power-iters", svd.DefaultPowerIters, "power iterations of the randomized SVD, 0…64")
 	fl.StringVar(&o.dtype, "dtype", "f32", "stored dtype: f32, f16 or bf16")
-	fl.IntVar(&o.workers, "workers", 0, "tensors factorized in parallel (default: all cores)")
+	fl.IntVar(&o.workers, "workers", 0, "tensors factorized in parallel, 0…1024 (0: all cores)")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&o.json, "json", false, "print the result as JSON")
-	fl.IntVar(&o.distill.steps, "distill-steps", 300, "distillation steps after the SVD stage (0: SVD only)")
+	fl.IntVar(&o.distill.steps, "distill-steps", 300, "distillation steps after the SVD stage, 0…2^24 (0: SVD only)")
 	o.distill.addFlags(fl)
+	o.distill.addSourceCheckFlag(fl)
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("out")
 	return cmd
 }
 
 // Complete builds the SVD stage's options from the flags.
-func (o *compressOptions) Complete(*cobra.Command, []string) error {
+func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
+	o.rankSet, o.energySet = cmd.Flags().Changed("rank"), cmd.Flags().Changed("energy")
 	o.opt = convert.Options{CompoundSize: o.k, Rank: o.rank, Energy: o.energy, Seed: o.seed,
 		Oversample: o.oversample, PowerIters: o.powerIters, Workers: o.workers}
 	if o.oversample == 0 {
@@ -92,24 +99,37 @@ func (o *compressOptions) Complete(*cobra.Command, []string) error {
 	return nil
 }
 
-// Validate rejects flag combinations the stages would refuse.
+// Validate rejects flag values outside their documented ranges, flag
+// combinations the stages would refuse, and an output directory that would
+// write into an input, before anything is read or written.
 func (o *compressOptions) Validate() error {
-	switch {
-	case o.rank != 0 && o.energy != 0:
+	if o.rankSet && o.energySet {
 		return usagef("--rank and --energy are exclusive")
-	case o.energy < 0 || o.energy > 1:
-		return usagef("--energy %v must be in (0, 1]", o.energy)
-	case o.rank < 0:
-		return usagef("--rank %d must be positive", o.rank)
-	case o.k < 1:
-		return usagef("--compound-size %d must be at least 1", o.k)
-	case o.oversample < 0 || o.powerIters < 0:
-		return usagef("--oversample and --power-iters must not be negative")
 	}
-	if o.distill.steps > 0 {
-		return o.distill.validate(o.distill.steps)
+	err := firstError(
+		intRange("compound-size", o.k, 1, maxCompoundSize),
+		intRange("oversample", o.oversample, 0, maxOversample),
+		intRange("power-iters", o.powerIters, 0, maxPowerIters),
+		intRange("workers", o.workers, 0, maxWorkers),
+		intRange("distill-steps", o.distill.steps, 0, maxSteps),
+	)
+	if err != nil {
+		return err
 	}
-	return nil
+	if o.rankSet {
+		if err := intRange("rank", o.rank, 1, maxRank); err != nil {
+			return err
+		}
+	}
+	if o.energySet {
+		if err := floatRange("energy", o.energy, 0, 1, true); err != nil {
+			return err
+		}
+	}
+	if err := o.distill.validate(); err != nil {
+		return err
+	}
+	return guardOutputs("--out", o.distill.outputs(o.out), o.model, o.distill.data, o.distill.evalData)
 }
 
 // Run runs the SVD stage (unless a distillation checkpoint is to be
@@ -125,12 +145,36 @@ func (o *compressOptions) Run(ctx context.Context) error {
 		return err
 	}
 	var clock stageClock
+	// Everything the distillation stage reads is checked before the SVD
+	// stage writes its first byte.
+	var data *preparedData
+	// A model the stage cannot train keeps the SVD initialisation, with a
+	// note (distillFlags.run).
+	var unsupported error
+	if o.distill.steps > 0 {
+		err := clock.run("read", func() error {
+			var err error
+			data, err = o.distill.prepareFromDir(ctx, o.model, o.seed)
+			if errors.Is(err, distill.ErrUnsupported) {
+				unsupported, err = err, nil
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	cleanup, err := newOutputDir(o.out)
+	if err != nil {
+		return err
+	}
 	var res *convert.Result
-	err := clock.run("svd", func() error {
+	err = clock.run("svd", func() error {
 		var err error
 		res, err = o.compress(ctx)
 		return err
 	})
+	cleanup(err != nil)
 	if err != nil {
 		return err
 	}
@@ -145,12 +189,14 @@ func (o *compressOptions) Run(ctx context.Context) error {
 			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
 		}
 	}
-	if o.distill.steps > 0 {
+	if unsupported != nil {
+		fmt.Fprintf(o.ErrOut, "note: %v; the file holds the SVD initialisation only\n", unsupported)
+	} else if o.distill.steps > 0 {
 		if !o.json {
 			fmt.Fprintln(o.Out)
 		}
 		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
-			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s, clock: &clock})
+			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s, clock: &clock, data: data})
 		if err != nil || ran {
 			return err
 		}

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
-	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -25,7 +25,7 @@ type distillFlags struct {
 	tokenizer, textField                                       string
 	stride                                                     int
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
-	resume, recompute                                          bool
+	resume, recompute, skipSourceCheck                         bool
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -35,35 +35,61 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&d.textField, "text-field", "", "field of each .jsonl line holding the text (default \"text\")")
 	fl.IntVar(&d.stride, "stride", 0, "text: start a window every N tokens (default: non-overlapping windows of --seq-len)")
 	fl.StringVar(&d.evalData, "eval-data", "", "evaluation data for the final KL (default: sequences sampled from the original)")
-	fl.IntVar(&d.evalSamples, "eval-samples", 64, "evaluation items taken from --eval-data (16 when sampled)")
-	fl.IntVar(&d.batch, "batch", distill.DefaultBatch, "sequences per step")
-	fl.IntVar(&d.seqLen, "seq-len", 0, "sequence length (default: the data's; 128 when sampling)")
-	fl.IntVar(&d.pool, "samples", 0, "sequences sampled from the original in data-free mode (default 4×batch)")
-	fl.Float64Var(&d.lr, "lr", distill.DefaultLR, "peak learning rate (AdamW, warm-up then cosine decay to 10%)")
-	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps")
+	fl.IntVar(&d.evalSamples, "eval-samples", 64, "evaluation items taken from --eval-data (16 when sampled), 0…2^20")
+	fl.IntVar(&d.batch, "batch", distill.DefaultBatch, "sequences per step, 1…65536")
+	fl.IntVar(&d.seqLen, "seq-len", 0, "sequence length, 0…65536 (0: the data's; 128 when sampling)")
+	fl.IntVar(&d.pool, "samples", 0, "sequences sampled from the original in data-free mode, 0…2^20 (0: 4×batch)")
+	fl.Float64Var(&d.lr, "lr", distill.DefaultLR, "peak learning rate, (0, 10] (AdamW, warm-up then cosine decay to 10%)")
+	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps, 0…2^24")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
-	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term")
-	fl.Float64Var(&d.hiddenWeight, "hidden-weight", 10, "weight of the layer-by-layer hidden-state matching term (relative squared error, mean over layers; 0: KL only)")
-	fl.Float64Var(&d.clip, "clip", 1, "clip the global gradient norm (0: off)")
-	fl.Float64Var(&d.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
-	fl.IntVar(&d.ckptEvery, "checkpoint-every", 50, "save a checkpoint every N steps (0: never)")
+	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term, (0, 100]")
+	fl.Float64Var(&d.hiddenWeight, "hidden-weight", 10, "weight of the layer-by-layer hidden-state matching term, [0, 1e6] (relative squared error, mean over layers; 0: KL only)")
+	fl.Float64Var(&d.clip, "clip", 1, "clip the global gradient norm, [0, 1e6] (0: off)")
+	fl.Float64Var(&d.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay, [0, 1000]")
+	fl.IntVar(&d.ckptEvery, "checkpoint-every", 50, "save a checkpoint every N steps, 0…2^24 (0: never)")
 	fl.BoolVar(&d.resume, "resume", false, "continue from the checkpoint left by an interrupted run")
 	fl.BoolVar(&d.recompute, "recompute", false, "keep only each layer's input and recompute its activations in the backward pass (less memory, one more forward pass)")
 }
 
-// validate checks the flags for a run of steps steps.
-func (d *distillFlags) validate(steps int) error {
-	if _, err := distill.ParseTrainSet(d.train); err != nil {
-		return usageError{err}
-	}
-	if d.batch < 1 || d.lr <= 0 || steps < 0 {
-		return usagef("--batch, --lr and the step count must be positive")
-	}
-	if d.stride < 0 || (d.seqLen > 0 && d.stride > d.seqLen) {
-		return usagef("%w: --stride %d must be in [0, --seq-len]", formats.ErrInvalid, d.stride)
-	}
-	return nil
+// addSourceCheckFlag registers --skip-source-check, for the commands that
+// pair a VLoRA file with an original read from disk.
+func (d *distillFlags) addSourceCheckFlag(fl *pflag.FlagSet) {
+	fl.BoolVar(&d.skipSourceCheck, "skip-source-check", false, "accept an original whose files differ from the SHA-256 the VLoRA file records (shapes and architecture are still checked)")
 }
+
+// validate checks every flag of the stage against its documented range.
+func (d *distillFlags) validate() error {
+	if _, err := distill.ParseTrainSet(d.train); err != nil {
+		return usagef("--train: %v", err)
+	}
+	return firstError(
+		intRange("batch", d.batch, 1, maxBatch),
+		intRange("seq-len", d.seqLen, 0, maxSeqLen),
+		intRange("stride", d.stride, 0, max(d.seqLen, 0)),
+		intRange("samples", d.pool, 0, maxSamples),
+		intRange("eval-samples", d.evalSamples, 0, maxSamples),
+		intRange("warmup", d.warmup, 0, maxSteps),
+		intRange("checkpoint-every", d.ckptEvery, 0, maxSteps),
+		floatRange("lr", d.lr, 0, 10, true),
+		floatRange("temperature", d.temperature, 0, 100, true),
+		floatRange("hidden-weight", d.hiddenWeight, 0, 1e6, false),
+		floatRange("clip", d.clip, 0, 1e6, false),
+		floatRange("weight-decay", d.weightDecay, 0, 1e3, false),
+	)
+}
+
+// outputs lists the files the stage writes into dir: the VLoRA file, its
+// config.json, the loss log and plot, and the checkpoint.
+func (d *distillFlags) outputs(dir string) []string {
+	ckpt := filepath.Join(dir, checkpointName)
+	base := strings.TrimSuffix(vlora.FileName, ".safetensors")
+	return append(outputFiles(dir, vlora.FileName, "config.json", base+".loss.csv", base+".loss.png"),
+		ckpt, distill.OptimPath(ckpt))
+}
+
+// checkpointName is the file name of the distillation checkpoint, beside
+// the output.
+const checkpointName = "distill.ckpt.safetensors"
 
 // options returns the library options the flags describe.
 func (d *distillFlags) options(seed uint64) distill.Options {
@@ -75,7 +101,7 @@ func (d *distillFlags) options(seed uint64) distill.Options {
 }
 
 func resumable(outDir string) bool {
-	_, err := os.Stat(filepath.Join(outDir, "distill.ckpt.safetensors"))
+	_, err := os.Stat(filepath.Join(outDir, checkpointName))
 	_, err2 := os.Stat(filepath.Join(outDir, vlora.FileName))
 	return err == nil && err2 == nil
 }
@@ -96,6 +122,8 @@ type distillTarget struct {
 	// clock, when set, holds the stages that ran before this one; the
 	// distillation's stages are added to it.
 	clock *stageClock
+	// data, when set, is the teacher and data prepared beforehand.
+	data *preparedData
 }
 
 // run runs the distillation stage on t and prints its summary; ran reports
@@ -116,27 +144,26 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 	if t.clock == nil {
 		t.clock = &stageClock{}
 	}
-	var teacher *model.Model
-	err := t.clock.run("read", func() error {
-		var err error
-		teacher, err = model.LoadDenseAs(t.original, model.Auto)
-		if errors.Is(err, model.ErrUnsupportedArchitecture) {
-			return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
-		}
-		if err != nil {
+	var err error
+	if t.student == nil || t.data == nil {
+		err = t.clock.run("read", func() error {
+			var err error
+			if t.student == nil {
+				if t.student, err = d.loadStudent(ctx, t.input, t.original); err != nil {
+					return err
+				}
+			}
+			if t.data == nil {
+				t.data, err = d.prepareFromDir(ctx, t.original, t.seed)
+			}
 			return err
-		}
-		if t.student == nil {
-			t.student, err = vlora.Load(t.input)
-		}
-		return err
-	})
-	if teacher != nil {
-		defer teacher.Close()
+		})
 	}
 	if err != nil {
 		return err
 	}
+	teacher := t.data.teacher
+	defer teacher.Close()
 	tightenGC(teacher)
 	var last distill.Stats
 	bar := newProgress(s.ErrOut, t.quiet, "distill", int64(d.steps), func() string {
@@ -144,16 +171,12 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 	})
 	job := distillJob{
 		Teacher: teacher, Student: t.student, Output: t.output,
-		Data: d.data, PoolSize: d.pool, SeqLen: d.seqLen, EvalData: d.evalData, EvalSamples: d.evalSamples,
-		Tokenizer: d.tokenizer, TextField: d.textField, Stride: d.stride,
+		Train: t.data.train, Eval: t.data.eval,
 		Options: d.options(t.seed), Clock: t.clock,
 	}
 	job.Options.Progress = func(p stage.Progress) {
 		last.Loss, last.TokensPerSec = p.Loss, p.TokensPerSec
 		bar.Set(int64(p.Done))
-	}
-	if d.evalData == "" && d.evalSamples == 64 {
-		job.EvalSamples = 0 // sampled evaluation uses its own default
 	}
 	sum, err := job.run(ctx)
 	bar.Close()
@@ -194,6 +217,7 @@ func printDistill(s streams, sum *distillSummary, t distillTarget) error {
 type distillOptions struct {
 	streams
 	flags         distillFlags
+	in            string
 	original, out string
 	seed          uint64
 	quiet, json   bool
@@ -222,17 +246,19 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 	fl := cmd.Flags()
 	fl.StringVar(&o.original, "original", "", "original Hugging Face model directory (required)")
 	fl.StringVar(&o.out, "out", "", "write the result to this directory instead of replacing FILE")
-	fl.IntVar(&o.flags.steps, "steps", 300, "optimizer steps")
+	fl.IntVar(&o.flags.steps, "steps", 300, "optimizer steps, 0…2^24")
 	fl.Uint64Var(&o.seed, "seed", 0, "seed for batch sampling and sampled data")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&o.json, "json", false, "print the summary as JSON")
 	o.flags.addFlags(fl)
+	o.flags.addSourceCheckFlag(fl)
 	cmd.MarkFlagRequired("original")
 	return cmd
 }
 
 // Complete resolves the input file and the output path.
 func (o *distillOptions) Complete(_ *cobra.Command, args []string) error {
+	o.in = args[0]
 	in, err := vlora.ResolvePath(args[0])
 	if err != nil {
 		return usageError{err}
@@ -244,23 +270,56 @@ func (o *distillOptions) Complete(_ *cobra.Command, args []string) error {
 	return nil
 }
 
-// Validate checks the stage's flags.
-func (o *distillOptions) Validate() error { return o.flags.validate(o.flags.steps) }
+// Validate checks the stage's flags and that no output lands in or over
+// an input: the original, the data files, or (with --out) the VLoRA file.
+func (o *distillOptions) Validate() error {
+	if err := firstError(intRange("steps", o.flags.steps, 0, maxSteps), o.flags.validate()); err != nil {
+		return err
+	}
+	if o.out == "" {
+		// The result replaces FILE; its other outputs go beside it.
+		outs := o.flags.outputs(filepath.Dir(o.input))
+		return guardOutputs(o.in, outs[1:], o.original, o.flags.data, o.flags.evalData)
+	}
+	return guardOutputs("--out", o.flags.outputs(o.out), o.input, o.original, o.flags.data, o.flags.evalData)
+}
 
-// Run prepares the output directory (with config.json) when --out is given
-// and runs the distillation stage.
+// Run checks the original, the data and the VLoRA file, then prepares the
+// output directory and runs the distillation stage; config.json is copied
+// beside the result once it is written.
 func (o *distillOptions) Run(ctx context.Context) error {
-	if o.out != "" {
-		if err := os.MkdirAll(o.out, 0o755); err != nil {
-			return fmt.Errorf("output directory: %w", err)
-		}
-		if cfg, err := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); err == nil {
-			os.WriteFile(filepath.Join(o.out, "config.json"), cfg, 0o644)
-		}
-		if err := copyCompanions(filepath.Dir(o.input), o.out); err != nil {
+	clock := &stageClock{}
+	var student *vlora.Model
+	var data *preparedData
+	err := clock.run("read", func() error {
+		var err error
+		if student, err = o.flags.loadStudent(ctx, o.input, o.original); err != nil {
 			return err
 		}
+		data, err = o.flags.prepareFromDir(ctx, o.original, o.seed)
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	return o.flags.runStage(ctx, o.streams, distillTarget{original: o.original, input: o.input, output: o.output,
-		seed: o.seed, quiet: o.quiet, json: o.json})
+	target := distillTarget{original: o.original, student: student, input: o.input,
+		output: o.output, seed: o.seed, quiet: o.quiet, json: o.json, data: data, clock: clock}
+	if o.out == "" {
+		return o.flags.runStage(ctx, o.streams, target)
+	}
+	cleanup, err := newOutputDir(o.out)
+	if err != nil {
+		return err
+	}
+	err = o.flags.runStage(ctx, o.streams, target)
+	if err == nil {
+		if cfg, rerr := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); rerr == nil {
+			err = formats.WriteFileAtomic(filepath.Join(o.out, "config.json"), cfg)
+		}
+	}
+	if err == nil {
+		err = copyCompanions(filepath.Dir(o.input), o.out)
+	}
+	cleanup(err != nil)
+	return err
 }

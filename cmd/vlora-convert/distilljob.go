@@ -11,7 +11,6 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/distill"
-	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/verify"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -26,35 +25,12 @@ type distillJob struct {
 	Teacher *model.Model
 	Student *vlora.Model
 	Output  string
-	// Data is the training data file; empty means sequences sampled from
-	// the teacher (data-free mode), PoolSize of them.
-	Data     string
-	PoolSize int
-	// SeqLen truncates training sequences (or sets the length of sampled
-	// ones; default dataset.DefaultSeqLen when sampling).
-	SeqLen int
-	// EvalData is the evaluation file; EvalSamples items of it are used
-	// (default 64). Without it, EvalSamples sequences (default 16) are
-	// sampled from the teacher with a seed different from training's.
-	EvalData    string
-	EvalSamples int
-	// Tokenizer encodes text data (default: the teacher's directory);
-	// TextField names the text field of .jsonl files; Stride > 0 starts a
-	// text window every Stride tokens.
-	Tokenizer, TextField string
-	Stride               int
-	Options              distill.Options
-	// Clock, when set, records the job's stages: data, train (with
-	// evaluate inside it) and write.
+	// Train is the training data; Eval the evaluation data (nil: none).
+	Train, Eval *dataset.Dataset
+	Options     distill.Options
+	// Clock, when set, records the job's stages: train (with evaluate
+	// inside it) and write.
 	Clock *stageClock
-}
-
-// loadOptions returns the options that read the job's data files: samples
-// items (0: all) of sequences truncated or cut to SeqLen.
-func (j *distillJob) loadOptions(samples int) dataset.LoadOptions {
-	return dataset.LoadOptions{Samples: samples, SeqLen: j.SeqLen, MaxSeqLen: j.Teacher.Config.MaxPositions,
-		TokenizerPath: cmp.Or(j.Tokenizer, j.Teacher.Path), TextField: j.TextField, Stride: j.Stride,
-		Preprocessor: j.Teacher.Path}
 }
 
 // distillSummary reports a finished job.
@@ -79,27 +55,12 @@ type distillSummary struct {
 	Stages []stageStat `json:"stages,omitempty"`
 }
 
-// evalSeedOffset separates the seed of sampled evaluation data from the
-// training seed.
-const evalSeedOffset = 0x9e3779b9
-
 // run performs j. Intermediate checkpoints go beside Output; on success they
 // are removed and the final file replaces Output atomically.
 func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
-	var train, eval *dataset.Dataset
-	err := j.Clock.run("data", func() error {
-		var err error
-		if train, err = j.trainData(ctx); err != nil {
-			return err
-		}
-		eval, err = j.evalData(ctx, train)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
+	train, eval := j.Train, j.Eval
 	if j.Options.CheckpointPath == "" {
-		j.Options.CheckpointPath = filepath.Join(filepath.Dir(j.Output), "distill.ckpt.safetensors")
+		j.Options.CheckpointPath = filepath.Join(filepath.Dir(j.Output), checkpointName)
 	}
 	if eval != nil {
 		evaluate := evaluateOn(j.Teacher, eval)
@@ -112,7 +73,7 @@ func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
 		}
 	}
 	var res *distill.Result
-	err = j.Clock.run("train", func() error {
+	err := j.Clock.run("train", func() error {
 		var err error
 		res, err = distill.Run(ctx, j.Teacher, j.Student, train, j.Options)
 		return err
@@ -131,46 +92,6 @@ func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
 	os.Remove(j.Options.CheckpointPath)
 	os.Remove(distill.OptimPath(j.Options.CheckpointPath))
 	return sum, nil
-}
-
-// trainData loads the training data, or samples it from the teacher.
-func (j *distillJob) trainData(ctx context.Context) (*dataset.Dataset, error) {
-	if j.Data != "" {
-		return dataset.Load(ctx, j.Data, j.loadOptions(0))
-	}
-	if !j.Teacher.IsCausalLM() {
-		if j.Teacher.Config.ModelType != "vit" {
-			return nil, fmt.Errorf("%w: %s has no logits to match", distill.ErrUnsupported, j.Teacher.Config.Architecture())
-		}
-		return nil, fmt.Errorf("%w: data-free distillation needs a language model; pass --data", formats.ErrInvalid)
-	}
-	n := j.PoolSize
-	if n <= 0 {
-		n = 4 * cmp.Or(j.Options.Batch, distill.DefaultBatch)
-	}
-	t := dataset.SeqLen(j.SeqLen, dataset.DefaultSeqLen, j.Teacher.Config.MaxPositions)
-	return dataset.Sample(ctx, j.Teacher, n, t, j.Options.Seed)
-}
-
-// evalData loads the evaluation data, or samples it from the teacher (causal
-// LMs); nil when there is none.
-func (j *distillJob) evalData(ctx context.Context, train *dataset.Dataset) (*dataset.Dataset, error) {
-	if j.EvalData != "" {
-		n := j.EvalSamples
-		if n <= 0 {
-			n = 64
-		}
-		return dataset.Load(ctx, j.EvalData, j.loadOptions(n))
-	}
-	if !j.Teacher.IsCausalLM() {
-		return nil, nil
-	}
-	n := j.EvalSamples
-	if n <= 0 {
-		n = 16
-	}
-	t := dataset.SeqLen(j.SeqLen, min(dataset.DefaultSeqLen, max(train.T, 2)), j.Teacher.Config.MaxPositions)
-	return dataset.Sample(ctx, j.Teacher, n, t, j.Options.Seed+evalSeedOffset)
 }
 
 // evaluateOn returns a distill.Options.Evaluate that compares the student

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
 // expandOptions are the options of the expand command.
@@ -37,14 +41,54 @@ func (o *expandOptions) Complete(_ *cobra.Command, args []string) error {
 	return nil
 }
 
-// Validate has nothing to check beyond the required flag.
-func (o *expandOptions) Validate() error { return nil }
+// Validate refuses an output directory that would write over the input
+// or into the directory that holds it.
+func (o *expandOptions) Validate() error {
+	inputs := []string{o.in}
+	if p, err := vlora.ResolvePath(o.in); err == nil {
+		inputs = append(inputs, filepath.Dir(p))
+	}
+	return guardOutputs("--out", outputFiles(o.out, formats.SingleFile, formats.ConfigFile), inputs...)
+}
 
-// Run writes the dense checkpoint.
+// Run writes the dense checkpoint, after checking that --out does not hold
+// the original the file was made from; a failed or interrupted run leaves
+// no output directory it created.
 func (o *expandOptions) Run(ctx context.Context) error {
-	if err := convert.Expand(ctx, o.in, o.out); err != nil {
+	if err := refuseOriginal(ctx, o.in, o.out); err != nil {
+		return err
+	}
+	cleanup, err := newOutputDir(o.out)
+	if err != nil {
+		return err
+	}
+	err = convert.Expand(ctx, o.in, o.out)
+	cleanup(err != nil)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(o.Out, "wrote %s\n", o.out)
+	return nil
+}
+
+// refuseOriginal refuses to write into dir when it holds one of the source
+// files the VLoRA file at path records, with the recorded SHA-256: that is
+// the original checkpoint, which an expansion must never replace.
+func refuseOriginal(ctx context.Context, path, dir string) error {
+	mf, f, err := vlora.ReadManifest(path)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, src := range mf.Sources {
+		p := filepath.Join(dir, src.Name)
+		st, err := os.Stat(p)
+		if err != nil || st.Size() != src.Bytes {
+			continue
+		}
+		if sum, _, err := formats.HashFile(ctx, p); err == nil && sum == src.SHA256 {
+			return usagef("--out %s holds %s, the original this file was made from; choose another directory", dir, src.Name)
+		}
+	}
 	return nil
 }

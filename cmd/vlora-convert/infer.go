@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/transformer"
@@ -44,8 +45,10 @@ hidden_states.i, under the same names Hugging Face golden files use.`,
 // Complete has nothing to derive.
 func (o *inferOptions) Complete(*cobra.Command, []string) error { return nil }
 
-// Validate has nothing to check beyond the required flags.
-func (o *inferOptions) Validate() error { return nil }
+// Validate refuses an output that would write over an input.
+func (o *inferOptions) Validate() error {
+	return guardOutputs("--out", []string{o.out}, o.model, o.input)
+}
 
 // Run loads the model, runs it on the input file and writes the outputs.
 func (o *inferOptions) Run(context.Context) error {
@@ -62,6 +65,10 @@ func (o *inferOptions) Run(context.Context) error {
 	defer f.Close()
 	in, err := readInput(f)
 	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("%s: %d inputs of length %d", o.input, in.Batch, max(in.Seq, 1))
+	if err := dataset.CheckBudget(what, dataset.BatchBytes(m.Config, in.Batch, in.Seq)); err != nil {
 		return err
 	}
 	res, err := m.Net.Forward(in, transformer.Options{Hidden: o.hidden})

@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -44,7 +47,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &ue), errors.Is(err, formats.ErrInvalid):
+	case errors.As(err, &ue), errors.Is(err, formats.ErrInvalid), errors.Is(err, fs.ErrNotExist):
 		return exitUsage
 	}
 	return exitFailure
@@ -159,8 +162,26 @@ func main() {
 	if err != nil {
 		var ee exitError
 		if !errors.As(err, &ee) || ee.msg != "" {
-			fmt.Fprintln(s.ErrOut, "vlora-convert:", err)
+			fmt.Fprintln(s.ErrOut, errorLine(err))
 		}
 	}
 	os.Exit(exitCode(err))
+}
+
+// maxErrorLine bounds the error line main prints, in bytes.
+const maxErrorLine = 299
+
+// errorLine formats err as the one line main prints: prefixed with the
+// command's name, newlines folded into spaces and cut at maxErrorLine
+// bytes, so that no input, however large, turns into a dump.
+func errorLine(err error) string {
+	line := strings.Join(strings.Fields("vlora-convert: "+err.Error()), " ")
+	if len(line) > maxErrorLine {
+		cut := maxErrorLine - len("…")
+		for cut > 0 && !utf8.RuneStart(line[cut]) {
+			cut--
+		}
+		line = line[:cut] + "…"
+	}
+	return line
 }

@@ -96,10 +96,7 @@ func TestTokenizeErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"tokenize", "--tokenizer", dir}, tc.args...)
 			_, stderr, code := runIn(t, tc.stdin, args...)
-			want := 2
-			if tc.name == "missing tokenizer" {
-				want = 1
-			}
+			want := 2 // a missing input path is invalid input, like the others
 			if code != want {
 				t.Errorf("exit %d, want %d (%s)", code, want, stderr)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -70,12 +71,12 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 	fl.StringVar(&o.opt.Tokenizer, "tokenizer", "", "tokenizer.json (or a directory holding one) for text data (default: the original's)")
 	fl.StringVar(&o.opt.TextField, "text-field", "", "field of each .jsonl line holding the text (default \"text\")")
 	fl.IntVar(&o.opt.Stride, "stride", 0, "text: Hugging Face sliding windows every N tokens (default: llama-perplexity's non-overlapping windows, second half scored)")
-	fl.IntVar(&o.opt.Samples, "samples", 0, fmt.Sprintf("number of sequences/images (default: all of --data, or %d generated)", verify.DefaultSamples))
-	fl.IntVar(&o.opt.SeqLen, "seq-len", 0, fmt.Sprintf("sequence length (default: the data's, or %d generated)", dataset.DefaultSeqLen))
+	fl.IntVar(&o.opt.Samples, "samples", 0, fmt.Sprintf("number of sequences/images, 0…2^20 (0: all of --data, or %d generated)", verify.DefaultSamples))
+	fl.IntVar(&o.opt.SeqLen, "seq-len", 0, fmt.Sprintf("sequence length, 0…65536 (0: the data's, or %d generated)", dataset.DefaultSeqLen))
 	fl.Uint64Var(&o.opt.Seed, "seed", 0, "seed for generated inputs")
-	fl.IntVar(&o.opt.Batch, "batch", verify.DefaultBatch, "evaluation batch size")
-	fl.Float64Var(&o.opt.MaxKL, "max-kl", 0, "fail (exit 1) when the mean KL exceeds this")
-	fl.Float64Var(&o.opt.MinAgreement, "min-agreement", 0, "fail (exit 1) when top-1 agreement is below this")
+	fl.IntVar(&o.opt.Batch, "batch", verify.DefaultBatch, "evaluation batch size, 1…65536")
+	fl.Float64Var(&o.opt.MaxKL, "max-kl", 0, "fail (exit 1) when the mean KL exceeds this (finite, ≥ 0; 0: off)")
+	fl.Float64Var(&o.opt.MinAgreement, "min-agreement", 0, "fail (exit 1) when top-1 agreement is below this, [0, 1] (0: off)")
 	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	cmd.MarkFlagRequired("original")
@@ -86,14 +87,25 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 // Complete has nothing to derive.
 func (o *verifyOptions) Complete(*cobra.Command, []string) error { return nil }
 
-// Validate has nothing to check beyond the required flags.
-func (o *verifyOptions) Validate() error { return nil }
+// Validate checks every numeric flag against its documented range.
+func (o *verifyOptions) Validate() error {
+	return firstError(
+		intRange("samples", o.opt.Samples, 0, maxSamples),
+		intRange("seq-len", o.opt.SeqLen, 0, maxSeqLen),
+		intRange("batch", o.opt.Batch, 1, maxBatch),
+		floatRange("max-kl", o.opt.MaxKL, 0, math.MaxFloat64, false),
+		floatRange("min-agreement", o.opt.MinAgreement, 0, 1, false),
+	)
+}
 
 // Run loads both models, verifies and prints the report; a missed threshold
 // is exit code 1 after the report.
 //
 // Large models are streamed (model.Auto), as verify.RunPaths does.
 func (o *verifyOptions) Run(ctx context.Context) error {
+	if err := verify.CheckCompressedPath(o.compressed); err != nil {
+		return err
+	}
 	var clock stageClock
 	var orig, comp *model.Model
 	err := clock.run("read", func() error {

@@ -1,0 +1,42 @@
+package formats
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// MaxConfigSize bounds a config.json or shard index (16 MiB).
+const MaxConfigSize = 16 << 20
+
+// OpenRegular opens path for reading after checking, without opening it,
+// that it is a regular file (following symbolic links): a directory, a
+// FIFO or a device is refused with an error wrapping ErrInvalid, so that no
+// reader blocks on a pipe or reads without end from a device.
+func OpenRegular(path string) (*os.File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: not a regular file (%s)", path, ErrInvalid, st.Mode().Type())
+	}
+	return os.Open(path)
+}
+
+// readSmallFile reads a regular file of at most limit bytes.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, ErrInvalid, limit)
+	}
+	return b, nil
+}
