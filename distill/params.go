@@ -39,7 +39,8 @@ type param struct {
 }
 
 // binding ties one dense layer weight of the student transformer to the
-// stored tensors that make it up: W = base + B·A, base + delta, or base.
+// stored tensors that make it up: W = base + B·A, base + delta, or base;
+// base is nil for suffixes stored without one (a zero base).
 type binding struct {
 	dense      *transformer.Param
 	rows, cols int
@@ -89,7 +90,7 @@ func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*stude
 			}
 			bd := &binding{dense: dp, base: vm.Tensors[vlora.BaseName(c, suf.Name)]}
 			bd.rows, bd.cols = vlora.Matrix(suf.Shape)
-			if set != TrainFactors {
+			if set != TrainFactors && bd.base != nil {
 				bd.baseP = add(vlora.BaseName(c, suf.Name))
 			}
 			if inc := vm.Increment(l, suf.Name); inc != nil {
@@ -123,7 +124,11 @@ func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*stude
 func (s *student) materialize() {
 	for _, bd := range s.bindings {
 		w := bd.dense.Data
-		copy(w, bd.base.Data)
+		if bd.base != nil {
+			copy(w, bd.base.Data)
+		} else {
+			clear(w)
+		}
 		switch {
 		case bd.d != nil:
 			for i, v := range bd.d.Data {

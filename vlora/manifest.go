@@ -33,16 +33,31 @@ const (
 	// BaseMean uses the element-wise mean of the compound's layers; every
 	// member has an increment.
 	BaseMean BaseMode = "mean"
+	// BaseZero stores no base: every layer keeps its own weight as the
+	// increment, low-rank or dense (per-layer low-rank compression).
+	BaseZero BaseMode = "zero"
 )
 
-// ParseBaseMode parses "first" or "mean".
+// ParseBaseMode parses "first", "mean" or "zero".
 func ParseBaseMode(s string) (BaseMode, error) {
 	switch BaseMode(s) {
-	case BaseFirst, BaseMean:
+	case BaseFirst, BaseMean, BaseZero:
 		return BaseMode(s), nil
 	}
-	return "", fmt.Errorf("unknown base mode %q (want first or mean)", s)
+	return "", fmt.Errorf("unknown base mode %q (want first, mean or zero)", s)
 }
+
+// BaseFor returns the base mode of suffix: its entry in SuffixBases, or
+// BaseMode.
+func (m *Manifest) BaseFor(suffix string) BaseMode {
+	if b, ok := m.SuffixBases[suffix]; ok {
+		return b
+	}
+	return m.BaseMode
+}
+
+// HasBase reports whether compounds store a base for suffix.
+func (m *Manifest) HasBase(suffix string) bool { return m.BaseFor(suffix) != BaseZero }
 
 // Increment kinds.
 const (
@@ -135,6 +150,8 @@ type Manifest struct {
 	CompoundSize int             `json:"compound_size"`
 	Compounds    [][]int         `json:"compounds"`
 	BaseMode     BaseMode        `json:"base_mode"`
+	// SuffixBases overrides BaseMode for individual suffixes.
+	SuffixBases map[string]BaseMode `json:"suffix_bases,omitempty"`
 	SVD          SVDInfo         `json:"svd"`
 	Increments   []IncrementDesc `json:"increments"`
 	DType        string          `json:"dtype"`
@@ -186,8 +203,8 @@ func (m *Manifest) Validate() error {
 	if m.FormatVersion != FormatVersion {
 		return bad("format version %d is not supported (this build reads %d)", m.FormatVersion, FormatVersion)
 	}
-	if m.BaseMode != BaseFirst && m.BaseMode != BaseMean {
-		return bad("unknown base mode %q", m.BaseMode)
+	if _, err := ParseBaseMode(string(m.BaseMode)); err != nil {
+		return bad("%v", err)
 	}
 	if m.NumLayers < 1 || m.NumLayers > 1<<20 {
 		return bad("num_layers %d out of range", m.NumLayers)
@@ -228,6 +245,14 @@ func (m *Manifest) Validate() error {
 	if len(suf) == 0 {
 		return bad("no suffixes")
 	}
+	for name, b := range m.SuffixBases {
+		if _, ok := suf[name]; !ok {
+			return bad("base mode for unknown suffix %q", name)
+		}
+		if _, err := ParseBaseMode(string(b)); err != nil {
+			return bad("suffix %q: %v", name, err)
+		}
+	}
 	seen := map[string]bool{}
 	for _, inc := range m.Increments {
 		s, ok := suf[inc.Suffix]
@@ -260,8 +285,8 @@ func (m *Manifest) Validate() error {
 		for j, l := range c {
 			for name := range suf {
 				has := seen[fmt.Sprint(l, "|", name)]
-				if need := !(j == 0 && m.BaseMode == BaseFirst); need != has {
-					return bad("layer %d %s: increment present=%v, but base mode %s needs %v", l, name, has, m.BaseMode, need)
+				if need := !(j == 0 && m.BaseFor(name) == BaseFirst); need != has {
+					return bad("layer %d %s: increment present=%v, but base mode %s needs %v", l, name, has, m.BaseFor(name), need)
 				}
 			}
 		}

@@ -145,7 +145,9 @@ func (mf *Manifest) ExpectedTensors() map[string][]int {
 	}
 	for c := range mf.Compounds {
 		for _, s := range mf.Suffixes {
-			out[BaseName(c, s.Name)] = s.Shape
+			if mf.HasBase(s.Name) {
+				out[BaseName(c, s.Name)] = s.Shape
+			}
 		}
 	}
 	for _, inc := range mf.Increments {
@@ -185,15 +187,19 @@ func (m *Model) SplitName(name string) (layer int, suffix string, ok bool) {
 }
 
 // LayerWeight materializes the dense weight of suffix in layer l:
-// base + B·A, base + delta, or base.
+// base + B·A, base + delta, or base (a zero base for suffixes without one).
 func (m *Model) LayerWeight(l int, suffix string) ([]float32, []int, error) {
 	desc, ok := m.suffix[suffix]
 	if !ok || l < 0 || l >= m.Manifest.NumLayers {
 		return nil, nil, fmt.Errorf("no layer %d tensor %q", l, suffix)
 	}
 	c, _ := m.Compound(l)
-	base := m.Tensors[BaseName(c, suffix)]
-	w := slices.Clone(base.Data)
+	var w []float32
+	if base, ok := m.Tensors[BaseName(c, suffix)]; ok {
+		w = slices.Clone(base.Data)
+	} else {
+		w = make([]float32, numel(desc.Shape))
+	}
 	inc := m.Increment(l, suffix)
 	switch {
 	case inc == nil:
@@ -314,7 +320,9 @@ func (mf *Manifest) StorageOrder() []string {
 	}
 	for c, layers := range mf.Compounds {
 		for _, s := range mf.Suffixes {
-			out = append(out, BaseName(c, s.Name))
+			if mf.HasBase(s.Name) {
+				out = append(out, BaseName(c, s.Name))
+			}
 		}
 		for _, l := range layers {
 			for _, s := range mf.Suffixes {
