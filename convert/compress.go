@@ -75,7 +75,7 @@ func Compress(ctx context.Context, modelDir, outDir string, opt Options) (*Resul
 		Format: vlora.FormatName, FormatVersion: vlora.FormatVersion, ToolVersion: Version,
 		Sources: sources, LayerPrefix: st.Prefix, NumLayers: st.NumLayers,
 		CompoundSize: opt.CompoundSize, Compounds: vlora.Compounds(st.NumLayers, opt.CompoundSize),
-		BaseMode: opt.Base, DType: opt.DType.String(),
+		BaseMode: opt.Base, SuffixBases: opt.SuffixBases, DType: opt.DType.String(),
 		SVD: vlora.SVDInfo{Method: opt.SVD.String(), Rank: opt.Rank, Energy: opt.Energy, Seed: opt.Seed},
 	}
 	if opt.SVD == svd.Randomized {
@@ -110,11 +110,13 @@ func Compress(ctx context.Context, modelDir, outDir string, opt Options) (*Resul
 	p := &pipeline{ck: ck, st: st, opt: opt, sp: sp, mf: mf}
 	p.total = len(mf.Passthrough) + len(mf.Compounds)*len(st.Suffixes)
 	for _, c := range mf.Compounds {
-		n := len(c)
-		if opt.Base == vlora.BaseFirst {
-			n--
+		for _, s := range st.Suffixes {
+			n := len(c)
+			if mf.BaseFor(s) == vlora.BaseFirst {
+				n--
+			}
+			p.total += n
 		}
-		p.total += n * len(st.Suffixes)
 	}
 	if err := p.run(ctx); err != nil {
 		return nil, err
@@ -342,41 +344,19 @@ func (p *pipeline) passthrough(pt vlora.TensorDesc) error {
 
 // compound computes the base and increments of one suffix in one compound.
 func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, suffix string) error {
-	shape := p.st.Shapes[suffix]
-	var base []float64
-	if p.opt.Base == vlora.BaseMean {
-		for _, l := range layers {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			w, err := p.readChecked(p.st.Name(l, suffix))
-			if err != nil {
-				return err
-			}
-			if base == nil {
-				base = w
-				continue
-			}
-			for i, v := range w {
-				base[i] += v
-			}
-		}
-		inv := 1 / float64(len(layers))
-		for i := range base {
-			base[i] *= inv
-		}
-	} else {
-		var err error
-		if base, err = p.readChecked(p.st.Name(layers[0], suffix)); err != nil {
+	mode := p.mf.BaseFor(suffix)
+	base, err := compoundBase(ctx, p.readChecked, p.st, layers, suffix, mode)
+	if err != nil {
+		return err
+	}
+	if base != nil {
+		if err := p.sp.put(vlora.BaseName(c, suffix), p.st.Shapes[suffix], to32(base)); err != nil {
 			return err
 		}
 	}
-	if err := p.sp.put(vlora.BaseName(c, suffix), shape, to32(base)); err != nil {
-		return err
-	}
 	p.report(vlora.BaseName(c, suffix))
 	for j, l := range layers {
-		if j == 0 && p.opt.Base == vlora.BaseFirst {
+		if j == 0 && mode == vlora.BaseFirst {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -389,6 +369,39 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 	return nil
 }
 
+// compoundBase returns the base of suffix over layers for mode: the mean, the
+// first layer, or nil for BaseZero.
+func compoundBase(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, layers []int, suffix string, mode vlora.BaseMode) ([]float64, error) {
+	switch mode {
+	case vlora.BaseZero:
+		return nil, nil
+	case vlora.BaseFirst:
+		return read(st.Name(layers[0], suffix))
+	}
+	var base []float64
+	for _, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		w, err := read(st.Name(l, suffix))
+		if err != nil {
+			return nil, err
+		}
+		if base == nil {
+			base = w
+			continue
+		}
+		for i, v := range w {
+			base[i] += v
+		}
+	}
+	inv := 1 / float64(len(layers))
+	for i := range base {
+		base[i] *= inv
+	}
+	return base, nil
+}
+
 // increment factorizes W_l − base and spools the result.
 func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 	shape := p.st.Shapes[suffix]
@@ -399,7 +412,9 @@ func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 	var wnorm float64
 	for i := range w {
 		wnorm += w[i] * w[i]
-		w[i] -= base[i] // w now holds the increment Δ
+		if base != nil {
+			w[i] -= base[i] // w now holds the increment Δ
+		}
 	}
 	wnorm = math.Sqrt(wnorm)
 	inc := vlora.IncrementDesc{Layer: l, Suffix: suffix}
@@ -412,24 +427,46 @@ func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 		p.addIncrement(inc)
 		return nil
 	}
+	name := p.st.Name(l, suffix)
+	fixed, hasFixed := p.opt.Ranks[name]
+	rank := p.opt.Rank
+	if hasFixed && fixed >= 0 {
+		rank = fixed
+	}
 	switch {
 	case len(shape) < 2:
 		return dense("")
-	case p.opt.Energy >= 1:
+	case hasFixed && fixed == DenseIncrement:
+		return dense("the parameter budget keeps it dense")
+	case hasFixed && svd.DenseIsSmaller(rows, cols, min(rank, rows, cols)):
+		return dense(fmt.Sprintf("budget rank %d holds at least the dense increment", rank))
+	case !hasFixed && p.opt.Energy >= 1:
 		return dense("energy 1 keeps the increment exactly")
-	case p.opt.Rank > 0 && svd.DenseIsSmaller(rows, cols, min(p.opt.Rank, rows, cols)):
+	case !hasFixed && p.opt.Rank > 0 && svd.DenseIsSmaller(rows, cols, min(p.opt.Rank, rows, cols)):
 		r := min(p.opt.Rank, rows, cols)
 		return dense(fmt.Sprintf("rank %d factors hold %d values, the dense increment %d", r, r*(rows+cols), rows*cols))
 	}
-	f, err := svd.Factorize(mat.NewDense(rows, cols, w), svd.Options{
-		Method: p.opt.SVD, Rank: p.opt.Rank, Energy: p.opt.Energy,
-		Oversample: p.opt.Oversample, PowerIters: p.opt.PowerIters,
-		Seed: p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
-	})
+	energy := p.opt.Energy
+	if hasFixed {
+		energy = 0
+	}
+	var f *svd.Factors
+	if g := p.opt.Grams[name]; g != nil {
+		if energy > 0 {
+			return fmt.Errorf("%w: whitened truncation needs a rank, not an energy", formats.ErrInvalid)
+		}
+		f, err = svd.Whitened(mat.NewDense(rows, cols, w), g, min(rank, rows, cols), svd.DefaultDamping)
+	} else {
+		f, err = svd.Factorize(mat.NewDense(rows, cols, w), svd.Options{
+			Method: p.opt.SVD, Rank: rank, Energy: energy,
+			Oversample: p.opt.Oversample, PowerIters: p.opt.PowerIters,
+			Seed: p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
+		})
+	}
 	if err != nil {
 		return err
 	}
-	if p.opt.Energy > 0 && svd.DenseIsSmaller(rows, cols, f.Rank) {
+	if energy > 0 && svd.DenseIsSmaller(rows, cols, f.Rank) {
 		return dense(fmt.Sprintf("rank %d for energy %g holds %d values, the dense increment %d", f.Rank, p.opt.Energy, f.Rank*(rows+cols), rows*cols))
 	}
 	resid := math.Sqrt(math.Max(0, (1-f.EnergyFraction())*f.TotalEnergy))

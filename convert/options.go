@@ -7,6 +7,8 @@ package convert
 import (
 	"fmt"
 
+	"gonum.org/v1/gonum/mat"
+
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -28,6 +30,17 @@ type Options struct {
 	Energy float64
 	// Base chooses each compound's base.
 	Base vlora.BaseMode
+	// SuffixBases overrides Base for individual layer suffixes.
+	SuffixBases map[string]vlora.BaseMode
+	// Ranks, when set, fixes the increment of individual layer tensors,
+	// keyed by original tensor name: a rank, or DenseIncrement. Tensors
+	// not in the map use Rank or Energy.
+	Ranks map[string]int
+	// Grams, when set, holds for layer tensors (keyed by original name) the
+	// Gram matrix XᵀX of their input activations; those increments are
+	// truncated in the whitened space (svd.Whitened) instead of by the plain
+	// SVD. Only the exact method is used for them.
+	Grams map[string]*mat.SymDense
 	// SVD is the factorization method; Seed, Oversample and PowerIters
 	// configure the randomized one.
 	SVD        svd.Method
@@ -43,6 +56,9 @@ type Options struct {
 	// from one goroutine at a time.
 	Progress func(Progress)
 }
+
+// DenseIncrement in Options.Ranks stores an increment dense.
+const DenseIncrement = -1
 
 // Progress reports pipeline advancement.
 type Progress struct {
@@ -80,6 +96,11 @@ func (o *Options) Validate() error {
 	}
 	if _, err := vlora.ParseBaseMode(string(o.Base)); err != nil {
 		return fmt.Errorf("%w: %v", formats.ErrInvalid, err)
+	}
+	for s, b := range o.SuffixBases {
+		if _, err := vlora.ParseBaseMode(string(b)); err != nil {
+			return fmt.Errorf("%w: suffix %s: %v", formats.ErrInvalid, s, err)
+		}
 	}
 	switch o.DType {
 	case formats.F32, formats.F16, formats.BF16:
