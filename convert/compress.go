@@ -470,6 +470,14 @@ func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 		return dense(fmt.Sprintf("rank %d for energy %g holds %d values, the dense increment %d", f.Rank, p.opt.Energy, f.Rank*(rows+cols), rows*cols))
 	}
 	resid := math.Sqrt(math.Max(0, (1-f.EnergyFraction())*f.TotalEnergy))
+	if p.opt.Grams[name] != nil && f.Rank > 0 {
+		// The whitened spectrum measures activation error; the manifest
+		// records the weight error.
+		var d mat.Dense
+		d.Mul(f.B, f.A)
+		d.Sub(mat.NewDense(rows, cols, w), &d)
+		resid = mat.Norm(&d, 2)
+	}
 	inc.Kind, inc.Rank, inc.Energy = vlora.KindLowRank, f.Rank, f.EnergyFraction()
 	if wnorm > 0 {
 		inc.RelError = resid / wnorm

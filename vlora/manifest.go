@@ -146,17 +146,17 @@ type Manifest struct {
 	// Suffixes describe one layer's tensors (names are suffixes).
 	Suffixes []TensorDesc `json:"suffixes"`
 	// Passthrough lists tensors stored dense under their original names.
-	Passthrough  []TensorDesc    `json:"passthrough"`
-	CompoundSize int             `json:"compound_size"`
-	Compounds    [][]int         `json:"compounds"`
-	BaseMode     BaseMode        `json:"base_mode"`
+	Passthrough  []TensorDesc `json:"passthrough"`
+	CompoundSize int          `json:"compound_size"`
+	Compounds    [][]int      `json:"compounds"`
+	BaseMode     BaseMode     `json:"base_mode"`
 	// SuffixBases overrides BaseMode for individual suffixes.
 	SuffixBases map[string]BaseMode `json:"suffix_bases,omitempty"`
-	SVD          SVDInfo         `json:"svd"`
-	Increments   []IncrementDesc `json:"increments"`
-	DType        string          `json:"dtype"`
-	Counts       Counts          `json:"counts"`
-	Distill      *DistillInfo    `json:"distill,omitempty"`
+	SVD         SVDInfo             `json:"svd"`
+	Increments  []IncrementDesc     `json:"increments"`
+	DType       string              `json:"dtype"`
+	Counts      Counts              `json:"counts"`
+	Distill     *DistillInfo        `json:"distill,omitempty"`
 }
 
 // Compounds partitions layers 0 … n-1 into runs of k consecutive layers; the
