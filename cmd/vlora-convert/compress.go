@@ -23,6 +23,7 @@ type compressFlags struct {
 	seed                         uint64
 	quiet, json                  bool
 	distill                      distillFlags
+	plan                         planFlags
 	// compressSummary is the SVD stage's result, for combined output.
 	compressSummary *summary
 }
@@ -150,6 +151,9 @@ func runCompress(cmd *cobra.Command, f *compressFlags) error {
 	}
 	// The SVD stage's live memory is bounded by a few layer tensors; a soft
 	// limit keeps the garbage collector from letting the heap double past it.
+	if err := applyPlan(cmd.Context(), f, &opt, cmd.ErrOrStderr()); err != nil {
+		return err
+	}
 	prevLimit := int64(-1)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		prevLimit = debug.SetMemoryLimit(compressMemoryLimit)

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vlora-convert/vlora-convert/calib"
+	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/transformer"
+	"github.com/vlora-convert/vlora-convert/verify"
+	"github.com/vlora-convert/vlora-convert/vlora"
+)
+
+// planFlags select activation-aware initialisation and a parameter budget.
+type planFlags struct {
+	init         string
+	target       float64
+	calibSamples int
+	bases        []string
+}
+
+func init() {
+	compressFlagHooks = append(compressFlagHooks, func(cmd *cobra.Command, f *compressFlags) {
+		p := &f.plan
+		fl := cmd.Flags()
+		fl.StringVar(&p.init, "init", "plain", "increment initialisation: plain (SVD of the weights) or whitened (SVD in the space of the layer inputs on --data)")
+		fl.Float64Var(&p.target, "target-params", 0, "store at most this fraction of the original's parameters; ranks and base modes are chosen per tensor (replaces --rank)")
+		fl.IntVar(&p.calibSamples, "calib-samples", 128, "sequences of --data used for the Gram matrices of --init whitened")
+		fl.StringSliceVar(&p.bases, "plan-bases", []string{"mean", "zero"}, "base modes --target-params chooses from, per tensor kind")
+	})
+}
+
+// applyPlan fills opt.Grams, opt.Ranks and opt.SuffixBases as the plan
+// flags ask.
+func applyPlan(ctx context.Context, f *compressFlags, opt *convert.Options, log io.Writer) error {
+	p := &f.plan
+	switch p.init {
+	case "plain":
+	case "whitened":
+		if f.distill.data == "" {
+			return usagef("--init whitened needs --data")
+		}
+		teacher, err := verify.LoadModel(f.model)
+		if err != nil {
+			return err
+		}
+		data, err := verify.LoadData(f.distill.data, "", p.calibSamples, f.distill.seqLen)
+		if err != nil {
+			return err
+		}
+		var inputs []*transformer.Input
+		for i := 0; i < data.N; i += 16 {
+			inputs = append(inputs, data.Batch(i, min(data.N, i+16)))
+		}
+		if opt.Grams, err = calib.Grams(ctx, teacher.Model, inputs); err != nil {
+			return err
+		}
+	default:
+		return usagef("--init %q: want plain or whitened", p.init)
+	}
+	if p.target == 0 {
+		return nil
+	}
+	var modes []vlora.BaseMode
+	for _, b := range p.bases {
+		m, err := vlora.ParseBaseMode(b)
+		if err != nil {
+			return usageError{err}
+		}
+		modes = append(modes, m)
+	}
+	plan, err := convert.PlanBudget(ctx, f.model, *opt, p.target, modes)
+	if err != nil {
+		return err
+	}
+	opt.SuffixBases, opt.Ranks = plan.SuffixBases, plan.Ranks
+	fmt.Fprintf(log, "budget: %d of %d parameters (%.4f), relative truncation loss %.4f\n", plan.Stored, plan.Original, float64(plan.Stored)/float64(plan.Original), plan.Loss)
+	for s, b := range plan.SuffixBases {
+		fmt.Fprintf(log, "budget: %s base %s\n", s, b)
+	}
+	return nil
+}
