@@ -193,3 +193,30 @@ func maxAbsDiff(a, b *mat.Dense) float64 {
 	d.Sub(a, b)
 	return mat.Norm(&d, math.Inf(1))
 }
+
+func TestRebalanceKeepsTheProduct(t *testing.T) {
+	// tol covers float64 rounding of two QRs and an SVD.
+	const tol = 1e-10
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, tc := range []struct{ m, n, r int }{{7, 5, 3}, {4, 9, 4}, {6, 6, 1}} {
+		t.Run("", func(t *testing.T) {
+			b := gaussian(rng, tc.m, tc.r)
+			a := gaussian(rng, tc.r, tc.n)
+			b.Scale(300, b) // badly scaled: B carries the scale
+			a.Scale(1.0/300, a)
+			nb, na, err := Rebalance(b, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want, got mat.Dense
+			want.Mul(b, a)
+			got.Mul(nb, na)
+			if d := maxAbsDiff(&got, &want); d > tol*mat.Norm(&want, 2) {
+				t.Errorf("product changed by %g", d)
+			}
+			if rb, ra := mat.Norm(nb, 2), mat.Norm(na, 2); math.Abs(rb-ra) > tol*rb {
+				t.Errorf("‖B‖ = %g, ‖A‖ = %g", rb, ra)
+			}
+		})
+	}
+}
