@@ -166,6 +166,9 @@ func runCompress(cmd *cobra.Command, f *compressFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := applyRefit(cmd.Context(), f, res.Path, cmd.ErrOrStderr()); err != nil {
+		return err
+	}
 	s := summarize(res.Manifest)
 	if !f.json {
 		w := cmd.OutOrStdout()

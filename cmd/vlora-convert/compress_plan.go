@@ -9,6 +9,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/calib"
 	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/refit"
 	"github.com/vlora-convert/vlora-convert/transformer"
 	"github.com/vlora-convert/vlora-convert/verify"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -20,6 +21,7 @@ type planFlags struct {
 	target       float64
 	calibSamples int
 	bases        []string
+	refit        bool
 }
 
 func init() {
@@ -29,6 +31,7 @@ func init() {
 		fl.StringVar(&p.init, "init", "plain", "increment initialisation: plain (SVD of the weights) or whitened (SVD in the space of the layer inputs on --data)")
 		fl.Float64Var(&p.target, "target-params", 0, "store at most this fraction of the original's parameters; ranks and base modes are chosen per tensor (replaces --rank)")
 		fl.IntVar(&p.calibSamples, "calib-samples", 128, "sequences of --data used for the Gram matrices of --init whitened")
+		fl.BoolVar(&p.refit, "refit", false, "after the SVD, correct each increment's B in closed form, layer by layer, on the compressed model's own inputs (needs --data)")
 		fl.StringSliceVar(&p.bases, "plan-bases", []string{"mean", "zero"}, "base modes --target-params chooses from, per tensor kind")
 	})
 }
@@ -40,20 +43,9 @@ func applyPlan(ctx context.Context, f *compressFlags, opt *convert.Options, log 
 	switch p.init {
 	case "plain":
 	case "whitened":
-		if f.distill.data == "" {
-			return usagef("--init whitened needs --data")
-		}
-		teacher, err := verify.LoadModel(f.model)
+		teacher, inputs, err := calibration(f)
 		if err != nil {
 			return err
-		}
-		data, err := verify.LoadData(f.distill.data, "", p.calibSamples, f.distill.seqLen)
-		if err != nil {
-			return err
-		}
-		var inputs []*transformer.Input
-		for i := 0; i < data.N; i += 16 {
-			inputs = append(inputs, data.Batch(i, min(data.N, i+16)))
 		}
 		if opt.Grams, err = calib.Grams(ctx, teacher.Model, inputs); err != nil {
 			return err
@@ -82,4 +74,50 @@ func applyPlan(ctx context.Context, f *compressFlags, opt *convert.Options, log 
 		fmt.Fprintf(log, "budget: %s base %s\n", s, b)
 	}
 	return nil
+}
+
+// calibration loads the original model and --calib-samples sequences of
+// --data in batches of 16.
+func calibration(f *compressFlags) (*verify.Loaded, []*transformer.Input, error) {
+	if f.distill.data == "" {
+		return nil, nil, usagef("--init whitened and --refit need --data")
+	}
+	teacher, err := verify.LoadModel(f.model)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := verify.LoadData(f.distill.data, "", f.plan.calibSamples, f.distill.seqLen)
+	if err != nil {
+		return nil, nil, err
+	}
+	var inputs []*transformer.Input
+	for i := 0; i < data.N; i += 16 {
+		inputs = append(inputs, data.Batch(i, min(data.N, i+16)))
+	}
+	return teacher, inputs, nil
+}
+
+// applyRefit runs refit.Run on the written file when --refit is given.
+func applyRefit(ctx context.Context, f *compressFlags, path string, log io.Writer) error {
+	if !f.plan.refit {
+		return nil
+	}
+	teacher, inputs, err := calibration(f)
+	if err != nil {
+		return err
+	}
+	vm, err := vlora.Load(path)
+	if err != nil {
+		return err
+	}
+	student, err := verify.FromVLoRA(vm, path)
+	if err != nil {
+		return err
+	}
+	n, err := refit.Run(ctx, teacher.Model, student.Model, vm, inputs, refit.DefaultDamping)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "refit: %d increments corrected\n", n)
+	return vm.Save(path)
 }
