@@ -69,6 +69,9 @@ func applyPlan(ctx context.Context, f *compressFlags, opt *convert.Options, log 
 		return err
 	}
 	opt.SuffixBases, opt.Ranks = plan.SuffixBases, plan.Ranks
+	if mode, same := uniform(plan.SuffixBases); same {
+		opt.Base, opt.SuffixBases = mode, nil
+	}
 	fmt.Fprintf(log, "budget: %d of %d parameters (%.4f), relative truncation loss %.4f\n", plan.Stored, plan.Original, float64(plan.Stored)/float64(plan.Original), plan.Loss)
 	for s, b := range plan.SuffixBases {
 		fmt.Fprintf(log, "budget: %s base %s\n", s, b)
@@ -120,4 +123,17 @@ func applyRefit(ctx context.Context, f *compressFlags, path string, log io.Write
 	}
 	fmt.Fprintf(log, "refit: %d increments corrected\n", n)
 	return vm.Save(path)
+}
+
+// uniform reports whether every suffix has the same base mode, and which.
+func uniform(m map[string]vlora.BaseMode) (vlora.BaseMode, bool) {
+	var first vlora.BaseMode
+	for _, b := range m {
+		if first == "" {
+			first = b
+		} else if b != first {
+			return "", false
+		}
+	}
+	return first, first != ""
 }
