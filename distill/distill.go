@@ -38,6 +38,8 @@ type Options struct {
 	ClipNorm float64
 	// Train selects the trainable tensors (default TrainBases).
 	Train TrainSet
+	// LRScales sets per-class learning-rate multipliers.
+	LRScales LRScales
 	// Temperature softens both distributions in the KL term (default 1);
 	// the loss is multiplied by T² to keep gradient scales comparable.
 	Temperature float64
@@ -129,7 +131,7 @@ func Run(ctx context.Context, teacherModel *transformer.Model, vm *vlora.Model, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := newStudent(vm, loaded.Model, opt.Train)
+	st, err := newStudent(vm, loaded.Model, opt.Train, opt.LRScales)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func TestChainMatchesFiniteDifferences(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := newStudent(vm, loaded.Model, TrainAll)
+			st, err := newStudent(vm, loaded.Model, TrainAll, LRScales{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,6 +225,12 @@ func TestAdamWFirstStep(t *testing.T) {
 		if math.Abs(float64(p.data[i]-want[i])) > 1e-6 {
 			t.Errorf("w[%d] = %v, want %v", i, p.data[i], want[i])
 		}
+	}
+	// A learning-rate scale of 0.5 halves the first step.
+	ps := &param{data: []float32{1}, grad: []float32{2}, m: make([]float32, 1), v: make([]float32, 1), lrScale: 0.5}
+	(&adamW{beta1: 0.9, beta2: 0.999, eps: 1e-12}).update([]*param{ps}, 0.1)
+	if math.Abs(float64(ps.data[0])-0.95) > 1e-6 {
+		t.Errorf("scaled step: w = %v, want 0.95", ps.data[0])
 	}
 	q := &param{grad: []float32{3, 4}}
 	if n := clipGradNorm([]*param{q}, 1); n != 5 || math.Abs(float64(q.grad[0])-0.6) > 1e-7 {

@@ -31,11 +31,21 @@ func ParseTrainSet(s string) (TrainSet, error) {
 	return "", fmt.Errorf("unknown trainable set %q (want factors, bases or all)", s)
 }
 
+// LRScales multiply the learning rate of classes of stored tensors; zero
+// means 1. Factors and deltas always use the base learning rate.
+type LRScales struct {
+	// Bases scales the compound bases, Passthrough the embeddings, final
+	// norm and head (trained with TrainAll).
+	Bases, Passthrough float64
+}
+
 // param is one trainable stored tensor with its gradient and Adam moments.
 type param struct {
 	name       string
 	data, grad []float32
 	m, v       []float32
+	// lrScale multiplies the learning rate of this tensor (1 when unset).
+	lrScale float64
 }
 
 // binding ties one dense layer weight of the student transformer to the
@@ -64,7 +74,7 @@ type student struct {
 
 // newStudent prepares vm for training the given set; model must have been
 // loaded from vm.
-func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*student, error) {
+func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet, lr LRScales) (*student, error) {
 	s := &student{vm: vm, model: model, pass: map[string]*transformer.Param{}, byName: map[string]*param{}}
 	add := func(name string) *param {
 		if p, ok := s.byName[name]; ok {
@@ -76,6 +86,11 @@ func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*stude
 		s.byName[name] = p
 		s.params = append(s.params, p)
 		return p
+	}
+	scaled := func(p *param, f float64) {
+		if f > 0 {
+			p.lrScale = f
+		}
 	}
 	mf := vm.Manifest
 	for l := 0; l < mf.NumLayers; l++ {
@@ -92,6 +107,7 @@ func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*stude
 			bd.rows, bd.cols = vlora.Matrix(suf.Shape)
 			if set != TrainFactors && bd.base != nil {
 				bd.baseP = add(vlora.BaseName(c, suf.Name))
+				scaled(bd.baseP, lr.Bases)
 			}
 			if inc := vm.Increment(l, suf.Name); inc != nil {
 				if inc.Kind == vlora.KindDense {
@@ -112,7 +128,7 @@ func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*stude
 		if tp, ok := model.Params[p.Name]; ok {
 			s.pass[p.Name] = tp
 			if set == TrainAll {
-				add(p.Name)
+				scaled(add(p.Name), lr.Passthrough)
 			}
 		}
 	}
