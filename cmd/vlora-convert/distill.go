@@ -20,6 +20,7 @@ type distillFlags struct {
 	steps, batch, seqLen, pool, evalSamples, warmup, ckptEvery int
 	data, evalData, train                                      string
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
+	baseLRScale, passLRScale                                   float64
 	resume                                                     bool
 	// ran is set once the stage has printed its result.
 	ran bool
@@ -36,6 +37,8 @@ func addDistillFlags(fl *pflag.FlagSet, d *distillFlags) {
 	fl.IntVar(&d.warmup, "warmup", 20, "linear warm-up steps")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term")
+	fl.Float64Var(&d.baseLRScale, "base-lr-scale", 1, "learning-rate multiplier of the compound bases")
+	fl.Float64Var(&d.passLRScale, "pass-lr-scale", 1, "learning-rate multiplier of the embeddings, final norm and head (--train all)")
 	fl.Float64Var(&d.hiddenWeight, "hidden-weight", 10, "weight of the layer-by-layer hidden-state matching term (relative squared error, mean over layers; 0: KL only)")
 	fl.Float64Var(&d.clip, "clip", 1, "clip the global gradient norm (0: off)")
 	fl.Float64Var(&d.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
@@ -140,7 +143,8 @@ func runDistill(cmd *cobra.Command, original, in, out string, seed uint64, quiet
 		Options: distill.Options{
 			Steps: steps, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: set,
 			Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
-			Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
+			LRScales: distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
+			Seed:     seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
 			Progress: func(s distill.Stats) {
 				last = s
 				bar.Set(int64(s.Step))
