@@ -41,7 +41,7 @@ func tinySetup(t *testing.T, base vlora.BaseMode) (*transformer.Model, string, *
 // (plus 1e-4 absolute): float32 rounding of a loss of order 1 is ~1e-7, so
 // differences over 2e-2 carry ~1e-5 error; the rest is curvature.
 func TestChainMatchesFiniteDifferences(t *testing.T) {
-	for _, base := range []vlora.BaseMode{vlora.BaseFirst, vlora.BaseMean} {
+	for _, base := range []vlora.BaseMode{vlora.BaseFirst, vlora.BaseMean, vlora.BaseZero} {
 		t.Run(string(base), func(t *testing.T) {
 			teacher, path, data := tinySetup(t, base)
 			vm, err := vlora.Load(path)
@@ -108,6 +108,9 @@ func TestChainMatchesFiniteDifferences(t *testing.T) {
 				}
 			}
 			for _, k := range []string{"lora_A", "lora_B", "base", "delta", "embed", "lm_head"} {
+				if k == "base" && base == vlora.BaseZero {
+					continue // a zero base stores none
+				}
 				if !checked[k] {
 					t.Errorf("no %s tensor checked", k)
 				}
