@@ -126,7 +126,7 @@ func newManifest(ck *formats.Checkpoint, st *vlora.Stack, opt params, sources []
 		Format: vlora.FormatName, FormatVersion: vlora.FormatVersion, ToolVersion: Version,
 		Sources: sources, LayerPrefix: st.Prefix, NumLayers: st.NumLayers,
 		CompoundSize: opt.CompoundSize, Compounds: vlora.Compounds(st.NumLayers, opt.CompoundSize),
-		BaseMode: opt.Base, DType: opt.DType.String(),
+		BaseMode: opt.Base, SuffixBases: opt.SuffixBases, DType: opt.DType.String(),
 		SVD: vlora.SVDInfo{Method: opt.SVD.String(), Rank: opt.Rank, Energy: opt.Energy, Seed: opt.Seed},
 	}
 	if opt.SVD == svd.Randomized {
@@ -158,11 +158,13 @@ func newManifest(ck *formats.Checkpoint, st *vlora.Stack, opt params, sources []
 func (p *pipeline) units() int {
 	n := len(p.mf.Passthrough) + len(p.mf.Compounds)*len(p.st.Suffixes)
 	for _, c := range p.mf.Compounds {
-		k := len(c)
-		if p.opt.Base == vlora.BaseFirst {
-			k--
+		for _, s := range p.st.Suffixes {
+			k := len(c)
+			if p.mf.BaseFor(s) == vlora.BaseFirst {
+				k--
+			}
+			n += k
 		}
-		n += k * len(p.st.Suffixes)
 	}
 	return n
 }
@@ -376,41 +378,19 @@ func (p *pipeline) passthrough(pt vlora.TensorDesc) error {
 
 // compound computes the base and increments of one suffix in one compound.
 func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, suffix string) error {
-	shape := p.st.Shapes[suffix]
-	var base []float64
-	if p.opt.Base == vlora.BaseMean {
-		for _, l := range layers {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			w, err := p.readChecked(p.st.Name(l, suffix))
-			if err != nil {
-				return err
-			}
-			if base == nil {
-				base = w
-				continue
-			}
-			for i, v := range w {
-				base[i] += v
-			}
-		}
-		inv := 1 / float64(len(layers))
-		for i := range base {
-			base[i] *= inv
-		}
-	} else {
-		var err error
-		if base, err = p.readChecked(p.st.Name(layers[0], suffix)); err != nil {
+	mode := p.mf.BaseFor(suffix)
+	base, err := compoundBase(ctx, p.readChecked, p.st, layers, suffix, mode)
+	if err != nil {
+		return err
+	}
+	if base != nil {
+		if err := p.sp.put(vlora.BaseName(c, suffix), p.st.Shapes[suffix], to32(base)); err != nil {
 			return err
 		}
 	}
-	if err := p.sp.put(vlora.BaseName(c, suffix), shape, to32(base)); err != nil {
-		return err
-	}
 	p.report(vlora.BaseName(c, suffix))
 	for j, l := range layers {
-		if j == 0 && p.opt.Base == vlora.BaseFirst {
+		if j == 0 && mode == vlora.BaseFirst {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -423,6 +403,39 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 	return nil
 }
 
+// compoundBase returns the base of suffix over layers for mode: the mean, the
+// first layer, or nil for BaseZero.
+func compoundBase(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, layers []int, suffix string, mode vlora.BaseMode) ([]float64, error) {
+	switch mode {
+	case vlora.BaseZero:
+		return nil, nil
+	case vlora.BaseFirst:
+		return read(st.Name(layers[0], suffix))
+	}
+	var base []float64
+	for _, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		w, err := read(st.Name(l, suffix))
+		if err != nil {
+			return nil, err
+		}
+		if base == nil {
+			base = w
+			continue
+		}
+		for i, v := range w {
+			base[i] += v
+		}
+	}
+	inv := 1 / float64(len(layers))
+	for i := range base {
+		base[i] *= inv
+	}
+	return base, nil
+}
+
 // increment factorizes W_l − base and spools the result.
 func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 	shape := p.st.Shapes[suffix]
@@ -433,7 +446,9 @@ func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 	var wnorm float64
 	for i := range w {
 		wnorm += w[i] * w[i]
-		w[i] -= base[i] // w now holds the increment Δ
+		if base != nil {
+			w[i] -= base[i] // w now holds the increment Δ
+		}
 	}
 	wnorm = math.Sqrt(wnorm)
 	inc := vlora.IncrementDesc{Layer: l, Suffix: suffix}
@@ -446,27 +461,57 @@ func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 		p.addIncrement(inc)
 		return nil
 	}
+	name := p.st.Name(l, suffix)
+	fixed, hasFixed := p.opt.Ranks[name]
+	rank := p.opt.Rank
+	if hasFixed && fixed >= 0 {
+		rank = fixed
+	}
 	switch {
 	case len(shape) < 2:
 		return dense("")
-	case p.opt.Energy >= 1:
+	case hasFixed && fixed == DenseIncrement:
+		return dense("the parameter budget keeps it dense")
+	case hasFixed && svd.DenseIsSmaller(rows, cols, min(rank, rows, cols)):
+		return dense(fmt.Sprintf("budget rank %d holds at least the dense increment", rank))
+	case !hasFixed && p.opt.Energy >= 1:
 		return dense("energy 1 keeps the increment exactly")
-	case p.opt.Rank > 0 && svd.DenseIsSmaller(rows, cols, min(p.opt.Rank, rows, cols)):
+	case !hasFixed && p.opt.Rank > 0 && svd.DenseIsSmaller(rows, cols, min(p.opt.Rank, rows, cols)):
 		r := min(p.opt.Rank, rows, cols)
 		return dense(fmt.Sprintf("rank %d factors hold %d values, the dense increment %d", r, r*(rows+cols), rows*cols))
 	}
-	f, err := svd.Factorize(mat.NewDense(rows, cols, w), svd.Options{
-		Method: p.opt.SVD, Rank: p.opt.Rank, Energy: p.opt.Energy,
-		Oversample: p.opt.Oversample, PowerIters: p.opt.PowerIters,
-		Seed: p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
-	})
+	energy := p.opt.Energy
+	if hasFixed {
+		energy = 0
+	}
+	var f *svd.Factors
+	if g := p.opt.Grams[name]; g != nil {
+		if energy > 0 {
+			return fmt.Errorf("%w: whitened truncation needs a rank, not an energy", formats.ErrInvalid)
+		}
+		f, err = svd.Whitened(mat.NewDense(rows, cols, w), g, min(rank, rows, cols), svd.DefaultDamping)
+	} else {
+		f, err = svd.Factorize(mat.NewDense(rows, cols, w), svd.Options{
+			Method: p.opt.SVD, Rank: rank, Energy: energy,
+			Oversample: p.opt.Oversample, PowerIters: p.opt.PowerIters,
+			Seed: p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
+		})
+	}
 	if err != nil {
 		return err
 	}
-	if p.opt.Energy > 0 && svd.DenseIsSmaller(rows, cols, f.Rank) {
+	if energy > 0 && svd.DenseIsSmaller(rows, cols, f.Rank) {
 		return dense(fmt.Sprintf("rank %d for energy %g holds %d values, the dense increment %d", f.Rank, p.opt.Energy, f.Rank*(rows+cols), rows*cols))
 	}
 	resid := math.Sqrt(math.Max(0, (1-f.EnergyFraction())*f.TotalEnergy))
+	if p.opt.Grams[name] != nil && f.Rank > 0 {
+		// The whitened spectrum measures activation error; the manifest
+		// records the weight error.
+		var d mat.Dense
+		d.Mul(f.B, f.A)
+		d.Sub(mat.NewDense(rows, cols, w), &d)
+		resid = mat.Norm(&d, 2)
+	}
 	inc.Kind, inc.Rank, inc.Energy = vlora.KindLowRank, f.Rank, f.EnergyFraction()
 	if wnorm > 0 {
 		inc.RelError = resid / wnorm

@@ -45,6 +45,8 @@ type Options struct {
 	ClipNorm float64
 	// Train selects the trainable tensors (default TrainBases).
 	Train TrainSet
+	// LRScales sets per-class learning-rate multipliers.
+	LRScales LRScales
 	// Temperature softens both distributions in the KL term (default 1);
 	// the loss is multiplied by T² to keep gradient scales comparable.
 	Temperature float64
@@ -230,7 +232,7 @@ func newRun(teacherModel *model.Model, vm *vlora.Model, train *dataset.Dataset, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := newStudent(loaded, opt.Train)
+	st, err := newStudent(loaded, opt.Train, opt.LRScales)
 	if err != nil {
 		return nil, err
 	}

@@ -32,15 +32,26 @@ func ParseTrainSet(s string) (TrainSet, error) {
 	return "", fmt.Errorf("unknown trainable set %q (want factors, bases or all)", s)
 }
 
+// LRScales multiply the learning rate of classes of stored tensors; zero
+// means 1. Factors and deltas always use the base learning rate.
+type LRScales struct {
+	// Bases scales the compound bases, Passthrough the embeddings, final
+	// norm and head (trained with TrainAll).
+	Bases, Passthrough float64
+}
+
 // param is one trainable stored tensor with its gradient and Adam moments.
 type param struct {
 	name       string
 	data, grad []float32
 	m, v       []float32
+	// lrScale multiplies the learning rate of this tensor (1 when unset).
+	lrScale float64
 }
 
 // binding ties one dense layer weight of the student transformer to the
-// stored tensors that make it up: W = base + B·A, base + delta, or base.
+// stored tensors that make it up: W = base + B·A, base + delta, or base;
+// base is nil for suffixes stored without one (a zero base).
 type binding struct {
 	dense      *transformer.Param
 	rows, cols int
@@ -60,8 +71,9 @@ type student struct {
 	byName map[string]*param
 }
 
-// newStudent prepares the VLoRA model m for training the given set.
-func newStudent(m *model.Model, set TrainSet) (*student, error) {
+// newStudent prepares the VLoRA model m for training the given set, with
+// the learning-rate scales lr.
+func newStudent(m *model.Model, set TrainSet, lr LRScales) (*student, error) {
 	vm, net := m.VLoRA, m.Net
 	if vm == nil {
 		return nil, fmt.Errorf("distill: the student is not a VLoRA model")
@@ -78,6 +90,11 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 		s.params = append(s.params, p)
 		return p
 	}
+	scaled := func(p *param, f float64) {
+		if f > 0 {
+			p.lrScale = f
+		}
+	}
 	mf := vm.Manifest
 	for l := 0; l < mf.NumLayers; l++ {
 		c, _ := vm.Compound(l)
@@ -91,8 +108,9 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 			}
 			bd := &binding{dense: dp}
 			bd.rows, bd.cols = vlora.Matrix(suf.Shape)
-			if set != TrainFactors {
+			if set != TrainFactors && mf.HasBase(suf.Name) {
 				bd.baseP = add(vlora.BaseName(c, suf.Name))
+				scaled(bd.baseP, lr.Bases)
 			}
 			if inc := vm.Increment(l, suf.Name); inc != nil {
 				if inc.Kind == vlora.KindDense {
@@ -113,7 +131,7 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 		if _, ok := net.Params[p.Name]; ok {
 			s.pass = append(s.pass, p.Name)
 			if set == TrainAll {
-				add(p.Name)
+				scaled(add(p.Name), lr.Passthrough)
 			}
 		}
 	}

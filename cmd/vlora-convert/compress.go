@@ -24,9 +24,13 @@ type compressOptions struct {
 	seed                         uint64
 	quiet, json                  bool
 	distill                      distillFlags
+	plan                         planFlags
 
 	// opt is the SVD stage's configuration, set by Complete.
 	opt convert.Options
+	// cal is the original model with the calibration data, loaded by Run
+	// when the plan needs them, and shared with the distillation stage.
+	cal *calibration
 }
 
 func newCompressCmd(s streams) *cobra.Command {
@@ -62,6 +66,7 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 	fl.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fl.IntVar(&o.distill.steps, "distill-steps", 300, "distillation steps after the SVD stage (0: SVD only)")
 	o.distill.addFlags(fl)
+	o.plan.addFlags(fl)
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("out")
 	return cmd
@@ -106,6 +111,9 @@ func (o *compressOptions) Validate() error {
 	case o.oversample < 0 || o.powerIters < 0:
 		return usagef("--oversample and --power-iters must not be negative")
 	}
+	if err := o.plan.validate(); err != nil {
+		return err
+	}
 	if o.distill.steps > 0 {
 		return o.distill.validate(o.distill.steps)
 	}
@@ -123,6 +131,12 @@ func (o *compressOptions) Run(ctx context.Context) error {
 		}
 		_, err = o.distill.run(ctx, o.streams, distillTarget{original: o.model, input: p, output: p, seed: o.seed, quiet: o.quiet, json: o.json})
 		return err
+	}
+	if o.plan.needsCalibration() {
+		var err error
+		if o.cal, err = loadCalibration(ctx, o.model, &o.distill, o.plan.calibSamples, o.seed); err != nil {
+			return err
+		}
 	}
 	res, err := o.compress(ctx)
 	if err != nil {
@@ -143,8 +157,12 @@ func (o *compressOptions) Run(ctx context.Context) error {
 		if !o.json {
 			fmt.Fprintln(o.Out)
 		}
-		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
-			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s})
+		t := distillTarget{original: o.model, student: res.Model, output: res.Path,
+			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s}
+		if o.cal != nil {
+			t.teacher = o.cal.teacher
+		}
+		ran, err := o.distill.run(ctx, o.streams, t)
 		if err != nil || ran {
 			return err
 		}
@@ -155,13 +173,17 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// compress runs the SVD stage with a progress bar under a soft memory
-// limit. The model is kept in memory for the distillation stage.
+// compress runs the plan and the SVD stage with a progress bar under a soft
+// memory limit, then the refit when asked. The model is kept in memory for
+// the refit and the distillation stage.
 func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error) {
-	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
 	opt := o.opt
+	if err := o.plan.apply(ctx, o.model, o.cal, &opt, o.ErrOut); err != nil {
+		return nil, err
+	}
+	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
 	opt.Progress = bar.Report
-	opt.KeepModel = o.distill.steps > 0
+	opt.KeepModel = o.distill.steps > 0 || o.plan.refit
 	// The SVD stage's live memory is bounded by a few layer tensors; a soft
 	// limit keeps the garbage collector from letting the heap double past it.
 	prevLimit := int64(-1)
@@ -173,7 +195,10 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 		debug.SetMemoryLimit(prevLimit)
 	}
 	bar.Close()
-	return res, err
+	if err != nil || !o.plan.refit {
+		return res, err
+	}
+	return res, applyRefit(ctx, o.cal, res.Model, res.Path, o.ErrOut)
 }
 
 // compressMemoryLimit is the soft heap limit of the SVD stage (1.5 GiB),

@@ -25,6 +25,7 @@ type distillFlags struct {
 	tokenizer, textField                                       string
 	stride                                                     int
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
+	baseLRScale, passLRScale                                   float64
 	resume                                                     bool
 }
 
@@ -43,6 +44,8 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term")
+	fl.Float64Var(&d.baseLRScale, "base-lr-scale", 1, "learning-rate multiplier of the compound bases")
+	fl.Float64Var(&d.passLRScale, "pass-lr-scale", 1, "learning-rate multiplier of the embeddings, final norm and head (--train all)")
 	fl.Float64Var(&d.hiddenWeight, "hidden-weight", 10, "weight of the layer-by-layer hidden-state matching term (relative squared error, mean over layers; 0: KL only)")
 	fl.Float64Var(&d.clip, "clip", 1, "clip the global gradient norm (0: off)")
 	fl.Float64Var(&d.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
@@ -69,7 +72,8 @@ func (d *distillFlags) options(seed uint64) distill.Options {
 	return distill.Options{
 		Steps: d.steps, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
 		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
-		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
+		LRScales: distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
+		Seed:     seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
 	}
 }
 
@@ -82,8 +86,10 @@ func resumable(outDir string) bool {
 // distillTarget says what the distillation stage trains and where the
 // result goes.
 type distillTarget struct {
-	// original is the teacher's directory.
+	// original is the teacher's directory; teacher, when set, is the
+	// teacher already loaded from it.
 	original string
+	teacher  *model.Model
 	// student is the model to train; when nil it is read from input.
 	student       *vlora.Model
 	input, output string
@@ -109,7 +115,10 @@ func (d *distillFlags) run(ctx context.Context, s streams, t distillTarget) (ran
 // runStage loads the teacher (and the student when t has none), runs the
 // distillation job and prints its summary.
 func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget) error {
-	teacher, err := model.LoadDense(t.original)
+	teacher, err := t.teacher, error(nil)
+	if teacher == nil {
+		teacher, err = model.LoadDense(t.original)
+	}
 	if errors.Is(err, model.ErrUnsupportedArchitecture) {
 		return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
 	}
