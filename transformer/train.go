@@ -19,6 +19,8 @@ type Trainer struct {
 	grads map[string]*Param
 	// byParam maps each parameter onto its gradient buffer.
 	byParam map[*Param][]float32
+	// layer is the block of the last ForwardLayer, −1 after Forward.
+	layer int
 }
 
 // NewTrainer returns a Trainer for m.
@@ -57,7 +59,7 @@ func (t *Trainer) Forward(in *Input, opt Options) (*Output, error) {
 		return nil, err
 	}
 	t.ar.reset()
-	t.p = t.m.newPass(B, T, true, &t.ar)
+	t.p, t.layer = t.m.newPass(B, T, true, &t.ar), -1
 	t.p.wantHidden = opt.Hidden
 	// The pass keeps references to the ids; copy them so the caller may
 	// reuse its input buffers.
@@ -80,7 +82,7 @@ var errNoForward = errors.New("transformer: Backward without a preceding Forward
 // by the next Backward.
 func (t *Trainer) Backward(g *OutputGrad) (map[string]*Param, error) {
 	p := t.p
-	if p == nil {
+	if p == nil || t.layer >= 0 {
 		return nil, errNoForward
 	}
 	if err := t.checkGrad(g); err != nil {
