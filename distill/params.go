@@ -54,6 +54,7 @@ type param struct {
 // base is nil for suffixes stored without one (a zero base).
 type binding struct {
 	dense      *transformer.Param
+	layer      int
 	rows, cols int
 	rank       int
 	a, b, d    *vlora.Tensor
@@ -106,7 +107,7 @@ func newStudent(m *model.Model, set TrainSet, lr LRScales) (*student, error) {
 				// but ignored by the forward pass).
 				continue
 			}
-			bd := &binding{dense: dp}
+			bd := &binding{dense: dp, layer: l}
 			bd.rows, bd.cols = vlora.Matrix(suf.Shape)
 			if set != TrainFactors && mf.HasBase(suf.Name) {
 				bd.baseP = add(vlora.BaseName(c, suf.Name))
@@ -149,25 +150,8 @@ func (s *student) chain(grads map[string]*transformer.Param) {
 		clear(p.grad)
 	}
 	for _, bd := range s.bindings {
-		g, ok := grads[bd.dense.Name]
-		if !ok {
-			continue
-		}
-		dw := g.Data
-		if bd.baseP != nil {
-			for i, v := range dw {
-				bd.baseP.grad[i] += v
-			}
-		}
-		switch {
-		case bd.dP != nil:
-			for i, v := range dw {
-				bd.dP.grad[i] += v
-			}
-		case bd.aP != nil && bd.rank > 0:
-			r, rows, cols := bd.rank, bd.rows, bd.cols
-			kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, bd.a.Data, cols, 1, bd.bP.grad, r)
-			kernels.Sgemm(true, false, r, cols, rows, 1, bd.b.Data, r, dw, cols, 1, bd.aP.grad, cols)
+		if g, ok := grads[bd.dense.Name]; ok {
+			bd.chain(g.Data)
 		}
 	}
 	for _, name := range s.pass {
@@ -178,6 +162,62 @@ func (s *student) chain(grads map[string]*transformer.Param) {
 				}
 			}
 		}
+	}
+}
+
+// chainLayer adds the gradients of grads' dense weights of layer l to the
+// stored tensors they are made of, as chain does, without clearing.
+func (s *student) chainLayer(grads map[string]*transformer.Param, l int) {
+	for _, bd := range s.bindings {
+		if bd.layer != l {
+			continue
+		}
+		if g, ok := grads[bd.dense.Name]; ok {
+			bd.chain(g.Data)
+		}
+	}
+}
+
+// layerParams returns the trainable stored tensors of the given layers:
+// their increments and the bases they use, each once.
+func (s *student) layerParams(layers []int) []*param {
+	in := map[int]bool{}
+	for _, l := range layers {
+		in[l] = true
+	}
+	seen := map[*param]bool{}
+	var ps []*param
+	for _, bd := range s.bindings {
+		if !in[bd.layer] {
+			continue
+		}
+		for _, p := range []*param{bd.baseP, bd.aP, bd.bP, bd.dP} {
+			if p != nil && !seen[p] {
+				seen[p] = true
+				ps = append(ps, p)
+			}
+		}
+	}
+	return ps
+}
+
+// chain adds dW, the gradient of the dense weight, to the stored tensors:
+// dBase += dW, dD += dW, dB += dW·Aᵀ, dA += Bᵀ·dW.
+func (bd *binding) chain(dw []float32) {
+	if bd.baseP != nil {
+		for i, v := range dw {
+			bd.baseP.grad[i] += v
+		}
+	}
+	switch {
+	case bd.dP != nil:
+		for i, v := range dw {
+			bd.dP.grad[i] += v
+		}
+	case bd.aP != nil && bd.rank > 0:
+		r, rows, cols := bd.rank, bd.rows, bd.cols
+		kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, bd.a.Data, cols, 1, bd.bP.grad, r)
+		kernels.Sgemm(true, false, r, cols, rows, 1, bd.b.Data, r, dw, cols, 1, bd.aP.grad, cols)
 	}
 }
 

@@ -131,6 +131,8 @@ type DistillInfo struct {
 	EvalData     string  `json:"eval_data,omitempty"`
 	Temperature  float64 `json:"temperature,omitempty"`
 	HiddenWeight float64 `json:"hidden_weight,omitempty"`
+	// LocalSteps is the number of local-stage steps per compound.
+	LocalSteps int `json:"local_steps,omitempty"`
 }
 
 // Manifest is the self-description stored in a VLoRA file.

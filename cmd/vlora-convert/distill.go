@@ -25,7 +25,8 @@ type distillFlags struct {
 	tokenizer, textField                                       string
 	stride                                                     int
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
-	baseLRScale, passLRScale                                   float64
+	baseLRScale, passLRScale, localLR                          float64
+	localSteps                                                 int
 	resume                                                     bool
 }
 
@@ -44,6 +45,8 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term")
+	fl.IntVar(&d.localSteps, "local-steps", 0, "local stage before the global one: steps per compound matching every block's output to the original's (0: none)")
+	fl.Float64Var(&d.localLR, "local-lr", 0, "peak learning rate of the local stage (default --lr)")
 	fl.Float64Var(&d.baseLRScale, "base-lr-scale", 1, "learning-rate multiplier of the compound bases")
 	fl.Float64Var(&d.passLRScale, "pass-lr-scale", 1, "learning-rate multiplier of the embeddings, final norm and head (--train all)")
 	fl.Float64Var(&d.hiddenWeight, "hidden-weight", 10, "weight of the layer-by-layer hidden-state matching term (relative squared error, mean over layers; 0: KL only)")
@@ -61,6 +64,9 @@ func (d *distillFlags) validate(steps int) error {
 	if d.batch < 1 || d.lr <= 0 || steps < 0 {
 		return usagef("--batch, --lr and the step count must be positive")
 	}
+	if d.localSteps < 0 || d.localLR < 0 || d.baseLRScale <= 0 || d.passLRScale <= 0 {
+		return usagef("--local-steps and --local-lr must not be negative, --base-lr-scale and --pass-lr-scale must be positive")
+	}
 	if d.stride < 0 || (d.seqLen > 0 && d.stride > d.seqLen) {
 		return usagef("%w: --stride %d must be in [0, --seq-len]", formats.ErrInvalid, d.stride)
 	}
@@ -72,8 +78,9 @@ func (d *distillFlags) options(seed uint64) distill.Options {
 	return distill.Options{
 		Steps: d.steps, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
 		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
-		LRScales: distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
-		Seed:     seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
+		LRScales:   distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
+		LocalSteps: d.localSteps, LocalLR: d.localLR,
+		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
 	}
 }
 
@@ -141,6 +148,9 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 		Options: d.options(t.seed),
 	}
 	job.Options.Progress = func(p stage.Progress) {
+		if p.Stage != stage.Distill {
+			return // the local stage is short; the bar counts global steps
+		}
 		last.Loss, last.TokensPerSec = p.Loss, p.TokensPerSec
 		bar.Set(int64(p.Done))
 	}
