@@ -29,6 +29,10 @@ type Options struct {
 	// Steps is the number of optimizer steps (0: none; the student is
 	// evaluated and recorded as it is).
 	Steps int
+	// Tokens, when positive (and Steps zero), sets the number of steps to
+	// the fewest that train on at least Tokens tokens (Batch sequences of
+	// the training data's length per step; an image counts as one).
+	Tokens int64
 	// Batch is the number of sequences (or images) per step (default
 	// DefaultBatch).
 	Batch int
@@ -104,6 +108,9 @@ type params Options
 // formats.ErrInvalid.
 func (o Options) resolve() (params, error) {
 	p := params(o)
+	if p.Tokens < 0 || (p.Tokens > 0 && p.Steps > 0) {
+		return p, fmt.Errorf("%w: set at most one of steps and tokens (tokens %d)", formats.ErrInvalid, p.Tokens)
+	}
 	if p.Steps < 0 || p.LocalSteps < 0 {
 		return p, fmt.Errorf("%w: steps %d and local steps %d must not be negative", formats.ErrInvalid, p.Steps, p.LocalSteps)
 	}
@@ -182,6 +189,10 @@ func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *data
 	}
 	if err := checkInputs(teacher, train); err != nil {
 		return nil, err
+	}
+	if prm.Tokens > 0 {
+		per := int64(prm.Batch) * int64(max(train.T, 1))
+		prm.Steps = int((prm.Tokens + per - 1) / per)
 	}
 	r, err := newRun(teacher, vm, train, prm)
 	if err != nil {

@@ -140,3 +140,22 @@ func mean(log []Stats) float64 {
 	}
 	return s / float64(len(log))
 }
+
+// TestTokensSetSteps checks that a token budget gives the fewest steps that
+// reach it, and that steps and tokens together are refused.
+func TestTokensSetSteps(t *testing.T) {
+	teacher, path, data := tinySetup(t, vlora.BaseMean)
+	for _, tc := range []struct {
+		tokens int64
+		want   int
+	}{{1, 1}, {40, 1}, {41, 2}, {400, 10}} {
+		_, res := run(t, teacher, path, data, Options{Tokens: tc.tokens, Batch: 4, LR: 1e-3})
+		// 4 sequences of 10 tokens per step.
+		if res.Steps != tc.want || len(res.Log) != tc.want {
+			t.Errorf("%d tokens: %d steps (%d logged), want %d", tc.tokens, res.Steps, len(res.Log), tc.want)
+		}
+	}
+	if _, err := (Options{Steps: 3, Tokens: 10}).resolve(); err == nil {
+		t.Error("steps and tokens together: no error")
+	}
+}

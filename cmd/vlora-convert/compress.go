@@ -73,7 +73,10 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 }
 
 // Complete builds the SVD stage's options from the flags.
-func (o *compressOptions) Complete(*cobra.Command, []string) error {
+func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
+	if err := o.distill.useTokens(cmd, "distill-steps"); err != nil {
+		return err
+	}
 	o.opt = convert.Options{CompoundSize: o.k, Rank: o.rank, Energy: o.energy, Seed: o.seed,
 		Oversample: o.oversample, PowerIters: o.powerIters, Workers: o.workers}
 	if o.oversample == 0 {
@@ -114,7 +117,7 @@ func (o *compressOptions) Validate() error {
 	if err := o.plan.validate(); err != nil {
 		return err
 	}
-	if o.distill.steps > 0 {
+	if o.distill.active() {
 		return o.distill.validate(o.distill.steps)
 	}
 	return nil
@@ -153,7 +156,7 @@ func (o *compressOptions) Run(ctx context.Context) error {
 			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
 		}
 	}
-	if o.distill.steps > 0 {
+	if o.distill.active() {
 		if !o.json {
 			fmt.Fprintln(o.Out)
 		}
@@ -183,7 +186,7 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 	}
 	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
 	opt.Progress = bar.Report
-	opt.KeepModel = o.distill.steps > 0 || o.plan.refit
+	opt.KeepModel = o.distill.active() || o.plan.refit
 	// The SVD stage's live memory is bounded by a few layer tensors; a soft
 	// limit keeps the garbage collector from letting the heap double past it.
 	prevLimit := int64(-1)

@@ -27,7 +27,9 @@ type distillFlags struct {
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
 	baseLRScale, passLRScale, localLR                          float64
 	localSteps                                                 int
-	resume                                                     bool
+	// tokens, when positive, replaces the step count by a token budget.
+	tokens int64
+	resume bool
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -45,6 +47,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term")
+	fl.Int64Var(&d.tokens, "tokens", 0, "train on this many tokens instead of a step count (steps = tokens / (batch × sequence length), rounded up)")
 	fl.IntVar(&d.localSteps, "local-steps", 0, "local stage before the global one: steps per compound matching every block's output to the original's (0: none)")
 	fl.Float64Var(&d.localLR, "local-lr", 0, "peak learning rate of the local stage (default --lr)")
 	fl.Float64Var(&d.baseLRScale, "base-lr-scale", 1, "learning-rate multiplier of the compound bases")
@@ -56,6 +59,22 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.BoolVar(&d.resume, "resume", false, "continue from the checkpoint left by an interrupted run")
 }
 
+// useTokens makes --tokens replace the step count set by stepsFlag, an
+// error when both were given.
+func (d *distillFlags) useTokens(cmd *cobra.Command, stepsFlag string) error {
+	if d.tokens == 0 {
+		return nil
+	}
+	if cmd.Flags().Changed(stepsFlag) {
+		return usagef("--%s and --tokens are exclusive", stepsFlag)
+	}
+	d.steps = 0
+	return nil
+}
+
+// active reports whether the flags ask for a distillation stage.
+func (d *distillFlags) active() bool { return d.steps > 0 || d.tokens > 0 }
+
 // validate checks the flags for a run of steps steps.
 func (d *distillFlags) validate(steps int) error {
 	if _, err := distill.ParseTrainSet(d.train); err != nil {
@@ -63,6 +82,9 @@ func (d *distillFlags) validate(steps int) error {
 	}
 	if d.batch < 1 || d.lr <= 0 || steps < 0 {
 		return usagef("--batch, --lr and the step count must be positive")
+	}
+	if d.tokens < 0 {
+		return usagef("--tokens %d must not be negative", d.tokens)
 	}
 	if d.localSteps < 0 || d.localLR < 0 || d.baseLRScale <= 0 || d.passLRScale <= 0 {
 		return usagef("--local-steps and --local-lr must not be negative, --base-lr-scale and --pass-lr-scale must be positive")
@@ -76,7 +98,7 @@ func (d *distillFlags) validate(steps int) error {
 // options returns the library options the flags describe.
 func (d *distillFlags) options(seed uint64) distill.Options {
 	return distill.Options{
-		Steps: d.steps, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
+		Steps: d.steps, Tokens: d.tokens, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
 		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
 		LRScales:   distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
 		LocalSteps: d.localSteps, LocalLR: d.localLR,
@@ -152,7 +174,7 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 			return // the local stage is short; the bar counts global steps
 		}
 		last.Loss, last.TokensPerSec = p.Loss, p.TokensPerSec
-		bar.Set(int64(p.Done))
+		bar.Report(p)
 	}
 	if d.evalData == "" && d.evalSamples == 64 {
 		job.EvalSamples = 0 // sampled evaluation uses its own default
@@ -233,7 +255,10 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 }
 
 // Complete resolves the input file and the output path.
-func (o *distillOptions) Complete(_ *cobra.Command, args []string) error {
+func (o *distillOptions) Complete(cmd *cobra.Command, args []string) error {
+	if err := o.flags.useTokens(cmd, "steps"); err != nil {
+		return err
+	}
 	in, err := vlora.ResolvePath(args[0])
 	if err != nil {
 		return usageError{err}
