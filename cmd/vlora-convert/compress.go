@@ -31,6 +31,8 @@ type compressOptions struct {
 	// cal is the original model with the calibration data, loaded by Run
 	// when the plan needs them, and shared with the distillation stage.
 	cal *calibration
+	// recipe is set when no recipe flag was given (the default recipe).
+	recipe bool
 }
 
 func newCompressCmd(s streams) *cobra.Command {
@@ -77,6 +79,7 @@ func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
 	if err := o.distill.useTokens(cmd, "distill-steps"); err != nil {
 		return err
 	}
+	o.recipe = o.useDefaultRecipe(cmd)
 	o.opt = convert.Options{CompoundSize: o.k, Rank: o.rank, Energy: o.energy, Seed: o.seed,
 		Oversample: o.oversample, PowerIters: o.powerIters, Workers: o.workers}
 	if o.oversample == 0 {
@@ -135,11 +138,8 @@ func (o *compressOptions) Run(ctx context.Context) error {
 		_, err = o.distill.run(ctx, o.streams, distillTarget{original: o.model, input: p, output: p, seed: o.seed, quiet: o.quiet, json: o.json})
 		return err
 	}
-	if o.plan.needsCalibration() {
-		var err error
-		if o.cal, err = loadCalibration(ctx, o.model, &o.distill, o.plan.calibSamples, o.seed); err != nil {
-			return err
-		}
+	if err := o.calibrate(ctx); err != nil {
+		return err
 	}
 	res, err := o.compress(ctx)
 	if err != nil {

@@ -3,15 +3,18 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/vlora-convert/vlora-convert/calib"
 	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/distill"
+	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/refit"
 	"github.com/vlora-convert/vlora-convert/transformer"
@@ -32,9 +35,63 @@ type planFlags struct {
 func (p *planFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&p.init, "init", "plain", "increment initialisation: plain (SVD of the weights) or whitened (SVD in the space of the layer inputs on the calibration data)")
 	fl.Float64Var(&p.target, "target-params", 0, "store at most this fraction of the original's parameters; ranks and base modes are chosen per tensor (replaces --rank)")
-	fl.IntVar(&p.calibSamples, "calib-samples", 128, "calibration sequences for --init whitened and --refit: the first N of --data, or N sampled from the original")
+	fl.IntVar(&p.calibSamples, "calib-samples", 64, "calibration sequences for --init whitened and --refit: the first N of --data, or N sampled from the original")
 	fl.BoolVar(&p.refit, "refit", false, "after the SVD, correct each increment's B in closed form, layer by layer, on the compressed model's own inputs")
 	fl.StringSliceVar(&p.bases, "plan-bases", []string{"mean", "zero"}, "base modes --target-params chooses from, per tensor kind")
+}
+
+// recipeFlags choose a compression recipe; without any of them compress
+// uses the default recipe (useDefaultRecipe).
+var recipeFlags = []string{"rank", "energy", "base", "target-params", "init", "refit", "plan-bases"}
+
+// Defaults of the default recipe.
+const (
+	defaultTargetParams = 0.55
+	defaultLocalSteps   = 0
+)
+
+// useDefaultRecipe selects the default recipe when no recipe flag was
+// given: the parameter budget defaultTargetParams spent over mean and zero
+// bases, whitened initialisation, the refit, and distillation of every
+// tensor (unless --train or --local-steps say otherwise). It reports
+// whether it did.
+func (o *compressOptions) useDefaultRecipe(cmd *cobra.Command) bool {
+	fl := cmd.Flags()
+	for _, f := range recipeFlags {
+		if fl.Changed(f) {
+			return false
+		}
+	}
+	o.plan.target, o.plan.init, o.plan.refit = defaultTargetParams, "whitened", true
+	if !fl.Changed("train") {
+		o.distill.train = string(distill.TrainAll)
+	}
+	if !fl.Changed("local-steps") {
+		o.distill.localSteps = defaultLocalSteps
+	}
+	return true
+}
+
+// errNoCalibration reports a model whose calibration data cannot be
+// sampled.
+var errNoCalibration = fmt.Errorf("%w: calibration needs --data for a model that does not generate text", formats.ErrInvalid)
+
+// calibrate loads the calibration data when the plan needs it. For the
+// default recipe a model that cannot be calibrated (no data and no text
+// generation, or an architecture the forward pass lacks) falls back to the
+// plain initialisation without refit, with a note.
+func (o *compressOptions) calibrate(ctx context.Context) error {
+	if !o.plan.needsCalibration() {
+		return nil
+	}
+	var err error
+	o.cal, err = loadCalibration(ctx, o.model, &o.distill, o.plan.calibSamples, o.seed)
+	if err != nil && o.recipe && (errors.Is(err, errNoCalibration) || errors.Is(err, model.ErrUnsupportedArchitecture)) {
+		fmt.Fprintf(o.ErrOut, "note: %v; plain initialisation without refit\n", err)
+		o.plan.init, o.plan.refit = "plain", false
+		return nil
+	}
+	return err
 }
 
 // validate checks the plan flags.
@@ -76,11 +133,14 @@ func loadCalibration(ctx context.Context, modelDir string, d *distillFlags, samp
 		return nil, err
 	}
 	var data *dataset.Dataset
-	if d.data != "" {
+	switch {
+	case d.data == "" && !teacher.IsCausalLM():
+		return nil, errNoCalibration
+	case d.data != "":
 		data, err = dataset.Load(ctx, d.data, dataset.LoadOptions{Samples: samples, SeqLen: d.seqLen,
 			MaxSeqLen: teacher.Config.MaxPositions, TokenizerPath: cmp.Or(d.tokenizer, teacher.Path),
 			TextField: d.textField, Stride: d.stride, Preprocessor: teacher.Path})
-	} else {
+	default:
 		t := dataset.SeqLen(d.seqLen, dataset.DefaultSeqLen, teacher.Config.MaxPositions)
 		data, err = dataset.Sample(ctx, teacher, samples, t, seed)
 	}

@@ -117,3 +117,45 @@ func TestCompressWithRecipe(t *testing.T) {
 		t.Errorf("no refit report on stderr: %q", stderr)
 	}
 }
+
+// TestCompressDefaultRecipe checks that compress without recipe flags
+// spends the default parameter budget with whitened initialisation and
+// refit on calibration sequences sampled from the original, and trains
+// every tensor; an explicit rank keeps the single-rank recipe.
+func TestCompressDefaultRecipe(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	out := filepath.Join(t.TempDir(), "out")
+	_, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "2", "--calib-samples", "4",
+		"--distill-steps", "2", "--batch", "2", "--seq-len", "16")
+	if code != 0 {
+		t.Fatalf("compress: exit %d: %s", code, stderr)
+	}
+	m, f, err := vlora.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if frac := float64(m.Counts.ParamsStored) / float64(m.Counts.ParamsOriginal); frac > defaultTargetParams {
+		t.Errorf("stored fraction %.4f, want at most %v", frac, defaultTargetParams)
+	}
+	if m.Distill == nil || m.Distill.Train != "all" {
+		t.Errorf("distill record %+v, want every tensor trained", m.Distill)
+	}
+	for _, want := range []string{"budget:", "refit:"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q: %s", want, stderr)
+		}
+	}
+	ranked := filepath.Join(t.TempDir(), "ranked")
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", ranked, "-k", "2", "-r", "3", "--distill-steps", "0"); code != 0 || strings.Contains(stderr, "budget:") {
+		t.Fatalf("compress -r 3: exit %d: %s", code, stderr)
+	}
+	m, f, err = vlora.ReadManifest(ranked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if m.SVD.Rank != 3 || m.BaseMode != vlora.BaseFirst {
+		t.Errorf("-r 3: rank %d base %s, want 3 and first", m.SVD.Rank, m.BaseMode)
+	}
+}
