@@ -58,6 +58,11 @@ type Options struct {
 	// LR).
 	LocalSteps int
 	LocalLR    float64
+	// Precondition applies ScaledGD's factor preconditioning to the
+	// gradients of low-rank pairs before AdamW (see student.precondition),
+	// with ridge PreconditionDamping (default DefaultPreconditionDamping).
+	Precondition        bool
+	PreconditionDamping float64
 	// Temperature softens both distributions in the KL term (default 1);
 	// the loss is multiplied by T² to keep gradient scales comparable.
 	Temperature float64
@@ -134,6 +139,7 @@ func (o Options) resolve() (params, error) {
 	def(&p.Eps, 1e-8)
 	def(&p.Temperature, 1)
 	def(&p.LocalLR, p.LR)
+	def(&p.PreconditionDamping, DefaultPreconditionDamping)
 	p.Train = cmp.Or(p.Train, TrainBases)
 	p.TeacherCacheBytes = cmp.Or(p.TeacherCacheBytes, 1<<30)
 	if _, err := ParseTrainSet(string(p.Train)); err != nil {
@@ -309,6 +315,11 @@ func (r *runState) step(s int) error {
 	loss, err := r.lossAndGrad(s, idx)
 	if err != nil {
 		return err
+	}
+	if opt.Precondition {
+		if err := r.st.precondition(opt.PreconditionDamping); err != nil {
+			return fmt.Errorf("step %d: %w", s, err)
+		}
 	}
 	gn := clipGradNorm(r.st.params, opt.ClipNorm)
 	lr := opt.LR * schedule(s, opt.Steps, opt.Warmup, opt.MinLRRatio)

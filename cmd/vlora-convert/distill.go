@@ -28,8 +28,8 @@ type distillFlags struct {
 	baseLRScale, passLRScale, localLR                          float64
 	localSteps                                                 int
 	// tokens, when positive, replaces the step count by a token budget.
-	tokens int64
-	resume bool
+	tokens           int64
+	resume, scaledGD bool
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -50,6 +50,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Int64Var(&d.tokens, "tokens", 0, "train on this many tokens instead of a step count (steps = tokens / (batch × sequence length), rounded up)")
 	fl.IntVar(&d.localSteps, "local-steps", 0, "local stage before the global one: steps per compound matching every block's output to the original's (0: none)")
 	fl.Float64Var(&d.localLR, "local-lr", 0, "peak learning rate of the local stage (default --lr)")
+	fl.BoolVar(&d.scaledGD, "scaled-gd", false, "precondition the gradients of each low-rank pair as ScaledGD does (∇B(AAᵀ+εI)⁻¹, (BᵀB+εI)⁻¹∇A) before AdamW")
 	fl.Float64Var(&d.baseLRScale, "base-lr-scale", 1, "learning-rate multiplier of the compound bases")
 	fl.Float64Var(&d.passLRScale, "pass-lr-scale", 1, "learning-rate multiplier of the embeddings, final norm and head (--train all)")
 	fl.Float64Var(&d.hiddenWeight, "hidden-weight", 10, "weight of the layer-by-layer hidden-state matching term (relative squared error, mean over layers; 0: KL only)")
@@ -101,7 +102,7 @@ func (d *distillFlags) options(seed uint64) distill.Options {
 		Steps: d.steps, Tokens: d.tokens, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
 		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
 		LRScales:   distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
-		LocalSteps: d.localSteps, LocalLR: d.localLR,
+		LocalSteps: d.localSteps, LocalLR: d.localLR, Precondition: d.scaledGD,
 		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume,
 	}
 }
