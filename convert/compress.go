@@ -462,41 +462,11 @@ func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 		return nil
 	}
 	name := p.st.Name(l, suffix)
-	fixed, hasFixed := p.opt.Ranks[name]
-	rank := p.opt.Rank
-	if hasFixed && fixed >= 0 {
-		rank = fixed
+	rank, energy, reason, keepDense := p.choose(name, shape)
+	if keepDense {
+		return dense(reason)
 	}
-	switch {
-	case len(shape) < 2:
-		return dense("")
-	case hasFixed && fixed == DenseIncrement:
-		return dense("the parameter budget keeps it dense")
-	case hasFixed && svd.DenseIsSmaller(rows, cols, min(rank, rows, cols)):
-		return dense(fmt.Sprintf("budget rank %d holds at least the dense increment", rank))
-	case !hasFixed && p.opt.Energy >= 1:
-		return dense("energy 1 keeps the increment exactly")
-	case !hasFixed && p.opt.Rank > 0 && svd.DenseIsSmaller(rows, cols, min(p.opt.Rank, rows, cols)):
-		r := min(p.opt.Rank, rows, cols)
-		return dense(fmt.Sprintf("rank %d factors hold %d values, the dense increment %d", r, r*(rows+cols), rows*cols))
-	}
-	energy := p.opt.Energy
-	if hasFixed {
-		energy = 0
-	}
-	var f *svd.Factors
-	if g := p.opt.Grams[name]; g != nil {
-		if energy > 0 {
-			return fmt.Errorf("%w: whitened truncation needs a rank, not an energy", formats.ErrInvalid)
-		}
-		f, err = svd.Whitened(mat.NewDense(rows, cols, w), g, min(rank, rows, cols), svd.DefaultDamping)
-	} else {
-		f, err = svd.Factorize(mat.NewDense(rows, cols, w), svd.Options{
-			Method: p.opt.SVD, Rank: rank, Energy: energy,
-			Oversample: p.opt.Oversample, PowerIters: p.opt.PowerIters,
-			Seed: p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
-		})
-	}
+	f, err := p.factorize(name, l, si, mat.NewDense(rows, cols, w), rank, energy)
 	if err != nil {
 		return err
 	}
@@ -516,6 +486,61 @@ func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 	if wnorm > 0 {
 		inc.RelError = resid / wnorm
 	}
+	if err := p.putFactors(l, suffix, f, rows, cols); err != nil {
+		return err
+	}
+	p.addIncrement(inc)
+	return nil
+}
+
+// choose returns the rank or energy for the increment of the layer tensor
+// name, or whether it is stored dense and why (empty for 1-D tensors).
+func (p *pipeline) choose(name string, shape []int) (rank int, energy float64, reason string, dense bool) {
+	rows, cols := vlora.Matrix(shape)
+	fixed, hasFixed := p.opt.Ranks[name]
+	rank, energy = p.opt.Rank, p.opt.Energy
+	if hasFixed {
+		energy = 0
+		if fixed >= 0 {
+			rank = fixed
+		}
+	}
+	switch {
+	case len(shape) < 2:
+		return 0, 0, "", true
+	case hasFixed && fixed == DenseIncrement:
+		return 0, 0, "the parameter budget keeps it dense", true
+	case hasFixed && svd.DenseIsSmaller(rows, cols, min(rank, rows, cols)):
+		return 0, 0, fmt.Sprintf("budget rank %d holds at least the dense increment", rank), true
+	case !hasFixed && p.opt.Energy >= 1:
+		return 0, 0, "energy 1 keeps the increment exactly", true
+	case !hasFixed && p.opt.Rank > 0 && svd.DenseIsSmaller(rows, cols, min(p.opt.Rank, rows, cols)):
+		r := min(p.opt.Rank, rows, cols)
+		return 0, 0, fmt.Sprintf("rank %d factors hold %d values, the dense increment %d", r, r*(rows+cols), rows*cols), true
+	}
+	return rank, energy, "", false
+}
+
+// factorize truncates the increment d of the layer tensor name: in the
+// whitened space of its Gram matrix when Options.Grams has one, else by
+// the configured SVD.
+func (p *pipeline) factorize(name string, l, si int, d *mat.Dense, rank int, energy float64) (*svd.Factors, error) {
+	rows, cols := d.Dims()
+	if g := p.opt.Grams[name]; g != nil {
+		if energy > 0 {
+			return nil, fmt.Errorf("%w: whitened truncation needs a rank, not an energy", formats.ErrInvalid)
+		}
+		return svd.Whitened(d, g, min(rank, rows, cols), svd.DefaultDamping)
+	}
+	return svd.Factorize(d, svd.Options{
+		Method: p.opt.SVD, Rank: rank, Energy: energy,
+		Oversample: p.opt.Oversample, PowerIters: p.opt.PowerIters,
+		Seed: p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
+	})
+}
+
+// putFactors spools the factors of f (rows×r and r×cols) in float32.
+func (p *pipeline) putFactors(l int, suffix string, f *svd.Factors, rows, cols int) error {
 	b := make([]float32, rows*f.Rank)
 	a := make([]float32, f.Rank*cols)
 	if f.Rank > 0 {
@@ -533,11 +558,7 @@ func (p *pipeline) increment(l, si int, suffix string, base []float64) error {
 	if err := p.sp.put(vlora.LoraBName(l, suffix), []int{rows, f.Rank}, b); err != nil {
 		return err
 	}
-	if err := p.sp.put(vlora.LoraAName(l, suffix), []int{f.Rank, cols}, a); err != nil {
-		return err
-	}
-	p.addIncrement(inc)
-	return nil
+	return p.sp.put(vlora.LoraAName(l, suffix), []int{f.Rank, cols}, a)
 }
 
 func (p *pipeline) addIncrement(inc vlora.IncrementDesc) {
