@@ -71,12 +71,8 @@ func PlanBudget(ctx context.Context, modelDir string, opt Options, target float6
 	compounds := vlora.Compounds(st.NumLayers, cmp.Or(opt.CompoundSize, DefaultCompoundSize))
 	read := func(name string) ([]float64, error) { return ck.ReadFloat64(name) }
 
-	type member struct {
-		suffix string
-		layers []int // layer of each matrix of the layout
-	}
 	var groups []budget.Group
-	var members [][]member // per group, per layout
+	var members [][]planMember // per group, per layout
 	for _, s := range st.Suffixes {
 		shape := st.Shapes[s]
 		if len(shape) < 2 {
@@ -84,34 +80,9 @@ func PlanBudget(ctx context.Context, modelDir string, opt Options, target float6
 			fixed += int64(st.NumLayers * vlora.NumElements(shape))
 			continue
 		}
-		rows, cols := vlora.Matrix(shape)
-		g := budget.Group{Name: s}
-		var mem []member
-		for _, mode := range modes {
-			lay := budget.Layout{Name: string(mode)}
-			mb := member{suffix: s}
-			for _, layers := range compounds {
-				base, err := compoundBase(ctx, read, st, layers, s, mode)
-				if err != nil {
-					return nil, err
-				}
-				if base != nil {
-					lay.Fixed += int64(rows * cols)
-				}
-				for j, l := range layers {
-					if j == 0 && mode == vlora.BaseFirst {
-						continue
-					}
-					m, err := spectrumOf(read, st.Name(l, s), base, rows, cols, opt.Grams[st.Name(l, s)])
-					if err != nil {
-						return nil, fmt.Errorf("layer %d %s: %w", l, s, err)
-					}
-					lay.Mats = append(lay.Mats, m)
-					mb.layers = append(mb.layers, l)
-				}
-			}
-			g.Layouts = append(g.Layouts, lay)
-			mem = append(mem, mb)
+		g, mem, err := suffixGroup(ctx, read, st, compounds, s, modes, opt.Grams)
+		if err != nil {
+			return nil, err
 		}
 		groups = append(groups, g)
 		members = append(members, mem)
@@ -134,6 +105,49 @@ func PlanBudget(ctx context.Context, modelDir string, opt Options, target float6
 		}
 	}
 	return plan, nil
+}
+
+// planMember lists, for one layout of a suffix, the layer of each of its
+// increments in budget order.
+type planMember struct {
+	suffix string
+	layers []int
+}
+
+// suffixGroup returns the budget group of the 2-D suffix s: one layout per
+// base mode, each with the fixed cost of its bases and the spectrum of
+// every increment.
+func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, compounds [][]int, s string, modes []vlora.BaseMode, grams map[string]*mat.SymDense) (budget.Group, []planMember, error) {
+	rows, cols := vlora.Matrix(st.Shapes[s])
+	g := budget.Group{Name: s}
+	var mem []planMember
+	for _, mode := range modes {
+		lay := budget.Layout{Name: string(mode)}
+		mb := planMember{suffix: s}
+		for _, layers := range compounds {
+			base, err := compoundBase(ctx, read, st, layers, s, mode)
+			if err != nil {
+				return g, nil, err
+			}
+			if base != nil {
+				lay.Fixed += int64(rows * cols)
+			}
+			for j, l := range layers {
+				if j == 0 && mode == vlora.BaseFirst {
+					continue
+				}
+				m, err := spectrumOf(read, st.Name(l, s), base, rows, cols, grams[st.Name(l, s)])
+				if err != nil {
+					return g, nil, fmt.Errorf("layer %d %s: %w", l, s, err)
+				}
+				lay.Mats = append(lay.Mats, m)
+				mb.layers = append(mb.layers, l)
+			}
+		}
+		g.Layouts = append(g.Layouts, lay)
+		mem = append(mem, mb)
+	}
+	return g, mem, nil
 }
 
 // spectrumOf returns the budget item of one increment W − base (W when base
