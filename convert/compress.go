@@ -18,6 +18,7 @@ import (
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
+	"gonum.org/v1/gonum/mat"
 )
 
 // Result describes a finished compression.
@@ -131,7 +132,7 @@ func newManifest(ck *formats.Checkpoint, st *vlora.Stack, opt params, sources []
 		Format: vlora.FormatName, FormatVersion: vlora.FormatVersion, ToolVersion: Version,
 		Sources: sources, LayerPrefix: st.Prefix, NumLayers: st.NumLayers,
 		CompoundSize: opt.CompoundSize, Compounds: vlora.Compounds(st.NumLayers, opt.CompoundSize),
-		BaseMode: opt.Base, DType: opt.DType.String(),
+		BaseMode: opt.Base, SuffixBases: opt.SuffixBases, DType: opt.DType.String(),
 		SVD: vlora.SVDInfo{Method: opt.SVD.String(), Rank: opt.Rank, Energy: opt.Energy, Seed: opt.Seed},
 	}
 	if opt.SVD == svd.Randomized {
@@ -163,11 +164,13 @@ func newManifest(ck *formats.Checkpoint, st *vlora.Stack, opt params, sources []
 func (p *pipeline) units() int {
 	n := len(p.mf.Passthrough) + len(p.mf.Compounds)*len(p.st.Suffixes)
 	for _, c := range p.mf.Compounds {
-		k := len(c)
-		if p.opt.Base == vlora.BaseFirst {
-			k--
+		for _, s := range p.st.Suffixes {
+			k := len(c)
+			if p.mf.BaseFor(s) == vlora.BaseFirst {
+				k--
+			}
+			n += k
 		}
-		n += k * len(p.st.Suffixes)
 	}
 	return n
 }
@@ -393,43 +396,19 @@ func (p *pipeline) passthrough(pt vlora.TensorDesc) error {
 // so that every tensor is read and converted once: K+1 layer tensors per
 // worker at most.
 func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, suffix string) error {
-	var base []float32
-	var kept [][]float32
-	if p.opt.Base == vlora.BaseMean {
-		var sum []float64
-		for _, l := range layers {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			w, err := p.readChecked(p.st.Name(l, suffix))
-			if err != nil {
-				return err
-			}
-			if sum == nil {
-				sum = make([]float64, len(w))
-			}
-			for i, v := range w {
-				sum[i] += float64(v)
-			}
-			kept = append(kept, w)
-		}
-		inv := 1 / float64(len(layers))
-		base = make([]float32, len(sum))
-		for i, v := range sum {
-			base[i] = float32(v * inv)
-		}
-	} else {
-		var err error
-		if base, err = p.readChecked(p.st.Name(layers[0], suffix)); err != nil {
+	mode := p.mf.BaseFor(suffix)
+	base, kept, err := p.base(ctx, layers, suffix, mode)
+	if err != nil {
+		return err
+	}
+	if base != nil {
+		if err := p.sp.put(vlora.BaseName(c, suffix), p.st.Shapes[suffix], base); err != nil {
 			return err
 		}
 	}
-	if err := p.sp.put(vlora.BaseName(c, suffix), p.st.Shapes[suffix], base); err != nil {
-		return err
-	}
 	p.report(vlora.BaseName(c, suffix))
 	for j, l := range layers {
-		if j == 0 && p.opt.Base == vlora.BaseFirst {
+		if j == 0 && mode == vlora.BaseFirst {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -438,11 +417,8 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 		var w []float32
 		if kept != nil {
 			w, kept[j] = kept[j], nil
-		} else {
-			var err error
-			if w, err = p.readChecked(p.st.Name(l, suffix)); err != nil {
-				return err
-			}
+		} else if w, err = p.readChecked(p.st.Name(l, suffix)); err != nil {
+			return err
 		}
 		if err := p.increment(l, si, suffix, base, w); err != nil {
 			return fmt.Errorf("layer %d %s: %w", l, suffix, err)
@@ -451,14 +427,87 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 	return nil
 }
 
-// increment factorizes W_l − base, where w holds W_l (and is overwritten),
-// and spools the result.
+// base returns the base of suffix over layers for mode: nil for BaseZero,
+// the first layer, or the mean accumulated in float64 and stored as
+// float32. With the mean it also returns the layer tensors read for it, so
+// that their increments need not read them again.
+func (p *pipeline) base(ctx context.Context, layers []int, suffix string, mode vlora.BaseMode) ([]float32, [][]float32, error) {
+	switch mode {
+	case vlora.BaseZero:
+		return nil, nil, nil
+	case vlora.BaseFirst:
+		w, err := p.readChecked(p.st.Name(layers[0], suffix))
+		return w, nil, err
+	}
+	var sum []float64
+	var kept [][]float32
+	for _, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		w, err := p.readChecked(p.st.Name(l, suffix))
+		if err != nil {
+			return nil, nil, err
+		}
+		if sum == nil {
+			sum = make([]float64, len(w))
+		}
+		for i, v := range w {
+			sum[i] += float64(v)
+		}
+		kept = append(kept, w)
+	}
+	inv := 1 / float64(len(layers))
+	base := make([]float32, len(sum))
+	for i, v := range sum {
+		base[i] = float32(v * inv)
+	}
+	return base, kept, nil
+}
+
+// compoundBase returns the base of suffix over layers for mode in float64:
+// the mean, the first layer, or nil for BaseZero (for the budget plan).
+func compoundBase(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, layers []int, suffix string, mode vlora.BaseMode) ([]float64, error) {
+	switch mode {
+	case vlora.BaseZero:
+		return nil, nil
+	case vlora.BaseFirst:
+		return read(st.Name(layers[0], suffix))
+	}
+	var base []float64
+	for _, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		w, err := read(st.Name(l, suffix))
+		if err != nil {
+			return nil, err
+		}
+		if base == nil {
+			base = w
+			continue
+		}
+		for i, v := range w {
+			base[i] += v
+		}
+	}
+	inv := 1 / float64(len(layers))
+	for i := range base {
+		base[i] *= inv
+	}
+	return base, nil
+}
+
+// increment factorizes W_l − base (W_l when base is nil), where w holds W_l
+// (and is overwritten), and spools the result.
 func (p *pipeline) increment(l, si int, suffix string, base, w []float32) error {
 	shape := p.st.Shapes[suffix]
 	var wnorm float64
 	for i, v := range w {
 		wnorm += float64(v) * float64(v)
-		w[i] = v - base[i] // w now holds the increment Δ
+		if base != nil {
+			w[i] = v - base[i] // w now holds the increment Δ
+		}
 	}
 	wnorm = math.Sqrt(wnorm)
 	inc := vlora.IncrementDesc{Layer: l, Suffix: suffix}
@@ -471,32 +520,98 @@ func (p *pipeline) increment(l, si int, suffix string, base, w []float32) error 
 		p.addIncrement(inc)
 		return nil
 	}
+	name := p.st.Name(l, suffix)
+	rank, energy, reason, keepDense := p.choose(name, shape)
+	if keepDense {
+		return dense(reason)
+	}
+	f, resid, err := p.factorize(name, l, si, w, rows, cols, rank, energy)
+	if err != nil {
+		return err
+	}
+	if energy > 0 && svd.DenseIsSmaller(rows, cols, f.Rank) {
+		return dense(fmt.Sprintf("rank %d for energy %g holds %d values, the dense increment %d", f.Rank, p.opt.Energy, f.Rank*(rows+cols), rows*cols))
+	}
+	inc.Kind, inc.Rank, inc.Energy = vlora.KindLowRank, f.Rank, f.EnergyFraction()
+	if wnorm > 0 {
+		inc.RelError = resid / wnorm
+	}
+	if err := p.putFactors(l, suffix, f, rows, cols); err != nil {
+		return err
+	}
+	p.addIncrement(inc)
+	return nil
+}
+
+// choose returns the rank or energy for the increment of the layer tensor
+// name, or whether it is stored dense and why (empty for 1-D tensors).
+func (p *pipeline) choose(name string, shape []int) (rank int, energy float64, reason string, dense bool) {
+	rows, cols := vlora.Matrix(shape)
+	fixed, hasFixed := p.opt.Ranks[name]
+	rank, energy = p.opt.Rank, p.opt.Energy
+	if hasFixed {
+		energy = 0
+		if fixed >= 0 {
+			rank = fixed
+		}
+	}
 	switch {
 	case len(shape) < 2:
-		return dense("")
-	case p.opt.Energy >= 1:
-		return dense("energy 1 keeps the increment exactly")
-	case p.opt.Rank > 0 && svd.DenseIsSmaller(rows, cols, min(p.opt.Rank, rows, cols)):
+		return 0, 0, "", true
+	case hasFixed && fixed == DenseIncrement:
+		return 0, 0, "the parameter budget keeps it dense", true
+	case hasFixed && svd.DenseIsSmaller(rows, cols, min(rank, rows, cols)):
+		return 0, 0, fmt.Sprintf("budget rank %d holds at least the dense increment", rank), true
+	case !hasFixed && p.opt.Energy >= 1:
+		return 0, 0, "energy 1 keeps the increment exactly", true
+	case !hasFixed && p.opt.Rank > 0 && svd.DenseIsSmaller(rows, cols, min(p.opt.Rank, rows, cols)):
 		r := min(p.opt.Rank, rows, cols)
-		return dense(fmt.Sprintf("rank %d factors hold %d values, the dense increment %d", r, r*(rows+cols), rows*cols))
+		return 0, 0, fmt.Sprintf("rank %d factors hold %d values, the dense increment %d", r, r*(rows+cols), rows*cols), true
 	}
-	f, err := svd.FactorizeFloat32(w, rows, cols, svd.Options{
-		Method: p.opt.SVD, Rank: p.opt.Rank, Energy: p.opt.Energy,
+	return rank, energy, "", false
+}
+
+// factorize truncates the increment d (rows×cols) of the layer tensor name:
+// in the whitened space of its Gram matrix when Options.Grams has one, else
+// by the configured SVD on the float32 kernels. It also returns the weight
+// error ‖Δ − B·A‖_F.
+func (p *pipeline) factorize(name string, l, si int, d []float32, rows, cols, rank int, energy float64) (*svd.Factors, float64, error) {
+	if g := p.opt.Grams[name]; g != nil {
+		if energy > 0 {
+			return nil, 0, fmt.Errorf("%w: whitened truncation needs a rank, not an energy", formats.ErrInvalid)
+		}
+		d64 := make([]float64, len(d))
+		for i, v := range d {
+			d64[i] = float64(v)
+		}
+		dm := mat.NewDense(rows, cols, d64)
+		f, err := svd.Whitened(dm, g, min(rank, rows, cols), svd.DefaultDamping)
+		if err != nil {
+			return nil, 0, err
+		}
+		// The whitened spectrum measures activation error; the manifest
+		// records the weight error.
+		if f.Rank > 0 {
+			var e mat.Dense
+			e.Mul(f.B, f.A)
+			dm.Sub(dm, &e)
+		}
+		return f, mat.Norm(dm, 2), nil
+	}
+	f, err := svd.FactorizeFloat32(d, rows, cols, svd.Options{
+		Method: p.opt.SVD, Rank: rank, Energy: energy,
 		Oversample: p.opt.Oversample, PowerIters: p.opt.PowerIters,
 		Seed:    p.opt.Seed ^ (uint64(l)<<20 | uint64(si)),
 		Threads: p.svdThreads,
 	})
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
-	if p.opt.Energy > 0 && svd.DenseIsSmaller(rows, cols, f.Rank) {
-		return dense(fmt.Sprintf("rank %d for energy %g holds %d values, the dense increment %d", f.Rank, p.opt.Energy, f.Rank*(rows+cols), rows*cols))
-	}
-	resid := math.Sqrt(math.Max(0, (1-f.EnergyFraction())*f.TotalEnergy))
-	inc.Kind, inc.Rank, inc.Energy = vlora.KindLowRank, f.Rank, f.EnergyFraction()
-	if wnorm > 0 {
-		inc.RelError = resid / wnorm
-	}
+	return f, math.Sqrt(math.Max(0, (1-f.EnergyFraction())*f.TotalEnergy)), nil
+}
+
+// putFactors spools the factors of f (rows×r and r×cols) in float32.
+func (p *pipeline) putFactors(l int, suffix string, f *svd.Factors, rows, cols int) error {
 	b := make([]float32, rows*f.Rank)
 	a := make([]float32, f.Rank*cols)
 	if f.Rank > 0 {
@@ -514,11 +629,7 @@ func (p *pipeline) increment(l, si int, suffix string, base, w []float32) error 
 	if err := p.sp.put(vlora.LoraBName(l, suffix), []int{rows, f.Rank}, b); err != nil {
 		return err
 	}
-	if err := p.sp.put(vlora.LoraAName(l, suffix), []int{f.Rank, cols}, a); err != nil {
-		return err
-	}
-	p.addIncrement(inc)
-	return nil
+	return p.sp.put(vlora.LoraAName(l, suffix), []int{f.Rank, cols}, a)
 }
 
 func (p *pipeline) addIncrement(inc vlora.IncrementDesc) {

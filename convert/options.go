@@ -7,6 +7,8 @@ package convert
 import (
 	"fmt"
 
+	"gonum.org/v1/gonum/mat"
+
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/svd"
@@ -40,6 +42,17 @@ type Options struct {
 	Energy float64
 	// Base chooses each compound's base (default vlora.BaseFirst).
 	Base vlora.BaseMode
+	// SuffixBases overrides Base for individual layer suffixes.
+	SuffixBases map[string]vlora.BaseMode
+	// Ranks, when set, fixes the increment of individual layer tensors,
+	// keyed by original tensor name: a rank, or DenseIncrement. Tensors
+	// not in the map use Rank or Energy.
+	Ranks map[string]int
+	// Grams, when set, holds for layer tensors (keyed by original name) the
+	// Gram matrix XᵀX of their input activations; those increments are
+	// truncated in the whitened space (svd.Whitened) instead of by the plain
+	// SVD. Only the exact method is used for them.
+	Grams map[string]*mat.SymDense
 	// SVD is the factorization method (default svd.Exact); Seed, Oversample
 	// and PowerIters configure the randomized one, with svd.Options'
 	// conventions (zero: svd.DefaultOversample and svd.DefaultPowerIters,
@@ -65,6 +78,9 @@ type Options struct {
 
 // params holds Options with every default resolved and validated.
 type params Options
+
+// DenseIncrement in Options.Ranks stores an increment dense.
+const DenseIncrement = -1
 
 // resolve validates o and returns it with defaults applied. Errors wrap
 // formats.ErrInvalid.
@@ -96,6 +112,11 @@ func (o Options) resolve() (params, error) {
 	}
 	if _, err := vlora.ParseBaseMode(string(p.Base)); err != nil {
 		return p, fmt.Errorf("%w: %v", formats.ErrInvalid, err)
+	}
+	for s, b := range p.SuffixBases {
+		if _, err := vlora.ParseBaseMode(string(b)); err != nil {
+			return p, fmt.Errorf("%w: suffix %s: %v", formats.ErrInvalid, s, err)
+		}
 	}
 	switch p.DType {
 	case formats.F32, formats.F16, formats.BF16:

@@ -47,7 +47,7 @@ func relErr(got, want []float32) float64 {
 // tensor with the original.
 func TestFullRankRoundTrip(t *testing.T) {
 	for name, dir := range modelDirs(t) {
-		for _, base := range []vlora.BaseMode{vlora.BaseFirst, vlora.BaseMean} {
+		for _, base := range []vlora.BaseMode{vlora.BaseFirst, vlora.BaseMean, vlora.BaseZero} {
 			for _, mode := range []string{"energy1", "bigrank"} {
 				t.Run(fmt.Sprintf("%s/%s/%s", name, base, mode), func(t *testing.T) {
 					opt := Options{}

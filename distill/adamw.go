@@ -15,11 +15,15 @@ func (o *adamW) update(params []*param, lr float64) {
 	c1 := 1 - math.Pow(o.beta1, float64(o.step))
 	c2 := 1 - math.Pow(o.beta2, float64(o.step))
 	b1, b2 := float32(o.beta1), float32(o.beta2)
-	stepSize := float32(lr / c1)
 	invC2 := float32(1 / c2)
 	eps := float32(o.eps)
-	decay := float32(1 - lr*o.weightDecay)
 	for _, p := range params {
+		plr := lr
+		if p.lrScale > 0 {
+			plr *= p.lrScale
+		}
+		stepSize := float32(plr / c1)
+		decay := float32(1 - plr*o.weightDecay)
 		m, v, g, w := p.m, p.v, p.grad, p.data
 		for i := range w {
 			gi := g[i]

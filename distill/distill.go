@@ -29,6 +29,10 @@ type Options struct {
 	// Steps is the number of optimizer steps (0: none; the student is
 	// evaluated and recorded as it is).
 	Steps int
+	// Tokens, when positive (and Steps zero), sets the number of steps to
+	// the fewest that train on at least Tokens tokens (Batch sequences of
+	// the training data's length per step; an image counts as one).
+	Tokens int64
 	// Batch is the number of sequences (or images) per step (default
 	// DefaultBatch).
 	Batch int
@@ -45,6 +49,20 @@ type Options struct {
 	ClipNorm float64
 	// Train selects the trainable tensors (default TrainBases).
 	Train TrainSet
+	// LRScales sets per-class learning-rate multipliers.
+	LRScales LRScales
+	// LocalSteps, when positive, runs the local stage first: that many
+	// steps per compound, training the compound's tensors so that each
+	// block's output matches the teacher's (see the local stage in the
+	// package documentation). LocalLR is its peak learning rate (default
+	// LR).
+	LocalSteps int
+	LocalLR    float64
+	// Precondition applies ScaledGD's factor preconditioning to the
+	// gradients of low-rank pairs before AdamW (see student.precondition),
+	// with ridge PreconditionDamping (default DefaultPreconditionDamping).
+	Precondition        bool
+	PreconditionDamping float64
 	// Temperature softens both distributions in the KL term (default 1);
 	// the loss is multiplied by T² to keep gradient scales comparable.
 	Temperature float64
@@ -104,8 +122,14 @@ type params Options
 // formats.ErrInvalid.
 func (o Options) resolve() (params, error) {
 	p := params(o)
-	if p.Steps < 0 {
-		return p, fmt.Errorf("%w: steps %d must not be negative", formats.ErrInvalid, p.Steps)
+	if p.Tokens < 0 || (p.Tokens > 0 && p.Steps > 0) {
+		return p, fmt.Errorf("%w: set at most one of steps and tokens (tokens %d)", formats.ErrInvalid, p.Tokens)
+	}
+	if p.Steps < 0 || p.LocalSteps < 0 {
+		return p, fmt.Errorf("%w: steps %d and local steps %d must not be negative", formats.ErrInvalid, p.Steps, p.LocalSteps)
+	}
+	if p.LRScales.Bases < 0 || p.LRScales.Passthrough < 0 || p.LocalLR < 0 {
+		return p, fmt.Errorf("%w: learning-rate scales and the local learning rate must not be negative", formats.ErrInvalid)
 	}
 	if p.Batch < 0 || p.LR < 0 {
 		return p, fmt.Errorf("%w: batch %d and learning rate %g must be positive", formats.ErrInvalid, p.Batch, p.LR)
@@ -136,6 +160,8 @@ func (o Options) resolve() (params, error) {
 	def(&p.Beta2, 0.999)
 	def(&p.Eps, 1e-8)
 	def(&p.Temperature, 1)
+	def(&p.LocalLR, p.LR)
+	def(&p.PreconditionDamping, DefaultPreconditionDamping)
 	p.Train = cmp.Or(p.Train, TrainBases)
 	p.TeacherCacheBytes = cmp.Or(p.TeacherCacheBytes, 1<<30)
 	if _, err := ParseTrainSet(string(p.Train)); err != nil {
@@ -146,7 +172,9 @@ func (o Options) resolve() (params, error) {
 
 // Stats describes progress after a step; Result.Log holds one per step.
 type Stats struct {
-	Step, Steps  int
+	Step, Steps int
+	// Compound is the compound a local-stage step trained.
+	Compound     int
 	Loss         float64
 	LR           float64
 	GradNorm     float64
@@ -162,7 +190,9 @@ type Result struct {
 	// FinalLoss is the mean training loss of the last 10 steps.
 	FinalLoss float64
 	// Log holds one entry per step, including resumed ones.
-	Log             []Stats
+	Log []Stats
+	// LocalLog holds one entry per step of the local stage.
+	LocalLog        []Stats
 	TokensPerSecond float64
 	TrainSeconds    float64
 	// Resumed is set when the run continued from a checkpoint.
@@ -188,10 +218,18 @@ func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *data
 	if err := checkInputs(teacher, train, prm.Batch); err != nil {
 		return nil, err
 	}
+	if prm.Tokens > 0 {
+		per := int64(prm.Batch) * int64(max(train.T, 1))
+		prm.Steps = int((prm.Tokens + per - 1) / per)
+	}
 	r, err := newRun(teacher, vm, train, prm)
 	if err != nil {
 		return nil, err
 	}
+	if err := r.runLocal(ctx, teacher); err != nil {
+		return r.res, err
+	}
+	r.t0 = time.Now() // the global stage's throughput leaves the local stage out
 	for s := r.start; s < prm.Steps; s++ {
 		if err := ctx.Err(); err != nil {
 			return r.res, err
@@ -255,7 +293,7 @@ func newRun(teacherModel *model.Model, vm *vlora.Model, train *dataset.Dataset, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := newStudent(loaded, opt.Train)
+	st, err := newStudent(loaded, opt.Train, opt.LRScales)
 	if err != nil {
 		return nil, err
 	}
@@ -303,6 +341,11 @@ func (r *runState) step(s int) error {
 	loss, err := r.lossAndGrad(s, idx)
 	if err != nil {
 		return err
+	}
+	if opt.Precondition {
+		if err := r.st.precondition(opt.PreconditionDamping); err != nil {
+			return fmt.Errorf("step %d: %w", s, err)
+		}
 	}
 	gn := clipGradNorm(r.st.params, opt.ClipNorm)
 	lr := opt.LR * schedule(s, opt.Steps, opt.Warmup, opt.MinLRRatio)
@@ -393,7 +436,7 @@ func record(vm *vlora.Model, res *Result, train *dataset.Dataset, opt params) {
 	info := &vlora.DistillInfo{
 		Steps: res.Steps, Tokens: res.Tokens, Seed: opt.Seed, LR: opt.LR, Batch: opt.Batch, SeqLen: train.T,
 		Train: string(opt.Train), FinalLoss: res.FinalLoss,
-		Temperature: opt.Temperature, HiddenWeight: opt.HiddenWeight,
+		Temperature: opt.Temperature, HiddenWeight: opt.HiddenWeight, LocalSteps: opt.LocalSteps,
 		Data: train.Source, DataSHA256: train.SHA256,
 	}
 	if res.Eval != nil {

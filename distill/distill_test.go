@@ -45,7 +45,7 @@ func tinySetup(t *testing.T, base vlora.BaseMode) (*model.Model, string, *datase
 // (plus 1e-4 absolute): float32 rounding of a loss of order 1 is ~1e-7, so
 // differences over 2e-2 carry ~1e-5 error; the rest is curvature.
 func TestChainMatchesFiniteDifferences(t *testing.T) {
-	for _, base := range []vlora.BaseMode{vlora.BaseFirst, vlora.BaseMean} {
+	for _, base := range []vlora.BaseMode{vlora.BaseFirst, vlora.BaseMean, vlora.BaseZero} {
 		t.Run(string(base), func(t *testing.T) {
 			teacher, path, data := tinySetup(t, base)
 			vm, err := vlora.Load(path)
@@ -56,7 +56,7 @@ func TestChainMatchesFiniteDifferences(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := newStudent(loaded, TrainAll)
+			st, err := newStudent(loaded, TrainAll, LRScales{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,6 +112,9 @@ func TestChainMatchesFiniteDifferences(t *testing.T) {
 				}
 			}
 			for _, k := range []string{"lora_A", "lora_B", "base", "delta", "embed", "lm_head"} {
+				if k == "base" && base == vlora.BaseZero {
+					continue // a zero base stores none
+				}
 				if !checked[k] {
 					t.Errorf("no %s tensor checked", k)
 				}
@@ -265,6 +268,12 @@ func TestAdamWFirstStep(t *testing.T) {
 		if math.Abs(float64(p.data[i]-want[i])) > 1e-6 {
 			t.Errorf("w[%d] = %v, want %v", i, p.data[i], want[i])
 		}
+	}
+	// A learning-rate scale of 0.5 halves the first step.
+	ps := &param{data: []float32{1}, grad: []float32{2}, m: make([]float32, 1), v: make([]float32, 1), lrScale: 0.5}
+	(&adamW{beta1: 0.9, beta2: 0.999, eps: 1e-12}).update([]*param{ps}, 0.1)
+	if math.Abs(float64(ps.data[0])-0.95) > 1e-6 {
+		t.Errorf("scaled step: w = %v, want 0.95", ps.data[0])
 	}
 	q := &param{grad: []float32{3, 4}}
 	if n := clipGradNorm([]*param{q}, 1); n != 5 || math.Abs(float64(q.grad[0])-0.6) > 1e-7 {

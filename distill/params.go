@@ -32,17 +32,29 @@ func ParseTrainSet(s string) (TrainSet, error) {
 	return "", fmt.Errorf("unknown trainable set %q (want factors, bases or all)", s)
 }
 
+// LRScales multiply the learning rate of classes of stored tensors; zero
+// means 1. Factors and deltas always use the base learning rate.
+type LRScales struct {
+	// Bases scales the compound bases, Passthrough the embeddings, final
+	// norm and head (trained with TrainAll).
+	Bases, Passthrough float64
+}
+
 // param is one trainable stored tensor with its gradient and Adam moments.
 type param struct {
 	name       string
 	data, grad []float32
 	m, v       []float32
+	// lrScale multiplies the learning rate of this tensor (1 when unset).
+	lrScale float64
 }
 
 // binding ties one dense layer weight of the student transformer to the
-// stored tensors that make it up: W = base + B·A, base + delta, or base.
+// stored tensors that make it up: W = base + B·A, base + delta, or base;
+// base is nil for suffixes stored without one (a zero base).
 type binding struct {
 	dense      *transformer.Param
+	layer      int
 	rows, cols int
 	rank       int
 	a, b, d    *vlora.Tensor
@@ -62,8 +74,9 @@ type student struct {
 	byName map[string]*param
 }
 
-// newStudent prepares the VLoRA model m for training the given set.
-func newStudent(m *model.Model, set TrainSet) (*student, error) {
+// newStudent prepares the VLoRA model m for training the given set, with
+// the learning-rate scales lr.
+func newStudent(m *model.Model, set TrainSet, lr LRScales) (*student, error) {
 	vm, net := m.VLoRA, m.Net
 	if vm == nil {
 		return nil, fmt.Errorf("distill: the student is not a VLoRA model")
@@ -80,6 +93,11 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 		s.params = append(s.params, p)
 		return p
 	}
+	scaled := func(p *param, f float64) {
+		if f > 0 {
+			p.lrScale = f
+		}
+	}
 	mf := vm.Manifest
 	for l := 0; l < mf.NumLayers; l++ {
 		c, _ := vm.Compound(l)
@@ -91,10 +109,11 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 				// but ignored by the forward pass).
 				continue
 			}
-			bd := &binding{dense: dp}
+			bd := &binding{dense: dp, layer: l}
 			bd.rows, bd.cols = vlora.Matrix(suf.Shape)
-			if set != TrainFactors {
+			if set != TrainFactors && mf.HasBase(suf.Name) {
 				bd.baseP = add(vlora.BaseName(c, suf.Name))
+				scaled(bd.baseP, lr.Bases)
 			}
 			if inc := vm.Increment(l, suf.Name); inc != nil {
 				if inc.Kind == vlora.KindDense {
@@ -116,7 +135,7 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 		if _, ok := net.Params[p.Name]; ok {
 			s.pass = append(s.pass, p.Name)
 			if set == TrainAll {
-				add(p.Name)
+				scaled(add(p.Name), lr.Passthrough)
 			}
 		}
 	}
@@ -192,6 +211,42 @@ func (s *student) chainRest(grads map[string]*transformer.Param) {
 			}
 		}
 	}
+}
+
+// chainLayer adds the gradients of grads' dense weights of layer l to the
+// stored tensors they are made of, as chain does, without clearing.
+func (s *student) chainLayer(grads map[string]*transformer.Param, l int) {
+	for _, bd := range s.bindings {
+		if bd.layer != l {
+			continue
+		}
+		if g, ok := grads[bd.dense.Name]; ok {
+			bd.chainWeight(g.Data)
+		}
+	}
+}
+
+// layerParams returns the trainable stored tensors of the given layers:
+// their increments and the bases they use, each once.
+func (s *student) layerParams(layers []int) []*param {
+	in := map[int]bool{}
+	for _, l := range layers {
+		in[l] = true
+	}
+	seen := map[*param]bool{}
+	var ps []*param
+	for _, bd := range s.bindings {
+		if !in[bd.layer] {
+			continue
+		}
+		for _, p := range []*param{bd.baseP, bd.aP, bd.bP, bd.dP} {
+			if p != nil && !seen[p] {
+				seen[p] = true
+				ps = append(ps, p)
+			}
+		}
+	}
+	return ps
 }
 
 // numTrainable counts trainable values.

@@ -33,6 +33,8 @@ type Trainer struct {
 	// block's, at the cost of one more forward pass. Gradients are the
 	// same.
 	Recompute bool
+	// layer is the block of the last ForwardLayer, −1 after Forward.
+	layer int
 }
 
 // NewTrainer returns a Trainer for m. It holds a gradient buffer for every
@@ -107,6 +109,7 @@ func (t *Trainer) Forward(in *Input, opt Options) (*Output, error) {
 	t.ar.reset()
 	t.p = t.m.newPass(B, T, true, &t.ar)
 	t.p.recompute = t.Recompute
+	t.layer = -1
 	t.p.wantHidden = opt.Hidden
 	// The pass keeps references to the ids; copy them so the caller may
 	// reuse its input buffers.
@@ -131,7 +134,7 @@ var errNoForward = errors.New("transformer: Backward without a preceding Forward
 // by the next Backward.
 func (t *Trainer) Backward(g *OutputGrad) (map[string]*Param, error) {
 	p := t.p
-	if p == nil {
+	if p == nil || t.layer >= 0 {
 		return nil, errNoForward
 	}
 	if err := t.checkGrad(g); err != nil {

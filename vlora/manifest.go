@@ -35,16 +35,31 @@ const (
 	// BaseMean uses the element-wise mean of the compound's layers; every
 	// member has an increment.
 	BaseMean BaseMode = "mean"
+	// BaseZero stores no base: every layer keeps its own weight as the
+	// increment, low-rank or dense (per-layer low-rank compression).
+	BaseZero BaseMode = "zero"
 )
 
-// ParseBaseMode parses "first" or "mean".
+// ParseBaseMode parses "first", "mean" or "zero".
 func ParseBaseMode(s string) (BaseMode, error) {
 	switch BaseMode(s) {
-	case BaseFirst, BaseMean:
+	case BaseFirst, BaseMean, BaseZero:
 		return BaseMode(s), nil
 	}
-	return "", fmt.Errorf("unknown base mode %q (want first or mean)", s)
+	return "", fmt.Errorf("unknown base mode %q (want first, mean or zero)", s)
 }
+
+// BaseFor returns the base mode of suffix: its entry in SuffixBases, or
+// BaseMode.
+func (m *Manifest) BaseFor(suffix string) BaseMode {
+	if b, ok := m.SuffixBases[suffix]; ok {
+		return b
+	}
+	return m.BaseMode
+}
+
+// HasBase reports whether compounds store a base for suffix.
+func (m *Manifest) HasBase(suffix string) bool { return m.BaseFor(suffix) != BaseZero }
 
 // Increment kinds.
 const (
@@ -118,6 +133,8 @@ type DistillInfo struct {
 	EvalData     string  `json:"eval_data,omitempty"`
 	Temperature  float64 `json:"temperature,omitempty"`
 	HiddenWeight float64 `json:"hidden_weight,omitempty"`
+	// LocalSteps is the number of local-stage steps per compound.
+	LocalSteps int `json:"local_steps,omitempty"`
 }
 
 // Manifest is the self-description stored in a VLoRA file.
@@ -133,15 +150,17 @@ type Manifest struct {
 	// Suffixes describe one layer's tensors (names are suffixes).
 	Suffixes []TensorDesc `json:"suffixes"`
 	// Passthrough lists tensors stored dense under their original names.
-	Passthrough  []TensorDesc    `json:"passthrough"`
-	CompoundSize int             `json:"compound_size"`
-	Compounds    [][]int         `json:"compounds"`
-	BaseMode     BaseMode        `json:"base_mode"`
-	SVD          SVDInfo         `json:"svd"`
-	Increments   []IncrementDesc `json:"increments"`
-	DType        string          `json:"dtype"`
-	Counts       Counts          `json:"counts"`
-	Distill      *DistillInfo    `json:"distill,omitempty"`
+	Passthrough  []TensorDesc `json:"passthrough"`
+	CompoundSize int          `json:"compound_size"`
+	Compounds    [][]int      `json:"compounds"`
+	BaseMode     BaseMode     `json:"base_mode"`
+	// SuffixBases overrides BaseMode for individual suffixes.
+	SuffixBases map[string]BaseMode `json:"suffix_bases,omitempty"`
+	SVD         SVDInfo             `json:"svd"`
+	Increments  []IncrementDesc     `json:"increments"`
+	DType       string              `json:"dtype"`
+	Counts      Counts              `json:"counts"`
+	Distill     *DistillInfo        `json:"distill,omitempty"`
 }
 
 // Compounds partitions layers 0 … n-1 into runs of k consecutive layers; the
@@ -214,8 +233,8 @@ func (m *Manifest) Validate() error {
 		for j, l := range c {
 			for name := range suf {
 				has := seen[incKey(l, name)]
-				if need := !(j == 0 && m.BaseMode == BaseFirst); need != has {
-					return manifestErr("layer %d %s: increment present=%v, but base mode %s needs %v", l, name, has, m.BaseMode, need)
+				if need := !(j == 0 && m.BaseFor(name) == BaseFirst); need != has {
+					return manifestErr("layer %d %s: increment present=%v, but base mode %s needs %v", l, name, has, m.BaseFor(name), need)
 				}
 			}
 		}
@@ -234,8 +253,8 @@ func (m *Manifest) validateLayout() error {
 	if m.FormatVersion != FormatVersion {
 		return manifestErr("format version %d is not supported (this build reads %d)", m.FormatVersion, FormatVersion)
 	}
-	if m.BaseMode != BaseFirst && m.BaseMode != BaseMean {
-		return manifestErr("unknown base mode %q", m.BaseMode)
+	if _, err := ParseBaseMode(string(m.BaseMode)); err != nil {
+		return manifestErr("%v", err)
 	}
 	if m.NumLayers < 1 || m.NumLayers > 1<<20 {
 		return manifestErr("num_layers %d out of range", m.NumLayers)
@@ -280,6 +299,14 @@ func (m *Manifest) validateSuffixes() (map[string]TensorDesc, error) {
 	}
 	if len(suf) == 0 {
 		return nil, manifestErr("no suffixes")
+	}
+	for name, b := range m.SuffixBases {
+		if _, ok := suf[name]; !ok {
+			return nil, manifestErr("base mode for unknown suffix %q", name)
+		}
+		if _, err := ParseBaseMode(string(b)); err != nil {
+			return nil, manifestErr("suffix %q: %v", name, err)
+		}
 	}
 	return suf, nil
 }

@@ -231,7 +231,9 @@ func (mf *Manifest) ExpectedTensors() map[string][]int {
 	}
 	for c := range mf.Compounds {
 		for _, s := range mf.Suffixes {
-			out[BaseName(c, s.Name)] = s.Shape
+			if mf.HasBase(s.Name) {
+				out[BaseName(c, s.Name)] = s.Shape
+			}
 		}
 	}
 	for _, inc := range mf.Increments {
@@ -271,7 +273,8 @@ func (m *Model) SplitName(name string) (layer int, suffix string, ok bool) {
 }
 
 // LayerWeight materializes the dense weight of suffix in layer l:
-// base + B·A, base + delta, or base, in a new slice.
+// base + B·A, base + delta, or base (a zero base for suffixes without one),
+// in a new slice.
 func (m *Model) LayerWeight(l int, suffix string) ([]float32, []int, error) {
 	desc, ok := m.suffix[suffix]
 	if !ok {
@@ -297,7 +300,11 @@ func (m *Model) LayerWeightInto(dst []float32, l int, suffix string) error {
 		return fmt.Errorf("layer %d %s: %w: destination holds %d values, want %d", l, suffix, formats.ErrInvalid, len(dst), n)
 	}
 	c, _ := m.Compound(l)
-	copy(dst, m.Tensors[BaseName(c, suffix)].Data)
+	if base, ok := m.Tensors[BaseName(c, suffix)]; ok {
+		copy(dst, base.Data)
+	} else {
+		clear(dst)
+	}
 	inc := m.Increment(l, suffix)
 	switch {
 	case inc == nil:
@@ -433,7 +440,9 @@ func (mf *Manifest) StorageOrder() []string {
 	}
 	for c, layers := range mf.Compounds {
 		for _, s := range mf.Suffixes {
-			out = append(out, BaseName(c, s.Name))
+			if mf.HasBase(s.Name) {
+				out = append(out, BaseName(c, s.Name))
+			}
 		}
 		for _, l := range layers {
 			for _, s := range mf.Suffixes {

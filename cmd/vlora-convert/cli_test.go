@@ -216,6 +216,12 @@ func TestUsageErrors(t *testing.T) {
 		{"compress", "--model", "x", "--out", "y", "--rank", "4", "--energy", "0.5"},
 		{"compress", "--model", "x", "--out", "y", "--base", "median"},
 		{"compress", "--nonsense"},
+		{"compress", "--model", "x", "--out", "y", "--distill-steps", "10", "--tokens", "1000"},
+		{"compress", "--model", "x", "--out", "y", "--local-steps", "-1"},
+		{"compress", "--model", "x", "--out", "y", "--init", "pca"},
+		{"compress", "--model", "x", "--out", "y", "--target-params", "1.5"},
+		{"compress", "--model", "x", "--out", "y", "--plan-bases", "median"},
+		{"distill", "x", "--original", "y", "--steps", "10", "--tokens", "1000"},
 		{"inspect"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

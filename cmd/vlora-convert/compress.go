@@ -29,9 +29,15 @@ type compressOptions struct {
 	// rankSet and energySet record whether the flags were given, so that
 	// an explicit 0 is refused rather than taken for the default.
 	rankSet, energySet bool
+	plan               planFlags
 
 	// opt is the SVD stage's configuration, set by Complete.
 	opt convert.Options
+	// cal is the original model with the calibration data, loaded by Run
+	// when the plan needs them, and shared with the distillation stage.
+	cal *calibration
+	// recipe is set when no recipe flag was given (the default recipe).
+	recipe bool
 }
 
 func newCompressCmd(s streams) *cobra.Command {
@@ -68,6 +74,7 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 	fl.IntVar(&o.distill.steps, "distill-steps", 300, "distillation steps after the SVD stage, 0…2^24 (0: SVD only)")
 	o.distill.addFlags(fl)
 	o.distill.addSourceCheckFlag(fl)
+	o.plan.addFlags(fl)
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("out")
 	return cmd
@@ -76,6 +83,10 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 // Complete builds the SVD stage's options from the flags.
 func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
 	o.rankSet, o.energySet = cmd.Flags().Changed("rank"), cmd.Flags().Changed("energy")
+	if err := o.distill.useTokens(cmd, "distill-steps"); err != nil {
+		return err
+	}
+	o.recipe = o.useDefaultRecipe(cmd)
 	o.opt = convert.Options{CompoundSize: o.k, Rank: o.rank, Energy: o.energy, Seed: o.seed,
 		Oversample: o.oversample, PowerIters: o.powerIters, Workers: o.workers}
 	if o.oversample == 0 {
@@ -116,6 +127,9 @@ func (o *compressOptions) Validate() error {
 	if err != nil {
 		return err
 	}
+	if err := o.plan.validate(); err != nil {
+		return err
+	}
 	if o.rankSet {
 		if err := intRange("rank", o.rank, 1, maxRank); err != nil {
 			return err
@@ -151,7 +165,7 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	// A model the stage cannot train keeps the SVD initialisation, with a
 	// note (distillFlags.run).
 	var unsupported error
-	if o.distill.steps > 0 {
+	if o.distill.active() {
 		err := clock.run("read", func() error {
 			var err error
 			data, err = o.distill.prepareFromDir(ctx, o.model, o.seed)
@@ -160,6 +174,12 @@ func (o *compressOptions) Run(ctx context.Context) error {
 			}
 			return err
 		})
+		if err != nil {
+			return err
+		}
+	}
+	if o.plan.needsCalibration() {
+		err := clock.run("calibrate", func() error { return o.calibrate(ctx, data) })
 		if err != nil {
 			return err
 		}
@@ -191,7 +211,7 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	}
 	if unsupported != nil {
 		fmt.Fprintf(o.ErrOut, "note: %v; the file holds the SVD initialisation only\n", unsupported)
-	} else if o.distill.steps > 0 {
+	} else if o.distill.active() {
 		if !o.json {
 			fmt.Fprintln(o.Out)
 		}
@@ -210,13 +230,17 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// compress runs the SVD stage with a progress bar under a soft memory
-// limit. The model is kept in memory for the distillation stage.
+// compress runs the plan and the SVD stage with a progress bar under a soft
+// memory limit, then the refit when asked. The model is kept in memory for
+// the refit and the distillation stage.
 func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error) {
-	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
 	opt := o.opt
+	if err := o.plan.apply(ctx, o.model, o.cal, &opt, o.ErrOut); err != nil {
+		return nil, err
+	}
+	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
 	opt.Progress = bar.Report
-	opt.KeepModel = o.distill.steps > 0
+	opt.KeepModel = o.distill.active() || o.plan.refit
 	// The SVD stage's live memory is bounded by a few layer tensors; a soft
 	// limit keeps the garbage collector from letting the heap double past it.
 	prevLimit := int64(-1)
@@ -228,7 +252,10 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 		debug.SetMemoryLimit(prevLimit)
 	}
 	bar.Close()
-	return res, err
+	if err != nil || !o.plan.refit {
+		return res, err
+	}
+	return res, applyRefit(ctx, o.cal, res.Model, res.Path, o.ErrOut)
 }
 
 // compressMemoryLimit is the soft heap limit of the SVD stage (1.5 GiB),

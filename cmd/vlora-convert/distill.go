@@ -25,7 +25,11 @@ type distillFlags struct {
 	tokenizer, textField                                       string
 	stride                                                     int
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
-	resume, recompute, skipSourceCheck                         bool
+	baseLRScale, passLRScale, localLR                          float64
+	localSteps                                                 int
+	// tokens, when positive, replaces the step count by a token budget.
+	tokens                                       int64
+	resume, recompute, skipSourceCheck, scaledGD bool
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -47,6 +51,12 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Float64Var(&d.clip, "clip", 1, "clip the global gradient norm, [0, 1e6] (0: off)")
 	fl.Float64Var(&d.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay, [0, 1000]")
 	fl.IntVar(&d.ckptEvery, "checkpoint-every", 50, "save a checkpoint every N steps, 0…2^24 (0: never)")
+	fl.Int64Var(&d.tokens, "tokens", 0, "train on this many tokens instead of a step count, 0…2^40 (steps = tokens / (batch × sequence length), rounded up)")
+	fl.IntVar(&d.localSteps, "local-steps", 0, "local stage before the global one: steps per compound matching every block's output to the original's, 0…2^24 (0: none)")
+	fl.Float64Var(&d.localLR, "local-lr", 0, "peak learning rate of the local stage, [0, 10] (0: --lr)")
+	fl.BoolVar(&d.scaledGD, "scaled-gd", false, "precondition the gradients of each low-rank pair as ScaledGD does (∇B(AAᵀ+εI)⁻¹, (BᵀB+εI)⁻¹∇A) before AdamW")
+	fl.Float64Var(&d.baseLRScale, "base-lr-scale", 1, "learning-rate multiplier of the compound bases, (0, 1000]")
+	fl.Float64Var(&d.passLRScale, "pass-lr-scale", 1, "learning-rate multiplier of the embeddings, final norm and head (--train all), (0, 1000]")
 	fl.BoolVar(&d.resume, "resume", false, "continue from the checkpoint left by an interrupted run")
 	fl.BoolVar(&d.recompute, "recompute", false, "keep only each layer's input and recompute its activations in the backward pass (less memory, one more forward pass)")
 }
@@ -56,6 +66,22 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 func (d *distillFlags) addSourceCheckFlag(fl *pflag.FlagSet) {
 	fl.BoolVar(&d.skipSourceCheck, "skip-source-check", false, "accept an original whose files differ from the SHA-256 the VLoRA file records (shapes and architecture are still checked)")
 }
+
+// useTokens makes --tokens replace the step count set by stepsFlag, an
+// error when both were given.
+func (d *distillFlags) useTokens(cmd *cobra.Command, stepsFlag string) error {
+	if d.tokens == 0 {
+		return nil
+	}
+	if cmd.Flags().Changed(stepsFlag) {
+		return usagef("--%s and --tokens are exclusive", stepsFlag)
+	}
+	d.steps = 0
+	return nil
+}
+
+// active reports whether the flags ask for a distillation stage.
+func (d *distillFlags) active() bool { return d.steps > 0 || d.tokens > 0 }
 
 // validate checks every flag of the stage against its documented range.
 func (d *distillFlags) validate() error {
@@ -75,6 +101,11 @@ func (d *distillFlags) validate() error {
 		floatRange("hidden-weight", d.hiddenWeight, 0, 1e6, false),
 		floatRange("clip", d.clip, 0, 1e6, false),
 		floatRange("weight-decay", d.weightDecay, 0, 1e3, false),
+		int64Range("tokens", d.tokens, 0, maxTokens),
+		intRange("local-steps", d.localSteps, 0, maxSteps),
+		floatRange("local-lr", d.localLR, 0, 10, false),
+		floatRange("base-lr-scale", d.baseLRScale, 0, 1000, true),
+		floatRange("pass-lr-scale", d.passLRScale, 0, 1000, true),
 	)
 }
 
@@ -94,8 +125,10 @@ const checkpointName = "distill.ckpt.safetensors"
 // options returns the library options the flags describe.
 func (d *distillFlags) options(seed uint64) distill.Options {
 	return distill.Options{
-		Steps: d.steps, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
+		Steps: d.steps, Tokens: d.tokens, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
 		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
+		LRScales:   distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
+		LocalSteps: d.localSteps, LocalLR: d.localLR, Precondition: d.scaledGD,
 		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume, Recompute: d.recompute,
 	}
 }
@@ -175,8 +208,11 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 		Options: d.options(t.seed), Clock: t.clock,
 	}
 	job.Options.Progress = func(p stage.Progress) {
+		if p.Stage != stage.Distill {
+			return // the local stage is short; the bar counts global steps
+		}
 		last.Loss, last.TokensPerSec = p.Loss, p.TokensPerSec
-		bar.Set(int64(p.Done))
+		bar.Report(p)
 	}
 	sum, err := job.run(ctx)
 	bar.Close()
@@ -257,7 +293,10 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 }
 
 // Complete resolves the input file and the output path.
-func (o *distillOptions) Complete(_ *cobra.Command, args []string) error {
+func (o *distillOptions) Complete(cmd *cobra.Command, args []string) error {
+	if err := o.flags.useTokens(cmd, "steps"); err != nil {
+		return err
+	}
 	o.in = args[0]
 	in, err := vlora.ResolvePath(args[0])
 	if err != nil {

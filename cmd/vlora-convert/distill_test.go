@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
@@ -67,5 +68,94 @@ func TestCompressWithDistillation(t *testing.T) {
 	// Bad trainable set is a usage error.
 	if _, _, code := run(t, "distill", out, "--original", dir, "--train", "everything"); code != 2 {
 		t.Errorf("--train everything: exit %d, want 2", code)
+	}
+}
+
+// TestCompressWithRecipe runs the budget, whitened initialisation, refit,
+// local stage and a token budget on the tiny Llama fixture (calibration
+// and training data sampled from the original) and checks the stored
+// fraction, the manifest record and the stage column of the loss log.
+func TestCompressWithRecipe(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	out := filepath.Join(t.TempDir(), "out")
+	_, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "2", "--target-params", "0.6",
+		"--init", "whitened", "--refit", "--calib-samples", "8", "--local-steps", "3", "--tokens", "600",
+		"--batch", "4", "--seq-len", "16", "-q")
+	if code != 0 {
+		t.Fatalf("compress: exit %d: %s", code, stderr)
+	}
+	m, f, err := vlora.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if frac := float64(m.Counts.ParamsStored) / float64(m.Counts.ParamsOriginal); frac > 0.6 {
+		t.Errorf("stored fraction %.4f, want at most 0.6", frac)
+	}
+	// 600 tokens in steps of 4×16: 10 steps.
+	if d := m.Distill; d == nil || d.Steps != 10 || d.LocalSteps != 3 {
+		t.Fatalf("manifest distill record %+v", d)
+	}
+	csv, err := os.ReadFile(filepath.Join(out, "model.vlora.loss.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(csv)), "\n")
+	local, global := 0, 0
+	for _, l := range lines[1:] {
+		switch {
+		case strings.HasPrefix(l, "local,"):
+			local++
+		case strings.HasPrefix(l, "global,"):
+			global++
+		}
+	}
+	if comps := len(m.Compounds); local != 3*comps || global != 10 {
+		t.Errorf("loss log: %d local and %d global rows, want %d and 10", local, global, 3*comps)
+	}
+	if !strings.Contains(stderr, "refit:") {
+		t.Errorf("no refit report on stderr: %q", stderr)
+	}
+}
+
+// TestCompressDefaultRecipe checks that compress without recipe flags
+// spends the default parameter budget with whitened initialisation and
+// refit on calibration sequences sampled from the original, and trains
+// every tensor; an explicit rank keeps the single-rank recipe.
+func TestCompressDefaultRecipe(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	out := filepath.Join(t.TempDir(), "out")
+	_, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "2", "--calib-samples", "4",
+		"--distill-steps", "2", "--batch", "2", "--seq-len", "16")
+	if code != 0 {
+		t.Fatalf("compress: exit %d: %s", code, stderr)
+	}
+	m, f, err := vlora.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if frac := float64(m.Counts.ParamsStored) / float64(m.Counts.ParamsOriginal); frac > defaultTargetParams {
+		t.Errorf("stored fraction %.4f, want at most %v", frac, defaultTargetParams)
+	}
+	if m.Distill == nil || m.Distill.Train != "all" {
+		t.Errorf("distill record %+v, want every tensor trained", m.Distill)
+	}
+	for _, want := range []string{"budget:", "refit:"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q: %s", want, stderr)
+		}
+	}
+	ranked := filepath.Join(t.TempDir(), "ranked")
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", ranked, "-k", "2", "-r", "3", "--distill-steps", "0"); code != 0 || strings.Contains(stderr, "budget:") {
+		t.Fatalf("compress -r 3: exit %d: %s", code, stderr)
+	}
+	m, f, err = vlora.ReadManifest(ranked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if m.SVD.Rank != 3 || m.BaseMode != vlora.BaseFirst {
+		t.Errorf("-r 3: rank %d base %s, want 3 and first", m.SVD.Rank, m.BaseMode)
 	}
 }

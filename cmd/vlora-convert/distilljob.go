@@ -121,10 +121,10 @@ func (j *distillJob) write(sum *distillSummary, res *distill.Result) error {
 	sum.ParamsStored = j.Student.Manifest.Counts.ParamsStored
 	base := strings.TrimSuffix(j.Output, ".safetensors")
 	sum.LossCSV, sum.LossPlot = base+".loss.csv", base+".loss.png"
-	if err := writeLossCSV(sum.LossCSV, res.Log); err != nil {
+	if err := writeLossCSV(sum.LossCSV, res); err != nil {
 		return err
 	}
 	mf := j.Student.Manifest
 	title := fmt.Sprintf("distillation: K=%d, %s base, %d steps × %d", mf.CompoundSize, mf.BaseMode, res.Steps, cmp.Or(j.Options.Batch, distill.DefaultBatch))
-	return writeLossPlot(sum.LossPlot, title, res.Log)
+	return writeLossPlot(sum.LossPlot, title, res)
 }

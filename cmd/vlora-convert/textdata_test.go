@@ -116,25 +116,45 @@ func TestImageFolderPipeline(t *testing.T) {
 		"--eval-data", images, "--distill-steps", "3", "--batch", "4", "-q"); code != 0 {
 		t.Fatalf("compress: %s", stderr)
 	}
-	stdout, stderr, code := run(t, "verify", "--original", vit, "--compressed", out, "--data", images, "--labels-from-folders", "--json")
+	rep := verifyImages(t, vit, out, images)
+	// The default recipe (budget, whitened initialisation and refit on the
+	// image folder, every tensor trained) keeps the classifier's decisions.
+	def := filepath.Join(tmp, "default")
+	if _, stderr, code := run(t, "compress", "--model", vit, "--out", def, "-k", "2", "--data", images,
+		"--eval-data", images, "--distill-steps", "3", "--batch", "4", "-q"); code != 0 {
+		t.Fatalf("compress with the default recipe: %s", stderr)
+	}
+	if d := verifyImages(t, vit, def, images); *d.AccC < *rep.AccO {
+		t.Errorf("default recipe: accuracy %.3f, original %.3f (KL %.4g)", *d.AccC, *rep.AccO, *d.KL)
+	}
+	// Without preprocessor_config.json the folder cannot be read.
+	os.Remove(filepath.Join(vit, "preprocessor_config.json"))
+	_, stderr, code := run(t, "verify", "--original", vit, "--compressed", out, "--data", images)
+	if code != 2 || !strings.Contains(stderr, "preprocessor_config.json") {
+		t.Errorf("no preprocessor config: exit %d, %s", code, stderr)
+	}
+}
+
+// imageReport is the part of verify's JSON report the image tests read.
+type imageReport struct {
+	AccO *float64 `json:"accuracy_original"`
+	AccC *float64 `json:"accuracy_compressed"`
+	KL   *float64 `json:"kl_mean"`
+}
+
+// verifyImages runs verify on an image folder with folder labels.
+func verifyImages(t *testing.T, original, compressed, images string) imageReport {
+	t.Helper()
+	stdout, stderr, code := run(t, "verify", "--original", original, "--compressed", compressed, "--data", images, "--labels-from-folders", "--json")
 	if code != 0 {
 		t.Fatalf("verify: %s", stderr)
 	}
-	var rep struct {
-		AccO *float64 `json:"accuracy_original"`
-		AccC *float64 `json:"accuracy_compressed"`
-		KL   *float64 `json:"kl_mean"`
-	}
+	var rep imageReport
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatal(err)
 	}
 	if rep.AccO == nil || rep.AccC == nil || rep.KL == nil {
-		t.Errorf("verify report lacks accuracy or KL: %s", stdout)
+		t.Fatalf("verify report lacks accuracy or KL: %s", stdout)
 	}
-	// Without preprocessor_config.json the folder cannot be read.
-	os.Remove(filepath.Join(vit, "preprocessor_config.json"))
-	_, stderr, code = run(t, "verify", "--original", vit, "--compressed", out, "--data", images)
-	if code != 2 || !strings.Contains(stderr, "preprocessor_config.json") {
-		t.Errorf("no preprocessor config: exit %d, %s", code, stderr)
-	}
+	return rep
 }

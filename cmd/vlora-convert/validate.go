@@ -22,10 +22,20 @@ const (
 	maxBatch        = 1 << 16
 	maxSeqLen       = 1 << 16
 	maxSamples      = 1 << 20
+	maxTokens       = 1 << 40
 )
 
 // intRange checks that the integer flag name holds a value in [lo, hi].
 func intRange(name string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return usagef("--%s %d outside its range [%d, %d]", name, v, lo, hi)
+	}
+	return nil
+}
+
+// int64Range checks that the 64-bit integer flag name holds a value in
+// [lo, hi].
+func int64Range(name string, v, lo, hi int64) error {
 	if v < lo || v > hi {
 		return usagef("--%s %d outside its range [%d, %d]", name, v, lo, hi)
 	}

@@ -1,0 +1,106 @@
+package calib
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/transformer"
+)
+
+const tinyLlama = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":8,
+"intermediate_size":12,"num_attention_heads":2,"num_key_value_heads":1,"num_hidden_layers":2,
+"vocab_size":11,"rms_norm_eps":1e-5,"max_position_embeddings":16,"rope_theta":10000}`
+
+func TestGramsMatchNaiveSums(t *testing.T) {
+	// tol is relative: each batch's product is summed in float32 over at
+	// most 12 positions before the float64 accumulation.
+	const tol = 1e-5
+	cfg, err := formats.ParseConfig([]byte(tinyLlama))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := transformer.BuildSpec(cfg, func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := spec.Parameters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := transformer.MapWeights{}
+	for _, pi := range infos {
+		n := 1
+		for _, d := range pi.Shape {
+			n *= d
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(rng.NormFloat64() * 0.3)
+		}
+		w[pi.Name] = &transformer.Param{Name: pi.Name, Shape: pi.Shape, Data: data}
+	}
+	m, err := transformer.LoadSpec(spec, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inputs []*transformer.Input
+	for range 3 {
+		ids := make([]int, 2*6)
+		for i := range ids {
+			ids[i] = rng.IntN(11)
+		}
+		inputs = append(inputs, &transformer.Input{Batch: 2, Seq: 6, IDs: ids})
+	}
+	got, err := Grams(context.Background(), m, inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 14 {
+		t.Fatalf("%d Gram matrices, want 14 (7 per layer)", len(got))
+	}
+	// Reference: the same inputs from a fresh trainer, summed naively.
+	want := map[string][]float64{}
+	tr := m.NewTrainer()
+	for _, in := range inputs {
+		if _, err := tr.Forward(in, transformer.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, li := range tr.LinearInputs() {
+			n := li.Cols
+			if want[li.Weight] == nil {
+				want[li.Weight] = make([]float64, n*n)
+			}
+			for r := range li.Rows {
+				x := li.X[r*n : r*n+n]
+				for i := range n {
+					for j := range n {
+						want[li.Weight][i*n+j] += float64(x[i]) * float64(x[j])
+					}
+				}
+			}
+		}
+	}
+	for name, g := range got {
+		n := g.SymmetricDim()
+		var diff, norm float64
+		for i := range n {
+			for j := range n {
+				d := g.At(i, j) - want[name][i*n+j]
+				diff += d * d
+				norm += want[name][i*n+j] * want[name][i*n+j]
+			}
+		}
+		if math.Sqrt(diff) > tol*math.Sqrt(norm) {
+			t.Errorf("%s: relative error %g", name, math.Sqrt(diff/norm))
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Grams(ctx, m, inputs); err == nil {
+		t.Error("no error from a cancelled context")
+	}
+}

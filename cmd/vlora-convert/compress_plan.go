@@ -1,0 +1,220 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/vlora-convert/vlora-convert/calib"
+	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/dataset"
+	"github.com/vlora-convert/vlora-convert/distill"
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/refit"
+	"github.com/vlora-convert/vlora-convert/transformer"
+	"github.com/vlora-convert/vlora-convert/vlora"
+)
+
+// planFlags select activation-aware initialisation, a parameter budget and
+// the closed-form refit of the compress command.
+type planFlags struct {
+	init         string
+	target       float64
+	calibSamples int
+	bases        []string
+	refit        bool
+}
+
+// addFlags registers the plan flags.
+func (p *planFlags) addFlags(fl *pflag.FlagSet) {
+	fl.StringVar(&p.init, "init", "plain", "increment initialisation: plain (SVD of the weights) or whitened (SVD in the space of the layer inputs on the calibration data)")
+	fl.Float64Var(&p.target, "target-params", 0, "store at most this fraction of the original's parameters; ranks and base modes are chosen per tensor (replaces --rank)")
+	fl.IntVar(&p.calibSamples, "calib-samples", 64, "calibration sequences for --init whitened and --refit: the first N of --data, or N sampled from the original")
+	fl.BoolVar(&p.refit, "refit", false, "after the SVD, correct each increment's B in closed form, layer by layer, on the compressed model's own inputs")
+	fl.StringSliceVar(&p.bases, "plan-bases", []string{"mean", "zero"}, "base modes --target-params chooses from, per tensor kind")
+}
+
+// recipeFlags choose a compression recipe; without any of them compress
+// uses the default recipe (useDefaultRecipe).
+var recipeFlags = []string{"rank", "energy", "base", "target-params", "init", "refit", "plan-bases"}
+
+// Defaults of the default recipe.
+const (
+	defaultTargetParams = 0.55
+	defaultLocalSteps   = 0
+)
+
+// useDefaultRecipe selects the default recipe when no recipe flag was
+// given: the parameter budget defaultTargetParams spent over mean and zero
+// bases, whitened initialisation, the refit, and distillation of every
+// tensor (unless --train or --local-steps say otherwise). It reports
+// whether it did.
+func (o *compressOptions) useDefaultRecipe(cmd *cobra.Command) bool {
+	fl := cmd.Flags()
+	for _, f := range recipeFlags {
+		if fl.Changed(f) {
+			return false
+		}
+	}
+	o.plan.target, o.plan.init, o.plan.refit = defaultTargetParams, "whitened", true
+	if !fl.Changed("train") {
+		o.distill.train = string(distill.TrainAll)
+	}
+	if !fl.Changed("local-steps") {
+		o.distill.localSteps = defaultLocalSteps
+	}
+	return true
+}
+
+// errNoCalibration reports a model whose calibration data cannot be
+// sampled.
+var errNoCalibration = fmt.Errorf("%w: calibration needs --data for a model that does not generate text", formats.ErrInvalid)
+
+// calibrate loads the calibration data when the plan needs it. For the
+// default recipe a model that cannot be calibrated (no data and no text
+// generation, or an architecture the forward pass lacks) falls back to the
+// plain initialisation without refit, with a note.
+// The teacher of data, when data is not nil, is reused.
+func (o *compressOptions) calibrate(ctx context.Context, data *preparedData) error {
+	if !o.plan.needsCalibration() {
+		return nil
+	}
+	var teacher *model.Model
+	if data != nil {
+		teacher = data.teacher
+	}
+	var err error
+	o.cal, err = loadCalibration(ctx, o.model, teacher, &o.distill, o.plan.calibSamples, o.seed)
+	if err != nil && o.recipe && (errors.Is(err, errNoCalibration) || errors.Is(err, model.ErrUnsupportedArchitecture)) {
+		fmt.Fprintf(o.ErrOut, "note: %v; plain initialisation without refit\n", err)
+		o.plan.init, o.plan.refit = "plain", false
+		return nil
+	}
+	return err
+}
+
+// validate checks the plan flags.
+func (p *planFlags) validate() error {
+	if p.init != "plain" && p.init != "whitened" {
+		return usagef("--init %q: want plain or whitened", p.init)
+	}
+	err := firstError(floatRange("target-params", p.target, 0, 1, false), intRange("calib-samples", p.calibSamples, 1, maxSamples))
+	if err != nil {
+		return err
+	}
+	for _, b := range p.bases {
+		if _, err := vlora.ParseBaseMode(b); err != nil {
+			return usageError{err}
+		}
+	}
+	return nil
+}
+
+// needsCalibration reports whether the plan runs the original model.
+func (p *planFlags) needsCalibration() bool { return p.init == "whitened" || p.refit }
+
+// calibration is the original model and the calibration batches, loaded
+// once and shared by the whitened initialisation, the refit and the
+// distillation stage.
+type calibration struct {
+	teacher *model.Model
+	inputs  []*transformer.Input
+	source  string
+}
+
+// loadCalibration loads the original and the first samples sequences of
+// data, or samples them from the original when data is empty, in batches
+// of 16. teacher, when not nil, is the original already loaded.
+func loadCalibration(ctx context.Context, modelDir string, teacher *model.Model, d *distillFlags, samples int, seed uint64) (*calibration, error) {
+	var err error
+	if teacher == nil {
+		if teacher, err = model.LoadDense(modelDir); err != nil {
+			return nil, err
+		}
+	}
+	var data *dataset.Dataset
+	switch {
+	case d.data == "" && !teacher.IsCausalLM():
+		return nil, errNoCalibration
+	case d.data != "":
+		data, err = dataset.Load(ctx, d.data, dataset.LoadOptions{Samples: samples, SeqLen: d.seqLen,
+			MaxSeqLen: teacher.Config.MaxPositions, TokenizerPath: cmp.Or(d.tokenizer, teacher.Path),
+			TextField: d.textField, Stride: d.stride, Preprocessor: teacher.Path})
+	default:
+		t := dataset.SeqLen(d.seqLen, dataset.DefaultSeqLen, teacher.Config.MaxPositions)
+		data, err = dataset.Sample(ctx, teacher, samples, t, seed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("calibration data: %w", err)
+	}
+	c := &calibration{teacher: teacher, source: data.Source}
+	for i := 0; i < data.N; i += 16 {
+		c.inputs = append(c.inputs, data.Batch(i, min(data.N, i+16)))
+	}
+	return c, nil
+}
+
+// applyPlan fills opt.Grams, opt.Ranks and opt.SuffixBases as the plan
+// flags ask; cal is nil unless the plan needs calibration.
+func (p *planFlags) apply(ctx context.Context, modelDir string, cal *calibration, opt *convert.Options, log io.Writer) error {
+	if p.init == "whitened" {
+		var err error
+		if opt.Grams, err = calib.Grams(ctx, cal.teacher.Net, cal.inputs); err != nil {
+			return err
+		}
+	}
+	if p.target == 0 {
+		return nil
+	}
+	var modes []vlora.BaseMode
+	for _, b := range p.bases {
+		m, _ := vlora.ParseBaseMode(b) // checked by validate
+		modes = append(modes, m)
+	}
+	plan, err := convert.PlanBudget(ctx, modelDir, *opt, p.target, modes)
+	if err != nil {
+		return err
+	}
+	opt.SuffixBases, opt.Ranks = plan.SuffixBases, plan.Ranks
+	if mode, same := uniform(plan.SuffixBases); same {
+		opt.Base, opt.SuffixBases = mode, nil
+	}
+	fmt.Fprintf(log, "budget: %d of %d parameters (%.4f), relative truncation loss %.4f\n", plan.Stored, plan.Original, float64(plan.Stored)/float64(plan.Original), plan.Loss)
+	for s, b := range plan.SuffixBases {
+		fmt.Fprintf(log, "budget: %s base %s\n", s, b)
+	}
+	return nil
+}
+
+// applyRefit corrects the increments of vm (refit.Run) and rewrites path.
+func applyRefit(ctx context.Context, cal *calibration, vm *vlora.Model, path string, log io.Writer) error {
+	student, err := model.FromVLoRA(vm)
+	if err != nil {
+		return fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
+	}
+	n, err := refit.Run(ctx, cal.teacher.Net, student.Net, vm, cal.inputs, refit.DefaultDamping)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "refit: %d increments corrected on %s\n", n, cal.source)
+	return vm.Save(path)
+}
+
+// uniform reports whether every suffix has the same base mode, and which.
+func uniform(m map[string]vlora.BaseMode) (vlora.BaseMode, bool) {
+	var first vlora.BaseMode
+	for _, b := range m {
+		if first == "" {
+			first = b
+		} else if b != first {
+			return "", false
+		}
+	}
+	return first, first != ""
+}

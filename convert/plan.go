@@ -1,0 +1,194 @@
+package convert
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/vlora-convert/vlora-convert/budget"
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/svd"
+	"github.com/vlora-convert/vlora-convert/vlora"
+)
+
+// BudgetPlan is a parameter budget spent on a checkpoint's layer stack: a
+// base mode per suffix and a rank (or DenseIncrement) per layer tensor, to
+// be passed to Compress as Options.SuffixBases and Options.Ranks.
+type BudgetPlan struct {
+	SuffixBases map[string]vlora.BaseMode
+	Ranks       map[string]int
+	// Stored is the number of floats the plan stores (pass-through tensors
+	// included) and Original the checkpoint's.
+	Stored, Original int64
+	// Loss is the summed relative truncation error Σ‖E·L‖²/‖W·L‖² over the
+	// increments (L = I without Gram matrices).
+	Loss float64
+}
+
+// PlanBudget chooses, for the checkpoint in modelDir cut into compounds of
+// opt.CompoundSize layers, one base mode per 2-D suffix among modes and a
+// rank per increment, so that the stored floats are at most
+// target·(original floats) and the summed relative truncation error is as
+// small as the greedy allocation of package budget makes it. An increment's
+// error is measured in the whitened space of opt.Grams when its tensor has a
+// Gram matrix there, and is relative to the layer's own (whitened) weight,
+// so every layer counts alike. 1-D tensors are stored per layer without a
+// base (their exact and cheapest form).
+func PlanBudget(ctx context.Context, modelDir string, opt Options, target float64, modes []vlora.BaseMode) (*BudgetPlan, error) {
+	if !(target > 0 && target <= 1) {
+		return nil, fmt.Errorf("%w: parameter target %v must be in (0, 1]", formats.ErrInvalid, target)
+	}
+	if opt.CompoundSize < 0 {
+		return nil, fmt.Errorf("%w: compound size %d must be at least 1", formats.ErrInvalid, opt.CompoundSize)
+	}
+	if len(modes) == 0 {
+		return nil, fmt.Errorf("%w: no base modes to choose from", formats.ErrInvalid)
+	}
+	ck, err := formats.OpenCheckpoint(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	st, err := vlora.DetectStack(ck.Names(), func(n string) vlora.TensorShape {
+		ti, _ := ck.Info(n)
+		return vlora.TensorShape{Shape: ti.Shape, DType: ti.DType.String()}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", modelDir, formats.ErrInvalid, err)
+	}
+	plan := &BudgetPlan{SuffixBases: map[string]vlora.BaseMode{}, Ranks: map[string]int{}}
+	var fixed int64
+	for _, n := range ck.Names() {
+		ti, _ := ck.Info(n)
+		plan.Original += int64(ti.NumElements())
+		if _, _, in := st.Split(n); !in {
+			fixed += int64(ti.NumElements())
+		}
+	}
+	compounds := vlora.Compounds(st.NumLayers, cmp.Or(opt.CompoundSize, DefaultCompoundSize))
+	read := func(name string) ([]float64, error) { return ck.ReadFloat64(name) }
+
+	var groups []budget.Group
+	var members [][]planMember // per group, per layout
+	for _, s := range st.Suffixes {
+		shape := st.Shapes[s]
+		if len(shape) < 2 {
+			plan.SuffixBases[s] = vlora.BaseZero
+			fixed += int64(st.NumLayers * vlora.NumElements(shape))
+			continue
+		}
+		g, mem, err := suffixGroup(ctx, read, st, compounds, s, modes, opt.Grams)
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
+		members = append(members, mem)
+	}
+	limit := int64(math.Floor(target * float64(plan.Original)))
+	p, err := budget.Choose(groups, limit-fixed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: target %v: %v", formats.ErrInvalid, target, err)
+	}
+	plan.Stored, plan.Loss = fixed+p.Floats, p.Loss
+	for gi, li := range p.Layout {
+		mb := members[gi][li]
+		plan.SuffixBases[mb.suffix] = modes[li]
+		for i, c := range p.Choices[gi] {
+			r := c.Rank
+			if c.Dense {
+				r = DenseIncrement
+			}
+			plan.Ranks[st.Name(mb.layers[i], mb.suffix)] = r
+		}
+	}
+	return plan, nil
+}
+
+// planMember lists, for one layout of a suffix, the layer of each of its
+// increments in budget order.
+type planMember struct {
+	suffix string
+	layers []int
+}
+
+// suffixGroup returns the budget group of the 2-D suffix s: one layout per
+// base mode, each with the fixed cost of its bases and the spectrum of
+// every increment.
+func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, compounds [][]int, s string, modes []vlora.BaseMode, grams map[string]*mat.SymDense) (budget.Group, []planMember, error) {
+	rows, cols := vlora.Matrix(st.Shapes[s])
+	g := budget.Group{Name: s}
+	var mem []planMember
+	for _, mode := range modes {
+		lay := budget.Layout{Name: string(mode)}
+		mb := planMember{suffix: s}
+		for _, layers := range compounds {
+			base, err := compoundBase(ctx, read, st, layers, s, mode)
+			if err != nil {
+				return g, nil, err
+			}
+			if base != nil {
+				lay.Fixed += int64(rows * cols)
+			}
+			for j, l := range layers {
+				if j == 0 && mode == vlora.BaseFirst {
+					continue
+				}
+				m, err := spectrumOf(read, st.Name(l, s), base, rows, cols, grams[st.Name(l, s)])
+				if err != nil {
+					return g, nil, fmt.Errorf("layer %d %s: %w", l, s, err)
+				}
+				lay.Mats = append(lay.Mats, m)
+				mb.layers = append(mb.layers, l)
+			}
+		}
+		g.Layouts = append(g.Layouts, lay)
+		mem = append(mem, mb)
+	}
+	return g, mem, nil
+}
+
+// spectrumOf returns the budget item of one increment W − base (W when base
+// is nil): its plain or whitened singular values, weighted by 1/‖W·L‖².
+func spectrumOf(read func(string) ([]float64, error), name string, base []float64, rows, cols int, gram *mat.SymDense) (budget.Matrix, error) {
+	w, err := read(name)
+	if err != nil {
+		return budget.Matrix{}, err
+	}
+	d := make([]float64, len(w))
+	copy(d, w)
+	if base != nil {
+		for i := range d {
+			d[i] -= base[i]
+		}
+	}
+	wm, dm := mat.NewDense(rows, cols, w), mat.NewDense(rows, cols, d)
+	var s []float64
+	var norm float64
+	if gram != nil {
+		wh, err := svd.NewWhitener(gram, svd.DefaultDamping)
+		if err != nil {
+			return budget.Matrix{}, err
+		}
+		if s, err = wh.Spectrum(dm); err != nil {
+			return budget.Matrix{}, err
+		}
+		var wl mat.Dense
+		wl.Mul(wm, wh.L)
+		norm = mat.Norm(&wl, 2)
+	} else {
+		var f mat.SVD
+		if !f.Factorize(dm, mat.SVDNone) {
+			return budget.Matrix{}, fmt.Errorf("SVD did not converge")
+		}
+		s = f.Values(nil)
+		norm = mat.Norm(wm, 2)
+	}
+	m := budget.Matrix{Rows: rows, Cols: cols, Spectrum: s, Weight: 1}
+	if norm > 0 {
+		m.Weight = 1 / (norm * norm)
+	}
+	return m, nil
+}

@@ -1,0 +1,150 @@
+// Command qualityplot draws the quality table of docs/quality.md: KL and
+// NLL against the stored fraction of the original's parameters, one marker
+// per measured recipe.
+//
+//	go run ./internal/tools/qualityplot -in docs/quality-points.csv -out docs/quality-points.png
+//
+// The CSV has a header and the columns recipe, stored_fraction, kl, nll;
+// the points of one recipe are joined by a line.
+package main
+
+import (
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// point is one measured run.
+type point struct {
+	recipe       string
+	frac, kl, nl float64
+}
+
+func main() {
+	in := flag.String("in", "docs/quality-points.csv", "CSV of measured points")
+	out := flag.String("out", "docs/quality-points.png", "PNG to write")
+	flag.Parse()
+	pts, err := read(*in)
+	if err == nil {
+		err = draw2(pts, *out)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qualityplot:", err)
+		os.Exit(1)
+	}
+}
+
+// read parses the CSV.
+func read(path string) ([]point, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	var pts []point
+	for i, r := range rows {
+		if i == 0 {
+			continue
+		}
+		if len(r) != 4 {
+			return nil, fmt.Errorf("%s:%d: %d columns, want 4", path, i+1, len(r))
+		}
+		p := point{recipe: r[0]}
+		for j, dst := range []*float64{&p.frac, &p.kl, &p.nl} {
+			if *dst, err = strconv.ParseFloat(r[j+1], 64); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+			}
+		}
+		pts = append(pts, p)
+	}
+	return pts, nil
+}
+
+// panel draws one metric against the stored fraction, a line per recipe.
+func panel(pts []point, ylabel string, y func(point) float64) (*plot.Plot, error) {
+	p := plot.New()
+	p.X.Label.Text = "stored parameters / original"
+	p.Y.Label.Text = ylabel
+	p.Add(plotter.NewGrid())
+	var recipes []string
+	for _, q := range pts {
+		if !slices.Contains(recipes, q.recipe) {
+			recipes = append(recipes, q.recipe)
+		}
+	}
+	for i, r := range recipes {
+		var xy plotter.XYs
+		for _, q := range pts {
+			if q.recipe == r {
+				xy = append(xy, plotter.XY{X: q.frac, Y: y(q)})
+			}
+		}
+		slices.SortFunc(xy, func(a, b plotter.XY) int { return int(a.X*1e6 - b.X*1e6) })
+		line, scatter, err := plotter.NewLinePoints(xy)
+		if err != nil {
+			return nil, err
+		}
+		c := plotutilColor(i)
+		line.Color, scatter.Color = c, c
+		scatter.Shape = draw.CircleGlyph{}
+		p.Add(line, scatter)
+		p.Legend.Add(r, line, scatter)
+	}
+	p.Legend.Top = true
+	return p, nil
+}
+
+// plotutilColor returns a distinct color for series i.
+func plotutilColor(i int) color.Color {
+	palette := []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
+		{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}}
+	return palette[i%len(palette)]
+}
+
+// draw2 writes the KL and NLL panels side by side into out, atomically.
+func draw2(pts []point, out string) error {
+	kl, err := panel(pts, "KL(original ‖ compressed), nats/token", func(q point) float64 { return q.kl })
+	if err != nil {
+		return err
+	}
+	nll, err := panel(pts, "NLL, nats/token", func(q point) float64 { return q.nl })
+	if err != nil {
+		return err
+	}
+	img := vgimg.New(14*vg.Inch, 5*vg.Inch)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 4}
+	kl.Draw(tiles.At(dc, 0, 0))
+	nll.Draw(tiles.At(dc, 1, 0))
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".quality-*.png")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), out)
+}
