@@ -1,0 +1,136 @@
+// Package quant quantizes float32 matrices symmetrically by round to nearest,
+// per row or in groups along the row, at 2 to 8 bits per weight with
+// half-precision (F16) scales, and accounts for the bits a quantized tensor
+// costs.
+//
+// # Convention
+//
+// A matrix of rows × cols is cut, row by row, into groups of GroupSize
+// consecutive elements along the row (the input dimension of a linear
+// layer); GroupSize 0 makes the whole row one group. When cols is not a
+// multiple of GroupSize the last group of each row is shorter and has a
+// scale of its own, so every row has ceil(cols/GroupSize) scales.
+//
+// With b bits the signed codes lie in the symmetric range [-Q, Q],
+// Q = 2^(b-1) - 1 (int4: [-7, 7], int8: [-127, 127]); the most negative
+// code -2^(b-1) is never used, so a group's positive and negative extremes
+// are treated alike. A group's scale is its largest magnitude divided by Q,
+// rounded to the nearest F16 (rounded up in the subnormal range below
+// 2^-14, where F16 steps are coarse, and clamped to the largest finite F16); the
+// codes are then computed with that rounded scale, code = clamp(round(x/s),
+// -Q, Q) with ties to even, so that quantization and dequantization use the
+// very same scale. A group of zeros has scale 0 and codes 0.
+//
+// Codes are stored in offset binary, u = code + 2^(b-1), packed into a
+// little-endian bit stream over the row-major elements: element i occupies
+// bits [i·b, (i+1)·b) counting from the least significant bit of byte 0.
+// So int8 is one byte per weight, int4 two per byte (low nibble first) and
+// int2 four per byte.
+package quant
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+)
+
+// ScaleBits is the storage cost of one scale (an F16).
+const ScaleBits = 16
+
+// Scheme is a quantization format: Bits per code (2..8) and GroupSize
+// elements per scale along the row (0: one scale per row).
+type Scheme struct {
+	Bits      int
+	GroupSize int
+}
+
+// Validate reports, wrapping formats.ErrInvalid, a scheme outside 2..8 bits
+// or with a negative group size.
+func (s Scheme) Validate() error {
+	if s.Bits < 2 || s.Bits > 8 {
+		return fmt.Errorf("quant: %w: %d bits (want 2..8)", formats.ErrInvalid, s.Bits)
+	}
+	if s.GroupSize < 0 {
+		return fmt.Errorf("quant: %w: group size %d", formats.ErrInvalid, s.GroupSize)
+	}
+	return nil
+}
+
+// String returns "int4/g32" for groups, or "int8/row" for per-row scales.
+func (s Scheme) String() string {
+	if s.GroupSize == 0 {
+		return fmt.Sprintf("int%d/row", s.Bits)
+	}
+	return fmt.Sprintf("int%d/g%d", s.Bits, s.GroupSize)
+}
+
+// ParseScheme reads the String form ("int4/g32", "int8/row"; "int8" alone
+// means per row).
+func ParseScheme(str string) (Scheme, error) {
+	bad := fmt.Errorf("quant: %w: scheme %q (want e.g. int4/g32 or int8/row)", formats.ErrInvalid, str)
+	name, group, hasGroup := strings.Cut(str, "/")
+	if !strings.HasPrefix(name, "int") {
+		return Scheme{}, bad
+	}
+	bits, err := strconv.Atoi(name[3:])
+	if err != nil {
+		return Scheme{}, bad
+	}
+	s := Scheme{Bits: bits}
+	if hasGroup && group != "row" {
+		if !strings.HasPrefix(group, "g") {
+			return Scheme{}, bad
+		}
+		if s.GroupSize, err = strconv.Atoi(group[1:]); err != nil || s.GroupSize <= 0 {
+			return Scheme{}, bad
+		}
+	}
+	if err := s.Validate(); err != nil {
+		return Scheme{}, err
+	}
+	return s, nil
+}
+
+// MaxCode returns Q = 2^(Bits-1) - 1, the largest code magnitude.
+func (s Scheme) MaxCode() int { return 1<<(s.Bits-1) - 1 }
+
+// group returns the effective group length for rows of cols elements.
+func (s Scheme) group(cols int) int {
+	if s.GroupSize == 0 || s.GroupSize > cols {
+		return cols
+	}
+	return s.GroupSize
+}
+
+// GroupsPerRow returns the number of scales of each row of cols elements:
+// ceil(cols/GroupSize), or 1 per row.
+func (s Scheme) GroupsPerRow(cols int) int {
+	if cols == 0 {
+		return 0
+	}
+	g := s.group(cols)
+	return (cols + g - 1) / g
+}
+
+// CodeBytes returns the length of the packed codes of rows × cols elements.
+func (s Scheme) CodeBytes(rows, cols int) int {
+	return (rows*cols*s.Bits + 7) / 8
+}
+
+// StorageBits returns the bits a rows × cols matrix costs in this scheme:
+// its codes plus its F16 scales (the final byte's padding excluded).
+func (s Scheme) StorageBits(rows, cols int) int64 {
+	return int64(rows)*int64(cols)*int64(s.Bits) + int64(rows)*int64(s.GroupsPerRow(cols))*ScaleBits
+}
+
+// BitsPerWeight returns StorageBits divided by the number of elements:
+// Bits + 16·ceil(cols/G)/cols (for example 4.5 for int4/g32 on a multiple
+// of 32, 8 + 16/cols for int8 per row).
+func (s Scheme) BitsPerWeight(rows, cols int) float64 {
+	if rows*cols == 0 {
+		return 0
+	}
+	return float64(s.StorageBits(rows, cols)) / float64(rows*cols)
+}
