@@ -26,9 +26,9 @@ func TestRoundToNearest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 16×40: 640 codes at 4 bits + 16·2 scales of 16 bits; 40 norms at 32
-	// bits; 8×33: 264 codes at 4 bits + 8·2 scales.
-	wantBits := int64(640*4+32*16) + 40*32 + int64(264*4+16*16)
+	// 16×40: 640 codes at 4 bits + 20 scales of 16 bits; 40 norms at 32
+	// bits; 8×33: 264 codes at 4 bits + ceil(264/32) = 9 scales.
+	wantBits := int64(640*4+20*16) + 40*32 + int64(264*4+9*16)
 	if f.Params != 640+40+264 || f.Bits != wantBits {
 		t.Fatalf("footprint %+v, want %d params, %d bits", f, 640+40+264, wantBits)
 	}

@@ -17,8 +17,8 @@ type Tensor struct {
 	// Codes holds the offset-binary codes as a little-endian bit stream
 	// (see the package documentation), Scheme.CodeBytes(Rows, Cols) long.
 	Codes []byte
-	// Scales holds the F16 bit patterns of the scales, row-major
-	// [Rows][Scheme.GroupsPerRow(Cols)].
+	// Scales holds the F16 bit patterns of the scales of the
+	// Scheme.NumGroups(Rows, Cols) groups, in order.
 	Scales []uint16
 }
 
@@ -93,25 +93,20 @@ func Quantize(data []float32, rows, cols int, s Scheme) (*Tensor, error) {
 	t := &Tensor{
 		Rows: rows, Cols: cols, Scheme: s,
 		Codes:  make([]byte, s.CodeBytes(rows, cols)),
-		Scales: make([]uint16, rows*s.GroupsPerRow(cols)),
+		Scales: make([]uint16, s.NumGroups(rows, cols)),
 	}
 	q := s.MaxCode()
 	qf := float32(q)
 	off := 1 << (s.Bits - 1)
 	g := s.group(cols)
 	w := newBitWriter(t.Codes, s.Bits)
-	k := 0
-	for r := 0; r < rows; r++ {
-		row := data[r*cols : (r+1)*cols]
-		for c0 := 0; c0 < cols; c0 += g {
-			grp := row[c0:min(c0+g, cols)]
-			h, sc := groupScale(absMax(grp), q)
-			t.Scales[k] = h
-			k++
-			inv := inverse(sc)
-			for _, v := range grp {
-				w.put(uint32(int(level(v, inv, qf)) + off))
-			}
+	for k := range t.Scales {
+		grp := data[k*g : min((k+1)*g, len(data))]
+		h, sc := groupScale(absMax(grp), q)
+		t.Scales[k] = h
+		inv := inverse(sc)
+		for _, v := range grp {
+			w.put(uint32(int(level(v, inv, qf)) + off))
 		}
 	}
 	w.flush()
@@ -134,7 +129,7 @@ func (t *Tensor) Check() error {
 	if want := t.Scheme.CodeBytes(t.Rows, t.Cols); len(t.Codes) != want {
 		return fmt.Errorf("quant: %w: %d code bytes for %s %d × %d (want %d)", formats.ErrInvalid, len(t.Codes), t.Scheme, t.Rows, t.Cols, want)
 	}
-	if want := t.Rows * t.Scheme.GroupsPerRow(t.Cols); len(t.Scales) != want {
+	if want := t.Scheme.NumGroups(t.Rows, t.Cols); len(t.Scales) != want {
 		return fmt.Errorf("quant: %w: %d scales for %s %d × %d (want %d)", formats.ErrInvalid, len(t.Scales), t.Scheme, t.Rows, t.Cols, want)
 	}
 	return nil
@@ -162,16 +157,10 @@ func (t *Tensor) Dequantize(dst []float32) {
 	for u := 0; u < 1<<s.Bits; u++ {
 		lut[u] = float32(u - off)
 	}
-	k := 0
-	i := 0
-	for r := 0; r < t.Rows; r++ {
-		for c0 := 0; c0 < t.Cols; c0 += g {
-			n := min(g, t.Cols-c0)
-			sc := formats.F16ToFloat32(t.Scales[k])
-			k++
-			decodeRun(dst[i:i+n], t.Codes, i, s.Bits, sc, &lut)
-			i += n
-		}
+	for k, h := range t.Scales {
+		i := k * g
+		j := min(i+g, len(dst))
+		decodeRun(dst[i:j], t.Codes, i, s.Bits, formats.F16ToFloat32(h), &lut)
 	}
 }
 
@@ -194,23 +183,21 @@ func FakeQuant(dst, src []float32, rows, cols int, s Scheme) {
 	q := s.MaxCode()
 	qf := float32(q)
 	g := s.group(cols)
-	for r := 0; r < rows; r++ {
-		for c0 := r * cols; c0 < (r+1)*cols; c0 += g {
-			c1 := min(c0+g, (r+1)*cols)
-			grp := src[c0:c1]
-			amax := absMax(grp)
-			if amax != amax || math.IsInf(float64(amax), 0) {
-				for j := c0; j < c1; j++ {
-					dst[j] = float32(math.NaN())
-				}
-				continue
+	for c0 := 0; c0 < len(src); c0 += g {
+		c1 := min(c0+g, len(src))
+		grp := src[c0:c1]
+		amax := absMax(grp)
+		if amax != amax || math.IsInf(float64(amax), 0) {
+			for j := c0; j < c1; j++ {
+				dst[j] = float32(math.NaN())
 			}
-			_, sc := groupScale(amax, q)
-			inv := inverse(sc)
-			out := dst[c0:c1]
-			for j, v := range grp {
-				out[j] = level(v, inv, qf) * sc
-			}
+			continue
+		}
+		_, sc := groupScale(amax, q)
+		inv := inverse(sc)
+		out := dst[c0:c1]
+		for j, v := range grp {
+			out[j] = level(v, inv, qf) * sc
 		}
 	}
 }

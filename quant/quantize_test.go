@@ -53,8 +53,8 @@ func TestQuantizeRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				gpr := s.GroupsPerRow(sh.cols)
-				if len(qt.Scales) != sh.rows*gpr || len(qt.Codes) != (sh.rows*sh.cols*s.Bits+7)/8 {
+				ng := (sh.rows*sh.cols + s.group(sh.cols) - 1) / s.group(sh.cols)
+				if len(qt.Scales) != ng || len(qt.Codes) != (sh.rows*sh.cols*s.Bits+7)/8 {
 					t.Fatalf("%d scales, %d code bytes", len(qt.Scales), len(qt.Codes))
 				}
 				got := make([]float32, len(x))
@@ -66,7 +66,7 @@ func TestQuantizeRoundTrip(t *testing.T) {
 				for r := 0; r < sh.rows; r++ {
 					for c := 0; c < sh.cols; c++ {
 						i := r*sh.cols + c
-						sc := formats.F16ToFloat32(qt.Scales[r*gpr+c/g])
+						sc := formats.F16ToFloat32(qt.Scales[i/g])
 						// The error of round to nearest is at most half a
 						// step; 1e-6 relative covers float32 rounding of
 						// code·scale and of x/scale.
@@ -92,9 +92,7 @@ func TestQuantizeRoundTrip(t *testing.T) {
 					if h == 0 {
 						continue
 					}
-					r, gi := k/gpr, k%gpr
-					row := x[r*sh.cols : (r+1)*sh.cols]
-					grp := row[gi*g : min((gi+1)*g, sh.cols)]
+					grp := x[k*g : min((k+1)*g, len(x))]
 					am := absMax(grp)
 					if rel := math.Abs(float64(am/float32(q)-formats.F16ToFloat32(h))) / float64(am/float32(q)); rel > 1.0/1024 {
 						t.Fatalf("group %d: scale %g, amax/Q %g", k, formats.F16ToFloat32(h), am/float32(q))
@@ -287,8 +285,10 @@ func TestBitsPerWeight(t *testing.T) {
 	}{
 		{Scheme{4, 32}, 128, 128, 4.5},
 		{Scheme{8, 0}, 256, 128, 8 + 16.0/128},
-		// 344 = 10·32 + 24: eleven scales per row.
-		{Scheme{4, 32}, 128, 344, 4 + 11*16.0/344},
+		// 128·344 = 1376·32: groups run across row ends.
+		{Scheme{4, 32}, 128, 344, 4.5},
+		{Scheme{4, 32}, 3, 7, 4 + 16.0/21},
+		{Scheme{8, 0}, 3, 7, 8 + 16.0/7},
 		{Scheme{2, 32}, 1, 16, 2 + 1},
 	}
 	for _, c := range cases {

@@ -5,11 +5,15 @@
 //
 // # Convention
 //
-// A matrix of rows × cols is cut, row by row, into groups of GroupSize
-// consecutive elements along the row (the input dimension of a linear
-// layer); GroupSize 0 makes the whole row one group. When cols is not a
-// multiple of GroupSize the last group of each row is shorter and has a
-// scale of its own, so every row has ceil(cols/GroupSize) scales.
+// A rows × cols matrix is cut into groups of GroupSize consecutive elements
+// in row-major order, that is along the row (the input dimension of a
+// linear layer); GroupSize 0 makes each row one group. When cols is a
+// multiple of GroupSize every group lies within a row. When it is not, the
+// groups run on across row ends (a group may hold the tail of one row and
+// the head of the next) and only the last group of the matrix is shorter:
+// the matrix has ceil(rows·cols/GroupSize) scales. This is the convention
+// of quantizing w.reshape(-1, G), which the reference figures use; it
+// keeps the cost of a scale at exactly 16/G bits per weight.
 //
 // With b bits the signed codes lie in the symmetric range [-Q, Q],
 // Q = 2^(b-1) - 1 (int4: [-7, 7], int8: [-127, 127]); the most negative
@@ -98,20 +102,21 @@ func (s Scheme) MaxCode() int { return 1<<(s.Bits-1) - 1 }
 
 // group returns the effective group length for rows of cols elements.
 func (s Scheme) group(cols int) int {
-	if s.GroupSize == 0 || s.GroupSize > cols {
+	if s.GroupSize == 0 {
 		return cols
 	}
 	return s.GroupSize
 }
 
-// GroupsPerRow returns the number of scales of each row of cols elements:
-// ceil(cols/GroupSize), or 1 per row.
-func (s Scheme) GroupsPerRow(cols int) int {
-	if cols == 0 {
+// NumGroups returns the number of scales of a rows × cols matrix:
+// ceil(rows·cols/GroupSize), or rows for per-row scales.
+func (s Scheme) NumGroups(rows, cols int) int {
+	n := rows * cols
+	if n == 0 {
 		return 0
 	}
 	g := s.group(cols)
-	return (cols + g - 1) / g
+	return (n + g - 1) / g
 }
 
 // CodeBytes returns the length of the packed codes of rows × cols elements.
@@ -122,12 +127,12 @@ func (s Scheme) CodeBytes(rows, cols int) int {
 // StorageBits returns the bits a rows × cols matrix costs in this scheme:
 // its codes plus its F16 scales (the final byte's padding excluded).
 func (s Scheme) StorageBits(rows, cols int) int64 {
-	return int64(rows)*int64(cols)*int64(s.Bits) + int64(rows)*int64(s.GroupsPerRow(cols))*ScaleBits
+	return int64(rows)*int64(cols)*int64(s.Bits) + int64(s.NumGroups(rows, cols))*ScaleBits
 }
 
 // BitsPerWeight returns StorageBits divided by the number of elements:
-// Bits + 16·ceil(cols/G)/cols (for example 4.5 for int4/g32 on a multiple
-// of 32, 8 + 16/cols for int8 per row).
+// about Bits + 16/G (exactly 4.5 for int4/g32 when rows·cols is a multiple
+// of 32), or Bits + 16/cols per row.
 func (s Scheme) BitsPerWeight(rows, cols int) float64 {
 	if rows*cols == 0 {
 		return 0
