@@ -57,6 +57,11 @@ type Options struct {
 	Resume bool
 	// Progress, when set, is called after every step.
 	Progress func(Stats)
+	// Quant, when active, trains for quantized storage: the forward pass
+	// uses the fake-quantized tensors, gradients reach the float master
+	// weights straight through, and at the end the model's tensors are
+	// replaced by their quantized values.
+	Quant QuantPlan
 }
 
 func (o *Options) defaults() {
@@ -113,6 +118,9 @@ type Result struct {
 	Log             []Stats
 	TokensPerSecond float64
 	TrainSeconds    float64
+	// StorageBits is what the stored tensors cost under Options.Quant
+	// (quantized ones in their scheme, others in F32); 0 without it.
+	StorageBits int64
 }
 
 // Run distills vm (the student) towards teacher on train. teacher must be
@@ -131,6 +139,9 @@ func Run(ctx context.Context, teacherModel *transformer.Model, vm *vlora.Model, 
 	}
 	st, err := newStudent(vm, loaded.Model, opt.Train)
 	if err != nil {
+		return nil, err
+	}
+	if st.fq, err = newFakeQuant(st, opt.Quant); err != nil {
 		return nil, err
 	}
 	optim := &adamW{beta1: opt.Beta1, beta2: opt.Beta2, eps: opt.Eps, weightDecay: opt.WeightDecay}
@@ -230,6 +241,10 @@ func Run(ctx context.Context, teacherModel *transformer.Model, vm *vlora.Model, 
 				return res, fmt.Errorf("checkpoint at step %d: %w", s+1, err)
 			}
 		}
+	}
+	if st.fq != nil {
+		st.fq.commit()
+		res.StorageBits = st.fq.storageBits(vm)
 	}
 	res.Steps = opt.Steps
 	res.Tokens = tokens

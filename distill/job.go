@@ -55,7 +55,10 @@ type Summary struct {
 	LossCSV         string  `json:"loss_csv"`
 	LossPlot        string  `json:"loss_plot"`
 	ParamsStored    int64   `json:"params_stored"`
-	Resumed         bool    `json:"resumed,omitempty"`
+	// BitsPerWeight is the storage under Options.Quant per weight of the
+	// original (0 without quantization).
+	BitsPerWeight float64 `json:"bits_per_weight,omitempty"`
+	Resumed       bool    `json:"resumed,omitempty"`
 }
 
 // ErrUnsupported reports a model the distillation stage cannot train.
@@ -129,6 +132,13 @@ func RunJob(ctx context.Context, j Job) (*Summary, error) {
 	}
 	sum.Steps, sum.Tokens, sum.FinalLoss = res.Steps, res.Tokens, res.FinalLoss
 	sum.TokensPerSecond, sum.TrainSeconds = res.TokensPerSecond, res.TrainSeconds
+	if res.StorageBits > 0 {
+		var n int64
+		for _, p := range teacher.Model.Params {
+			n += int64(len(p.Data))
+		}
+		sum.BitsPerWeight = float64(res.StorageBits) / float64(n)
+	}
 
 	// Evaluate the distilled student against the teacher.
 	student, err := verify.FromVLoRA(vm, j.Output)

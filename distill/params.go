@@ -59,6 +59,8 @@ type student struct {
 	pass   map[string]*transformer.Param
 	params []*param
 	byName map[string]*param
+	// fq, when set, supplies fake-quantized forward values.
+	fq *fakeQuant
 }
 
 // newStudent prepares vm for training the given set; model must have been
@@ -119,27 +121,32 @@ func newStudent(vm *vlora.Model, model *transformer.Model, set TrainSet) (*stude
 }
 
 // materialize writes every dense weight of the transformer from the stored
-// tensors.
+// tensors (their fake quantizations, when s.fq is set).
 func (s *student) materialize() {
+	if s.fq != nil {
+		s.fq.refresh()
+	}
 	for _, bd := range s.bindings {
 		w := bd.dense.Data
-		copy(w, bd.base.Data)
+		copy(w, s.fq.value(bd.base))
 		switch {
 		case bd.d != nil:
-			for i, v := range bd.d.Data {
+			for i, v := range s.fq.value(bd.d) {
 				w[i] += v
 			}
 		case bd.a != nil && bd.rank > 0:
-			kernels.Sgemm(false, false, bd.rows, bd.cols, bd.rank, 1, bd.b.Data, bd.rank, bd.a.Data, bd.cols, 1, w, bd.cols)
+			kernels.Sgemm(false, false, bd.rows, bd.cols, bd.rank, 1, s.fq.value(bd.b), bd.rank, s.fq.value(bd.a), bd.cols, 1, w, bd.cols)
 		}
 	}
 	for name, tp := range s.pass {
-		copy(tp.Data, s.vm.Tensors[name].Data)
+		copy(tp.Data, s.fq.value(s.vm.Tensors[name]))
 	}
 }
 
 // chain turns dense-weight gradients into gradients of the trainable stored
-// tensors: dBase += dW, dD = dW, dB = dW·Aᵀ, dA = Bᵀ·dW.
+// tensors: dBase += dW, dD = dW, dB = dW·Aᵀ, dA = Bᵀ·dW. Under fake
+// quantization A and B are the forward (quantized) values and each gradient
+// passes straight through to the master weights.
 func (s *student) chain(grads map[string]*transformer.Param) {
 	for _, p := range s.params {
 		clear(p.grad)
@@ -162,8 +169,8 @@ func (s *student) chain(grads map[string]*transformer.Param) {
 			}
 		case bd.aP != nil && bd.rank > 0:
 			r, rows, cols := bd.rank, bd.rows, bd.cols
-			kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, bd.a.Data, cols, 1, bd.bP.grad, r)
-			kernels.Sgemm(true, false, r, cols, rows, 1, bd.b.Data, r, dw, cols, 1, bd.aP.grad, cols)
+			kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, s.fq.value(bd.a), cols, 1, bd.bP.grad, r)
+			kernels.Sgemm(true, false, r, cols, rows, 1, s.fq.value(bd.b), r, dw, cols, 1, bd.aP.grad, cols)
 		}
 	}
 	for name := range s.pass {
