@@ -21,7 +21,7 @@ func TestRoundToNearest(t *testing.T) {
 	ws := []Weight{mk("emb", 16, 40), mk("norm", 40), mk("proj", 8, 33)}
 	norm := append([]float32(nil), ws[1].Data...)
 	proj := append([]float32(nil), ws[2].Data...)
-	s := Scheme{4, 32}
+	s := Scheme{Bits: 4, GroupSize: 32}
 	f, err := RoundToNearest(ws, s)
 	if err != nil {
 		t.Fatal(err)
@@ -55,9 +55,9 @@ func TestRoundToNearestErrors(t *testing.T) {
 		ws   []Weight
 		s    Scheme
 	}{
-		{"scheme", []Weight{{"a", []int{1, 1}, []float32{1}}}, Scheme{1, 0}},
-		{"shape", []Weight{{"a", []int{2, 2}, []float32{1}}}, Scheme{4, 0}},
-		{"NaN", []Weight{{"a", []int{1, 1}, []float32{float32(math.NaN())}}}, Scheme{4, 0}},
+		{"scheme", []Weight{{"a", []int{1, 1}, []float32{1}}}, Scheme{Bits: 1, GroupSize: 0}},
+		{"shape", []Weight{{"a", []int{2, 2}, []float32{1}}}, Scheme{Bits: 4, GroupSize: 0}},
+		{"NaN", []Weight{{"a", []int{1, 1}, []float32{float32(math.NaN())}}}, Scheme{Bits: 4, GroupSize: 0}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

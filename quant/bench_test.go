@@ -15,7 +15,7 @@ func BenchmarkDequantize(b *testing.B) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	x := randMatrix(rng, benchRows, benchCols)
 	dst := make([]float32, len(x))
-	for _, s := range []Scheme{{8, 0}, {4, 32}, {3, 32}, {2, 32}, {6, 64}} {
+	for _, s := range []Scheme{{8, 0, false}, {4, 32, false}, {3, 32, false}, {2, 32, false}, {6, 64, false}} {
 		qt, err := Quantize(x, benchRows, benchCols, s)
 		if err != nil {
 			b.Fatal(err)
@@ -51,7 +51,7 @@ func BenchmarkFakeQuant(b *testing.B) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	x := randMatrix(rng, benchRows, benchCols)
 	dst := make([]float32, len(x))
-	for _, s := range []Scheme{{8, 0}, {4, 32}, {2, 32}} {
+	for _, s := range []Scheme{{8, 0, false}, {4, 32, false}, {2, 32, true}} {
 		b.Run(s.String(), func(b *testing.B) {
 			b.SetBytes(int64(4 * len(x)))
 			for b.Loop() {

@@ -22,36 +22,68 @@ type Tensor struct {
 	Scales []uint16
 }
 
-// groupScale returns the F16 scale of a group whose largest magnitude is
-// amax, and the same scale as a float32: amax/q rounded to the nearest F16
-// (rounded up in the subnormal range), at most the largest finite one.
-func groupScale(amax float32, q int) (uint16, float32) {
-	s := amax / float32(q)
-	if s > maxF16 {
-		s = maxF16
+// groupScale returns the F16 scale of grp, whose largest magnitude is
+// amax (finite), and the same scale as a float32 with its inverse (0 for a
+// zero scale, which makes every code 0). The scale is amax/Q for symmetric
+// codes, or v/-2^(Bits-1) for full-range codes, v being the first element
+// of largest magnitude; it is rounded to the nearest F16, away from zero in
+// the subnormal range (where F16 steps are coarse, so that the extreme is
+// not clamped and a tiny group does not vanish), and its magnitude is
+// clamped to the largest finite F16.
+func groupScale(grp []float32, amax float32, s Scheme) (uint16, float32, float32) {
+	var sc float32
+	if s.Full {
+		v := amax
+		for _, x := range grp {
+			if x == -amax {
+				v = x
+				break
+			}
+			if x == amax {
+				break
+			}
+		}
+		sc = v / -float32(int(1)<<(s.Bits-1))
+	} else {
+		sc = amax / float32(s.MaxCode())
 	}
-	h := formats.Float32ToF16(s)
-	if h&0x7c00 == 0 && formats.F16ToFloat32(h) < s {
-		// Subnormal steps are coarse: round up, so that the largest
-		// magnitude is not clamped and a tiny group does not vanish.
-		h++
+	sc = max(-maxF16, min(maxF16, sc))
+	h := formats.Float32ToF16(sc)
+	f := formats.F16ToFloat32(h)
+	if h&0x7c00 == 0 && abs32(f) < abs32(sc) {
+		h++ // one step further from zero
+		f = formats.F16ToFloat32(h)
 	}
-	return h, formats.F16ToFloat32(h)
+	if f == 0 {
+		return h, 0, 0
+	}
+	return h, f, 1 / f
+}
+
+// abs32 returns |x|.
+func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
+
+// codeRange returns the smallest and largest code of s.
+func codeRange(s Scheme) (lo, hi float32) {
+	if s.Full {
+		return -float32(int(1) << (s.Bits - 1)), float32(s.MaxCode())
+	}
+	return -float32(s.MaxCode()), float32(s.MaxCode())
 }
 
 // roundMagic is 1.5·2^23: adding and subtracting it rounds a float32 of
 // magnitude below 2^22 to an integer, ties to even.
 const roundMagic = 12582912
 
-// level returns clamp(round(x·inv), -q, q) as a float32, ties to even.
+// level returns clamp(round(x·inv), lo, hi) as a float32, ties to even.
 // Clamping first is the same as clamping the rounded value, since the
 // bounds are integers, and keeps the magic-number rounding in range.
-func level(x, inv, q float32) float32 {
+func level(x, inv, lo, hi float32) float32 {
 	t := x * inv
-	if t > q {
-		t = q
-	} else if t < -q {
-		t = -q
+	if t > hi {
+		t = hi
+	} else if t < lo {
+		t = lo
 	}
 	return (t + roundMagic) - roundMagic
 }
@@ -65,14 +97,6 @@ func absMax(x []float32) float32 {
 		m = max(m, math.Float32bits(v)&0x7fffffff)
 	}
 	return math.Float32frombits(m)
-}
-
-// inverse returns 1/s, or 0 for a zero scale (every code then is 0).
-func inverse(s float32) float32 {
-	if s == 0 {
-		return 0
-	}
-	return 1 / s
 }
 
 // Quantize quantizes the row-major rows × cols matrix data with scheme s.
@@ -95,18 +119,16 @@ func Quantize(data []float32, rows, cols int, s Scheme) (*Tensor, error) {
 		Codes:  make([]byte, s.CodeBytes(rows, cols)),
 		Scales: make([]uint16, s.NumGroups(rows, cols)),
 	}
-	q := s.MaxCode()
-	qf := float32(q)
+	lo, hi := codeRange(s)
 	off := 1 << (s.Bits - 1)
 	g := s.group(cols)
 	w := newBitWriter(t.Codes, s.Bits)
 	for k := range t.Scales {
 		grp := data[k*g : min((k+1)*g, len(data))]
-		h, sc := groupScale(absMax(grp), q)
+		h, _, inv := groupScale(grp, absMax(grp), s)
 		t.Scales[k] = h
-		inv := inverse(sc)
 		for _, v := range grp {
-			w.put(uint32(int(level(v, inv, qf)) + off))
+			w.put(uint32(int(level(v, inv, lo, hi)) + off))
 		}
 	}
 	w.flush()
@@ -180,8 +202,7 @@ func FakeQuant(dst, src []float32, rows, cols int, s Scheme) {
 	if cols == 0 {
 		return
 	}
-	q := s.MaxCode()
-	qf := float32(q)
+	lo, hi := codeRange(s)
 	g := s.group(cols)
 	for c0 := 0; c0 < len(src); c0 += g {
 		c1 := min(c0+g, len(src))
@@ -193,11 +214,10 @@ func FakeQuant(dst, src []float32, rows, cols int, s Scheme) {
 			}
 			continue
 		}
-		_, sc := groupScale(amax, q)
-		inv := inverse(sc)
+		_, sc, inv := groupScale(grp, amax, s)
 		out := dst[c0:c1]
 		for j, v := range grp {
-			out[j] = level(v, inv, qf) * sc
+			out[j] = level(v, inv, lo, hi) * sc
 		}
 	}
 }

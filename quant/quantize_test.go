@@ -40,7 +40,9 @@ var testShapes = []struct{ rows, cols int }{
 }
 
 var testSchemes = []Scheme{
-	{2, 32}, {3, 32}, {4, 32}, {5, 16}, {6, 64}, {7, 8}, {8, 0}, {4, 0}, {3, 5}, {8, 128},
+	{2, 32, false}, {3, 32, false}, {4, 32, false}, {5, 16, false}, {6, 64, false}, {7, 8, false},
+	{8, 0, false}, {4, 0, false}, {3, 5, false}, {8, 128, false},
+	{2, 32, true}, {3, 32, true}, {4, 32, true}, {5, 7, true}, {8, 0, true},
 }
 
 func TestQuantizeRoundTrip(t *testing.T) {
@@ -62,23 +64,31 @@ func TestQuantizeRoundTrip(t *testing.T) {
 				fq := make([]float32, len(x))
 				FakeQuant(fq, x, sh.rows, sh.cols, s)
 				g := s.group(sh.cols)
-				q := s.MaxCode()
+				lo, hi := codeRange(s)
 				for r := 0; r < sh.rows; r++ {
 					for c := 0; c < sh.cols; c++ {
 						i := r*sh.cols + c
-						sc := formats.F16ToFloat32(qt.Scales[i/g])
+						ss := formats.F16ToFloat32(qt.Scales[i/g])
+						sc := abs32(ss)
 						// The error of round to nearest is at most half a
 						// step; 1e-6 relative covers float32 rounding of
-						// code·scale and of x/scale.
-						if d := math.Abs(float64(got[i] - x[i])); d > float64(sc)/2+1e-6*math.Abs(float64(x[i])) {
-							t.Fatalf("element %d,%d: %g → %g, error %g > scale/2 = %g", r, c, x[i], got[i], d, sc/2)
+						// code·scale and of x/scale. Full range clamps the
+						// side opposite the group's extreme at 2^(b-1)-1
+						// steps, where the value may lie up to a whole step
+						// further out.
+						bound := float64(sc) / 2
+						if ss != 0 && x[i]/ss > hi+0.5 {
+							bound = float64(sc)
+						}
+						if d := math.Abs(float64(got[i] - x[i])); d > bound+1e-6*math.Abs(float64(x[i])) {
+							t.Fatalf("element %d,%d: %g → %g, error %g > %g", r, c, x[i], got[i], d, bound)
 						}
 						u := unpackNaive(qt.Codes, i, s.Bits)
 						cd := u - (1 << (s.Bits - 1))
-						if cd < -q || cd > q {
-							t.Fatalf("element %d: code %d outside [-%d, %d]", i, cd, q, q)
+						if float32(cd) < lo || float32(cd) > hi {
+							t.Fatalf("element %d: code %d outside [%g, %g]", i, cd, lo, hi)
 						}
-						if want := float32(cd) * sc; got[i] != want {
+						if want := float32(cd) * formats.F16ToFloat32(qt.Scales[i/g]); got[i] != want {
 							t.Fatalf("element %d: dequantized %g, packed code %d × scale %g = %g", i, got[i], cd, sc, want)
 						}
 						if fq[i] != got[i] {
@@ -86,16 +96,20 @@ func TestQuantizeRoundTrip(t *testing.T) {
 						}
 					}
 				}
-				// Each group's largest magnitude maps to ±Q (up to F16
-				// rounding of the scale, which can move it by one step).
+				// Each group's largest magnitude maps to ±Q, or to
+				// -2^(b-1) for full range (up to F16 rounding of the
+				// scale).
 				for k, h := range qt.Scales {
 					if h == 0 {
 						continue
 					}
 					grp := x[k*g : min((k+1)*g, len(x))]
-					am := absMax(grp)
-					if rel := math.Abs(float64(am/float32(q)-formats.F16ToFloat32(h))) / float64(am/float32(q)); rel > 1.0/1024 {
-						t.Fatalf("group %d: scale %g, amax/Q %g", k, formats.F16ToFloat32(h), am/float32(q))
+					want := absMax(grp) / hi
+					if s.Full {
+						want = -absMax(grp) / lo
+					}
+					if got := abs32(formats.F16ToFloat32(h)); math.Abs(float64(got-want))/float64(want) > 1.0/1024 {
+						t.Fatalf("group %d: scale %g, want %g", k, got, want)
 					}
 				}
 			})
@@ -105,7 +119,7 @@ func TestQuantizeRoundTrip(t *testing.T) {
 
 func TestFakeQuantInPlace(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	s := Scheme{4, 32}
+	s := Scheme{Bits: 4, GroupSize: 32}
 	x := randMatrix(rng, 9, 70)
 	want := make([]float32, len(x))
 	FakeQuant(want, x, 9, 70, s)
@@ -128,7 +142,7 @@ func TestZeroAndTinyGroups(t *testing.T) {
 		{"F16 subnormal scale", 1e-6},
 	}
 	for _, c := range cases {
-		for _, s := range []Scheme{{2, 32}, {4, 32}, {8, 0}} {
+		for _, s := range []Scheme{{2, 32, false}, {4, 32, false}, {8, 0, false}, {2, 32, true}} {
 			t.Run(c.name+"/"+s.String(), func(t *testing.T) {
 				x := make([]float32, 3*40)
 				for i := range x {
@@ -146,7 +160,7 @@ func TestZeroAndTinyGroups(t *testing.T) {
 					}
 					// Error bound: half a step (the scale never underflows
 					// to zero for a nonzero group).
-					if d := math.Abs(float64(v - x[i])); d > float64(formats.F16ToFloat32(qt.Scales[0]))/2 {
+					if d := math.Abs(float64(v - x[i])); d > float64(abs32(formats.F16ToFloat32(qt.Scales[0])))/2 {
 						t.Fatalf("element %d: %g → %g", i, x[i], v)
 					}
 				}
@@ -157,7 +171,7 @@ func TestZeroAndTinyGroups(t *testing.T) {
 
 func TestHugeValuesSaturateScale(t *testing.T) {
 	x := []float32{1e30, -1e30, 3, 0}
-	qt, err := Quantize(x, 1, 4, Scheme{8, 0})
+	qt, err := Quantize(x, 1, 4, Scheme{Bits: 8, GroupSize: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,12 +192,12 @@ func TestQuantizeErrors(t *testing.T) {
 		rows, cols int
 		s          Scheme
 	}{
-		{"1 bit", make([]float32, 4), 2, 2, Scheme{1, 0}},
-		{"9 bits", make([]float32, 4), 2, 2, Scheme{9, 0}},
-		{"negative group", make([]float32, 4), 2, 2, Scheme{4, -1}},
-		{"shape", make([]float32, 5), 2, 2, Scheme{4, 0}},
-		{"NaN", []float32{0, float32(math.NaN())}, 1, 2, Scheme{4, 0}},
-		{"Inf", []float32{float32(math.Inf(-1)), 0}, 1, 2, Scheme{4, 0}},
+		{"1 bit", make([]float32, 4), 2, 2, Scheme{Bits: 1, GroupSize: 0}},
+		{"9 bits", make([]float32, 4), 2, 2, Scheme{Bits: 9, GroupSize: 0}},
+		{"negative group", make([]float32, 4), 2, 2, Scheme{Bits: 4, GroupSize: -1}},
+		{"shape", make([]float32, 5), 2, 2, Scheme{Bits: 4, GroupSize: 0}},
+		{"NaN", []float32{0, float32(math.NaN())}, 1, 2, Scheme{Bits: 4, GroupSize: 0}},
+		{"Inf", []float32{float32(math.Inf(-1)), 0}, 1, 2, Scheme{Bits: 4, GroupSize: 0}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -195,7 +209,7 @@ func TestQuantizeErrors(t *testing.T) {
 }
 
 func TestCheckRejectsMismatch(t *testing.T) {
-	qt, err := Quantize(make([]float32, 6), 2, 3, Scheme{4, 2})
+	qt, err := Quantize(make([]float32, 6), 2, 3, Scheme{Bits: 4, GroupSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,13 +269,15 @@ func TestParseScheme(t *testing.T) {
 		want Scheme
 		ok   bool
 	}{
-		{"int4/g32", Scheme{4, 32}, true},
-		{"int8/row", Scheme{8, 0}, true},
-		{"int8", Scheme{8, 0}, true},
-		{"int2/g64", Scheme{2, 64}, true},
+		{"int4/g32", Scheme{Bits: 4, GroupSize: 32}, true},
+		{"int8/row", Scheme{Bits: 8, GroupSize: 0}, true},
+		{"int8", Scheme{Bits: 8, GroupSize: 0}, true},
+		{"int2/g64", Scheme{Bits: 2, GroupSize: 64}, true},
 		{"int9/g32", Scheme{}, false},
 		{"int4/g0", Scheme{}, false},
 		{"int4/x32", Scheme{}, false},
+		{"int3/g32/full", Scheme{3, 32, true}, true},
+		{"int2/row/full", Scheme{2, 0, true}, true},
 		{"uint4", Scheme{}, false},
 	}
 	for _, c := range cases {
@@ -283,13 +299,13 @@ func TestBitsPerWeight(t *testing.T) {
 		rows, cols int
 		want       float64
 	}{
-		{Scheme{4, 32}, 128, 128, 4.5},
-		{Scheme{8, 0}, 256, 128, 8 + 16.0/128},
+		{Scheme{Bits: 4, GroupSize: 32}, 128, 128, 4.5},
+		{Scheme{Bits: 8, GroupSize: 0}, 256, 128, 8 + 16.0/128},
 		// 128·344 = 1376·32: groups run across row ends.
-		{Scheme{4, 32}, 128, 344, 4.5},
-		{Scheme{4, 32}, 3, 7, 4 + 16.0/21},
-		{Scheme{8, 0}, 3, 7, 8 + 16.0/7},
-		{Scheme{2, 32}, 1, 16, 2 + 1},
+		{Scheme{Bits: 4, GroupSize: 32}, 128, 344, 4.5},
+		{Scheme{Bits: 4, GroupSize: 32}, 3, 7, 4 + 16.0/21},
+		{Scheme{Bits: 8, GroupSize: 0}, 3, 7, 8 + 16.0/7},
+		{Scheme{Bits: 2, GroupSize: 32}, 1, 16, 2 + 1},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/%dx%d", c.s, c.rows, c.cols), func(t *testing.T) {

@@ -15,15 +15,24 @@
 // of quantizing w.reshape(-1, G), which the reference figures use; it
 // keeps the cost of a scale at exactly 16/G bits per weight.
 //
-// With b bits the signed codes lie in the symmetric range [-Q, Q],
-// Q = 2^(b-1) - 1 (int4: [-7, 7], int8: [-127, 127]); the most negative
-// code -2^(b-1) is never used, so a group's positive and negative extremes
-// are treated alike. A group's scale is its largest magnitude divided by Q,
+// With b bits the signed codes lie by default in the symmetric range
+// [-Q, Q], Q = 2^(b-1) - 1 (int4: [-7, 7], int8: [-127, 127]); the most
+// negative code -2^(b-1) is never used, so a group's positive and negative
+// extremes are treated alike. This is the convention of the reference
+// round-to-nearest baselines. A group's scale is its largest magnitude
+// divided by Q,
 // rounded to the nearest F16 (rounded up in the subnormal range below
 // 2^-14, where F16 steps are coarse, and clamped to the largest finite F16); the
 // codes are then computed with that rounded scale, code = clamp(round(x/s),
 // -Q, Q) with ties to even, so that quantization and dequantization use the
 // very same scale. A group of zeros has scale 0 and codes 0.
+//
+// Full-range schemes (Scheme.Full) use all 2^b codes, [-2^(b-1), 2^(b-1)-1],
+// with a signed scale: the group's element v of largest magnitude (the
+// first, on a tie) gets the scale v/-2^(b-1), so that it is represented
+// exactly by the code -2^(b-1), as in llama.cpp's Q4_0 blocks. At 2 bits
+// this gives four levels instead of three, at 3 bits eight instead of
+// seven; the scale's sign costs nothing, F16 having one.
 //
 // Codes are stored in offset binary, u = code + 2^(b-1), packed into a
 // little-endian bit stream over the row-major elements: element i occupies
@@ -43,11 +52,15 @@ import (
 // ScaleBits is the storage cost of one scale (an F16).
 const ScaleBits = 16
 
-// Scheme is a quantization format: Bits per code (2..8) and GroupSize
-// elements per scale along the row (0: one scale per row).
+// Scheme is a quantization format: Bits per code (2..8), GroupSize
+// elements per scale along the row (0: one scale per row), and the code
+// range.
 type Scheme struct {
 	Bits      int
 	GroupSize int
+	// Full selects full-range codes (see the package documentation); the
+	// default is the symmetric range.
+	Full bool
 }
 
 // Validate reports, wrapping formats.ErrInvalid, a scheme outside 2..8 bits
@@ -62,18 +75,24 @@ func (s Scheme) Validate() error {
 	return nil
 }
 
-// String returns "int4/g32" for groups, or "int8/row" for per-row scales.
+// String returns "int4/g32" for groups, or "int8/row" for per-row scales,
+// with "/full" appended for full-range codes.
 func (s Scheme) String() string {
-	if s.GroupSize == 0 {
-		return fmt.Sprintf("int%d/row", s.Bits)
+	g := "row"
+	if s.GroupSize != 0 {
+		g = fmt.Sprintf("g%d", s.GroupSize)
 	}
-	return fmt.Sprintf("int%d/g%d", s.Bits, s.GroupSize)
+	if s.Full {
+		return fmt.Sprintf("int%d/%s/full", s.Bits, g)
+	}
+	return fmt.Sprintf("int%d/%s", s.Bits, g)
 }
 
-// ParseScheme reads the String form ("int4/g32", "int8/row"; "int8" alone
-// means per row).
+// ParseScheme reads the String form ("int4/g32", "int8/row",
+// "int3/g32/full"; "int8" alone means per row).
 func ParseScheme(str string) (Scheme, error) {
-	bad := fmt.Errorf("quant: %w: scheme %q (want e.g. int4/g32 or int8/row)", formats.ErrInvalid, str)
+	bad := fmt.Errorf("quant: %w: scheme %q (want e.g. int4/g32, int8/row or int3/g32/full)", formats.ErrInvalid, str)
+	str, full := strings.CutSuffix(str, "/full")
 	name, group, hasGroup := strings.Cut(str, "/")
 	if !strings.HasPrefix(name, "int") {
 		return Scheme{}, bad
@@ -82,7 +101,7 @@ func ParseScheme(str string) (Scheme, error) {
 	if err != nil {
 		return Scheme{}, bad
 	}
-	s := Scheme{Bits: bits}
+	s := Scheme{Bits: bits, Full: full}
 	if hasGroup && group != "row" {
 		if !strings.HasPrefix(group, "g") {
 			return Scheme{}, bad
