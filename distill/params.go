@@ -45,6 +45,7 @@ type binding struct {
 	dense      *transformer.Param
 	rows, cols int
 	rank       int
+	base       *vlora.Tensor
 	a, b, d    *vlora.Tensor
 	baseP      *param // nil when the base is frozen
 	aP, bP, dP *param
@@ -58,6 +59,8 @@ type student struct {
 	pass   []string
 	params []*param
 	byName map[string]*param
+	// fq, when set, supplies the fake-quantized forward values.
+	fq *fakeQuant
 }
 
 // newStudent prepares the VLoRA model m for training the given set.
@@ -91,6 +94,7 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 			}
 			bd := &binding{dense: dp}
 			bd.rows, bd.cols = vlora.Matrix(suf.Shape)
+			bd.base = vm.Tensors[vlora.BaseName(c, suf.Name)]
 			if set != TrainFactors {
 				bd.baseP = add(vlora.BaseName(c, suf.Name))
 			}
@@ -121,11 +125,21 @@ func newStudent(m *model.Model, set TrainSet) (*student, error) {
 }
 
 // materialize writes every dense weight of the transformer from the stored
-// tensors.
-func (s *student) materialize() error { return s.m.Materialize() }
+// tensors, through model.Materialize; under fake quantization from their
+// fake-quantized values, recomputed from the master weights.
+func (s *student) materialize() error {
+	if s.fq == nil {
+		return s.m.Materialize()
+	}
+	s.fq.refresh()
+	defer s.fq.swap()()
+	return s.m.Materialize()
+}
 
 // chain turns dense-weight gradients into gradients of the trainable stored
-// tensors: dBase += dW, dD = dW, dB = dW·Aᵀ, dA = Bᵀ·dW.
+// tensors: dBase += dW, dD = dW, dB = dW·Aᵀ, dA = Bᵀ·dW. Under fake
+// quantization A and B are the forward (quantized) values and every
+// gradient passes straight through to the master weights.
 func (s *student) chain(grads map[string]*transformer.Param) {
 	for _, p := range s.params {
 		clear(p.grad)
@@ -148,8 +162,8 @@ func (s *student) chain(grads map[string]*transformer.Param) {
 			}
 		case bd.aP != nil && bd.rank > 0:
 			r, rows, cols := bd.rank, bd.rows, bd.cols
-			kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, bd.a.Data, cols, 1, bd.bP.grad, r)
-			kernels.Sgemm(true, false, r, cols, rows, 1, bd.b.Data, r, dw, cols, 1, bd.aP.grad, cols)
+			kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, s.fq.value(bd.a), cols, 1, bd.bP.grad, r)
+			kernels.Sgemm(true, false, r, cols, rows, 1, s.fq.value(bd.b), r, dw, cols, 1, bd.aP.grad, cols)
 		}
 	}
 	for _, name := range s.pass {

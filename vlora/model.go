@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/kernels"
@@ -90,18 +91,27 @@ func Load(path string) (*Model, error) {
 	for _, name := range f.Names() {
 		info, _ := f.Info(name)
 		if _, ok := expect[name]; !ok {
+			if base, ok := strings.CutSuffix(name, ScalesSuffix); ok {
+				if _, q := m.schemeOf(base, expect[base]); q {
+					continue // read with its codes
+				}
+			}
 			tensors[name] = &Tensor{Shape: info.Shape} // New reports it
 			continue
 		}
-		if !slices.Equal(info.Shape, expect[name]) {
+		shape := expect[name]
+		if _, quantized := m.schemeOf(name, shape); quantized {
+			info = &formats.TensorInfo{Shape: shape} // DecodeTensor checks the codes
+		}
+		if !slices.Equal(info.Shape, shape) {
 			tensors[name] = &Tensor{Shape: info.Shape} // New reports it
 			continue
 		}
-		data, err := f.ReadFloat32(name)
+		data, err := DecodeTensor(f, m, name, shape)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", f.Path(), err)
 		}
-		tensors[name] = &Tensor{Data: data, Shape: info.Shape}
+		tensors[name] = &Tensor{Data: data, Shape: shape}
 	}
 	model, err := New(m, tensors)
 	if err != nil {
@@ -323,18 +333,23 @@ func (m *Model) Save(path string) error {
 		return err
 	}
 	names := m.Manifest.StorageOrder()
-	specs := make([]formats.TensorSpec, len(names))
+	var specs []formats.TensorSpec
 	var params int64
-	for i, n := range names {
+	for _, n := range names {
 		t, ok := m.Tensors[n]
 		if !ok {
 			return fmt.Errorf("tensor %q missing from model", n)
 		}
-		specs[i] = formats.TensorSpec{Name: n, DType: dt, Shape: t.Shape}
+		specs = append(specs, m.Manifest.quantizedSpecs(n, t.Shape, dt)...)
 		params += int64(len(t.Data))
 	}
+	m.Manifest.FormatVersion = FormatVersion
+	bits, err := m.StorageBits()
+	if err != nil {
+		return err
+	}
 	m.Manifest.Counts.ParamsStored = params
-	m.Manifest.Counts.BytesStored = params * int64(dt.Size())
+	m.Manifest.Counts.BytesStored = (bits + 7) / 8
 	js, err := m.Manifest.Marshal()
 	if err != nil {
 		return err
@@ -344,7 +359,14 @@ func (m *Model) Save(path string) error {
 		return err
 	}
 	for _, n := range names {
-		if err := w.WriteFloat32(n, m.Tensors[n].Data); err != nil {
+		t := m.Tensors[n]
+		var err error
+		if s, ok := m.Manifest.schemeOf(n, t.Shape); ok {
+			err = writeQuantized(w, n, t, s)
+		} else {
+			err = w.WriteFloat32(n, t.Data)
+		}
+		if err != nil {
 			w.Abort()
 			return err
 		}

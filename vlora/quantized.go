@@ -1,0 +1,219 @@
+package vlora
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/quant"
+)
+
+// ScalesSuffix ends the name of the tensor holding the F16 scales of a
+// quantized tensor: "<name>.qscales". The quantized tensor itself keeps its
+// name and holds the packed codes as U8, one dimension long
+// (quant.Scheme.CodeBytes of its rows × cols).
+const ScalesSuffix = ".qscales"
+
+// ScalesName returns the name of the scales tensor of the quantized tensor
+// name.
+func ScalesName(name string) string { return name + ScalesSuffix }
+
+// QuantPlan gives the storage scheme of each family of stored 2-D tensors.
+// A zero scheme (Bits 0) keeps that family in the manifest's float dtype;
+// 1-D tensors (norms, biases and their deltas) always stay float.
+type QuantPlan struct {
+	// Bases applies to the compound bases.
+	Bases quant.Scheme `json:"bases"`
+	// Factors applies to the increments: lora_A, lora_B and 2-D dense
+	// deltas.
+	Factors quant.Scheme `json:"factors"`
+	// Passthrough applies to the tensors stored as they are: embeddings
+	// and the LM head.
+	Passthrough quant.Scheme `json:"passthrough"`
+}
+
+// UniformPlan applies s to every family.
+func UniformPlan(s quant.Scheme) QuantPlan { return QuantPlan{Bases: s, Factors: s, Passthrough: s} }
+
+// Active reports whether the plan quantizes anything.
+func (p QuantPlan) Active() bool {
+	return p.Bases.Bits != 0 || p.Factors.Bits != 0 || p.Passthrough.Bits != 0
+}
+
+// Validate checks every scheme the plan uses; errors wrap formats.ErrInvalid.
+func (p QuantPlan) Validate() error {
+	for _, s := range []quant.Scheme{p.Bases, p.Factors, p.Passthrough} {
+		if s.Bits == 0 {
+			continue
+		}
+		if err := s.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// String returns "bases=int8/row,factors=int4/g32,passthrough=int8/row",
+// "none" for float families.
+func (p QuantPlan) String() string {
+	f := func(s quant.Scheme) string {
+		if s.Bits == 0 {
+			return "none"
+		}
+		return s.String()
+	}
+	return "bases=" + f(p.Bases) + ",factors=" + f(p.Factors) + ",passthrough=" + f(p.Passthrough)
+}
+
+// ParseQuantPlan reads a comma-separated list of family=scheme pairs
+// (families bases, factors, passthrough; scheme as quant.ParseScheme or
+// "none"), applied on top of p. A single scheme without "=" sets every
+// family.
+func ParseQuantPlan(p QuantPlan, s string) (QuantPlan, error) {
+	parse := func(v string) (quant.Scheme, error) {
+		if v == "none" || v == "" {
+			return quant.Scheme{}, nil
+		}
+		return quant.ParseScheme(v)
+	}
+	if !strings.Contains(s, "=") {
+		sc, err := parse(s)
+		return UniformPlan(sc), err
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		sc, err := parse(v)
+		if err != nil {
+			return p, err
+		}
+		switch k {
+		case "bases":
+			p.Bases = sc
+		case "factors":
+			p.Factors = sc
+		case "passthrough":
+			p.Passthrough = sc
+		default:
+			return p, fmt.Errorf("%w: quantization family %q (want bases, factors or passthrough)", formats.ErrInvalid, k)
+		}
+	}
+	return p, nil
+}
+
+// schemeOf returns the scheme the plan gives a stored tensor of the given
+// name and shape, and whether it is quantized.
+func (mf *Manifest) schemeOf(name string, shape []int) (quant.Scheme, bool) {
+	if mf.Quant == nil || len(shape) < 2 {
+		return quant.Scheme{}, false
+	}
+	var s quant.Scheme
+	switch {
+	case strings.HasPrefix(name, "vlora.compounds."):
+		s = mf.Quant.Bases
+	case strings.HasPrefix(name, "vlora.layers."):
+		s = mf.Quant.Factors
+	default:
+		s = mf.Quant.Passthrough
+	}
+	return s, s.Bits != 0
+}
+
+// SchemeOf returns the storage scheme of the stored tensor name and
+// whether it is quantized.
+func (m *Model) SchemeOf(name string) (quant.Scheme, bool) {
+	t, ok := m.Tensors[name]
+	if !ok {
+		return quant.Scheme{}, false
+	}
+	return m.Manifest.schemeOf(name, t.Shape)
+}
+
+// StorageBits returns the bits the stored tensors cost: quantized ones at
+// their codes and F16 scales, the others in the manifest's dtype.
+func (m *Model) StorageBits() (int64, error) {
+	dt, err := formats.ParseDType(m.Manifest.DType)
+	if err != nil {
+		return 0, err
+	}
+	var bits int64
+	for name, t := range m.Tensors {
+		if s, ok := m.Manifest.schemeOf(name, t.Shape); ok {
+			rows, cols := Matrix(t.Shape)
+			bits += s.StorageBits(rows, cols)
+			continue
+		}
+		bits += int64(len(t.Data)) * int64(dt.Size()) * 8
+	}
+	return bits, nil
+}
+
+// quantizedSpecs returns the file entries of the stored tensor name: its
+// codes and scales when quantized, else one float tensor in dt.
+func (mf *Manifest) quantizedSpecs(name string, shape []int, dt formats.DType) []formats.TensorSpec {
+	s, ok := mf.schemeOf(name, shape)
+	if !ok {
+		return []formats.TensorSpec{{Name: name, DType: dt, Shape: shape}}
+	}
+	rows, cols := Matrix(shape)
+	return []formats.TensorSpec{
+		{Name: name, DType: formats.U8, Shape: []int{s.CodeBytes(rows, cols)}},
+		{Name: ScalesName(name), DType: formats.F16, Shape: []int{s.NumGroups(rows, cols)}},
+	}
+}
+
+// writeQuantized quantizes t in scheme s and writes its codes and scales.
+func writeQuantized(w *formats.Writer, name string, t *Tensor, s quant.Scheme) error {
+	rows, cols := Matrix(t.Shape)
+	q, err := quant.Quantize(t.Data, rows, cols, s)
+	if err != nil {
+		return fmt.Errorf("tensor %q: %w", name, err)
+	}
+	if err := w.WriteRaw(name, q.Codes); err != nil {
+		return err
+	}
+	raw := make([]byte, 2*len(q.Scales))
+	for i, h := range q.Scales {
+		binary.LittleEndian.PutUint16(raw[2*i:], h)
+	}
+	return w.WriteRaw(ScalesName(name), raw)
+}
+
+// DecodeTensor reads the stored tensor name of the VLoRA file f, described
+// by mf, as float32 in its manifest shape: dequantized when the manifest
+// quantizes it, else converted from its float dtype. It is the one decoder
+// of stored tensors, for whole-file loads and per-tensor streaming alike.
+func DecodeTensor(f *formats.File, mf *Manifest, name string, shape []int) ([]float32, error) {
+	s, ok := mf.schemeOf(name, shape)
+	if !ok {
+		return f.ReadFloat32(name)
+	}
+	rows, cols := Matrix(shape)
+	codes, info, err := f.ReadRaw(name)
+	if err != nil {
+		return nil, err
+	}
+	if info.DType != formats.U8 || len(codes) != s.CodeBytes(rows, cols) {
+		return nil, fmt.Errorf("tensor %q: %w: %s codes of %d bytes, %s of %v needs U8 × %d", name, formats.ErrInvalid, info.DType, len(codes), s, shape, s.CodeBytes(rows, cols))
+	}
+	raw, sinfo, err := f.ReadRaw(ScalesName(name))
+	if err != nil {
+		return nil, err
+	}
+	if sinfo.DType != formats.F16 || len(raw) != 2*s.NumGroups(rows, cols) {
+		return nil, fmt.Errorf("tensor %q: %w: scales %s of %d bytes, want F16 × %d", name, formats.ErrInvalid, sinfo.DType, len(raw), s.NumGroups(rows, cols))
+	}
+	q := &quant.Tensor{Rows: rows, Cols: cols, Scheme: s, Codes: codes, Scales: make([]uint16, len(raw)/2)}
+	for i := range q.Scales {
+		q.Scales[i] = binary.LittleEndian.Uint16(raw[2*i:])
+	}
+	if err := q.Check(); err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", name, err)
+	}
+	out := make([]float32, rows*cols)
+	q.Dequantize(out)
+	if err := CheckFinite(name, out, 0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
