@@ -172,7 +172,7 @@ func TestRunQuantized(t *testing.T) {
 	if quantized == 0 {
 		t.Fatal("no quantized tensor")
 	}
-	if got, err := vm.StorageBits(); err != nil || got != wantBits {
+	if _, got, err := vm.Manifest.Storage(); err != nil || got != wantBits {
 		t.Errorf("storage %d bits (%v), want %d", got, err, wantBits)
 	}
 	// Saved and loaded again, the file holds exactly the trained values.

@@ -344,7 +344,7 @@ func (m *Model) Save(path string) error {
 		params += int64(len(t.Data))
 	}
 	m.Manifest.FormatVersion = FormatVersion
-	bits, err := m.StorageBits()
+	_, bits, err := m.Manifest.Storage()
 	if err != nil {
 		return err
 	}

@@ -66,54 +66,19 @@ func (p QuantPlan) String() string {
 	return "bases=" + f(p.Bases) + ",factors=" + f(p.Factors) + ",passthrough=" + f(p.Passthrough)
 }
 
-// ParseQuantPlan reads a comma-separated list of family=scheme pairs
-// (families bases, factors, passthrough; scheme as quant.ParseScheme or
-// "none"), applied on top of p. A single scheme without "=" sets every
-// family.
-func ParseQuantPlan(p QuantPlan, s string) (QuantPlan, error) {
-	parse := func(v string) (quant.Scheme, error) {
-		if v == "none" || v == "" {
-			return quant.Scheme{}, nil
-		}
-		return quant.ParseScheme(v)
-	}
-	if !strings.Contains(s, "=") {
-		sc, err := parse(s)
-		return UniformPlan(sc), err
-	}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		sc, err := parse(v)
-		if err != nil {
-			return p, err
-		}
-		switch k {
-		case "bases":
-			p.Bases = sc
-		case "factors":
-			p.Factors = sc
-		case "passthrough":
-			p.Passthrough = sc
-		default:
-			return p, fmt.Errorf("%w: quantization family %q (want bases, factors or passthrough)", formats.ErrInvalid, k)
-		}
-	}
-	return p, nil
-}
-
 // schemeOf returns the scheme the plan gives a stored tensor of the given
 // name and shape, and whether it is quantized.
 func (mf *Manifest) schemeOf(name string, shape []int) (quant.Scheme, bool) {
-	if mf.Quant == nil || len(shape) < 2 {
+	if mf.Quant == nil {
 		return quant.Scheme{}, false
 	}
 	var s quant.Scheme
-	switch {
-	case strings.HasPrefix(name, "vlora.compounds."):
+	switch family(name, shape) {
+	case FamilyBases:
 		s = mf.Quant.Bases
-	case strings.HasPrefix(name, "vlora.layers."):
+	case FamilyFactors:
 		s = mf.Quant.Factors
-	default:
+	case FamilyPassthrough:
 		s = mf.Quant.Passthrough
 	}
 	return s, s.Bits != 0
@@ -129,23 +94,93 @@ func (m *Model) SchemeOf(name string) (quant.Scheme, bool) {
 	return m.Manifest.schemeOf(name, t.Shape)
 }
 
-// StorageBits returns the bits the stored tensors cost: quantized ones at
-// their codes and F16 scales, the others in the manifest's dtype.
-func (m *Model) StorageBits() (int64, error) {
-	dt, err := formats.ParseDType(m.Manifest.DType)
+// Storage families, as Manifest.Storage reports them.
+const (
+	FamilyBases       = "bases"
+	FamilyFactors     = "factors"
+	FamilyPassthrough = "passthrough"
+	// FamilyVectors holds the 1-D tensors (norms, biases and their
+	// deltas), which are never quantized.
+	FamilyVectors = "vectors"
+)
+
+// FamilyStorage is what one family of stored tensors costs.
+type FamilyStorage struct {
+	Family string `json:"family"`
+	// Scheme is the family's quantization scheme, or the manifest's float
+	// dtype.
+	Scheme string `json:"scheme"`
+	Params int64  `json:"params"`
+	Bits   int64  `json:"bits"`
+}
+
+// BitsPerWeight returns Bits per stored value.
+func (f FamilyStorage) BitsPerWeight() float64 {
+	if f.Params == 0 {
+		return 0
+	}
+	return float64(f.Bits) / float64(f.Params)
+}
+
+// family returns the storage family of the stored tensor name.
+func family(name string, shape []int) string {
+	switch {
+	case len(shape) < 2:
+		return FamilyVectors
+	case strings.HasPrefix(name, "vlora.compounds."):
+		return FamilyBases
+	case strings.HasPrefix(name, "vlora.layers."):
+		return FamilyFactors
+	}
+	return FamilyPassthrough
+}
+
+// Storage returns the cost of each family of stored tensors (bases,
+// factors, passthrough, vectors; families with no tensor are left out) and
+// their total in bits: quantized tensors at their codes and F16 scales, the
+// others in the manifest's dtype.
+func (mf *Manifest) Storage() ([]FamilyStorage, int64, error) {
+	dt, err := formats.ParseDType(mf.DType)
 	if err != nil {
+		return nil, 0, err
+	}
+	fams := map[string]*FamilyStorage{}
+	var total int64
+	for name, shape := range mf.ExpectedTensors() {
+		fam := family(name, shape)
+		fs := fams[fam]
+		if fs == nil {
+			fs = &FamilyStorage{Family: fam, Scheme: strings.ToLower(dt.String())}
+			fams[fam] = fs
+		}
+		n := int64(NumElements(shape))
+		bits := n * int64(dt.Size()) * 8
+		if s, ok := mf.schemeOf(name, shape); ok {
+			rows, cols := Matrix(shape)
+			bits, fs.Scheme = s.StorageBits(rows, cols), s.String()
+		}
+		fs.Params += n
+		fs.Bits += bits
+		total += bits
+	}
+	var out []FamilyStorage
+	for _, f := range []string{FamilyBases, FamilyFactors, FamilyPassthrough, FamilyVectors} {
+		if fs := fams[f]; fs != nil {
+			out = append(out, *fs)
+		}
+	}
+	return out, total, nil
+}
+
+// BitsPerOriginalWeight returns the bits the stored tensors cost per
+// weight of the original model (Counts.ParamsOriginal): the size measure
+// that compares a VLoRA file with a quantized copy of the original.
+func (mf *Manifest) BitsPerOriginalWeight() (float64, error) {
+	_, bits, err := mf.Storage()
+	if err != nil || mf.Counts.ParamsOriginal == 0 {
 		return 0, err
 	}
-	var bits int64
-	for name, t := range m.Tensors {
-		if s, ok := m.Manifest.schemeOf(name, t.Shape); ok {
-			rows, cols := Matrix(t.Shape)
-			bits += s.StorageBits(rows, cols)
-			continue
-		}
-		bits += int64(len(t.Data)) * int64(dt.Size()) * 8
-	}
-	return bits, nil
+	return float64(bits) / float64(mf.Counts.ParamsOriginal), nil
 }
 
 // quantizedSpecs returns the file entries of the stored tensor name: its
