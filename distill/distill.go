@@ -75,7 +75,9 @@ type Options struct {
 	// gradients reach the float master weights straight through, and at
 	// the end the tensors are replaced by their quantized values and the
 	// plan is recorded in the manifest, so that saving writes exactly the
-	// model that was distilled. Its zero value trains in float.
+	// model that was distilled. Its zero value continues the plan the
+	// student's manifest records (a quantized file stays quantized), or
+	// trains in float.
 	Quant vlora.QuantPlan
 }
 
@@ -189,6 +191,9 @@ var ErrUnsupported = errors.New("distillation not supported for this model")
 // (vlora.DistillInfo, adding to an earlier record's steps and tokens); the
 // caller saves it. Models without logits to match give ErrUnsupported.
 func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *dataset.Dataset, opt Options) (*Result, error) {
+	if !opt.Quant.Active() && vm.Manifest.Quant != nil {
+		opt.Quant = *vm.Manifest.Quant
+	}
 	prm, err := opt.resolve()
 	if err != nil {
 		return nil, err

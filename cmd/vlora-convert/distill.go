@@ -26,6 +26,8 @@ type distillFlags struct {
 	stride                                                     int
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
 	resume                                                     bool
+	// storage is how the distilled file is stored.
+	storage storageFlags
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -39,7 +41,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&d.batch, "batch", distill.DefaultBatch, "sequences per step")
 	fl.IntVar(&d.seqLen, "seq-len", 0, "sequence length (default: the data's; 128 when sampling)")
 	fl.IntVar(&d.pool, "samples", 0, "sequences sampled from the original in data-free mode (default 4×batch)")
-	fl.Float64Var(&d.lr, "lr", distill.DefaultLR, "peak learning rate (AdamW, warm-up then cosine decay to 10%)")
+	fl.Float64Var(&d.lr, "lr", 0, fmt.Sprintf("peak learning rate (AdamW, warm-up then cosine decay to 10%%; default %g, or %g when storing quantized with 3 bits or more)", distill.DefaultLR, distill.DefaultQATLR))
 	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term")
@@ -55,8 +57,8 @@ func (d *distillFlags) validate(steps int) error {
 	if _, err := distill.ParseTrainSet(d.train); err != nil {
 		return usageError{err}
 	}
-	if d.batch < 1 || d.lr <= 0 || steps < 0 {
-		return usagef("--batch, --lr and the step count must be positive")
+	if d.batch < 1 || d.lr < 0 || steps < 0 {
+		return usagef("--batch and the step count must be positive, --lr not negative")
 	}
 	if d.stride < 0 || (d.seqLen > 0 && d.stride > d.seqLen) {
 		return usagef("%w: --stride %d must be in [0, --seq-len]", formats.ErrInvalid, d.stride)
@@ -121,6 +123,8 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 			return err
 		}
 	}
+	// Distillation trains for the storage recorded in the manifest.
+	d.storage.apply(t.student)
 	var last distill.Stats
 	bar := newProgress(s.ErrOut, t.quiet, "distill", int64(d.steps), func() string {
 		return fmt.Sprintf("loss %.4f  %.0f tok/s", last.Loss, last.TokensPerSec)
@@ -163,7 +167,7 @@ func printDistill(s streams, sum *distillSummary, t distillTarget) error {
 		return printJSON(s.Out, sum)
 	}
 	w := s.Out
-	fmt.Fprintf(w, "wrote %s\n", sum.Output)
+	fmt.Fprintf(w, "wrote %s (%.3f bits per original weight)\n", sum.Output, sum.BitsPerWeight)
 	fmt.Fprintf(w, "distilled %d steps (%d tokens) in %.1f s, %.0f tokens/s\n", sum.Steps, sum.Tokens, sum.TrainSeconds, sum.TokensPerSecond)
 	fmt.Fprintf(w, "train data  %s\n", sum.TrainData)
 	fmt.Fprintf(w, "final loss  %.4f (mean of the last 10 steps)\n", sum.FinalLoss)
@@ -209,12 +213,16 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&o.json, "json", false, "print the summary as JSON")
 	o.flags.addFlags(fl)
+	o.flags.storage.addFlags(fl, "")
 	cmd.MarkFlagRequired("original")
 	return cmd
 }
 
 // Complete resolves the input file and the output path.
 func (o *distillOptions) Complete(_ *cobra.Command, args []string) error {
+	if err := o.flags.storage.complete(); err != nil {
+		return err
+	}
 	in, err := vlora.ResolvePath(args[0])
 	if err != nil {
 		return usageError{err}

@@ -70,7 +70,9 @@ type distillSummary struct {
 	LossCSV         string  `json:"loss_csv"`
 	LossPlot        string  `json:"loss_plot"`
 	ParamsStored    int64   `json:"params_stored"`
-	Resumed         bool    `json:"resumed,omitempty"`
+	// BitsPerWeight is the written file's bits per original weight.
+	BitsPerWeight float64 `json:"bits_per_weight"`
+	Resumed       bool    `json:"resumed,omitempty"`
 }
 
 // evalSeedOffset separates the seed of sampled evaluation data from the
@@ -176,6 +178,7 @@ func (j *distillJob) write(sum *distillSummary, res *distill.Result) error {
 		return err
 	}
 	sum.ParamsStored = j.Student.Manifest.Counts.ParamsStored
+	sum.BitsPerWeight, _ = j.Student.Manifest.BitsPerOriginalWeight()
 	base := strings.TrimSuffix(j.Output, ".safetensors")
 	sum.LossCSV, sum.LossPlot = base+".loss.csv", base+".loss.png"
 	if err := writeLossCSV(sum.LossCSV, res.Log); err != nil {
