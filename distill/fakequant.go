@@ -28,8 +28,8 @@ type fakeQuant struct {
 	bySrc   map[*vlora.Tensor]*fakeQuantized
 }
 
-// newFakeQuant selects the tensors of s that plan quantizes (by the rule
-// of vlora.Model.SchemeOf, so that training and storage agree); it returns
+// newFakeQuant selects the tensors of s that plan quantizes (by
+// vlora.QuantPlan.SchemeOf, the rule storage follows); it returns
 // nil when the plan is inactive.
 func newFakeQuant(s *student, plan vlora.QuantPlan) (*fakeQuant, error) {
 	if !plan.Active() {
@@ -38,13 +38,9 @@ func newFakeQuant(s *student, plan vlora.QuantPlan) (*fakeQuant, error) {
 	if err := plan.Validate(); err != nil {
 		return nil, err
 	}
-	vm := s.m.VLoRA
-	saved := vm.Manifest.Quant
-	vm.Manifest.Quant = &plan
-	defer func() { vm.Manifest.Quant = saved }()
 	f := &fakeQuant{bySrc: map[*vlora.Tensor]*fakeQuantized{}}
-	for name, t := range vm.Tensors {
-		sc, ok := vm.SchemeOf(name)
+	for name, t := range s.m.VLoRA.Tensors {
+		sc, ok := plan.SchemeOf(name, t.Shape)
 		if !ok {
 			continue
 		}

@@ -66,22 +66,28 @@ func (p QuantPlan) String() string {
 	return "bases=" + f(p.Bases) + ",factors=" + f(p.Factors) + ",passthrough=" + f(p.Passthrough)
 }
 
-// schemeOf returns the scheme the plan gives a stored tensor of the given
-// name and shape, and whether it is quantized.
+// SchemeOf returns the scheme the plan gives a stored tensor of the given
+// name and shape, and whether the tensor is quantized: 2-D tensors by
+// family, never 1-D ones.
+func (p QuantPlan) SchemeOf(name string, shape []int) (quant.Scheme, bool) {
+	var s quant.Scheme
+	switch family(name, shape) {
+	case FamilyBases:
+		s = p.Bases
+	case FamilyFactors:
+		s = p.Factors
+	case FamilyPassthrough:
+		s = p.Passthrough
+	}
+	return s, s.Bits != 0
+}
+
+// schemeOf returns the scheme the manifest's plan gives a stored tensor.
 func (mf *Manifest) schemeOf(name string, shape []int) (quant.Scheme, bool) {
 	if mf.Quant == nil {
 		return quant.Scheme{}, false
 	}
-	var s quant.Scheme
-	switch family(name, shape) {
-	case FamilyBases:
-		s = mf.Quant.Bases
-	case FamilyFactors:
-		s = mf.Quant.Factors
-	case FamilyPassthrough:
-		s = mf.Quant.Passthrough
-	}
-	return s, s.Bits != 0
+	return mf.Quant.SchemeOf(name, shape)
 }
 
 // SchemeOf returns the storage scheme of the stored tensor name and
