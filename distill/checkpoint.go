@@ -58,11 +58,12 @@ func saveCheckpoint(path string, vm *vlora.Model, st *student, step int, log []S
 		cp.Steps = step
 		vm.Manifest.Distill = &cp
 	}
-	// Checkpoints keep full precision whatever the final dtype.
-	dt := vm.Manifest.DType
-	vm.Manifest.DType = "F32"
+	// Checkpoints keep full precision whatever the final storage: the
+	// float master weights of quantization-aware training included.
+	dt, plan := vm.Manifest.DType, vm.Manifest.Quant
+	vm.Manifest.DType, vm.Manifest.Quant = "F32", nil
 	err = vm.Save(path)
-	vm.Manifest.Distill, vm.Manifest.DType = prev, dt
+	vm.Manifest.Distill, vm.Manifest.DType, vm.Manifest.Quant = prev, dt, plan
 	return err
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/quant"
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/transformer"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -96,6 +97,15 @@ type Options struct {
 	// student; its result is returned in Result.Eval and recorded in the
 	// manifest. verify.Compare is the usual implementation.
 	Evaluate func(ctx context.Context, student *model.Model) (*Evaluation, error)
+	// Quant, when active, trains for quantized storage: the forward pass
+	// uses the fake-quantized tensors (scales recomputed at every step),
+	// gradients reach the float master weights straight through, and at
+	// the end the tensors are replaced by their quantized values and the
+	// plan is recorded in the manifest, so that saving writes exactly the
+	// model that was distilled. Its zero value continues the plan the
+	// student's manifest records (a quantized file stays quantized), or
+	// trains in float.
+	Quant vlora.QuantPlan
 }
 
 // Evaluation is the agreement of the distilled student with the teacher on
@@ -114,6 +124,28 @@ const (
 	DefaultLR     = 2e-3
 	DefaultWarmup = 20
 )
+
+// DefaultQATLR is the learning rate taken by the zero value of Options.LR
+// under a quantization plan whose quantized families all have 3 bits or
+// more. Quantization-aware training starts close to the teacher there, and
+// Adam's steps of about lr per weight at DefaultLR are a sizeable fraction of
+// an int4 step: on bytellama, dense int4/g32 ends worse than round to
+// nearest at 2e-3 and better at 5e-4 (docs/quality.md). Plans with 2-bit
+// families start far from the teacher and keep DefaultLR.
+const DefaultQATLR = 5e-4
+
+// defaultLR returns the default learning rate under plan.
+func defaultLR(plan vlora.QuantPlan) float64 {
+	if !plan.Active() {
+		return DefaultLR
+	}
+	for _, s := range []quant.Scheme{plan.Bases, plan.Factors, plan.Passthrough} {
+		if s.Bits != 0 && s.Bits < 3 {
+			return DefaultLR
+		}
+	}
+	return DefaultQATLR
+}
 
 // params holds Options with every default resolved and validated.
 type params Options
@@ -154,7 +186,7 @@ func (o Options) resolve() (params, error) {
 	}
 	p.Batch = cmp.Or(p.Batch, DefaultBatch)
 	p.Warmup = cmp.Or(p.Warmup, DefaultWarmup)
-	def(&p.LR, DefaultLR)
+	def(&p.LR, defaultLR(p.Quant))
 	def(&p.MinLRRatio, 0.1)
 	def(&p.Beta1, 0.9)
 	def(&p.Beta2, 0.999)
@@ -211,6 +243,9 @@ var ErrUnsupported = errors.New("distillation not supported for this model")
 // (vlora.DistillInfo, adding to an earlier record's steps and tokens); the
 // caller saves it. Models without logits to match give ErrUnsupported.
 func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *dataset.Dataset, opt Options) (*Result, error) {
+	if !opt.Quant.Active() && vm.Manifest.Quant != nil {
+		opt.Quant = *vm.Manifest.Quant
+	}
 	prm, err := opt.resolve()
 	if err != nil {
 		return nil, err
@@ -236,6 +271,13 @@ func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *data
 		}
 		if err := r.step(s); err != nil {
 			return r.res, err
+		}
+	}
+	if r.st.fq != nil {
+		r.st.fq.commit()
+		vm.Manifest.Quant = &prm.Quant
+		if err := r.st.materialize(); err != nil {
+			return nil, err
 		}
 	}
 	r.summarise()
@@ -295,6 +337,9 @@ func newRun(teacherModel *model.Model, vm *vlora.Model, train *dataset.Dataset, 
 	}
 	st, err := newStudent(loaded, opt.Train, opt.LRScales)
 	if err != nil {
+		return nil, err
+	}
+	if st.fq, err = newFakeQuant(st, opt.Quant); err != nil {
 		return nil, err
 	}
 	r := &runState{opt: opt, train: train, vm: vm, st: st, res: &Result{Student: loaded},

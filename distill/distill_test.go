@@ -200,41 +200,49 @@ func TestStreamedStudentMatchesResident(t *testing.T) {
 }
 
 // TestResumeMatchesStraightRun checks that stopping at a checkpoint and
-// resuming gives exactly the straight run's result.
+// resuming gives exactly the straight run's result, in float and under a
+// quantization plan (whose checkpoints keep the float master weights).
 func TestResumeMatchesStraightRun(t *testing.T) {
-	teacher, path, data := tinySetup(t, vlora.BaseFirst)
-	opt := Options{Steps: 8, Batch: 3, LR: 3e-3, Warmup: 2, Seed: 1, Train: TrainAll}
-	straight, _ := run(t, teacher, path, data, opt)
+	for _, c := range []struct {
+		name string
+		plan vlora.QuantPlan
+	}{{"float", vlora.QuantPlan{}}, {"quantized", testPlan}} {
+		t.Run(c.name, func(t *testing.T) {
+			teacher, path, data := tinySetup(t, vlora.BaseFirst)
+			opt := Options{Steps: 8, Batch: 3, LR: 3e-3, Warmup: 2, Seed: 1, Train: TrainAll, Quant: c.plan}
+			straight, _ := run(t, teacher, path, data, opt)
 
-	ckpt := filepath.Join(t.TempDir(), "ckpt.safetensors")
-	half := opt
-	half.CheckpointEvery, half.CheckpointPath = 4, ckpt
-	ctx, cancel := context.WithCancel(context.Background())
-	half.Progress = func(p stage.Progress) {
-		if p.Done == 5 {
-			cancel() // interrupted after the checkpoint at step 4
-		}
-	}
-	vm, err := vlora.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Run(ctx, teacher, vm, data, half); err == nil {
-		t.Fatal("cancelled run returned no error")
-	}
-	resumed := opt
-	resumed.CheckpointPath, resumed.Resume = ckpt, true
-	vm2, res := run(t, teacher, path, data, resumed)
-	if len(res.Log) != 8 || res.Log[3].Step != 4 {
-		t.Errorf("resumed log has %d entries", len(res.Log))
-	}
-	for n, a := range straight.Tensors {
-		b := vm2.Tensors[n]
-		for i := range a.Data {
-			if a.Data[i] != b.Data[i] {
-				t.Fatalf("resumed run differs from straight run in %s[%d]: %v vs %v", n, i, b.Data[i], a.Data[i])
+			ckpt := filepath.Join(t.TempDir(), "ckpt.safetensors")
+			half := opt
+			half.CheckpointEvery, half.CheckpointPath = 4, ckpt
+			ctx, cancel := context.WithCancel(context.Background())
+			half.Progress = func(p stage.Progress) {
+				if p.Done == 5 {
+					cancel() // interrupted after the checkpoint at step 4
+				}
 			}
-		}
+			vm, err := vlora.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Run(ctx, teacher, vm, data, half); err == nil {
+				t.Fatal("cancelled run returned no error")
+			}
+			resumed := opt
+			resumed.CheckpointPath, resumed.Resume = ckpt, true
+			vm2, res := run(t, teacher, path, data, resumed)
+			if len(res.Log) != 8 || res.Log[3].Step != 4 {
+				t.Errorf("resumed log has %d entries", len(res.Log))
+			}
+			for n, a := range straight.Tensors {
+				b := vm2.Tensors[n]
+				for i := range a.Data {
+					if a.Data[i] != b.Data[i] {
+						t.Fatalf("resumed run differs from straight run in %s[%d]: %v vs %v", n, i, b.Data[i], a.Data[i])
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -57,6 +57,7 @@ type binding struct {
 	layer      int
 	rows, cols int
 	rank       int
+	base       *vlora.Tensor
 	a, b, d    *vlora.Tensor
 	baseP      *param // nil when the base is frozen
 	aP, bP, dP *param
@@ -72,6 +73,8 @@ type student struct {
 	pass   []string
 	params []*param
 	byName map[string]*param
+	// fq, when set, supplies the fake-quantized forward values.
+	fq *fakeQuant
 }
 
 // newStudent prepares the VLoRA model m for training the given set, with
@@ -111,6 +114,7 @@ func newStudent(m *model.Model, set TrainSet, lr LRScales) (*student, error) {
 			}
 			bd := &binding{dense: dp, layer: l}
 			bd.rows, bd.cols = vlora.Matrix(suf.Shape)
+			bd.base = vm.Tensors[vlora.BaseName(c, suf.Name)]
 			if set != TrainFactors && mf.HasBase(suf.Name) {
 				bd.baseP = add(vlora.BaseName(c, suf.Name))
 				scaled(bd.baseP, lr.Bases)
@@ -143,8 +147,16 @@ func newStudent(m *model.Model, set TrainSet, lr LRScales) (*student, error) {
 }
 
 // materialize writes every dense weight of the transformer from the stored
-// tensors.
-func (s *student) materialize() error { return s.m.Materialize() }
+// tensors, through model.Materialize; under fake quantization from their
+// fake-quantized values, recomputed from the master weights.
+func (s *student) materialize() error {
+	if s.fq == nil {
+		return s.m.Materialize()
+	}
+	s.fq.refresh()
+	defer s.fq.swap()()
+	return s.m.Materialize()
+}
 
 // zeroGrad clears the gradients of the trainable stored tensors.
 func (s *student) zeroGrad() {
@@ -159,7 +171,7 @@ func (s *student) chain(grads map[string]*transformer.Param) {
 	s.zeroGrad()
 	for _, bd := range s.bindings {
 		if g, ok := grads[bd.dense.Name]; ok {
-			bd.chainWeight(g.Data)
+			bd.chainWeight(g.Data, s.fq)
 		}
 	}
 	s.chainRest(grads)
@@ -172,7 +184,7 @@ func (s *student) chain(grads map[string]*transformer.Param) {
 func (s *student) chainBlock(_ int, grads []*transformer.Param) error {
 	for _, g := range grads {
 		if bd, ok := s.byDense[g.Name]; ok {
-			bd.chainWeight(g.Data)
+			bd.chainWeight(g.Data, s.fq)
 		}
 	}
 	return nil
@@ -180,8 +192,10 @@ func (s *student) chainBlock(_ int, grads []*transformer.Param) error {
 
 // chainWeight adds the gradient dw of one dense layer weight onto the
 // trainable stored tensors it is made of: dBase += dW, dD += dW,
-// dB += dW·Aᵀ, dA += Bᵀ·dW.
-func (bd *binding) chainWeight(dw []float32) {
+// dB += dW·Aᵀ, dA += Bᵀ·dW. Under fake quantization (fq not nil) A and B
+// are the forward (quantized) values and every gradient passes straight
+// through to the master weights.
+func (bd *binding) chainWeight(dw []float32, fq *fakeQuant) {
 	if bd.baseP != nil {
 		for i, v := range dw {
 			bd.baseP.grad[i] += v
@@ -194,8 +208,8 @@ func (bd *binding) chainWeight(dw []float32) {
 		}
 	case bd.aP != nil && bd.rank > 0:
 		r, rows, cols := bd.rank, bd.rows, bd.cols
-		kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, bd.a.Data, cols, 1, bd.bP.grad, r)
-		kernels.Sgemm(true, false, r, cols, rows, 1, bd.b.Data, r, dw, cols, 1, bd.aP.grad, cols)
+		kernels.Sgemm(false, true, rows, r, cols, 1, dw, cols, fq.value(bd.a), cols, 1, bd.bP.grad, r)
+		kernels.Sgemm(true, false, r, cols, rows, 1, fq.value(bd.b), r, dw, cols, 1, bd.aP.grad, cols)
 	}
 }
 
@@ -221,7 +235,7 @@ func (s *student) chainLayer(grads map[string]*transformer.Param, l int) {
 			continue
 		}
 		if g, ok := grads[bd.dense.Name]; ok {
-			bd.chainWeight(g.Data)
+			bd.chainWeight(g.Data, s.fq)
 		}
 	}
 }

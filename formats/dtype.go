@@ -22,6 +22,8 @@ const (
 	F64  = safetensors.F64
 	I32  = safetensors.I32
 	I64  = safetensors.I64
+	// U8 holds packed quantization codes.
+	U8 = safetensors.U8
 )
 
 // ParseDType parses a user-facing dtype name ("f32", "F16", "bf16", ...).

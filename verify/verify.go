@@ -52,6 +52,11 @@ type Options struct {
 	Seed uint64
 	// Batch is the evaluation batch size (default DefaultBatch).
 	Batch int
+	// Baseline selects the same-size round-to-nearest baseline measured
+	// beside the compressed model (see Baseline): "auto" or "" the standard
+	// scheme nearest to the compressed model's bits per weight, "none", or
+	// int8, int4, int3, int2 (StandardSchemes).
+	Baseline string
 	// MaxKL and MinAgreement are thresholds; zero disables them.
 	MaxKL, MinAgreement float64
 	// Progress, when set, is called after each evaluated batch with Stage
@@ -78,6 +83,11 @@ func (o Options) resolve() (params, error) {
 	}
 	if (p.Labels != "" || p.LabelsFromFolders || p.Stride > 0) && p.Data == "" {
 		return p, fmt.Errorf("%w: --labels, --labels-from-folders and --stride need --data", formats.ErrInvalid)
+	}
+	if p.Baseline != "" && p.Baseline != BaselineAuto && p.Baseline != BaselineNone {
+		if _, ok := StandardSchemes[p.Baseline]; !ok {
+			return p, fmt.Errorf("%w: baseline %q (want auto, none, int8, int4, int3 or int2)", formats.ErrInvalid, p.Baseline)
+		}
 	}
 	if p.Batch == 0 {
 		p.Batch = DefaultBatch
@@ -124,6 +134,11 @@ type Report struct {
 	ParamsCompressed int64 `json:"params_compressed"`
 	BytesOriginal    int64 `json:"bytes_original"`
 	BytesCompressed  int64 `json:"bytes_compressed"`
+	// BitsPerWeight is what the compressed model stores per weight of the
+	// original (see BitsPerWeight).
+	BitsPerWeight *float64 `json:"bits_per_weight"`
+	// Baseline is the same-size round-to-nearest baseline, nil when off.
+	Baseline *Baseline `json:"baseline,omitempty"`
 
 	Integrity []Check `json:"integrity"`
 	// Thresholds lists each threshold given and whether it held.
@@ -207,6 +222,12 @@ func Run(ctx context.Context, orig, comp *model.Model, o Options) (*Report, erro
 		}
 	}
 	if err := compare(ctx, rep, orig, comp, data, opt); err != nil {
+		return nil, err
+	}
+	if bits, err := BitsPerWeight(comp, orig.StoredParams); err == nil {
+		rep.BitsPerWeight = &bits
+	}
+	if err := baseline(ctx, rep, orig, data, opt); err != nil {
 		return nil, err
 	}
 	return rep, thresholds(rep, opt)

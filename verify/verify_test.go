@@ -38,7 +38,7 @@ func TestAgreesWithReference(t *testing.T) {
 			if _, err := convert.Compress(context.Background(), model, out, opt); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := RunPaths(context.Background(), model, out, Options{Data: data, Samples: 64})
+			rep, err := RunPaths(context.Background(), model, out, Options{Data: data, Samples: 64, Baseline: BaselineNone})
 			if err != nil {
 				t.Fatal(err)
 			}

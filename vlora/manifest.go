@@ -15,8 +15,10 @@ import (
 	"github.com/vlora-convert/vlora-convert/formats"
 )
 
-// FormatVersion is the manifest version this package writes and reads.
-const FormatVersion = 1
+// FormatVersion is the manifest version this package writes. Version 2
+// added quantized storage (Manifest.Quant); version 1 files, which have
+// none, are still read.
+const FormatVersion = 2
 
 // FormatName identifies VLoRA files in the manifest's "format" field.
 const FormatName = "vlora"
@@ -161,6 +163,9 @@ type Manifest struct {
 	DType       string              `json:"dtype"`
 	Counts      Counts              `json:"counts"`
 	Distill     *DistillInfo        `json:"distill,omitempty"`
+	// Quant, when set, stores the 2-D tensors of each family quantized
+	// (format version 2; see QuantPlan and ScalesName).
+	Quant *QuantPlan `json:"quant,omitempty"`
 }
 
 // Compounds partitions layers 0 … n-1 into runs of k consecutive layers; the
@@ -250,8 +255,16 @@ func (m *Manifest) validateLayout() error {
 	if m.Format != FormatName {
 		return manifestErr("format is %q, want %q", m.Format, FormatName)
 	}
-	if m.FormatVersion != FormatVersion {
-		return manifestErr("format version %d is not supported (this build reads %d)", m.FormatVersion, FormatVersion)
+	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
+		return manifestErr("format version %d is not supported (this build reads 1 to %d)", m.FormatVersion, FormatVersion)
+	}
+	if m.Quant != nil && m.FormatVersion < 2 {
+		return manifestErr("quantized storage needs format version 2, not %d", m.FormatVersion)
+	}
+	if m.Quant != nil {
+		if err := m.Quant.Validate(); err != nil {
+			return err
+		}
 	}
 	if _, err := ParseBaseMode(string(m.BaseMode)); err != nil {
 		return manifestErr("%v", err)

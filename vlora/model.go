@@ -104,21 +104,38 @@ func ReadManifestFile(f *formats.File) (*Manifest, error) {
 // manifest that promises what the file lacks is rejected before anything
 // is computed from it. Errors wrap formats.ErrInvalid and name the tensor.
 func CheckTensors(mf *Manifest, f *formats.File) error {
-	expect := mf.ExpectedTensors()
+	type spec struct {
+		shape     []int
+		dtype     formats.DType
+		quantized bool // dtype is required; otherwise any float dtype
+	}
+	want := map[string]spec{}
+	for name, shape := range mf.ExpectedTensors() {
+		s, quantized := mf.schemeOf(name, shape)
+		if !quantized {
+			want[name] = spec{shape: shape}
+			continue
+		}
+		rows, cols := Matrix(shape)
+		want[name] = spec{shape: []int{s.CodeBytes(rows, cols)}, dtype: formats.U8, quantized: true}
+		want[ScalesName(name)] = spec{shape: []int{s.NumGroups(rows, cols)}, dtype: formats.F16, quantized: true}
+	}
 	for _, name := range f.Names() {
 		info, _ := f.Info(name)
-		shape, ok := expect[name]
+		w, ok := want[name]
 		switch {
 		case !ok:
 			return fmt.Errorf("%w: tensor %q is not described by the manifest", formats.ErrInvalid, name)
-		case !slices.Equal(info.Shape, shape):
-			return fmt.Errorf("%w: tensor %q has shape %v, manifest implies %v", formats.ErrInvalid, name, info.Shape, shape)
-		case !formats.IsFloat(info.DType):
+		case !slices.Equal(info.Shape, w.shape):
+			return fmt.Errorf("%w: tensor %q has shape %v, manifest implies %v", formats.ErrInvalid, name, info.Shape, w.shape)
+		case w.quantized && info.DType != w.dtype:
+			return fmt.Errorf("%w: tensor %q has dtype %s, its quantized storage needs %s", formats.ErrInvalid, name, info.DType, w.dtype)
+		case !w.quantized && !formats.IsFloat(info.DType):
 			return fmt.Errorf("%w: tensor %q has non-float dtype %s", formats.ErrInvalid, name, info.DType)
 		}
 	}
-	if len(expect) != len(f.Names()) {
-		for name := range expect {
+	if len(want) != len(f.Names()) {
+		for name := range want {
 			if _, ok := f.Info(name); !ok {
 				return fmt.Errorf("%w: manifest expects tensor %q, which is missing", formats.ErrInvalid, name)
 			}
@@ -151,13 +168,12 @@ func LoadFile(f *formats.File) (*Model, error) {
 // them.
 func load(m *Manifest, f *formats.File) (*Model, error) {
 	tensors := map[string]*Tensor{}
-	for _, name := range f.Names() {
-		info, _ := f.Info(name)
-		data, err := f.ReadFloat32(name)
+	for name, shape := range m.ExpectedTensors() {
+		data, err := DecodeTensor(f, m, name, shape)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", f.Path(), err)
 		}
-		tensors[name] = &Tensor{Data: data, Shape: info.Shape}
+		tensors[name] = &Tensor{Data: data, Shape: shape}
 	}
 	model, err := New(m, tensors)
 	if err != nil {
@@ -398,18 +414,23 @@ func (m *Model) Save(path string) error {
 		return err
 	}
 	names := m.Manifest.StorageOrder()
-	specs := make([]formats.TensorSpec, len(names))
+	var specs []formats.TensorSpec
 	var params int64
-	for i, n := range names {
+	for _, n := range names {
 		t, ok := m.Tensors[n]
 		if !ok {
 			return fmt.Errorf("tensor %q missing from model", n)
 		}
-		specs[i] = formats.TensorSpec{Name: n, DType: dt, Shape: t.Shape}
+		specs = append(specs, m.Manifest.quantizedSpecs(n, t.Shape, dt)...)
 		params += int64(len(t.Data))
 	}
+	m.Manifest.FormatVersion = FormatVersion
+	_, bits, err := m.Manifest.Storage()
+	if err != nil {
+		return err
+	}
 	m.Manifest.Counts.ParamsStored = params
-	m.Manifest.Counts.BytesStored = params * int64(dt.Size())
+	m.Manifest.Counts.BytesStored = (bits + 7) / 8
 	js, err := m.Manifest.Marshal()
 	if err != nil {
 		return err
@@ -419,7 +440,14 @@ func (m *Model) Save(path string) error {
 		return err
 	}
 	for _, n := range names {
-		if err := w.WriteFloat32(n, m.Tensors[n].Data); err != nil {
+		t := m.Tensors[n]
+		var err error
+		if s, ok := m.Manifest.schemeOf(n, t.Shape); ok {
+			err = writeQuantized(w, n, t, s)
+		} else {
+			err = w.WriteFloat32(n, t.Data)
+		}
+		if err != nil {
 			w.Abort()
 			return err
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/distill"
-	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -19,13 +18,13 @@ import (
 // compressOptions are the options of the compress command.
 type compressOptions struct {
 	streams
-	model, out, base, svd, dtype string
-	k, rank, workers             int
-	oversample, powerIters       int
-	energy                       float64
-	seed                         uint64
-	quiet, json                  bool
-	distill                      distillFlags
+	model, out, base, svd  string
+	k, rank, workers       int
+	oversample, powerIters int
+	energy                 float64
+	seed                   uint64
+	quiet, json            bool
+	distill                distillFlags
 	// rankSet and energySet record whether the flags were given, so that
 	// an explicit 0 is refused rather than taken for the default.
 	rankSet, energySet bool
@@ -52,7 +51,13 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
   vlora-convert compress --model ./bytellama --out ./bytellama-vlora --compound-size 8 --rank 32
 
   # keep 90% of each increment's energy, mean base, randomized SVD, bf16 output
-  vlora-convert compress --model ./m --out ./m-vlora --energy 0.9 --base mean --svd randomized --dtype bf16`,
+  vlora-convert compress --model ./m --out ./m-vlora --energy 0.9 --base mean --svd randomized --dtype bf16
+
+  # int4 storage (groups of 32, F16 scales), distilled with the quantized weights in the forward pass
+  vlora-convert compress --model ./m --out ./m-int4 --dtype int4 --data calib.safetensors
+
+  # no sharing: every layer its own base, int4, quantization-aware distillation
+  vlora-convert compress --model ./m --out ./m-qat --compound-size 1 --dtype int4 --data calib.safetensors`,
 		Args: cobra.NoArgs,
 		RunE: runE(o),
 	}
@@ -67,7 +72,6 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 	fl.Uint64Var(&o.seed, "seed", 0, "seed of the randomized SVD")
 	fl.IntVar(&o.oversample, "oversample", svd.DefaultOversample, "extra sketch columns of the randomized SVD, 0…4096")
 	fl.IntVar(&o.powerIters, "power-iters", svd.DefaultPowerIters, "power iterations of the randomized SVD, 0…64")
-	fl.StringVar(&o.dtype, "dtype", "f32", "stored dtype: f32, f16 or bf16")
 	fl.IntVar(&o.workers, "workers", 0, "tensors factorized in parallel, 0…1024 (0: all cores)")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&o.json, "json", false, "print the result as JSON")
@@ -75,6 +79,7 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 	o.distill.addFlags(fl)
 	o.distill.addSourceCheckFlag(fl)
 	o.plan.addFlags(fl)
+	o.distill.storage.addFlags(fl, "f32")
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("out")
 	return cmd
@@ -102,11 +107,10 @@ func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
 	if o.opt.SVD, err = svd.ParseMethod(o.svd); err != nil {
 		return usageError{err}
 	}
-	dt, err := formats.ParseDType(o.dtype)
-	if err != nil || (dt != formats.F32 && dt != formats.F16 && dt != formats.BF16) {
-		return usagef("--dtype %q: want f32, f16 or bf16", o.dtype)
+	if err := o.distill.storage.complete(); err != nil {
+		return err
 	}
-	o.opt.DType = dt
+	o.opt.DType = o.distill.storage.float
 	return nil
 }
 
@@ -198,6 +202,13 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !o.distill.active() && o.distill.storage.plan.Active() {
+		// No distillation: round the stored tensors to nearest.
+		o.distill.storage.apply(res.Model)
+		if err := res.Model.Save(res.Path); err != nil {
+			return err
+		}
+	}
 	if err := copyCompanions(o.model, o.out); err != nil {
 		return err
 	}
@@ -240,7 +251,7 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 	}
 	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
 	opt.Progress = bar.Report
-	opt.KeepModel = o.distill.active() || o.plan.refit
+	opt.KeepModel = o.distill.active() || o.plan.refit || o.distill.storage.plan.Active()
 	// The SVD stage's live memory is bounded by a few layer tensors; a soft
 	// limit keeps the garbage collector from letting the heap double past it.
 	prevLimit := int64(-1)

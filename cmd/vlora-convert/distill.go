@@ -30,6 +30,8 @@ type distillFlags struct {
 	// tokens, when positive, replaces the step count by a token budget.
 	tokens                                       int64
 	resume, recompute, skipSourceCheck, scaledGD bool
+	// storage is how the distilled file is stored.
+	storage storageFlags
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -43,7 +45,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&d.batch, "batch", distill.DefaultBatch, "sequences per step, 1…65536")
 	fl.IntVar(&d.seqLen, "seq-len", 0, "sequence length, 0…65536 (0: the data's; 128 when sampling)")
 	fl.IntVar(&d.pool, "samples", 0, "sequences sampled from the original in data-free mode, 0…2^20 (0: 4×batch)")
-	fl.Float64Var(&d.lr, "lr", distill.DefaultLR, "peak learning rate, (0, 10] (AdamW, warm-up then cosine decay to 10%)")
+	fl.Float64Var(&d.lr, "lr", 0, fmt.Sprintf("peak learning rate, [0, 10] (AdamW, warm-up then cosine decay to 10%%; 0: %g, or %g when storing quantized with 3 bits or more)", distill.DefaultLR, distill.DefaultQATLR))
 	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps, 0…2^24")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term, (0, 100]")
@@ -96,7 +98,7 @@ func (d *distillFlags) validate() error {
 		intRange("eval-samples", d.evalSamples, 0, maxSamples),
 		intRange("warmup", d.warmup, 0, maxSteps),
 		intRange("checkpoint-every", d.ckptEvery, 0, maxSteps),
-		floatRange("lr", d.lr, 0, 10, true),
+		floatRange("lr", d.lr, 0, 10, false),
 		floatRange("temperature", d.temperature, 0, 100, true),
 		floatRange("hidden-weight", d.hiddenWeight, 0, 1e6, false),
 		floatRange("clip", d.clip, 0, 1e6, false),
@@ -198,6 +200,8 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 	teacher := t.data.teacher
 	defer teacher.Close()
 	tightenGC(teacher)
+	// Distillation trains for the storage recorded in the manifest.
+	d.storage.apply(t.student)
 	var last distill.Stats
 	bar := newProgress(s.ErrOut, t.quiet, "distill", int64(d.steps), func() string {
 		return fmt.Sprintf("loss %.4f  %.0f tok/s", last.Loss, last.TokensPerSec)
@@ -240,7 +244,7 @@ func printDistill(s streams, sum *distillSummary, t distillTarget) error {
 		return printJSON(s.Out, sum)
 	}
 	w := s.Out
-	fmt.Fprintf(w, "wrote %s\n", sum.Output)
+	fmt.Fprintf(w, "wrote %s (%.3f bits per original weight)\n", sum.Output, sum.BitsPerWeight)
 	fmt.Fprintf(w, "distilled %d steps (%d tokens) in %.1f s, %.0f tokens/s\n", sum.Steps, sum.Tokens, sum.TrainSeconds, sum.TokensPerSecond)
 	fmt.Fprintf(w, "train data  %s\n", sum.TrainData)
 	fmt.Fprintf(w, "final loss  %.4f (mean of the last 10 steps)\n", sum.FinalLoss)
@@ -288,6 +292,7 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 	fl.BoolVar(&o.json, "json", false, "print the summary as JSON")
 	o.flags.addFlags(fl)
 	o.flags.addSourceCheckFlag(fl)
+	o.flags.storage.addFlags(fl, "")
 	cmd.MarkFlagRequired("original")
 	return cmd
 }
@@ -295,6 +300,9 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 // Complete resolves the input file and the output path.
 func (o *distillOptions) Complete(cmd *cobra.Command, args []string) error {
 	if err := o.flags.useTokens(cmd, "steps"); err != nil {
+		return err
+	}
+	if err := o.flags.storage.complete(); err != nil {
 		return err
 	}
 	o.in = args[0]

@@ -49,7 +49,9 @@ type distillSummary struct {
 	LossCSV         string  `json:"loss_csv"`
 	LossPlot        string  `json:"loss_plot"`
 	ParamsStored    int64   `json:"params_stored"`
-	Resumed         bool    `json:"resumed,omitempty"`
+	// BitsPerWeight is the written file's bits per original weight.
+	BitsPerWeight float64 `json:"bits_per_weight"`
+	Resumed       bool    `json:"resumed,omitempty"`
 	// Stages are the wall time and peak memory of each stage of the
 	// command, in the order they finished.
 	Stages []stageStat `json:"stages,omitempty"`
@@ -119,6 +121,7 @@ func (j *distillJob) write(sum *distillSummary, res *distill.Result) error {
 		return err
 	}
 	sum.ParamsStored = j.Student.Manifest.Counts.ParamsStored
+	sum.BitsPerWeight, _ = j.Student.Manifest.BitsPerOriginalWeight()
 	base := strings.TrimSuffix(j.Output, ".safetensors")
 	sum.LossCSV, sum.LossPlot = base+".loss.csv", base+".loss.png"
 	if err := writeLossCSV(sum.LossCSV, res); err != nil {

@@ -32,6 +32,12 @@ type summary struct {
 	Increments     []vlora.IncrementDesc `json:"increments"`
 	Sources        []vlora.SourceFile    `json:"sources"`
 	Distill        *vlora.DistillInfo    `json:"distill,omitempty"`
+	// Quant is the quantization plan of the 2-D tensors, if any.
+	Quant *vlora.QuantPlan `json:"quant,omitempty"`
+	// Storage is what each family of stored tensors costs, and
+	// BitsPerWeight the file's bits per original weight.
+	Storage       []vlora.FamilyStorage `json:"storage"`
+	BitsPerWeight float64               `json:"bits_per_weight"`
 }
 
 func summarize(m *vlora.Manifest) summary {
@@ -40,8 +46,11 @@ func summarize(m *vlora.Manifest) summary {
 		CompoundSize: m.CompoundSize, Compounds: m.Compounds, BaseMode: string(m.BaseMode), SVD: m.SVD,
 		DType: m.DType, ParamsOriginal: m.Counts.ParamsOriginal, ParamsStored: m.Counts.ParamsStored,
 		BytesOriginal: m.Counts.BytesOriginal, BytesStored: m.Counts.BytesStored,
-		Increments: m.Increments, Sources: m.Sources, Distill: m.Distill,
+		Increments: m.Increments, Sources: m.Sources, Distill: m.Distill, Quant: m.Quant,
 	}
+	// Manifests that passed validation have a known dtype.
+	s.Storage, _, _ = m.Storage()
+	s.BitsPerWeight, _ = m.BitsPerOriginalWeight()
 	if m.Counts.ParamsOriginal > 0 {
 		s.Reduction = 1 - float64(m.Counts.ParamsStored)/float64(m.Counts.ParamsOriginal)
 	}
@@ -73,6 +82,10 @@ func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(tw, "increments\t%s, %s SVD, stored %s\n", rank, s.SVD.Method, s.DType)
 	fmt.Fprintf(tw, "parameters\t%d stored / %d original (%.1f%% fewer)\n", s.ParamsStored, s.ParamsOriginal, 100*s.Reduction)
 	fmt.Fprintf(tw, "bytes\t%s stored / %s original\n", humanBytes(s.BytesStored), humanBytes(s.BytesOriginal))
+	fmt.Fprintf(tw, "bits per weight\t%.3f per original weight (whole file)\n", s.BitsPerWeight)
+	for _, f := range s.Storage {
+		fmt.Fprintf(tw, "  %s\t%d values, %s, %.3f bits each\n", f.Family, f.Params, f.Scheme, f.BitsPerWeight())
+	}
 	fmt.Fprintf(tw, "mean weight error\t%.4f (‖W − Ŵ‖/‖W‖ over low-rank increments, at compression)\n", s.MeanRelError)
 	if d := s.Distill; d != nil {
 		fmt.Fprintf(tw, "distilled\t%d steps, %d tokens, final loss %.4f, eval KL %.4f\n", d.Steps, d.Tokens, d.FinalLoss, d.EvalKL)

@@ -32,7 +32,10 @@ func newVerifyCmd(s streams) *cobra.Command {
 manifest consistent with the stored tensors, source SHA-256 matching the original given), then
 runs both models on data and reports KL(original‖compressed) per position (mean, p95, p99), top-1
 agreement, NLL and perplexity of both (LMs), accuracy (classifiers with --labels), the relative
-error of every layer's hidden state, and parameter and byte counts.
+error of every layer's hidden state, parameter and byte counts, and the file's bits per original
+weight. Beside it, the same-size baseline: the original with every 2-D tensor rounded to nearest
+(--baseline; by default the standard size nearest the file's), measured on the same data; the
+report says when the file loses to it.
 
 Without --data, language models are checked on sequences sampled from the original model and
 encoders and ViT on random inputs (seeded by --seed).
@@ -75,6 +78,7 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 	fl.IntVar(&o.opt.SeqLen, "seq-len", 0, fmt.Sprintf("sequence length, 0…65536 (0: the data's, or %d generated)", dataset.DefaultSeqLen))
 	fl.Uint64Var(&o.opt.Seed, "seed", 0, "seed for generated inputs")
 	fl.IntVar(&o.opt.Batch, "batch", verify.DefaultBatch, "evaluation batch size, 1…65536")
+	fl.StringVar(&o.opt.Baseline, "baseline", verify.BaselineAuto, "same-size round-to-nearest baseline of the original, measured on the same data: auto (the standard size nearest the file's bits per weight), none, int8 (per row), int4, int3 or int2 (groups of 32, F16 scales, symmetric)")
 	fl.Float64Var(&o.opt.MaxKL, "max-kl", 0, "fail (exit 1) when the mean KL exceeds this (finite, ≥ 0; 0: off)")
 	fl.Float64Var(&o.opt.MinAgreement, "min-agreement", 0, "fail (exit 1) when top-1 agreement is below this, [0, 1] (0: off)")
 	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
@@ -181,6 +185,9 @@ func printReport(w io.Writer, r *verify.Report) {
 	fmt.Fprintln(tw, "\t")
 	fmt.Fprintf(tw, "parameters\t%d → %d (%.1f%% fewer)\n", r.ParamsOriginal, r.ParamsCompressed, pct(r.ParamsCompressed, r.ParamsOriginal))
 	fmt.Fprintf(tw, "bytes\t%s → %s\n", humanBytes(r.BytesOriginal), humanBytes(r.BytesCompressed))
+	if r.BitsPerWeight != nil {
+		fmt.Fprintf(tw, "bits per weight\t%.3f per original weight\n", *r.BitsPerWeight)
+	}
 	if r.KLMean != nil {
 		fmt.Fprintf(tw, "Mean    KLD\t%s\n", f4(r.KLMean))
 		fmt.Fprintf(tw, "95.0%%   KLD\t%s\n", f4(r.KLP95))
@@ -196,6 +203,7 @@ func printReport(w io.Writer, r *verify.Report) {
 	if r.AccuracyOriginal != nil {
 		fmt.Fprintf(tw, "accuracy\t%.4f original, %.4f compressed\n", *r.AccuracyOriginal, *r.AccuracyCompressed)
 	}
+	printBaseline(tw, r)
 	fmt.Fprintf(tw, "output rel error\t%s\n", f4(r.OutputRelError))
 	if r.PoolerRelError != nil {
 		fmt.Fprintf(tw, "pooler rel error\t%s\n", f4(r.PoolerRelError))
@@ -232,4 +240,41 @@ func pct(a, b int64) float64 {
 		return 0
 	}
 	return 100 * (1 - float64(a)/float64(b))
+}
+
+// printBaseline prints the compressed model and its same-size baseline
+// side by side, and which of the two wins.
+func printBaseline(w io.Writer, r *verify.Report) {
+	b := r.Baseline
+	if b == nil {
+		return
+	}
+	fmt.Fprintln(w, "\t")
+	fmt.Fprintf(w, "same-size baseline\tround to nearest %s\n", b.Scheme)
+	fmt.Fprintf(w, "  \tcompressed  baseline\n")
+	fmt.Fprintf(w, "  bits per weight\t%10.3f  %8.3f\n", *r.BitsPerWeight, b.BitsPerWeight)
+	fmt.Fprintf(w, "  mean KLD\t%10.4f  %8.4f\n", *r.KLMean, b.KLMean)
+	fmt.Fprintf(w, "  same top-1\t%9.2f%%  %7.2f%%\n", 100**r.Top1Agreement, 100*b.Top1Agreement)
+	if r.NLLCompressed != nil {
+		fmt.Fprintf(w, "  NLL\t%10.4f  %8.4f\n", *r.NLLCompressed, b.NLL)
+	}
+	if b.CompressedWins {
+		fmt.Fprintf(w, "  verdict\tthe file is no larger and closer to the original than round to nearest %s\n", b.Scheme)
+	} else {
+		fmt.Fprintf(w, "  verdict\tTHE FILE LOSES to round to nearest %s (%s)\n", b.Scheme, lossReason(r))
+	}
+	fmt.Fprintln(w, "\t")
+}
+
+// lossReason says in what the compressed model loses to its baseline.
+func lossReason(r *verify.Report) string {
+	b := r.Baseline
+	larger, further := *r.BitsPerWeight > b.BitsPerWeight, *r.KLMean > b.KLMean
+	switch {
+	case larger && further:
+		return fmt.Sprintf("larger, %.3f against %.3f bits per weight, and further from the original, KL %.4f against %.4f", *r.BitsPerWeight, b.BitsPerWeight, *r.KLMean, b.KLMean)
+	case larger:
+		return fmt.Sprintf("larger: %.3f against %.3f bits per weight", *r.BitsPerWeight, b.BitsPerWeight)
+	}
+	return fmt.Sprintf("further from the original: KL %.4f against %.4f", *r.KLMean, b.KLMean)
 }

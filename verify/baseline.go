@@ -1,0 +1,141 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/vlora-convert/vlora-convert/dataset"
+	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/quant"
+)
+
+// Baseline is the same-size reference of a report: the original with every
+// 2-D tensor rounded to nearest in a standard scheme (no calibration, no
+// training; everything else in F32), measured on the same data.
+type Baseline struct {
+	Scheme        string  `json:"scheme"`
+	BitsPerWeight float64 `json:"bits_per_weight"`
+	KLMean        float64 `json:"kl_mean"`
+	Top1Agreement float64 `json:"top1_agreement"`
+	NLL           float64 `json:"nll,omitempty"`
+	// CompressedWins is true when the compressed model is no larger (in
+	// bits per original weight) and no further from the original (mean KL)
+	// than the baseline.
+	CompressedWins bool `json:"compressed_wins"`
+}
+
+// Baseline choices of Options.Baseline.
+const (
+	BaselineAuto = "auto"
+	BaselineNone = "none"
+)
+
+// StandardSchemes are the baselines verify measures, by name: int8 with
+// one scale per row, int4, int3 and int2 in groups of 32, all with
+// symmetric codes and F16 scales (the usual reference convention).
+var StandardSchemes = map[string]quant.Scheme{
+	"int8": {Bits: 8},
+	"int4": {Bits: 4, GroupSize: 32},
+	"int3": {Bits: 3, GroupSize: 32},
+	"int2": {Bits: 2, GroupSize: 32},
+}
+
+// BitsPerWeight returns the bits the compressed model stores per weight of
+// the original (params original weights): a VLoRA file's tensors by their
+// storage (vlora.Manifest.BitsPerOriginalWeight), a dense model's bytes.
+func BitsPerWeight(comp *model.Model, params int64) (float64, error) {
+	if comp.VLoRA != nil {
+		return comp.VLoRA.Manifest.BitsPerOriginalWeight()
+	}
+	if params == 0 {
+		return 0, nil
+	}
+	return float64(8*comp.StoredBytes) / float64(params), nil
+}
+
+// chooseBaseline returns the scheme name opt asks for: the standard one
+// nearest in size to bits under "auto" (or ""), "" under "none".
+func chooseBaseline(choice string, orig *model.Model, bits float64) (string, error) {
+	switch choice {
+	case BaselineNone:
+		return "", nil
+	case "", BaselineAuto:
+		ws := weights(orig)
+		best, bestD := "", math.Inf(1)
+		for _, name := range []string{"int8", "int4", "int3", "int2"} {
+			d := math.Abs(quant.Measure(ws, StandardSchemes[name]).BitsPerWeight() - bits)
+			if d < bestD {
+				best, bestD = name, d
+			}
+		}
+		return best, nil
+	}
+	if _, ok := StandardSchemes[choice]; !ok {
+		return "", fmt.Errorf("%w: baseline %q (want auto, none, int8, int4, int3 or int2)", formats.ErrInvalid, choice)
+	}
+	return choice, nil
+}
+
+// weights returns the parameters of m as quant weights sharing their
+// storage, in name order.
+func weights(m *model.Model) []quant.Weight {
+	names := make([]string, 0, len(m.Net.Params))
+	for n := range m.Net.Params {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	ws := make([]quant.Weight, len(names))
+	for i, n := range names {
+		p := m.Net.Params[n]
+		ws[i] = quant.Weight{Name: n, Shape: p.Shape, Data: p.Data}
+	}
+	return ws
+}
+
+// RoundToNearest loads the original model dir again and rounds every 2-D
+// tensor to nearest in scheme s; it returns the model and its bits per
+// weight.
+func RoundToNearest(dir string, s quant.Scheme) (*model.Model, float64, error) {
+	m, err := model.LoadDense(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	fp, err := quant.RoundToNearest(weights(m), s)
+	if err != nil {
+		return nil, 0, err
+	}
+	return m, fp.BitsPerWeight(), nil
+}
+
+// baseline measures the baseline of rep (whose compressed model stores
+// bits per original weight) on data and records it; it leaves rep alone
+// when opt turns baselines off or the original has no directory to load
+// again or no logits.
+func baseline(ctx context.Context, rep *Report, orig *model.Model, data *dataset.Dataset, opt params) error {
+	if rep.BitsPerWeight == nil || orig.Path == "" || rep.KLMean == nil {
+		return nil
+	}
+	name, err := chooseBaseline(opt.Baseline, orig, *rep.BitsPerWeight)
+	if err != nil || name == "" {
+		return err
+	}
+	rtn, bits, err := RoundToNearest(orig.Path, StandardSchemes[name])
+	if err != nil {
+		return fmt.Errorf("baseline %s: %w", name, err)
+	}
+	var b Report
+	opt.Progress = nil
+	if err := compare(ctx, &b, orig, rtn, data, opt); err != nil {
+		return fmt.Errorf("baseline %s: %w", name, err)
+	}
+	bl := &Baseline{Scheme: StandardSchemes[name].String(), BitsPerWeight: bits, KLMean: *b.KLMean, Top1Agreement: *b.Top1Agreement}
+	if b.NLLCompressed != nil {
+		bl.NLL = *b.NLLCompressed
+	}
+	bl.CompressedWins = *rep.BitsPerWeight <= bits && *rep.KLMean <= bl.KLMean
+	rep.Baseline = bl
+	return nil
+}
