@@ -90,14 +90,8 @@ func ReadPreprocess(path string) (*Preprocess, error) {
 		return nil, bad("do_center_crop is not supported")
 	}
 	if len(c.Size) > 0 {
-		var side int
-		var hw map[string]int
-		switch {
-		case json.Unmarshal(c.Size, &side) == nil:
-			p.Height, p.Width = side, side
-		case json.Unmarshal(c.Size, &hw) == nil && hw["height"] > 0 && hw["width"] > 0:
-			p.Height, p.Width = hw["height"], hw["width"]
-		default:
+		var ok bool
+		if p.Height, p.Width, ok = parseSize(c.Size); !ok {
 			return nil, bad("size %s: want a number or {\"height\", \"width\"}", c.Size)
 		}
 	}
@@ -120,16 +114,11 @@ func ReadPreprocess(path string) (*Preprocess, error) {
 		if len(f.raw) == 0 {
 			continue
 		}
-		var one float64
-		var three []float64
-		switch {
-		case json.Unmarshal(f.raw, &one) == nil:
-			*f.dst = []float64{one, one, one}
-		case json.Unmarshal(f.raw, &three) == nil && len(three) == 3:
-			*f.dst = three
-		default:
+		v, ok := parseChannels(f.raw)
+		if !ok {
 			return nil, bad("image_mean and image_std must be a number or 3 numbers, not %s", f.raw)
 		}
+		*f.dst = v
 	}
 	for _, s := range p.Std {
 		if !(s != 0) || math.IsInf(s, 0) {
@@ -137,6 +126,34 @@ func ReadPreprocess(path string) (*Preprocess, error) {
 		}
 	}
 	return p, nil
+}
+
+// parseSize reads preprocessor_config.json's size: one side, or
+// {"height", "width"}.
+func parseSize(raw json.RawMessage) (h, w int, ok bool) {
+	var side int
+	var hw map[string]int
+	switch {
+	case json.Unmarshal(raw, &side) == nil:
+		return side, side, true
+	case json.Unmarshal(raw, &hw) == nil && hw["height"] > 0 && hw["width"] > 0:
+		return hw["height"], hw["width"], true
+	}
+	return 0, 0, false
+}
+
+// parseChannels reads a per-channel value of preprocessor_config.json: one
+// number for every channel, or three.
+func parseChannels(raw json.RawMessage) ([]float64, bool) {
+	var one float64
+	var three []float64
+	switch {
+	case json.Unmarshal(raw, &one) == nil:
+		return []float64{one, one, one}, true
+	case json.Unmarshal(raw, &three) == nil && len(three) == 3:
+		return three, true
+	}
+	return nil, false
 }
 
 // Pixels returns the [3, H, W] pixel values of img. The RGB values of img

@@ -106,56 +106,79 @@ func parse(data, cfg []byte) (*Tokenizer, error) {
 		return nil, invalid(fmt.Errorf("no model"))
 	}
 	t := &Tokenizer{bos: -1, eos: -1}
-	model, vocab, err := buildModel(f.Model)
+	vocab, err := t.buildPipeline(&f)
 	if err != nil {
 		return nil, invalid(err)
+	}
+	if err := t.buildVocab(vocab, f.AddedTokens); err != nil {
+		return nil, invalid(err)
+	}
+	if err := t.readSpecials(cfg); err != nil {
+		return nil, invalid(err)
+	}
+	return t, nil
+}
+
+// buildPipeline builds the model and the optional normalizer,
+// pre-tokenizer, post-processor and decoder of f, and returns the model's
+// vocabulary.
+func (t *Tokenizer) buildPipeline(f *fileJSON) (map[string]int, error) {
+	model, vocab, err := buildModel(f.Model)
+	if err != nil {
+		return nil, err
 	}
 	t.model = model
 	if !isNull(f.Normalizer) {
 		if t.norm, err = buildNormalizer(f.Normalizer); err != nil {
-			return nil, invalid(err)
+			return nil, err
 		}
 	}
 	if !isNull(f.PreTokenizer) {
 		if t.pre, err = buildPreTokenizer(f.PreTokenizer); err != nil {
-			return nil, invalid(err)
+			return nil, err
 		}
 	}
 	if !isNull(f.PostProcessor) {
 		if t.post, err = buildPostProcessor(f.PostProcessor); err != nil {
-			return nil, invalid(err)
+			return nil, err
 		}
 	}
 	if !isNull(f.Decoder) {
 		if t.dec, err = buildDecoder(f.Decoder); err != nil {
-			return nil, invalid(err)
+			return nil, err
 		}
 	}
+	return vocab, nil
+}
 
+// buildVocab fills the id tables from the model's vocabulary and the added
+// tokens, and the tries that match added tokens before the model runs
+// (normalized ones after normalization).
+func (t *Tokenizer) buildVocab(vocab map[string]int, added []addedToken) error {
 	size := 0
 	for _, id := range vocab {
 		if id < 0 {
-			return nil, invalid(fmt.Errorf("negative token id %d", id))
+			return fmt.Errorf("negative token id %d", id)
 		}
 		size = max(size, id+1)
 	}
-	for _, a := range f.AddedTokens {
+	for _, a := range added {
 		if a.ID < 0 {
-			return nil, invalid(fmt.Errorf("added token %q: negative id %d", a.Content, a.ID))
+			return fmt.Errorf("added token %q: negative id %d", a.Content, a.ID)
 		}
 		size = max(size, a.ID+1)
 	}
 	t.tokens = make([]string, size)
 	t.used = make([]bool, size)
 	t.special = make([]bool, size)
-	t.ids = make(map[string]int, len(vocab)+len(f.AddedTokens))
+	t.ids = make(map[string]int, len(vocab)+len(added))
 	for tok, id := range vocab {
 		t.tokens[id], t.used[id] = tok, true
 		t.ids[tok] = id
 	}
 	var raw, normed []addedToken
-	var normKeys []string
-	for _, a := range f.AddedTokens {
+	var rawKeys, normKeys []string
+	for _, a := range added {
 		t.tokens[a.ID], t.used[a.ID], t.special[a.ID] = a.Content, true, a.Special
 		t.ids[a.Content] = a.ID
 		if a.Normalized && t.norm != nil {
@@ -163,11 +186,8 @@ func parse(data, cfg []byte) (*Tokenizer, error) {
 			normKeys = append(normKeys, t.norm.normalize(a.Content))
 		} else {
 			raw = append(raw, a)
+			rawKeys = append(rawKeys, a.Content)
 		}
-	}
-	rawKeys := make([]string, len(raw))
-	for i, a := range raw {
-		rawKeys[i] = a.Content
 	}
 	if len(raw) > 0 {
 		t.rawTrie = newTokenTrie(raw, rawKeys)
@@ -175,11 +195,17 @@ func parse(data, cfg []byte) (*Tokenizer, error) {
 	if len(normed) > 0 {
 		t.normTrie = newTokenTrie(normed, normKeys)
 	}
+	return nil
+}
 
+// readSpecials sets BOS and EOS from tokenizer_config.json (cfg, nil when
+// absent), else from the post-processor's template, and the clean-up of
+// spaces before punctuation.
+func (t *Tokenizer) readSpecials(cfg []byte) error {
 	var c configJSON
 	if cfg != nil {
 		if err := json.Unmarshal(cfg, &c); err != nil {
-			return nil, invalid(fmt.Errorf("tokenizer_config.json: %v", err))
+			return fmt.Errorf("tokenizer_config.json: %v", err)
 		}
 	}
 	t.cleanupSp = c.Cleanup != nil && *c.Cleanup
@@ -198,7 +224,7 @@ func parse(data, cfg []byte) (*Tokenizer, error) {
 			t.eos = after[len(after)-1]
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // VocabSize returns the number of token ids: one more than the largest id
