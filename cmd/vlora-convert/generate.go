@@ -144,49 +144,63 @@ func (o *generateOptions) Run(ctx context.Context) error {
 		runs = []run{{"original", o.compare}, {"compressed", o.model}}
 	}
 	for i, r := range runs {
-		m, err := model.Load(r.path)
+		m, err := model.LoadAs(r.path, model.Auto)
 		if err != nil {
 			return err
 		}
-		prompt := tok.Encode(o.prompt, true)
-		if len(prompt) == 0 {
-			return usagef("%w: the prompt encodes to no tokens and the tokenizer adds no BOS", formats.ErrInvalid)
-		}
-		if r.label != "" {
-			if i > 0 {
-				fmt.Fprintln(o.Out)
-			}
-			fmt.Fprintf(o.Out, "== %s (%s) ==\n%s", r.label, r.path, o.prompt)
-		}
-		var eos []int
-		if !o.ignoreEOS {
-			eos = eosIDs(m, tok)
-		}
-		stream := tok.NewStreamDecoder(true)
-		last := ""
-		write := func(s string) error {
-			if s == "" {
-				return nil
-			}
-			last = s
-			_, err := io.WriteString(o.Out, s)
-			return err
-		}
-		start := time.Now()
-		ids, err := generate(ctx, m, prompt, o.sampling, eos, func(id int) error { return write(stream.Next(id)) })
-		if err == nil {
-			err = write(stream.Flush())
+		tightenGC(m)
+		err = o.runOne(ctx, tok, m, r.label, r.path, i)
+		if cerr := m.Close(); err == nil {
+			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", r.path, err)
+			return err
 		}
-		if !strings.HasSuffix(last, "\n") {
+	}
+	return nil
+}
+
+// runOne generates with m and streams the text to Out, under a heading
+// when label is set (the i-th of the --compare runs).
+func (o *generateOptions) runOne(ctx context.Context, tok *tokenizer.Tokenizer, m *model.Model, label, path string, i int) error {
+	prompt := tok.Encode(o.prompt, true)
+	if len(prompt) == 0 {
+		return usagef("%w: the prompt encodes to no tokens and the tokenizer adds no BOS", formats.ErrInvalid)
+	}
+	if label != "" {
+		if i > 0 {
 			fmt.Fprintln(o.Out)
 		}
-		if !o.quiet {
-			secs := time.Since(start).Seconds()
-			fmt.Fprintf(o.ErrOut, "%d prompt + %d generated tokens in %.2f s (%.1f tokens/s)\n", len(prompt), len(ids), secs, float64(len(ids))/secs)
+		fmt.Fprintf(o.Out, "== %s (%s) ==\n%s", label, path, o.prompt)
+	}
+	var eos []int
+	if !o.ignoreEOS {
+		eos = eosIDs(m, tok)
+	}
+	stream := tok.NewStreamDecoder(true)
+	last := ""
+	write := func(s string) error {
+		if s == "" {
+			return nil
 		}
+		last = s
+		_, err := io.WriteString(o.Out, s)
+		return err
+	}
+	start := time.Now()
+	ids, err := generate(ctx, m, prompt, o.sampling, eos, func(id int) error { return write(stream.Next(id)) })
+	if err == nil {
+		err = write(stream.Flush())
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if !strings.HasSuffix(last, "\n") {
+		fmt.Fprintln(o.Out)
+	}
+	if !o.quiet {
+		secs := time.Since(start).Seconds()
+		fmt.Fprintf(o.ErrOut, "%d prompt + %d generated tokens in %.2f s (%.1f tokens/s)\n", len(prompt), len(ids), secs, float64(len(ids))/secs)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +17,7 @@ import (
 type inferOptions struct {
 	streams
 	model, input, out string
-	hidden            bool
+	hidden, quiet     bool
 }
 
 func newInferCmd(s streams) *cobra.Command {
@@ -36,6 +37,7 @@ hidden_states.i, under the same names Hugging Face golden files use.`,
 	fl.StringVar(&o.input, "input", "", "input safetensors file (required)")
 	fl.StringVar(&o.out, "out", "", "output safetensors file (required)")
 	fl.BoolVar(&o.hidden, "hidden-states", false, "also write hidden_states.i")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no token count and speed of the forward pass on stderr")
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("input")
 	cmd.MarkFlagRequired("out")
@@ -71,9 +73,15 @@ func (o *inferOptions) Run(context.Context) error {
 	if err := dataset.CheckBudget(what, dataset.BatchBytes(m.Config, in.Batch, in.Seq)); err != nil {
 		return err
 	}
+	start := time.Now()
 	res, err := m.Net.Forward(in, transformer.Options{Hidden: o.hidden})
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.input, err)
+	}
+	if !o.quiet {
+		secs := time.Since(start).Seconds()
+		n := in.Batch * max(in.Seq, 1)
+		fmt.Fprintf(o.ErrOut, "forward: %d×%d inputs in %.2f s (%.1f tokens/s)\n", in.Batch, max(in.Seq, 1), secs, float64(n)/secs)
 	}
 	return writeOutputs(o.out, res, o.hidden)
 }
