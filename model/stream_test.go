@@ -94,3 +94,53 @@ func TestAutoResidency(t *testing.T) {
 		t.Error("a model far below StreamThreshold is streamed")
 	}
 }
+
+// TestStreamedDecoderMatchesResident checks that incremental decoding of a
+// streamed VLoRA model (as generate runs it) gives exactly the logits of
+// the resident model at every step, and that between steps the streamed
+// model holds no block weights: only the KV cache persists.
+func TestStreamedDecoderMatchesResident(t *testing.T) {
+	vdir := t.TempDir()
+	if _, err := convert.Compress(context.Background(), testenv.GoldenModel(t, "llama-gqa-untied"), vdir,
+		convert.Options{CompoundSize: 2, Rank: 4, Base: vlora.BaseMean}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := model.LoadAs(vdir, model.Resident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := model.LoadAs(vdir, model.Streamed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const steps = 5
+	rd, err := res.Net.NewDecoder(1, steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := st.Net.NewDecoder(1, steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []int{1, 7, 3, 9, 2} {
+		want, err := rd.Step([]int{id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sd.Step([]int{id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("step %d: logits differ from the resident model's", i)
+		}
+		for l := range st.Net.NumLayers() {
+			for _, p := range st.Net.BlockParams(l) {
+				if p.Data != nil {
+					t.Errorf("step %d: %s holds data between steps", i, p.Name)
+				}
+			}
+		}
+	}
+}
