@@ -73,15 +73,15 @@ func (o *inferOptions) Run(context.Context) error {
 	if err := dataset.CheckBudget(what, dataset.BatchBytes(m.Config, in.Batch, in.Seq)); err != nil {
 		return err
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	res, err := m.Net.Forward(in, transformer.Options{Hidden: o.hidden})
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.input, err)
 	}
 	if !o.quiet {
-		secs := time.Since(start).Seconds()
+		secs, cpu := time.Since(start).Seconds(), (cpuTime() - cpu0).Seconds()
 		n := in.Batch * max(in.Seq, 1)
-		fmt.Fprintf(o.ErrOut, "forward: %d×%d inputs in %.2f s (%.1f tokens/s)\n", in.Batch, max(in.Seq, 1), secs, float64(n)/secs)
+		fmt.Fprintf(o.ErrOut, "forward: %d×%d inputs in %.2f s, %.2f CPU-s (%.1f tokens/s)\n", in.Batch, max(in.Seq, 1), secs, cpu, float64(n)/secs)
 	}
 	return writeOutputs(o.out, res, o.hidden)
 }
