@@ -116,6 +116,14 @@ func TestCompressWithRecipe(t *testing.T) {
 	if !strings.Contains(stderr, "refit:") {
 		t.Errorf("no refit report on stderr: %q", stderr)
 	}
+	stdout, _, code := run(t, "distill", out, "--original", dir, "--local-steps", "2", "--steps", "1", "--batch", "2", "--seq-len", "16", "--json")
+	var sum map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &sum) != nil {
+		t.Fatalf("distill --local-steps: exit %d: %s", code, stdout)
+	}
+	if sum["local_steps"] != float64(2*len(m.Compounds)) {
+		t.Errorf("summary local_steps %v, want %d", sum["local_steps"], 2*len(m.Compounds))
+	}
 }
 
 // TestCompressDefaultRecipe checks that compress without recipe flags
