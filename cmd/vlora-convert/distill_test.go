@@ -146,8 +146,8 @@ func TestCompressDefaultRecipe(t *testing.T) {
 	if frac := float64(m.Counts.ParamsStored) / float64(m.Counts.ParamsOriginal); frac > defaultTargetParams {
 		t.Errorf("stored fraction %.4f, want at most %v", frac, defaultTargetParams)
 	}
-	if m.Distill == nil || m.Distill.Train != "all" {
-		t.Errorf("distill record %+v, want every tensor trained", m.Distill)
+	if m.Distill == nil || m.Distill.Train != "all" || m.Distill.LocalSteps != defaultLocalSteps {
+		t.Errorf("distill record %+v, want every tensor trained after a local stage", m.Distill)
 	}
 	for _, want := range []string{"budget:", "refit:"} {
 		if !strings.Contains(stderr, want) {
