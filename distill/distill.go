@@ -52,11 +52,12 @@ type Options struct {
 	Train TrainSet
 	// LRScales sets per-class learning-rate multipliers.
 	LRScales LRScales
-	// LocalSteps, when positive, runs the local stage first: that many
-	// steps per compound, training the compound's tensors so that each
-	// block's output matches the teacher's (see the local stage in the
-	// package documentation). LocalLR is its peak learning rate (default
-	// LR).
+	// LocalSteps, when positive, runs a local stage first: per compound,
+	// that many AdamW steps on the compound's bases, factors and deltas,
+	// matching each block's output to the teacher's when fed the teacher's
+	// input to the block and when fed the student's own (the mean relative
+	// squared error of the two). Result.LocalLog records it. LocalLR is its
+	// peak learning rate (default LR).
 	LocalSteps int
 	LocalLR    float64
 	// Precondition applies ScaledGD's factor preconditioning to the

@@ -102,30 +102,32 @@ func (ls *localStage) lossAndGrad(in *transformer.Input, layers []int, ps []*par
 	return ls.terms(bi, layers, ps)
 }
 
-// inputs runs teacher and student block by block over the compound's
-// layers, each from its own input to the compound.
+// inputs runs teacher and student over in and collects, per block of the
+// compound, the inputs each gives it and the teacher's output (the hidden
+// states of one full pass each; the last block's output, which decoder LMs
+// report after the final norm, by running that block alone).
 func (ls *localStage) inputs(in *transformer.Input, layers []int) (*blockInputs, error) {
-	xt, err := ls.hiddenInput(ls.teacher, in, layers[0])
+	ht, err := ls.hidden(ls.teacher, in)
 	if err != nil {
 		return nil, fmt.Errorf("teacher: %w", err)
 	}
-	xs, err := ls.hiddenInput(ls.r.res.Student.Net, in, layers[0])
+	hs, err := ls.hidden(ls.r.res.Student.Net, in)
 	if err != nil {
 		return nil, fmt.Errorf("student: %w", err)
 	}
-	bi := &blockInputs{B: in.Batch, T: len(xt) / (in.Batch * ls.teacher.Hidden())}
+	bi := &blockInputs{B: in.Batch, T: len(ht[0]) / (in.Batch * ls.teacher.Hidden())}
+	last := ls.teacher.NumLayers() - 1
 	for _, l := range layers {
-		bi.xt, bi.xs = append(bi.xt, xt), append(bi.xs, xs)
-		y, err := ls.tt.ForwardLayer(l, bi.B, bi.T, xt)
+		bi.xt, bi.xs = append(bi.xt, ht[l]), append(bi.xs, hs[l])
+		if l < last {
+			bi.yt = append(bi.yt, ht[l+1])
+			continue
+		}
+		y, err := ls.tt.ForwardLayer(l, bi.B, bi.T, ht[l])
 		if err != nil {
 			return nil, err
 		}
-		xt = append([]float32(nil), y...)
-		bi.yt = append(bi.yt, xt)
-		if y, err = ls.ts.ForwardLayer(l, bi.B, bi.T, xs); err != nil {
-			return nil, err
-		}
-		xs = append([]float32(nil), y...)
+		bi.yt = append(bi.yt, append([]float32(nil), y...))
 	}
 	return bi, nil
 }
@@ -152,14 +154,13 @@ func (ls *localStage) terms(bi *blockInputs, layers []int, ps []*param) (float64
 	return loss, nil
 }
 
-// hiddenInput returns the input of block l of m on in: hidden state l of a
-// full pass.
-func (ls *localStage) hiddenInput(m *transformer.Model, in *transformer.Input, l int) ([]float32, error) {
+// hidden returns the hidden states of a full pass of m on in.
+func (ls *localStage) hidden(m *transformer.Model, in *transformer.Input) ([][]float32, error) {
 	out, err := m.Forward(in, transformer.Options{Hidden: true})
 	if err != nil {
 		return nil, err
 	}
-	return out.HiddenStates[l], nil
+	return out.HiddenStates, nil
 }
 
 // blockLoss runs the student's block l on x, adds w·‖y − want‖²/‖want‖²'s

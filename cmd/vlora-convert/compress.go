@@ -46,8 +46,16 @@ func newCompressCmd(s streams) *cobra.Command {
 		Short: "Compress a Hugging Face checkpoint into a VLoRA file",
 		Long: `compress reads a Hugging Face model directory lazily, finds its repeated layer stack
 (prefix.{i}.suffix), cuts it into compounds of K layers, factorizes every layer's difference from
-its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and DIR/config.json.`,
-		Example: `  # K=8, rank 32, first layer of each compound as base
+its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and DIR/config.json.
+
+Without a recipe flag (--rank, --energy, --base, --target-params, --init, --refit, --plan-bases)
+it stores at most 55% of the original's parameters, ranks and bases chosen per tensor, truncated in
+the space of the layer inputs on calibration data (--data, or sampled from the original), refitted
+layer by layer, and distills every tensor.`,
+		Example: `  # the default recipe, calibrated and distilled on a data file
+  vlora-convert compress --model ./bytellama --out ./bytellama-vlora --data calib.safetensors
+
+  # K=8, rank 32, first layer of each compound as base
   vlora-convert compress --model ./bytellama --out ./bytellama-vlora --compound-size 8 --rank 32
 
   # keep 90% of each increment's energy, mean base, randomized SVD, bf16 output

@@ -47,13 +47,14 @@ var recipeFlags = []string{"rank", "energy", "base", "target-params", "init", "r
 // Defaults of the default recipe.
 const (
 	defaultTargetParams = 0.55
-	defaultLocalSteps   = 0
+	defaultLocalSteps   = 100
 )
 
 // useDefaultRecipe selects the default recipe when no recipe flag was
 // given: the parameter budget defaultTargetParams spent over mean and zero
-// bases, whitened initialisation, the refit, and distillation of every
-// tensor (unless --train or --local-steps say otherwise). It reports
+// bases, whitened initialisation, the refit, a local stage of
+// defaultLocalSteps per compound and distillation of every tensor (unless
+// --train or --local-steps say otherwise). It reports
 // whether it did.
 func (o *compressOptions) useDefaultRecipe(cmd *cobra.Command) bool {
 	fl := cmd.Flags()

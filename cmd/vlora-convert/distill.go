@@ -245,6 +245,9 @@ func printDistill(s streams, sum *distillSummary, t distillTarget) error {
 	}
 	w := s.Out
 	fmt.Fprintf(w, "wrote %s (%.3f bits per original weight)\n", sum.Output, sum.BitsPerWeight)
+	if sum.LocalSteps > 0 {
+		fmt.Fprintf(w, "local stage %d steps in %.1f s\n", sum.LocalSteps, sum.LocalSeconds)
+	}
 	fmt.Fprintf(w, "distilled %d steps (%d tokens) in %.1f s, %.0f tokens/s\n", sum.Steps, sum.Tokens, sum.TrainSeconds, sum.TokensPerSecond)
 	fmt.Fprintf(w, "train data  %s\n", sum.TrainData)
 	fmt.Fprintf(w, "final loss  %.4f (mean of the last 10 steps)\n", sum.FinalLoss)

@@ -116,6 +116,14 @@ func TestCompressWithRecipe(t *testing.T) {
 	if !strings.Contains(stderr, "refit:") {
 		t.Errorf("no refit report on stderr: %q", stderr)
 	}
+	stdout, _, code := run(t, "distill", out, "--original", dir, "--local-steps", "2", "--steps", "1", "--batch", "2", "--seq-len", "16", "--json")
+	var sum map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &sum) != nil {
+		t.Fatalf("distill --local-steps: exit %d: %s", code, stdout)
+	}
+	if sum["local_steps"] != float64(2*len(m.Compounds)) {
+		t.Errorf("summary local_steps %v, want %d", sum["local_steps"], 2*len(m.Compounds))
+	}
 }
 
 // TestCompressDefaultRecipe checks that compress without recipe flags
@@ -138,8 +146,8 @@ func TestCompressDefaultRecipe(t *testing.T) {
 	if frac := float64(m.Counts.ParamsStored) / float64(m.Counts.ParamsOriginal); frac > defaultTargetParams {
 		t.Errorf("stored fraction %.4f, want at most %v", frac, defaultTargetParams)
 	}
-	if m.Distill == nil || m.Distill.Train != "all" {
-		t.Errorf("distill record %+v, want every tensor trained", m.Distill)
+	if m.Distill == nil || m.Distill.Train != "all" || m.Distill.LocalSteps != defaultLocalSteps {
+		t.Errorf("distill record %+v, want every tensor trained after a local stage", m.Distill)
 	}
 	for _, want := range []string{"budget:", "refit:"} {
 		if !strings.Contains(stderr, want) {

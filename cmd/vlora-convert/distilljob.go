@@ -46,6 +46,8 @@ type distillSummary struct {
 	TrainData       string  `json:"train_data"`
 	TokensPerSecond float64 `json:"tokens_per_second"`
 	TrainSeconds    float64 `json:"train_seconds"`
+	LocalSteps      int     `json:"local_steps,omitempty"`
+	LocalSeconds    float64 `json:"local_seconds,omitempty"`
 	LossCSV         string  `json:"loss_csv"`
 	LossPlot        string  `json:"loss_plot"`
 	ParamsStored    int64   `json:"params_stored"`
@@ -85,6 +87,9 @@ func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
 	}
 	sum := &distillSummary{Output: j.Output, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss,
 		TrainData: train.Source, TokensPerSecond: res.TokensPerSecond, TrainSeconds: res.TrainSeconds, Resumed: res.Resumed}
+	if n := len(res.LocalLog); n > 0 {
+		sum.LocalSteps, sum.LocalSeconds = n, res.LocalLog[n-1].Elapsed.Seconds()
+	}
 	if e := res.Eval; e != nil {
 		sum.EvalKL, sum.EvalAgreement, sum.EvalNLL, sum.EvalData = e.KL, e.Agreement, e.NLL, e.Data
 	}

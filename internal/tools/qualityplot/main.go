@@ -37,7 +37,7 @@ func main() {
 	flag.Parse()
 	pts, err := read(*in)
 	if err == nil {
-		err = draw2(pts, *out)
+		err = drawPanels(pts, *out)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qualityplot:", err)
@@ -99,25 +99,44 @@ func panel(pts []point, ylabel string, y func(point) float64) (*plot.Plot, error
 		if err != nil {
 			return nil, err
 		}
-		c := plotutilColor(i)
+		c := seriesColor(i)
 		line.Color, scatter.Color = c, c
 		scatter.Shape = draw.CircleGlyph{}
 		p.Add(line, scatter)
 		p.Legend.Add(r, line, scatter)
 	}
-	p.Legend.Top = true
+	p.Legend.Left = true
+	// Pad the ranges so that points are not drawn on the axes.
+	p.X.Min, p.X.Max = p.X.Min-0.01, p.X.Max+0.01
+	pad := 0.05 * (p.Y.Max - p.Y.Min)
+	p.Y.Min, p.Y.Max = p.Y.Min-pad, p.Y.Max+pad
+	p.Y.Tick.Marker = threeDigits{}
 	return p, nil
 }
 
-// plotutilColor returns a distinct color for series i.
-func plotutilColor(i int) color.Color {
+// threeDigits labels the default ticks with three significant digits.
+type threeDigits struct{}
+
+// Ticks implements plot.Ticker.
+func (threeDigits) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'g', 3, 64)
+		}
+	}
+	return ts
+}
+
+// seriesColor returns a distinct color for series i.
+func seriesColor(i int) color.Color {
 	palette := []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
 		{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}}
 	return palette[i%len(palette)]
 }
 
-// draw2 writes the KL and NLL panels side by side into out, atomically.
-func draw2(pts []point, out string) error {
+// drawPanels writes the KL and NLL panels side by side into out, atomically.
+func drawPanels(pts []point, out string) error {
 	kl, err := panel(pts, "KL(original ‖ compressed), nats/token", func(q point) float64 { return q.kl })
 	if err != nil {
 		return err

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestReadAndDraw reads a small CSV and checks the points and the PNG.
+func TestReadAndDraw(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "p.csv")
+	os.WriteFile(in, []byte("recipe,stored_fraction,kl,nll\na,0.5,0.2,1.05\na,0.55,0.17,1.02\n\"b, c\",0.55,0.18,1.03\n"), 0o644)
+	pts, err := read(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []point{{"a", 0.5, 0.2, 1.05}, {"a", 0.55, 0.17, 1.02}, {"b, c", 0.55, 0.18, 1.03}}
+	if len(pts) != len(want) {
+		t.Fatalf("%d points, want %d", len(pts), len(want))
+	}
+	for i := range want {
+		if pts[i] != want[i] {
+			t.Errorf("point %d = %+v, want %+v", i, pts[i], want[i])
+		}
+	}
+	out := filepath.Join(dir, "p.png")
+	if err := drawPanels(pts, out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("no PNG written: %v", err)
+	}
+	os.WriteFile(in, []byte("recipe,stored_fraction,kl,nll\na,x,0.2,1\n"), 0o644)
+	if _, err := read(in); err == nil {
+		t.Error("no error for a malformed number")
+	}
+}
