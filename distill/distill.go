@@ -37,7 +37,8 @@ type Options struct {
 	// Batch is the number of sequences (or images) per step (default
 	// DefaultBatch).
 	Batch int
-	// LR is the peak learning rate (default DefaultLR); MinLRRatio the final
+	// LR is the peak learning rate (default DefaultLR, or DefaultQATLR for
+	// quantization-aware training without sharing); MinLRRatio the final
 	// fraction of it reached by the cosine decay (default 0.1); Warmup the
 	// number of linear warm-up steps (default DefaultWarmup).
 	LR         float64
@@ -127,17 +128,19 @@ const (
 )
 
 // DefaultQATLR is the learning rate taken by the zero value of Options.LR
-// under a quantization plan whose quantized families all have 3 bits or
-// more. Quantization-aware training starts close to the teacher there, and
-// Adam's steps of about lr per weight at DefaultLR are a sizeable fraction of
-// an int4 step: on bytellama, dense int4/g32 ends worse than round to
-// nearest at 2e-3 and better at 5e-4 (docs/quality.md). Plans with 2-bit
-// families start far from the teacher and keep DefaultLR.
+// for quantization-aware training of a student without sharing (every
+// layer its own base, no increments: compound size 1, or the first layer of
+// each compound) under a plan whose quantized families all have 3 bits or
+// more. Such a student starts close to the teacher, and Adam's steps of
+// about lr per weight at DefaultLR are a sizeable fraction of an int4 step:
+// on bytellama, dense int4/g32 ends worse than round to nearest at 2e-3
+// and better at 5e-4 (docs/quality.md). Students with increments, and
+// 2-bit plans, start far from the teacher and keep DefaultLR.
 const DefaultQATLR = 5e-4
 
-// defaultLR returns the default learning rate under plan.
-func defaultLR(plan vlora.QuantPlan) float64 {
-	if !plan.Active() {
+// defaultLR returns the default learning rate for training vm under plan.
+func defaultLR(plan vlora.QuantPlan, vm *vlora.Model) float64 {
+	if !plan.Active() || len(vm.Manifest.Increments) > 0 {
 		return DefaultLR
 	}
 	for _, s := range []quant.Scheme{plan.Bases, plan.Factors, plan.Passthrough} {
@@ -187,7 +190,7 @@ func (o Options) resolve() (params, error) {
 	}
 	p.Batch = cmp.Or(p.Batch, DefaultBatch)
 	p.Warmup = cmp.Or(p.Warmup, DefaultWarmup)
-	def(&p.LR, defaultLR(p.Quant))
+	def(&p.LR, DefaultLR)
 	def(&p.MinLRRatio, 0.1)
 	def(&p.Beta1, 0.9)
 	def(&p.Beta2, 0.999)
@@ -246,6 +249,9 @@ var ErrUnsupported = errors.New("distillation not supported for this model")
 func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *dataset.Dataset, opt Options) (*Result, error) {
 	if !opt.Quant.Active() && vm.Manifest.Quant != nil {
 		opt.Quant = *vm.Manifest.Quant
+	}
+	if opt.LR == 0 {
+		opt.LR = defaultLR(opt.Quant, vm)
 	}
 	prm, err := opt.resolve()
 	if err != nil {

@@ -212,3 +212,30 @@ func TestQuantPlanErrors(t *testing.T) {
 		t.Errorf("9 bits: %v", err)
 	}
 }
+
+// TestDefaultLR checks the learning rate taken by Options.LR = 0: the
+// quantization-aware rate only without sharing and from 3 bits.
+func TestDefaultLR(t *testing.T) {
+	int4 := vlora.UniformPlan(quant.Scheme{Bits: 4, GroupSize: 32, Full: true})
+	int2 := vlora.UniformPlan(quant.Scheme{Bits: 2, GroupSize: 32, Full: true})
+	dense := &vlora.Model{Manifest: &vlora.Manifest{}}
+	shared := &vlora.Model{Manifest: &vlora.Manifest{Increments: []vlora.IncrementDesc{{Layer: 1, Suffix: "w"}}}}
+	for _, c := range []struct {
+		name string
+		plan vlora.QuantPlan
+		vm   *vlora.Model
+		want float64
+	}{
+		{"float", vlora.QuantPlan{}, dense, DefaultLR},
+		{"int4 dense", int4, dense, DefaultQATLR},
+		{"int4 bases only", vlora.QuantPlan{Bases: int4.Bases}, dense, DefaultQATLR},
+		{"int2 dense", int2, dense, DefaultLR},
+		{"int4 shared", int4, shared, DefaultLR},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := defaultLR(c.plan, c.vm); got != c.want {
+				t.Errorf("default lr %g, want %g", got, c.want)
+			}
+		})
+	}
+}

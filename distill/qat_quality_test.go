@@ -25,7 +25,8 @@ type qatCase struct {
 	// pure quantization-aware training without sharing.
 	k, rank int
 	base    vlora.BaseMode
-	// lr 0 takes the stage's default (distill.DefaultQATLR from 3 bits).
+	// lr 0 takes the stage's default: distill.DefaultQATLR for dense
+	// students from 3 bits, DefaultLR (2e-3) otherwise.
 	lr      float64
 	plan    string // bases,factors,passthrough schemes
 	maxBits float64
@@ -37,8 +38,8 @@ type qatCase struct {
 var qatCases = []qatCase{
 	{"dense int4", 1, 32, vlora.BaseFirst, 0, "int4/g32/full", 4.6, 0.036},
 	{"dense int3, embeddings and head int4", 1, 32, vlora.BaseFirst, 7e-4, "int3/g32/full,int3/g32/full,int4/g32/full", 3.6, 0.10},
-	{"dense int2", 1, 32, vlora.BaseFirst, 2e-3, "int2/g32/full", 2.6, 0.50},
-	{"vlora K=8 r32 mean, int4", 8, 32, vlora.BaseMean, 2e-3, "int4/g32/full", 2.6, 0.50},
+	{"dense int2", 1, 32, vlora.BaseFirst, 0, "int2/g32/full", 2.6, 0.50},
+	{"vlora K=8 r32 mean, int4", 8, 32, vlora.BaseMean, 0, "int4/g32/full", 2.6, 0.50},
 }
 
 // TestQuantizationAwareBytellama distills bytellama for quantized storage

@@ -224,6 +224,9 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	if !o.json {
 		fmt.Fprintf(o.Out, "wrote %s\n", res.Path)
 		printSummary(o.Out, s)
+		if plan := o.distill.storage.plan; plan.Active() && o.distill.steps > 0 {
+			fmt.Fprintf(o.Out, "the SVD stage's file is float; distillation trains for and writes %s\n", plan)
+		}
 		for _, fb := range res.DenseFallbacks {
 			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
 		}

@@ -45,7 +45,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&d.batch, "batch", distill.DefaultBatch, "sequences per step, 1…65536")
 	fl.IntVar(&d.seqLen, "seq-len", 0, "sequence length, 0…65536 (0: the data's; 128 when sampling)")
 	fl.IntVar(&d.pool, "samples", 0, "sequences sampled from the original in data-free mode, 0…2^20 (0: 4×batch)")
-	fl.Float64Var(&d.lr, "lr", 0, fmt.Sprintf("peak learning rate, [0, 10] (AdamW, warm-up then cosine decay to 10%%; 0: %g, or %g when storing quantized with 3 bits or more)", distill.DefaultLR, distill.DefaultQATLR))
+	fl.Float64Var(&d.lr, "lr", 0, fmt.Sprintf("peak learning rate, [0, 10] (AdamW, warm-up then cosine decay to 10%%; 0: %g, or %g for quantized storage of 3 bits or more without sharing: every layer its own base)", distill.DefaultLR, distill.DefaultQATLR))
 	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps, 0…2^24")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term, (0, 100]")
