@@ -200,6 +200,7 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 	teacher := t.data.teacher
 	defer teacher.Close()
 	tightenGC(teacher)
+	defer limitDistillMemory(distillLimitFor(t.student.Manifest, teacher, d, t.data.train))()
 	// Distillation trains for the storage recorded in the manifest.
 	d.storage.apply(t.student)
 	var last distill.Stats
