@@ -123,6 +123,8 @@ const (
 	DefaultBatch  = 16
 	DefaultLR     = 2e-3
 	DefaultWarmup = 20
+	// DefaultTeacherCacheBytes is Options.TeacherCacheBytes when zero.
+	DefaultTeacherCacheBytes = 1 << 30
 )
 
 // DefaultQATLR is the learning rate taken by the zero value of Options.LR
@@ -195,7 +197,7 @@ func (o Options) resolve() (params, error) {
 	def(&p.LocalLR, p.LR)
 	def(&p.PreconditionDamping, DefaultPreconditionDamping)
 	p.Train = cmp.Or(p.Train, TrainBases)
-	p.TeacherCacheBytes = cmp.Or(p.TeacherCacheBytes, 1<<30)
+	p.TeacherCacheBytes = cmp.Or(p.TeacherCacheBytes, DefaultTeacherCacheBytes)
 	if _, err := ParseTrainSet(string(p.Train)); err != nil {
 		return p, fmt.Errorf("%w: %v", formats.ErrInvalid, err)
 	}

@@ -17,8 +17,10 @@ import (
 // (bounded by the stored stack, plus the pass-through tensors with
 // TrainAll), the teacher's pass-through tensors and the student's
 // gradients of them, three blocks of float32 weights, and the activations
-// of the step (recompute keeps one hidden vector per layer and token).
-func distillLiveBytes(mf *vlora.Manifest, hidden, inter, kv, vocab int, train distill.TrainSet, recompute bool, batch, seq int) float64 {
+// of the step (recompute keeps one hidden vector per layer and token), and
+// the teacher's log-probabilities of all items of seq tokens when they fit
+// in distill.DefaultTeacherCacheBytes (the teacher then caches them).
+func distillLiveBytes(mf *vlora.Manifest, hidden, inter, kv, vocab int, train distill.TrainSet, recompute bool, batch, seq, items int) float64 {
 	c := mf.Counts
 	out := float64(c.ParamsOriginal - c.StackOriginal)
 	trained := float64(c.StackStored)
@@ -34,7 +36,11 @@ func distillLiveBytes(mf *vlora.Manifest, hidden, inter, kv, vocab int, train di
 		perToken = h*L + tape + 3*v + 3*(L+1)*h
 	}
 	tokens := float64(batch) * float64(seq)
-	return 4*float64(c.ParamsStored) + 12*trained + 8*out + 12*blk + 4*perToken*tokens
+	cache := 4 * float64(items) * float64(seq) * v
+	if cache > distill.DefaultTeacherCacheBytes {
+		cache = 0
+	}
+	return 4*float64(c.ParamsStored) + 12*trained + 8*out + 12*blk + 4*perToken*tokens + cache
 }
 
 // distillMemoryHeadroom is the factor above the estimated live memory at
@@ -78,5 +84,5 @@ func distillLimitFor(mf *vlora.Manifest, teacher *model.Model, d *distillFlags, 
 	if batch == 0 {
 		batch = distill.DefaultBatch
 	}
-	return distillLiveBytes(mf, h, inter, kv, cfg.Int("vocab_size"), distill.TrainSet(d.train), d.recompute, batch, train.T)
+	return distillLiveBytes(mf, h, inter, kv, cfg.Int("vocab_size"), distill.TrainSet(d.train), d.recompute, batch, train.T, train.N)
 }

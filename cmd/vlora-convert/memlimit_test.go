@@ -29,15 +29,23 @@ func TestDistillLiveBytes(t *testing.T) {
 		{"full tape", false, 11.0e9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := distillLiveBytes(mf, 2048, 5632, 256, 32000, distill.TrainBases, tc.recompute, 4, 256)
+			got := distillLiveBytes(mf, 2048, 5632, 256, 32000, distill.TrainBases, tc.recompute, 4, 256, 100_000)
 			if math.Abs(got-tc.want) > tol {
 				t.Errorf("got %.3g bytes, want %.3g ± %.2g", got, tc.want, float64(tol))
 			}
 		})
 	}
+	t.Run("a cached teacher adds its log-probabilities", func(t *testing.T) {
+		// 2 items × 256 tokens × 32000 words fit in the cache; 100,000 do not.
+		few := distillLiveBytes(mf, 2048, 5632, 256, 32000, distill.TrainBases, true, 4, 256, 2)
+		many := distillLiveBytes(mf, 2048, 5632, 256, 32000, distill.TrainBases, true, 4, 256, 100_000)
+		if d := few - many; d != 4*2*256*32000 {
+			t.Errorf("cache of 2 items adds %g bytes, want %d", d, 4*2*256*32000)
+		}
+	})
 	t.Run("all adds the pass-through moments", func(t *testing.T) {
-		bases := distillLiveBytes(mf, 2048, 5632, 256, 32000, distill.TrainBases, true, 4, 256)
-		all := distillLiveBytes(mf, 2048, 5632, 256, 32000, distill.TrainAll, true, 4, 256)
+		bases := distillLiveBytes(mf, 2048, 5632, 256, 32000, distill.TrainBases, true, 4, 256, 100_000)
+		all := distillLiveBytes(mf, 2048, 5632, 256, 32000, distill.TrainAll, true, 4, 256, 100_000)
 		if d := all - bases; d != 12*out {
 			t.Errorf("TrainAll adds %g bytes, want 12·P_out = %d", d, 12*out)
 		}
