@@ -301,7 +301,7 @@ func checkInputs(teacher *model.Model, train *dataset.Dataset, batch int) error 
 	if train == nil || train.N == 0 {
 		return fmt.Errorf("%w: distill: no training data", formats.ErrInvalid)
 	}
-	if err := dataset.CheckBudget(fmt.Sprintf("distill: batches of %d × %d", batch, train.T), dataset.BatchBytes(teacher.Config, batch, train.T)); err != nil {
+	if err := dataset.CheckBatchBudget(fmt.Sprintf("distill: batches of %d × %d", batch, train.T), dataset.BatchBytes(teacher.Config, batch, train.T), teacher.StoredParams); err != nil {
 		return err
 	}
 	if train.IsImages() {

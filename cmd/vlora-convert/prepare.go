@@ -54,7 +54,7 @@ func (d *distillFlags) prepareFromDir(ctx context.Context, dir string, seed uint
 		}
 	}
 	what := fmt.Sprintf("--batch %d × sequence length %d", d.batch, p.train.T)
-	if err := dataset.CheckBudget(what, dataset.BatchBytes(cfg, d.batch, p.train.T)); err != nil {
+	if err := dataset.CheckBatchBudget(what, dataset.BatchBytes(cfg, d.batch, p.train.T), teacher.StoredParams); err != nil {
 		return nil, err
 	}
 	return p, nil
