@@ -17,7 +17,8 @@ oncpu=0
 queued=0
 while kill -0 "$pid" 2>/dev/null; do
   read -r a b < <(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{c += $1; w += $2} END {printf "%.0f %.0f\n", c, w}')
-  if [ "${a:-0}" != 0 ]; then oncpu=$a; queued=$b; fi
+  # Keep the largest sums: while the process exits, its threads vanish one by one.
+  if awk -v a="${a:-0}" -v o="$oncpu" 'BEGIN {exit !(a > o)}'; then oncpu=$a; queued=$b; fi
   sleep 0.2
 done
 wait "$pid"
