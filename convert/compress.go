@@ -53,19 +53,30 @@ func Compress(ctx context.Context, modelDir, outDir string, opt Options) (*Resul
 	if err := prepareOutput(outDir); err != nil {
 		return nil, err
 	}
-	sources, err := hashSources(ctx, ck)
-	if err != nil {
-		return nil, err
-	}
-	mf := newManifest(ck, st, prm, sources)
+	mf := newManifest(ck, st, prm, nil)
 	sp, err := newSpool(outDir, prm.DType)
 	if err != nil {
 		return nil, err
 	}
 	defer sp.close()
+	// The source files are hashed while the tensors are factorized: the
+	// manifest that records the sums is written last.
+	hctx, cancelHash := context.WithCancel(ctx)
+	defer cancelHash()
+	hashed := make(chan error, 1)
+	go func() {
+		var err error
+		mf.Sources, err = hashSources(hctx, ck)
+		hashed <- err
+	}()
 	p := &pipeline{ck: ck, st: st, opt: prm, sp: sp, mf: mf}
 	p.total = p.units()
 	if err := p.run(ctx); err != nil {
+		cancelHash()
+		<-hashed
+		return nil, err
+	}
+	if err := <-hashed; err != nil {
 		return nil, err
 	}
 	if err := p.finishManifest(); err != nil {

@@ -41,22 +41,29 @@ func (s *spool) put(name string, shape []int, data []float32) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.f.WriteAt(raw, s.off); err != nil {
+	off := s.off
+	s.off += int64(len(raw))
+	s.mu.Unlock()
+	if _, err := s.f.WriteAt(raw, off); err != nil {
 		return fmt.Errorf("spooling %s: %w", name, err)
 	}
-	s.tensor[name] = spooled{off: s.off, size: int64(len(raw)), shape: shape}
-	s.off += int64(len(raw))
+	s.mu.Lock()
+	s.tensor[name] = spooled{off: off, size: int64(len(raw)), shape: shape}
+	s.mu.Unlock()
 	return nil
 }
 
 // putChunks appends a tensor of n elements produced chunk by chunk: next
-// returns the chunk starting at element off. The spool is locked for the
-// whole tensor so its bytes stay contiguous.
+// returns the chunk starting at element off. The tensor's bytes are reserved
+// first, so they stay contiguous while other tensors are spooled
+// concurrently.
 func (s *spool) putChunks(name string, shape []int, n int, next func(off int) ([]float32, error)) error {
+	size := int64(n) * int64(s.dtype.Size())
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	start := s.off
+	s.off += size
+	s.mu.Unlock()
+	at := start
 	var raw []byte
 	for off := 0; off < n; {
 		chunk, err := next(off)
@@ -66,13 +73,18 @@ func (s *spool) putChunks(name string, shape []int, n int, next func(off int) ([
 		if raw, err = formats.EncodeFloat32(raw[:0], chunk, s.dtype); err != nil {
 			return err
 		}
-		if _, err := s.f.WriteAt(raw, s.off); err != nil {
+		if _, err := s.f.WriteAt(raw, at); err != nil {
 			return fmt.Errorf("spooling %s: %w", name, err)
 		}
-		s.off += int64(len(raw))
+		at += int64(len(raw))
 		off += len(chunk)
 	}
-	s.tensor[name] = spooled{off: start, size: s.off - start, shape: shape}
+	if at != start+size {
+		return fmt.Errorf("internal: spooled %d bytes of %s, reserved %d", at-start, name, size)
+	}
+	s.mu.Lock()
+	s.tensor[name] = spooled{off: start, size: size, shape: shape}
+	s.mu.Unlock()
 	return nil
 }
 

@@ -16,8 +16,26 @@ const MaxBudgetBytes = 1 << 30
 // MaxBudgetBytes; what names the flags or fields that sized the request, and
 // the error gives the size asked for. It is called before the allocation.
 func CheckBudget(what string, bytes float64) error {
-	if bytes > MaxBudgetBytes {
-		return fmt.Errorf("%w: %s ask for %s, more than the %s limit", formats.ErrInvalid, what, humanBytes(bytes), humanBytes(MaxBudgetBytes))
+	return checkLimit(what, bytes, MaxBudgetBytes)
+}
+
+// BatchBudgetBytes is the activation memory one batch may ask for with a
+// model of params stored parameters: MaxBudgetBytes, or the model's weights
+// in float32 when that is more, since a model that large is only run where
+// there is memory for it.
+func BatchBudgetBytes(params int64) float64 {
+	return max(MaxBudgetBytes, 4*float64(params))
+}
+
+// CheckBatchBudget is CheckBudget against BatchBudgetBytes(params), for the
+// activations of one batch.
+func CheckBatchBudget(what string, bytes float64, params int64) error {
+	return checkLimit(what, bytes, BatchBudgetBytes(params))
+}
+
+func checkLimit(what string, bytes, limit float64) error {
+	if bytes > limit {
+		return fmt.Errorf("%w: %s ask for %s, more than the %s limit", formats.ErrInvalid, what, humanBytes(bytes), humanBytes(limit))
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/stage"
 )
 
 // TestSampleDeterministic checks that sampling is reproducible for a seed,
@@ -131,5 +132,31 @@ func TestLoad(t *testing.T) {
 		if _, err := Load(context.Background(), p, LoadOptions{}); !errors.Is(err, formats.ErrInvalid) {
 			t.Errorf("%s: error %v, want formats.ErrInvalid", filepath.Base(p), err)
 		}
+	}
+}
+
+// TestSampleWithProgress checks that every token position drawn is
+// reported, in order, and that the sequences equal Sample's.
+func TestSampleWithProgress(t *testing.T) {
+	l, err := model.Load(testenv.GoldenModel(t, "llama-gqa-untied"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []stage.Progress
+	a, err := SampleWithProgress(context.Background(), l, 2, 6, 5, func(p stage.Progress) { got = append(got, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("%d reports for 6 tokens, want 5", len(got))
+	}
+	for i, p := range got {
+		if p.Stage != stage.Sample || p.Done != i+1 || p.Total != 5 {
+			t.Errorf("report %d = %+v, want stage %q, %d of 5", i, p, stage.Sample, i+1)
+		}
+	}
+	b, _ := Sample(context.Background(), l, 2, 6, 5)
+	if !slices.Equal(a.IDs, b.IDs) {
+		t.Errorf("sequences differ from Sample's")
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/transformer"
 )
 
@@ -18,6 +19,12 @@ import (
 // incrementally with a key/value cache; a model the decoder does not support
 // is run on the whole prefix at every position instead.
 func Sample(ctx context.Context, m *model.Model, n, t int, seed uint64) (*Dataset, error) {
+	return SampleWithProgress(ctx, m, n, t, seed, nil)
+}
+
+// SampleWithProgress is Sample that reports each token position drawn to
+// progress (stage stage.Sample, t−1 positions), when progress is not nil.
+func SampleWithProgress(ctx context.Context, m *model.Model, n, t int, seed uint64, progress stage.ProgressFunc) (*Dataset, error) {
 	if n <= 0 || t <= 0 {
 		return nil, fmt.Errorf("%w: cannot sample %d sequences of %d tokens", formats.ErrInvalid, n, t)
 	}
@@ -79,6 +86,9 @@ func Sample(ctx context.Context, m *model.Model, n, t int, seed uint64) (*Datase
 		v := len(logits) / n
 		for i := 0; i < n; i++ {
 			ids[i*t+pos] = sample(logits[i*v:(i+1)*v], rng)
+		}
+		if progress != nil {
+			progress(stage.Progress{Stage: stage.Sample, Done: pos, Total: t - 1})
 		}
 	}
 	return &Dataset{N: n, T: t, IDs: ids, Source: fmt.Sprintf("%d sequences of %d tokens sampled from the original model (seed %d)", n, t, seed)}, nil

@@ -125,6 +125,8 @@ const (
 	DefaultBatch  = 16
 	DefaultLR     = 2e-3
 	DefaultWarmup = 20
+	// DefaultTeacherCacheBytes is Options.TeacherCacheBytes when zero.
+	DefaultTeacherCacheBytes = 1 << 30
 )
 
 // DefaultQATLR is the learning rate taken by the zero value of Options.LR
@@ -199,7 +201,7 @@ func (o Options) resolve() (params, error) {
 	def(&p.LocalLR, p.LR)
 	def(&p.PreconditionDamping, DefaultPreconditionDamping)
 	p.Train = cmp.Or(p.Train, TrainBases)
-	p.TeacherCacheBytes = cmp.Or(p.TeacherCacheBytes, 1<<30)
+	p.TeacherCacheBytes = cmp.Or(p.TeacherCacheBytes, DefaultTeacherCacheBytes)
 	if _, err := ParseTrainSet(string(p.Train)); err != nil {
 		return p, fmt.Errorf("%w: %v", formats.ErrInvalid, err)
 	}
@@ -306,7 +308,7 @@ func checkInputs(teacher *model.Model, train *dataset.Dataset, batch int) error 
 	if train == nil || train.N == 0 {
 		return fmt.Errorf("%w: distill: no training data", formats.ErrInvalid)
 	}
-	if err := dataset.CheckBudget(fmt.Sprintf("distill: batches of %d × %d", batch, train.T), dataset.BatchBytes(teacher.Config, batch, train.T)); err != nil {
+	if err := dataset.CheckBatchBudget(fmt.Sprintf("distill: batches of %d × %d", batch, train.T), dataset.BatchBytes(teacher.Config, batch, train.T), teacher.StoredParams); err != nil {
 		return err
 	}
 	if train.IsImages() {

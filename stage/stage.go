@@ -8,11 +8,15 @@ const (
 	Compress = "compress"
 	Distill  = "distill"
 	Verify   = "verify"
+	// Read is the loading of a model's tensors into memory.
+	Read = "read"
+	// Sample is the drawing of sequences from a model.
+	Sample = "sample"
 )
 
 // Progress reports how far a stage has advanced. Done counts finished units
-// out of Total: tensors for Compress, optimizer steps for Distill and
-// evaluated items for Verify.
+// out of Total: tensors for Compress and Read, optimizer steps for Distill,
+// evaluated items for Verify and token positions for Sample.
 type Progress struct {
 	Stage       string
 	Done, Total int

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/kernels"
+	"github.com/vlora-convert/vlora-convert/stage"
 )
 
 // FileName is the name of the VLoRA file inside an output directory.
@@ -152,7 +153,18 @@ func Load(path string) (*Model, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return load(m, f)
+	return load(m, f, nil)
+}
+
+// LoadWithProgress is Load that reports each tensor read to progress (stage
+// stage.Read), when progress is not nil.
+func LoadWithProgress(path string, progress stage.ProgressFunc) (*Model, error) {
+	m, f, err := ReadManifest(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return load(m, f, progress)
 }
 
 // LoadFile reads the whole open VLoRA file f into memory, as Load does.
@@ -161,19 +173,23 @@ func LoadFile(f *formats.File) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return load(m, f)
+	return load(m, f, nil)
 }
 
 // load reads the tensors of f, whose manifest m has been checked against
-// them.
-func load(m *Manifest, f *formats.File) (*Model, error) {
+// them, reporting each to progress when it is not nil.
+func load(m *Manifest, f *formats.File, progress stage.ProgressFunc) (*Model, error) {
 	tensors := map[string]*Tensor{}
-	for name, shape := range m.ExpectedTensors() {
+	expect := m.ExpectedTensors()
+	for name, shape := range expect {
 		data, err := DecodeTensor(f, m, name, shape)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Path(), err)
 		}
 		tensors[name] = &Tensor{Data: data, Shape: shape}
+		if progress != nil {
+			progress(stage.Progress{Stage: stage.Read, Done: len(tensors), Total: len(expect), Item: name})
+		}
 	}
 	model, err := New(m, tensors)
 	if err != nil {

@@ -180,7 +180,7 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	if o.distill.active() {
 		err := clock.run("read", func() error {
 			var err error
-			data, err = o.distill.prepareFromDir(ctx, o.model, o.seed)
+			data, err = o.distill.prepareFromDir(ctx, o.model, o.seed, bars{o.ErrOut, o.quiet})
 			if errors.Is(err, distill.ErrUnsupported) {
 				unsupported, err = err, nil
 			}

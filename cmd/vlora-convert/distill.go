@@ -184,12 +184,12 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 		err = t.clock.run("read", func() error {
 			var err error
 			if t.student == nil {
-				if t.student, err = d.loadStudent(ctx, t.input, t.original); err != nil {
+				if t.student, err = d.loadStudent(ctx, t.input, t.original, bars{s.ErrOut, t.quiet}); err != nil {
 					return err
 				}
 			}
 			if t.data == nil {
-				t.data, err = d.prepareFromDir(ctx, t.original, t.seed)
+				t.data, err = d.prepareFromDir(ctx, t.original, t.seed, bars{s.ErrOut, t.quiet})
 			}
 			return err
 		})
@@ -200,6 +200,7 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 	teacher := t.data.teacher
 	defer teacher.Close()
 	tightenGC(teacher)
+	defer limitDistillMemory(distillLimitFor(t.student.Manifest, teacher, d, t.data.train))()
 	// Distillation trains for the storage recorded in the manifest.
 	d.storage.apply(t.student)
 	var last distill.Stats
@@ -343,10 +344,10 @@ func (o *distillOptions) Run(ctx context.Context) error {
 	var data *preparedData
 	err := clock.run("read", func() error {
 		var err error
-		if student, err = o.flags.loadStudent(ctx, o.input, o.original); err != nil {
+		if student, err = o.flags.loadStudent(ctx, o.input, o.original, bars{o.ErrOut, o.quiet}); err != nil {
 			return err
 		}
-		data, err = o.flags.prepareFromDir(ctx, o.original, o.seed)
+		data, err = o.flags.prepareFromDir(ctx, o.original, o.seed, bars{o.ErrOut, o.quiet})
 		return err
 	})
 	if err != nil {

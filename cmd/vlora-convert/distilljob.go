@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/vlora-convert/vlora-convert/dataset"
@@ -93,6 +94,9 @@ func (j *distillJob) run(ctx context.Context) (*distillSummary, error) {
 	if e := res.Eval; e != nil {
 		sum.EvalKL, sum.EvalAgreement, sum.EvalNLL, sum.EvalData = e.KL, e.Agreement, e.NLL, e.Data
 	}
+	// The training state is garbage now; returning it before the output is
+	// encoded keeps the write stage below the training stage's peak.
+	debug.FreeOSMemory()
 	if err := j.Clock.run("write", func() error { return j.write(sum, res) }); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ const evalSeedOffset = 0x9e3779b9
 // evaluation data the flags name (or samples them from the teacher), and
 // seed seeds sampled data; checks the data against the teacher's vocabulary and the memory budget.
 // A teacher the stage cannot train gives distill.ErrUnsupported.
-func (d *distillFlags) prepareFromDir(ctx context.Context, dir string, seed uint64) (*preparedData, error) {
+func (d *distillFlags) prepareFromDir(ctx context.Context, dir string, seed uint64, pb bars) (*preparedData, error) {
 	teacher, err := model.LoadDenseAs(dir, model.Auto)
 	if errors.Is(err, model.ErrUnsupportedArchitecture) {
 		return nil, fmt.Errorf("%w: %v", distill.ErrUnsupported, err)
@@ -38,10 +38,10 @@ func (d *distillFlags) prepareFromDir(ctx context.Context, dir string, seed uint
 		return nil, err
 	}
 	p := &preparedData{teacher: teacher}
-	if p.train, err = d.trainData(ctx, teacher, seed); err != nil {
+	if p.train, err = d.trainData(ctx, teacher, seed, pb); err != nil {
 		return nil, err
 	}
-	if p.eval, err = d.evalDataFor(ctx, teacher, p.train, seed); err != nil {
+	if p.eval, err = d.evalDataFor(ctx, teacher, p.train, seed, pb); err != nil {
 		return nil, err
 	}
 	cfg := teacher.Config
@@ -54,7 +54,7 @@ func (d *distillFlags) prepareFromDir(ctx context.Context, dir string, seed uint
 		}
 	}
 	what := fmt.Sprintf("--batch %d × sequence length %d", d.batch, p.train.T)
-	if err := dataset.CheckBudget(what, dataset.BatchBytes(cfg, d.batch, p.train.T)); err != nil {
+	if err := dataset.CheckBatchBudget(what, dataset.BatchBytes(cfg, d.batch, p.train.T), teacher.StoredParams); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -71,7 +71,7 @@ func (d *distillFlags) loadOptions(teacher *model.Model, samples int) dataset.Lo
 }
 
 // trainData loads the training data, or samples it from the teacher.
-func (d *distillFlags) trainData(ctx context.Context, teacher *model.Model, seed uint64) (*dataset.Dataset, error) {
+func (d *distillFlags) trainData(ctx context.Context, teacher *model.Model, seed uint64, pb bars) (*dataset.Dataset, error) {
 	if d.data != "" {
 		return dataset.Load(ctx, d.data, d.loadOptions(teacher, 0))
 	}
@@ -90,12 +90,12 @@ func (d *distillFlags) trainData(ctx context.Context, teacher *model.Model, seed
 	if err := dataset.CheckBudget(what, dataset.SampleBytes(teacher.Config, n, t)); err != nil {
 		return nil, err
 	}
-	return dataset.Sample(ctx, teacher, n, t, seed)
+	return sampleWithBar(ctx, teacher, n, t, seed, pb)
 }
 
 // evalDataFor loads the evaluation data, or samples it from the teacher
 // (causal LMs); nil when there is none.
-func (d *distillFlags) evalDataFor(ctx context.Context, teacher *model.Model, train *dataset.Dataset, seed uint64) (*dataset.Dataset, error) {
+func (d *distillFlags) evalDataFor(ctx context.Context, teacher *model.Model, train *dataset.Dataset, seed uint64, pb bars) (*dataset.Dataset, error) {
 	if d.evalData != "" {
 		return dataset.Load(ctx, d.evalData, d.loadOptions(teacher, cmp.Or(d.evalSamples, 64)))
 	}
@@ -107,13 +107,21 @@ func (d *distillFlags) evalDataFor(ctx context.Context, teacher *model.Model, tr
 		n = 16 // sampled evaluation has its own default
 	}
 	t := dataset.SeqLen(d.seqLen, min(dataset.DefaultSeqLen, max(train.T, 2)), teacher.Config.MaxPositions)
-	return dataset.Sample(ctx, teacher, n, t, seed+evalSeedOffset)
+	return sampleWithBar(ctx, teacher, n, t, seed+evalSeedOffset, pb)
+}
+
+// sampleWithBar draws n sequences of t tokens from teacher with a "sample"
+// progress bar.
+func sampleWithBar(ctx context.Context, teacher *model.Model, n, t int, seed uint64, pb bars) (*dataset.Dataset, error) {
+	bar := pb.start("sample")
+	defer bar.Close()
+	return dataset.SampleWithProgress(ctx, teacher, n, t, seed, bar.Report)
 }
 
 // loadStudent loads the VLoRA file at path after checking that the
 // original in dir is the checkpoint it was made from (vlora.CheckPair;
 // hashes unless --skip-source-check).
-func (d *distillFlags) loadStudent(ctx context.Context, path, dir string) (*vlora.Model, error) {
+func (d *distillFlags) loadStudent(ctx context.Context, path, dir string, pb bars) (*vlora.Model, error) {
 	mf, f, err := vlora.ReadManifest(path)
 	if err != nil {
 		return nil, err
@@ -131,5 +139,7 @@ func (d *distillFlags) loadStudent(ctx context.Context, path, dir string) (*vlor
 	if err != nil {
 		return nil, fmt.Errorf("--original %w", err)
 	}
-	return vlora.Load(path)
+	bar := pb.start("read")
+	defer bar.Close()
+	return vlora.LoadWithProgress(path, bar.Report)
 }

@@ -69,3 +69,13 @@ func (b *progressBar) Close() {
 	}
 	b.p.Wait()
 }
+
+// bars makes the progress bars of one command: on w (the error stream),
+// none when quiet or when w is not a terminal.
+type bars struct {
+	w     io.Writer
+	quiet bool
+}
+
+// start returns a new bar named name; its total comes with the first report.
+func (b bars) start(name string) *progressBar { return newProgress(b.w, b.quiet, name, 1, nil) }
