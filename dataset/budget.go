@@ -43,6 +43,27 @@ func checkLimit(what string, bytes, limit float64) error {
 // TokensBytes returns the bytes of n sequences of t tokens.
 func TokensBytes(n, t int) float64 { return float64(n) * float64(t) * 8 }
 
+// ForwardBytes estimates the memory of one inference pass (no backward)
+// over batch sequences of t tokens (or batch images) of the model cfg
+// describes: per position the logits and one block's activations and
+// attention scores, which the pass reuses block after block, and with
+// hidden every layer's hidden state, which it keeps.
+func ForwardBytes(cfg *formats.Config, batch, t int, hidden bool) float64 {
+	if t <= 0 {
+		t = 1
+	}
+	if s := cfg.Int("image_size"); s > 0 {
+		p := max(cfg.Int("patch_size"), 1)
+		t = (s/p)*(s/p) + 1
+	}
+	h := float64(cfg.HiddenSize)
+	perPos := float64(cfg.VocabSize) + 2*(4*h+2*float64(cfg.Intermediate)) + float64(max(cfg.NumHeads, 1))*float64(t)
+	if hidden {
+		perPos += float64(max(cfg.NumLayers, 1)+1) * h
+	}
+	return 4 * float64(batch) * float64(t) * perPos
+}
+
 // BatchBytes estimates the activations of one forward and backward pass over
 // batch sequences of t tokens (or batch images) of the model cfg describes:
 // per position the logits, every layer's hidden states and MLP

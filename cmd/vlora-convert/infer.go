@@ -70,7 +70,7 @@ func (o *inferOptions) Run(context.Context) error {
 		return err
 	}
 	what := fmt.Sprintf("%s: %d inputs of length %d", o.input, in.Batch, max(in.Seq, 1))
-	if err := dataset.CheckBudget(what, dataset.BatchBytes(m.Config, in.Batch, in.Seq)); err != nil {
+	if err := dataset.CheckBatchBudget(what, dataset.ForwardBytes(m.Config, in.Batch, in.Seq, o.hidden), modelParams(m)); err != nil {
 		return err
 	}
 	start, cpu0 := time.Now(), cpuTime()
@@ -161,4 +161,14 @@ func writeOutputs(path string, o *transformer.Output, hidden bool) error {
 		}
 	}
 	return w.Commit()
+}
+
+// modelParams returns the parameter count that sizes a batch's memory
+// budget: the original's for a VLoRA model, which runs at the original's
+// width.
+func modelParams(m *model.Model) int64 {
+	if m.VLoRA != nil {
+		return max(m.StoredParams, m.VLoRA.Manifest.Counts.ParamsOriginal)
+	}
+	return m.StoredParams
 }
