@@ -229,15 +229,27 @@ func addHidden(g *OutputGrad, i int, dx []float32) {
 // backward runs the backward pass, accumulating parameter gradients into
 // grad (keyed by parameter).
 func (p *pass) backward(g *OutputGrad, grad map[*Param][]float32, block func(l int, before bool) error) error {
-	n, N, H, T := p.n, p.N, p.H, p.T
-	L := len(n.layers)
 	gb := func(q *Param) []float32 {
 		if q == nil {
 			return nil
 		}
 		return grad[q]
 	}
-	dHead := p.ar.zeros(N * H)
+	dHead := p.ar.zeros(p.N * p.H)
+	p.headBackward(g, dHead, gb)
+	dx := p.finalNormBackward(g, dHead, gb)
+	if err := p.blocksBackward(g, dx, gb, block); err != nil {
+		return err
+	}
+	p.embedBackward(dx, gb)
+	return nil
+}
+
+// headBackward adds the gradients of the head (LM head, BERT pooler or ViT
+// classifier) and writes into dHead the gradient with respect to the head's
+// input.
+func (p *pass) headBackward(g *OutputGrad, dHead []float32, gb func(*Param) []float32) {
+	n, N, H, T := p.n, p.N, p.H, p.T
 	switch n.headKind {
 	case HeadLM:
 		if g.Logits != nil {
@@ -276,25 +288,41 @@ func (p *pass) backward(g *OutputGrad, grad map[*Param][]float32, block func(l i
 			}
 		}
 	}
+}
+
+// finalNormBackward runs the final norm's backward pass (when the network
+// has one) on dHead, adds the gradient of the last hidden state, and
+// returns the gradient with respect to the last block's output.
+func (p *pass) finalNormBackward(g *OutputGrad, dHead []float32, gb func(*Param) []float32) []float32 {
+	n, L := p.n, len(p.n.layers)
 	dx := dHead
-	if n.final != nil {
-		if n.finalInHidden {
-			addHidden(g, L, dHead)
-		}
-		normBackward(n.final, p.workers, N, H, p.xL, p.fMean, p.fR, dHead, dx, false, gb(n.final.w), gb(n.final.b))
-		if !n.finalInHidden {
-			addHidden(g, L, dx)
-		}
-	} else {
+	if n.final == nil {
+		addHidden(g, L, dx)
+		return dx
+	}
+	if n.finalInHidden {
+		addHidden(g, L, dHead)
+	}
+	normBackward(n.final, p.workers, p.N, p.H, p.xL, p.fMean, p.fR, dHead, dx, false, gb(n.final.w), gb(n.final.b))
+	if !n.finalInHidden {
 		addHidden(g, L, dx)
 	}
+	return dx
+}
+
+// blocksBackward runs the blocks' backward passes from the last to the
+// first, replacing dx by the gradient with respect to each block's input;
+// a streamed model's block weights are filled just before and dropped just
+// after, and block is called around each.
+func (p *pass) blocksBackward(g *OutputGrad, dx []float32, gb func(*Param) []float32, block func(l int, before bool) error) error {
+	n := p.n
 	s := &backScratch{}
 	st := p.m.stream
 	if st != nil {
 		st.mu.Lock()
 		defer st.mu.Unlock()
 	}
-	for l := L - 1; l >= 0; l-- {
+	for l := len(n.layers) - 1; l >= 0; l-- {
 		if err := block(l, true); err != nil {
 			return err
 		}
@@ -317,7 +345,6 @@ func (p *pass) backward(g *OutputGrad, grad map[*Param][]float32, block func(l i
 		}
 		addHidden(g, l, dx)
 	}
-	p.embedBackward(dx, gb)
 	return nil
 }
 

@@ -171,14 +171,43 @@ func (o *compressOptions) Run(ctx context.Context) error {
 		return err
 	}
 	var clock stageClock
-	// Everything the distillation stage reads is checked before the SVD
-	// stage writes its first byte.
-	var data *preparedData
-	// A model the stage cannot train keeps the SVD initialisation, with a
-	// note (distillFlags.run).
-	var unsupported error
+	data, unsupported, err := o.prepare(ctx, &clock)
+	if err != nil {
+		return err
+	}
+	res, s, err := o.svdStage(ctx, &clock)
+	if err != nil {
+		return err
+	}
+	if unsupported != nil {
+		fmt.Fprintf(o.ErrOut, "note: %v; the file holds the SVD initialisation only\n", unsupported)
+	} else if o.distill.active() {
+		if !o.json {
+			fmt.Fprintln(o.Out)
+		}
+		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
+			seed: o.seed, quiet: o.quiet, json: o.json, compressed: s, clock: &clock, data: data})
+		if err != nil || ran {
+			return err
+		}
+	}
+	if o.json {
+		return printJSON(o.Out, struct {
+			*summary
+			Stages []stageStat `json:"stages"`
+		}{s, clock.stats})
+	}
+	return nil
+}
+
+// prepare loads and checks everything the later stages read before the SVD
+// stage writes its first byte: the original with the distillation data
+// ("read"), and the calibration data of the plan ("calibrate"). A model the
+// distillation stage cannot train is reported in unsupported, and keeps the
+// SVD initialisation with a note (distillFlags.run).
+func (o *compressOptions) prepare(ctx context.Context, clock *stageClock) (data *preparedData, unsupported, err error) {
 	if o.distill.active() {
-		err := clock.run("read", func() error {
+		err = clock.run("read", func() error {
 			var err error
 			data, err = o.distill.prepareFromDir(ctx, o.model, o.seed, bars{o.ErrOut, o.quiet})
 			if errors.Is(err, distill.ErrUnsupported) {
@@ -187,18 +216,24 @@ func (o *compressOptions) Run(ctx context.Context) error {
 			return err
 		})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if o.plan.needsCalibration() {
-		err := clock.run("calibrate", func() error { return o.calibrate(ctx, data) })
-		if err != nil {
-			return err
+		if err := clock.run("calibrate", func() error { return o.calibrate(ctx, data) }); err != nil {
+			return nil, nil, err
 		}
 	}
+	return data, unsupported, nil
+}
+
+// svdStage writes the SVD-stage file (rounded to nearest when stored
+// quantized without distillation) with the original's companion files, and
+// prints its summary unless --json.
+func (o *compressOptions) svdStage(ctx context.Context, clock *stageClock) (*convert.Result, *summary, error) {
 	cleanup, err := newOutputDir(o.out)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var res *convert.Result
 	err = clock.run("svd", func() error {
@@ -208,48 +243,30 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	})
 	cleanup(err != nil)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if !o.distill.active() && o.distill.storage.plan.Active() {
 		// No distillation: round the stored tensors to nearest.
 		o.distill.storage.apply(res.Model)
 		if err := res.Model.Save(res.Path); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if err := copyCompanions(o.model, o.out); err != nil {
-		return err
+		return nil, nil, err
 	}
 	s := summarize(res.Manifest)
 	if !o.json {
 		fmt.Fprintf(o.Out, "wrote %s\n", res.Path)
 		printSummary(o.Out, s)
-		if plan := o.distill.storage.plan; plan.Active() && o.distill.steps > 0 {
-			fmt.Fprintf(o.Out, "the SVD stage's file is float; distillation trains for and writes %s\n", plan)
-		}
 		for _, fb := range res.DenseFallbacks {
 			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
 		}
-	}
-	if unsupported != nil {
-		fmt.Fprintf(o.ErrOut, "note: %v; the file holds the SVD initialisation only\n", unsupported)
-	} else if o.distill.active() {
-		if !o.json {
-			fmt.Fprintln(o.Out)
-		}
-		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
-			seed: o.seed, quiet: o.quiet, json: o.json, compressed: &s, clock: &clock, data: data})
-		if err != nil || ran {
-			return err
+		if plan := o.distill.storage.plan; plan.Active() && o.distill.active() {
+			fmt.Fprintf(o.Out, "the SVD stage's file is float; distillation trains for and writes %s\n", plan)
 		}
 	}
-	if o.json {
-		return printJSON(o.Out, struct {
-			*summary
-			Stages []stageStat `json:"stages"`
-		}{&s, clock.stats})
-	}
-	return nil
+	return res, &s, nil
 }
 
 // compress runs the plan and the SVD stage with a progress bar under a soft
