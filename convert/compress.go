@@ -438,25 +438,31 @@ func (p *pipeline) compound(ctx context.Context, c int, layers []int, si int, su
 	return nil
 }
 
-// base returns the base of suffix over layers for mode: nil for BaseZero,
-// the first layer, or the mean accumulated in float64 and stored as
-// float32. With the mean it also returns the layer tensors read for it, so
-// that their increments need not read them again.
+// base returns the base of suffix over layers for mode (compoundBase) from
+// the checked float32 layer tensors.
 func (p *pipeline) base(ctx context.Context, layers []int, suffix string, mode vlora.BaseMode) ([]float32, [][]float32, error) {
+	return compoundBase(ctx, p.readChecked, p.st, layers, suffix, mode)
+}
+
+// compoundBase returns the base of suffix over layers for mode: nil for
+// BaseZero, the first layer, or the element-wise mean accumulated in
+// float64. With the mean it also returns the layer tensors read for it, so
+// that their increments need not read them again.
+func compoundBase[T float32 | float64](ctx context.Context, read func(string) ([]T, error), st *vlora.Stack, layers []int, suffix string, mode vlora.BaseMode) ([]T, [][]T, error) {
 	switch mode {
 	case vlora.BaseZero:
 		return nil, nil, nil
 	case vlora.BaseFirst:
-		w, err := p.readChecked(p.st.Name(layers[0], suffix))
+		w, err := read(st.Name(layers[0], suffix))
 		return w, nil, err
 	}
 	var sum []float64
-	var kept [][]float32
+	var kept [][]T
 	for _, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		w, err := p.readChecked(p.st.Name(l, suffix))
+		w, err := read(st.Name(l, suffix))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -469,44 +475,11 @@ func (p *pipeline) base(ctx context.Context, layers []int, suffix string, mode v
 		kept = append(kept, w)
 	}
 	inv := 1 / float64(len(layers))
-	base := make([]float32, len(sum))
+	base := make([]T, len(sum))
 	for i, v := range sum {
-		base[i] = float32(v * inv)
+		base[i] = T(v * inv)
 	}
 	return base, kept, nil
-}
-
-// compoundBase returns the base of suffix over layers for mode in float64:
-// the mean, the first layer, or nil for BaseZero (for the budget plan).
-func compoundBase(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, layers []int, suffix string, mode vlora.BaseMode) ([]float64, error) {
-	switch mode {
-	case vlora.BaseZero:
-		return nil, nil
-	case vlora.BaseFirst:
-		return read(st.Name(layers[0], suffix))
-	}
-	var base []float64
-	for _, l := range layers {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		w, err := read(st.Name(l, suffix))
-		if err != nil {
-			return nil, err
-		}
-		if base == nil {
-			base = w
-			continue
-		}
-		for i, v := range w {
-			base[i] += v
-		}
-	}
-	inv := 1 / float64(len(layers))
-	for i := range base {
-		base[i] *= inv
-	}
-	return base, nil
 }
 
 // increment factorizes W_l − base (W_l when base is nil), where w holds W_l

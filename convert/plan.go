@@ -125,7 +125,7 @@ func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *
 		lay := budget.Layout{Name: string(mode)}
 		mb := planMember{suffix: s}
 		for _, layers := range compounds {
-			base, err := compoundBase(ctx, read, st, layers, s, mode)
+			base, _, err := compoundBase(ctx, read, st, layers, s, mode)
 			if err != nil {
 				return g, nil, err
 			}
