@@ -72,6 +72,11 @@ type Options struct {
 	// HiddenWeight, when positive, adds that weight times the mean over
 	// layers of ‖h_student − h_teacher‖² / ‖h_teacher‖².
 	HiddenWeight float64
+	// HiddenDecay lowers the hidden-state weight over the global stage, from
+	// HiddenWeight at the first step to zero at the last along a cosine, so
+	// that the dense layer-by-layer signal leads the early steps and the
+	// last ones optimize the KL alone.
+	HiddenDecay bool
 	// Seed drives batch sampling; equal seeds give equal runs.
 	Seed uint64
 	// Residency says where the student's dense layer weights live: the
@@ -455,7 +460,7 @@ func (r *runState) lossAndGrad(s int, idx []int) (float64, error) {
 	}
 	og := &transformer.OutputGrad{Logits: r.grad}
 	if wantHidden {
-		hl, hg := hiddenLoss(out.HiddenStates, thid, opt.HiddenWeight)
+		hl, hg := hiddenLoss(out.HiddenStates, thid, r.hiddenWeight(s))
 		loss += hl
 		og.Hidden = hg
 	}
@@ -466,6 +471,14 @@ func (r *runState) lossAndGrad(s int, idx []int) (float64, error) {
 	}
 	r.st.chainRest(g)
 	return loss, nil
+}
+
+// hiddenWeight returns the weight of the hidden-state term at global step s.
+func (r *runState) hiddenWeight(s int) float64 {
+	if !r.opt.HiddenDecay {
+		return r.opt.HiddenWeight
+	}
+	return r.opt.HiddenWeight * schedule(s, r.opt.Steps, 0, 0)
 }
 
 // summarise fills the totals of the result from its log.
@@ -490,7 +503,7 @@ func record(vm *vlora.Model, res *Result, train *dataset.Dataset, opt params) {
 	info := &vlora.DistillInfo{
 		Steps: res.Steps, Tokens: res.Tokens, Seed: opt.Seed, LR: opt.LR, Batch: opt.Batch, SeqLen: train.T,
 		Train: string(opt.Train), FinalLoss: res.FinalLoss,
-		Temperature: opt.Temperature, HiddenWeight: opt.HiddenWeight, LocalSteps: opt.LocalSteps,
+		Temperature: opt.Temperature, HiddenWeight: opt.HiddenWeight, HiddenDecay: opt.HiddenDecay, LocalSteps: opt.LocalSteps,
 		Data: train.Source, DataSHA256: train.SHA256,
 	}
 	if res.Eval != nil {

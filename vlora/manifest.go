@@ -135,6 +135,8 @@ type DistillInfo struct {
 	EvalData     string  `json:"eval_data,omitempty"`
 	Temperature  float64 `json:"temperature,omitempty"`
 	HiddenWeight float64 `json:"hidden_weight,omitempty"`
+	// HiddenDecay says the hidden-state weight fell to zero over the run.
+	HiddenDecay bool `json:"hidden_decay,omitempty"`
 	// LocalSteps is the number of local-stage steps per compound.
 	LocalSteps int `json:"local_steps,omitempty"`
 }

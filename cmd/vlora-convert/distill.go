@@ -28,8 +28,8 @@ type distillFlags struct {
 	baseLRScale, passLRScale, localLR                          float64
 	localSteps                                                 int
 	// tokens, when positive, replaces the step count by a token budget.
-	tokens                                       int64
-	resume, recompute, skipSourceCheck, scaledGD bool
+	tokens                                                    int64
+	resume, recompute, skipSourceCheck, scaledGD, hiddenDecay bool
 	// storage is how the distilled file is stored.
 	storage storageFlags
 }
@@ -50,6 +50,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term, (0, 100]")
 	fl.Float64Var(&d.hiddenWeight, "hidden-weight", 10, "weight of the layer-by-layer hidden-state matching term, [0, 1e6] (relative squared error, mean over layers; 0: KL only)")
+	fl.BoolVar(&d.hiddenDecay, "hidden-decay", false, "lower the hidden-state weight along a cosine to 0 at the last step, so the last steps optimize the KL alone")
 	fl.Float64Var(&d.clip, "clip", 1, "clip the global gradient norm, [0, 1e6] (0: off)")
 	fl.Float64Var(&d.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay, [0, 1000]")
 	fl.IntVar(&d.ckptEvery, "checkpoint-every", 50, "save a checkpoint every N steps, 0…2^24 (0: never)")
@@ -128,7 +129,7 @@ const checkpointName = "distill.ckpt.safetensors"
 func (d *distillFlags) options(seed uint64) distill.Options {
 	return distill.Options{
 		Steps: d.steps, Tokens: d.tokens, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
-		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, ClipNorm: d.clip, WeightDecay: d.weightDecay,
+		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, HiddenDecay: d.hiddenDecay, ClipNorm: d.clip, WeightDecay: d.weightDecay,
 		LRScales:   distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
 		LocalSteps: d.localSteps, LocalLR: d.localLR, Precondition: d.scaledGD,
 		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume, Recompute: d.recompute,
