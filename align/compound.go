@@ -38,6 +38,8 @@ type Alignment struct {
 	Layout     *Layout
 	Reference  Reference
 	Iterations int
+	// Compounds are the runs of layers aligned together.
+	Compounds [][]int
 	// Layers holds one transform per layer; nil leaves the layer as it is.
 	Layers []*Transform
 }
@@ -64,7 +66,8 @@ func Compute(ctx context.Context, read func(name string) ([]float32, error), cfg
 	if opt.Iterations < 0 {
 		return nil, fmt.Errorf("%w: alignment iterations %d must be positive", formats.ErrInvalid, opt.Iterations)
 	}
-	a := &Alignment{Stack: st, Layout: lay, Reference: opt.Reference, Iterations: opt.Iterations, Layers: make([]*Transform, st.NumLayers)}
+	a := &Alignment{Stack: st, Layout: lay, Reference: opt.Reference, Iterations: opt.Iterations,
+		Compounds: compounds, Layers: make([]*Transform, st.NumLayers)}
 	if opt.Reference == First {
 		a.Iterations = 0
 	}

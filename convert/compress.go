@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vlora-convert/vlora-convert/align"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/svd"
@@ -50,10 +51,15 @@ func Compress(ctx context.Context, modelDir, outDir string, opt Options) (*Resul
 		return nil, err
 	}
 	defer ck.Close()
+	al, err := alignment(ctx, ck, st, Options(prm))
+	if err != nil {
+		return nil, err
+	}
 	if err := prepareOutput(outDir); err != nil {
 		return nil, err
 	}
 	mf := newManifest(ck, st, prm, nil)
+	mf.Align = alignInfo(al)
 	sp, err := newSpool(outDir, prm.DType)
 	if err != nil {
 		return nil, err
@@ -69,7 +75,7 @@ func Compress(ctx context.Context, modelDir, outDir string, opt Options) (*Resul
 		mf.Sources, err = hashSources(hctx, ck)
 		hashed <- err
 	}()
-	p := &pipeline{ck: ck, st: st, opt: prm, sp: sp, mf: mf}
+	p := &pipeline{ck: ck, st: st, opt: prm, sp: sp, mf: mf, align: al}
 	p.total = p.units()
 	if err := p.run(ctx); err != nil {
 		cancelHash()
@@ -306,6 +312,8 @@ type pipeline struct {
 	done      int
 	total     int
 	fallbacks []string
+	// align, when set, transforms every layer tensor as it is read.
+	align *align.Alignment
 	// svdThreads is the number of goroutines each factorization's products
 	// use: 1 when tensors are factorized in parallel, one per core.
 	svdThreads int
@@ -320,13 +328,17 @@ func (p *pipeline) report(item string) {
 	}
 }
 
-// readChecked reads tensor name as float32 and checks that it is finite.
+// readChecked reads tensor name as float32, checks that it is finite and
+// aligns it when the run aligns.
 func (p *pipeline) readChecked(name string) ([]float32, error) {
 	data, err := p.ck.ReadFloat32(name)
 	if err != nil {
 		return nil, err
 	}
-	return data, checkFinite(p.ck, name, data, 0)
+	if err := checkFinite(p.ck, name, data, 0); err != nil {
+		return nil, err
+	}
+	return data, align.Apply(p.align, name, data)
 }
 
 // checkFinite checks data, the elements of tensor name of ck from offset on,

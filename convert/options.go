@@ -9,6 +9,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/vlora-convert/vlora-convert/align"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/svd"
@@ -53,6 +54,16 @@ type Options struct {
 	// truncated in the whitened space (svd.Whitened) instead of by the plain
 	// SVD. Only the exact method is used for them.
 	Grams map[string]*mat.SymDense
+	// Align re-expresses every layer of a compound, before the differences
+	// from its base are taken, in the coordinates that bring it closest to
+	// the compound mean (package align): an exact transform, so the stored
+	// model computes the original's function. Llama-family checkpoints
+	// only; others wrap align.ErrUnsupported.
+	Align bool
+	// Alignment, when set with Align, is the alignment to use (as Align
+	// returns it for the same compound size) instead of computing it.
+	// Grams, when set, must be of the aligned model.
+	Alignment *align.Alignment
 	// SVD is the factorization method (default svd.Exact); Seed, Oversample
 	// and PowerIters configure the randomized one, with svd.Options'
 	// conventions (zero: svd.DefaultOversample and svd.DefaultPowerIters,
@@ -117,6 +128,9 @@ func (o Options) resolve() (params, error) {
 		if _, err := vlora.ParseBaseMode(string(b)); err != nil {
 			return p, fmt.Errorf("%w: suffix %s: %v", formats.ErrInvalid, s, err)
 		}
+	}
+	if p.Alignment != nil && !p.Align {
+		return p, fmt.Errorf("%w: an alignment is given but Align is not set", formats.ErrInvalid)
 	}
 	switch p.DType {
 	case formats.F32, formats.F16, formats.BF16:

@@ -8,6 +8,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/vlora-convert/vlora-convert/align"
 	"github.com/vlora-convert/vlora-convert/budget"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/svd"
@@ -35,7 +36,8 @@ type BudgetPlan struct {
 // small as the greedy allocation of package budget makes it. An increment's
 // error is measured in the whitened space of opt.Grams when its tensor has a
 // Gram matrix there, and is relative to the layer's own (whitened) weight,
-// so every layer counts alike. 1-D tensors are stored per layer without a
+// so every layer counts alike. With opt.Align the layers are aligned first,
+// as Compress aligns them. 1-D tensors are stored per layer without a
 // base (their exact and cheapest form).
 func PlanBudget(ctx context.Context, modelDir string, opt Options, target float64, modes []vlora.BaseMode) (*BudgetPlan, error) {
 	if !(target > 0 && target <= 1) {
@@ -69,7 +71,17 @@ func PlanBudget(ctx context.Context, modelDir string, opt Options, target float6
 		}
 	}
 	compounds := vlora.Compounds(st.NumLayers, cmp.Or(opt.CompoundSize, DefaultCompoundSize))
-	read := func(name string) ([]float64, error) { return ck.ReadFloat64(name) }
+	al, err := alignment(ctx, ck, st, opt)
+	if err != nil {
+		return nil, err
+	}
+	read := func(name string) ([]float64, error) {
+		data, err := ck.ReadFloat64(name)
+		if err != nil {
+			return nil, err
+		}
+		return data, align.Apply(al, name, data)
+	}
 
 	var groups []budget.Group
 	var members [][]planMember // per group, per layout

@@ -119,6 +119,14 @@ type Counts struct {
 	StackStored   int64 `json:"stack_stored"`
 }
 
+// AlignInfo records the symmetry alignment of the layers (package align):
+// the reference each compound's layers were aligned to ("mean" or "first")
+// and the number of re-alignments to the mean.
+type AlignInfo struct {
+	Reference  string `json:"reference"`
+	Iterations int    `json:"iterations,omitempty"`
+}
+
 // DistillInfo records a distillation run.
 type DistillInfo struct {
 	Steps        int     `json:"steps"`
@@ -165,6 +173,11 @@ type Manifest struct {
 	DType       string              `json:"dtype"`
 	Counts      Counts              `json:"counts"`
 	Distill     *DistillInfo        `json:"distill,omitempty"`
+	// Align, when set, records that the layers were re-expressed by the
+	// exact symmetry alignment before their differences from the compound
+	// bases were taken: the stored model computes the original's function
+	// in other coordinates inside each block.
+	Align *AlignInfo `json:"align,omitempty"`
 	// Quant, when set, stores the 2-D tensors of each family quantized
 	// (format version 2; see QuantPlan and ScalesName).
 	Quant *QuantPlan `json:"quant,omitempty"`
