@@ -251,3 +251,45 @@ func TestUnsupported(t *testing.T) {
 		})
 	}
 }
+
+// TestPartialTransformDetected checks that the comparison sees a transform
+// applied to gate_proj alone: the neurons permuted without up/down_proj.
+func TestPartialTransformDetected(t *testing.T) {
+	f := openFixture(t, "llama-gqa-untied")
+	lay, err := align.NewLayout(f.ck.Config, f.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	a := &align.Alignment{Stack: f.st, Layout: lay}
+	for range f.st.NumLayers {
+		a.Layers = append(a.Layers, randomTransform(lay, rng, map[string]bool{"neurons": true}))
+	}
+	m, err := transformer.Load(f.ck.Config, transformer.CheckpointWeights{Checkpoint: f.ck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range m.Params {
+		if _, s, ok := f.st.Split(name); ok && s == "mlp.gate_proj.weight" {
+			if err := align.Apply(a, name, p.Data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	in := &transformer.Input{Batch: 1, Seq: 8, IDs: []int{1, 2, 3, 4, 5, 6, 7, 8}}
+	got, err := m.Forward(in, transformer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := transformer.Load(f.ck.Config, transformer.CheckpointWeights{Checkpoint: f.ck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ref.Forward(in, transformer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(got.Logits, want.Logits); e < 1e-3 {
+		t.Fatalf("logits rel err %.2e: a partial transform went unnoticed", e)
+	}
+}

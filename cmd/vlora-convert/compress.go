@@ -23,7 +23,7 @@ type compressOptions struct {
 	oversample, powerIters int
 	energy                 float64
 	seed                   uint64
-	quiet, json            bool
+	quiet, json, align     bool
 	distill                distillFlags
 	// rankSet and energySet record whether the flags were given, so that
 	// an explicit 0 is refused rather than taken for the default.
@@ -83,6 +83,7 @@ layer by layer, and distills every tensor.`,
 	fl.IntVar(&o.workers, "workers", 0, "tensors factorized in parallel, 0…1024 (0: all cores)")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&o.json, "json", false, "print the result as JSON")
+	fl.BoolVar(&o.align, "align", false, "before compressing, permute MLP neurons, key/value groups and query heads and rotate value heads and rotary planes of every layer to bring it closest to its compound mean; exact: the stored model computes the same function (Llama, Mistral, Qwen2)")
 	fl.IntVar(&o.distill.steps, "distill-steps", 300, "distillation steps after the SVD stage, 0…2^24 (0: SVD only)")
 	o.distill.addFlags(fl)
 	o.distill.addSourceCheckFlag(fl)
@@ -101,7 +102,7 @@ func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
 	}
 	o.recipe = o.useDefaultRecipe(cmd)
 	o.opt = convert.Options{CompoundSize: o.k, Rank: o.rank, Energy: o.energy, Seed: o.seed,
-		Oversample: o.oversample, PowerIters: o.powerIters, Workers: o.workers}
+		Oversample: o.oversample, PowerIters: o.powerIters, Workers: o.workers, Align: o.align}
 	if o.oversample == 0 {
 		o.opt.Oversample = svd.NoOversample
 	}
@@ -274,6 +275,17 @@ func (o *compressOptions) svdStage(ctx context.Context, clock *stageClock) (*con
 // the refit and the distillation stage.
 func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error) {
 	opt := o.opt
+	if opt.Align {
+		var err error
+		if opt.Alignment, err = convert.Align(ctx, o.model, opt); err != nil {
+			return nil, err
+		}
+		if o.cal != nil {
+			if err := o.cal.align(o.model, opt.Alignment); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := o.plan.apply(ctx, o.model, o.cal, &opt, o.ErrOut); err != nil {
 		return nil, err
 	}

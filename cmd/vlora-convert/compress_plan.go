@@ -127,6 +127,8 @@ type calibration struct {
 	teacher *model.Model
 	inputs  []*transformer.Input
 	source  string
+	// shared is set when teacher is also the distillation stage's teacher.
+	shared bool
 }
 
 // loadCalibration loads the original and the first samples sequences of
@@ -134,6 +136,7 @@ type calibration struct {
 // of 16. teacher, when not nil, is the original already loaded.
 func loadCalibration(ctx context.Context, modelDir string, teacher *model.Model, d *distillFlags, samples int, seed uint64) (*calibration, error) {
 	var err error
+	shared := teacher != nil
 	if teacher == nil {
 		if teacher, err = model.LoadDense(modelDir); err != nil {
 			return nil, err
@@ -154,7 +157,7 @@ func loadCalibration(ctx context.Context, modelDir string, teacher *model.Model,
 	if err != nil {
 		return nil, fmt.Errorf("calibration data: %w", err)
 	}
-	c := &calibration{teacher: teacher, source: data.Source}
+	c := &calibration{teacher: teacher, source: data.Source, shared: shared}
 	for i := 0; i < data.N; i += 16 {
 		c.inputs = append(c.inputs, data.Batch(i, min(data.N, i+16)))
 	}

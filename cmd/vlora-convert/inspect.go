@@ -32,6 +32,7 @@ type summary struct {
 	Increments     []vlora.IncrementDesc `json:"increments"`
 	Sources        []vlora.SourceFile    `json:"sources"`
 	Distill        *vlora.DistillInfo    `json:"distill,omitempty"`
+	Align          *vlora.AlignInfo      `json:"align,omitempty"`
 	// Quant is the quantization plan of the 2-D tensors, if any.
 	Quant *vlora.QuantPlan `json:"quant,omitempty"`
 	// Storage is what each family of stored tensors costs, and
@@ -46,7 +47,7 @@ func summarize(m *vlora.Manifest) summary {
 		CompoundSize: m.CompoundSize, Compounds: m.Compounds, BaseMode: string(m.BaseMode), SVD: m.SVD,
 		DType: m.DType, ParamsOriginal: m.Counts.ParamsOriginal, ParamsStored: m.Counts.ParamsStored,
 		BytesOriginal: m.Counts.BytesOriginal, BytesStored: m.Counts.BytesStored,
-		Increments: m.Increments, Sources: m.Sources, Distill: m.Distill, Quant: m.Quant,
+		Increments: m.Increments, Sources: m.Sources, Distill: m.Distill, Quant: m.Quant, Align: m.Align,
 	}
 	// Manifests that passed validation have a known dtype.
 	s.Storage, _, _ = m.Storage()
@@ -75,6 +76,9 @@ func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(tw, "architecture\t%s\n", s.Architecture)
 	fmt.Fprintf(tw, "layer stack\t%s{0..%d} (%d layers)\n", s.LayerPrefix, s.NumLayers-1, s.NumLayers)
 	fmt.Fprintf(tw, "compounds\t%d of size %d, base %s\n", len(s.Compounds), s.CompoundSize, s.BaseMode)
+	if a := s.Align; a != nil {
+		fmt.Fprintf(tw, "aligned\texact symmetry alignment to the compound %s (%d re-alignments)\n", a.Reference, a.Iterations)
+	}
 	rank := fmt.Sprintf("rank %d", s.SVD.Rank)
 	if s.SVD.Energy > 0 {
 		rank = fmt.Sprintf("energy %g", s.SVD.Energy)
