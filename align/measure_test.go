@@ -8,16 +8,19 @@ import (
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
-// TestMeasureDistances prints, for the checkpoint in $VLORA_ALIGN_MODEL cut
-// into one compound, the mean over layers of ‖W_l − mean‖/‖W_l‖ per matrix
-// kind before alignment and after it with each reference.
+// TestMeasureDistances prints (with -v), for bytellama or the checkpoint in
+// $VLORA_ALIGN_MODEL cut into one compound, the mean over layers of
+// ‖W_l − mean‖/‖W_l‖ per matrix kind before alignment and after it with
+// each reference, and checks that every reference brings every kind closer
+// to the mean than no alignment does.
 func TestMeasureDistances(t *testing.T) {
 	dir := os.Getenv("VLORA_ALIGN_MODEL")
 	if dir == "" {
-		t.Skip("set VLORA_ALIGN_MODEL to a Llama-family model directory")
+		dir = testenv.SharedModel(t, "bytellama")
 	}
 	ck, err := formats.OpenCheckpoint(dir)
 	if err != nil {
@@ -66,5 +69,12 @@ func TestMeasureDistances(t *testing.T) {
 			line += fmt.Sprintf(" %s=%.3f", roleSuffix(r), rows[n][r])
 		}
 		t.Log(line)
+	}
+	for _, n := range names {
+		for r, d := range rows[n] {
+			if n != "none" && d >= rows["none"][r] {
+				t.Errorf("reference %s: %s distance %.4f, not below %.4f unaligned", n, roleSuffix(r), d, rows["none"][r])
+			}
+		}
 	}
 }
