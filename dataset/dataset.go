@@ -117,3 +117,30 @@ func (d *Dataset) CheckRange(vocab, typeVocab int) error {
 	}
 	return nil
 }
+
+// Concat returns the items of a followed by those of b, two token sets of
+// the same sequence length; the SHA-256 of a file is kept only when b adds
+// nothing. Score spans are kept when both sets have them (or neither).
+func Concat(a, b *Dataset) (*Dataset, error) {
+	if a.IsImages() || b.IsImages() || a.T != b.T {
+		return nil, fmt.Errorf("%w: cannot join %s and %s: both must be token sets of one length (%d, %d)", formats.ErrInvalid, a.Source, b.Source, a.T, b.T)
+	}
+	if (a.TokenTypes == nil) != (b.TokenTypes == nil) || (a.Score == nil) != (b.Score == nil) || (a.Labels == nil) != (b.Labels == nil) {
+		return nil, fmt.Errorf("%w: cannot join %s and %s: one has token types, spans or labels the other lacks", formats.ErrInvalid, a.Source, b.Source)
+	}
+	d := &Dataset{N: a.N + b.N, T: a.T, Source: a.Source + " + " + b.Source}
+	d.IDs = append(append(make([]int, 0, len(a.IDs)+len(b.IDs)), a.IDs...), b.IDs...)
+	if a.TokenTypes != nil {
+		d.TokenTypes = append(append([]int(nil), a.TokenTypes...), b.TokenTypes...)
+	}
+	if a.Score != nil {
+		d.Score = append(append([]Span(nil), a.Score...), b.Score...)
+	}
+	if a.Labels != nil {
+		d.Labels = append(append([]int(nil), a.Labels...), b.Labels...)
+	}
+	if b.N == 0 {
+		d.SHA256 = a.SHA256
+	}
+	return d, nil
+}

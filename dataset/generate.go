@@ -33,17 +33,82 @@ func SampleWithProgress(ctx context.Context, m *model.Model, n, t int, seed uint
 		return nil, err
 	}
 	bos := m.Config.Int("bos_token_id")
-	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	ids := make([]int, n*t)
 	for i := 0; i < n; i++ {
 		ids[i*t] = bos
 	}
+	if err := complete(ctx, m, ids, n, t, 1, seed, progress); err != nil {
+		return nil, err
+	}
+	return &Dataset{N: n, T: t, IDs: ids, Source: fmt.Sprintf("%d sequences of %d tokens sampled from the original model (seed %d)", n, t, seed)}, nil
+}
+
+// Continue draws n sequences of from's length from the causal LM m, each
+// the first keep tokens of a sequence of from followed by the model's own
+// continuation, sampled at temperature 1. The sequences of from are taken
+// in a seeded random order (cycling when n exceeds from.N), so the same
+// seed gives the same sequences. Mixed with from, the continuations give
+// distillation more inputs from the original's own distribution than a
+// small data set holds, in its domain (the prefixes).
+func Continue(ctx context.Context, m *model.Model, from *Dataset, n, keep int, seed uint64, progress stage.ProgressFunc) (*Dataset, error) {
+	if from == nil || from.IsImages() || from.N == 0 {
+		return nil, fmt.Errorf("%w: continuations need token sequences to start from", formats.ErrInvalid)
+	}
+	t := from.T
+	if n <= 0 || keep < 1 || keep >= t {
+		return nil, fmt.Errorf("%w: cannot continue %d sequences after %d of their %d tokens (need 1 ≤ prefix < length)", formats.ErrInvalid, n, keep, t)
+	}
+	// Sequences are drawn in chunks whose key/value cache fits the budget.
+	chunk := min(n, continueChunk)
+	for chunk > 1 && SampleBytes(m.Config, chunk, t) > MaxBudgetBytes {
+		chunk /= 2
+	}
+	what := fmt.Sprintf("continued sequences of %d tokens, %d at a time", t, chunk)
+	if err := CheckBudget(what, SampleBytes(m.Config, chunk, t)+TokensBytes(n, t)); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0xc0417))
+	ids := make([]int, n*t)
+	var order []int
+	for i := 0; i < n; i++ {
+		if i%from.N == 0 {
+			order = rng.Perm(from.N)
+		}
+		src := order[i%from.N]
+		copy(ids[i*t:i*t+keep], from.IDs[src*t:src*t+keep])
+	}
+	for c := 0; c < n; c += chunk {
+		k := min(chunk, n-c)
+		var report stage.ProgressFunc
+		if progress != nil {
+			report = func(p stage.Progress) {
+				progress(stage.Progress{Stage: p.Stage, Done: c + k*p.Done/p.Total, Total: n})
+			}
+		}
+		if err := complete(ctx, m, ids[c*t:(c+k)*t], k, t, keep, seed+uint64(c), report); err != nil {
+			return nil, err
+		}
+	}
+	src := fmt.Sprintf("%d continuations by the original model (seed %d) of the first %d tokens of %s", n, seed, keep, from.Source)
+	return &Dataset{N: n, T: t, IDs: ids, Source: src}, nil
+}
+
+// continueChunk is the most sequences Continue decodes at once.
+const continueChunk = 256
+
+// complete fills positions keep…t−1 of the n sequences of t tokens in ids
+// by ancestral sampling from m, given positions 0…keep−1. Causal LMs are
+// decoded incrementally with a key/value cache; a model the decoder does
+// not support is run on the whole prefix at every position instead.
+func complete(ctx context.Context, m *model.Model, ids []int, n, t, keep int, seed uint64, progress stage.ProgressFunc) error {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	// next returns the [n, vocab] logits that follow the first pos tokens
 	// of every sequence.
 	var next func(pos int) ([]float32, error)
 	dec, err := m.Net.NewDecoder(n, t)
+	cached := err == nil // the decoder must see every given token to build its cache
 	switch {
-	case err == nil:
+	case cached:
 		col := make([]int, n)
 		next = func(pos int) ([]float32, error) {
 			for i := range col {
@@ -73,25 +138,33 @@ func SampleWithProgress(ctx context.Context, m *model.Model, n, t int, seed uint
 			return last, nil
 		}
 	default:
-		return nil, fmt.Errorf("sampling %d×%d tokens: %w", n, t, err)
+		return fmt.Errorf("sampling %d×%d tokens: %w", n, t, err)
 	}
 	for pos := 1; pos < t; pos++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
+		}
+		if pos < keep {
+			if cached {
+				if _, err := next(pos); err != nil {
+					return err
+				}
+			}
+			continue
 		}
 		logits, err := next(pos)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		v := len(logits) / n
 		for i := 0; i < n; i++ {
 			ids[i*t+pos] = sample(logits[i*v:(i+1)*v], rng)
 		}
 		if progress != nil {
-			progress(stage.Progress{Stage: stage.Sample, Done: pos, Total: t - 1})
+			progress(stage.Progress{Stage: stage.Sample, Done: pos - keep + 1, Total: t - keep})
 		}
 	}
-	return &Dataset{N: n, T: t, IDs: ids, Source: fmt.Sprintf("%d sequences of %d tokens sampled from the original model (seed %d)", n, t, seed)}, nil
+	return nil
 }
 
 // sample draws an index from softmax(logits).

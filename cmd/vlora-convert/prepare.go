@@ -73,7 +73,11 @@ func (d *distillFlags) loadOptions(teacher *model.Model, samples int) dataset.Lo
 // trainData loads the training data, or samples it from the teacher.
 func (d *distillFlags) trainData(ctx context.Context, teacher *model.Model, seed uint64, pb bars) (*dataset.Dataset, error) {
 	if d.data != "" {
-		return dataset.Load(ctx, d.data, d.loadOptions(teacher, 0))
+		ds, err := dataset.Load(ctx, d.data, d.loadOptions(teacher, 0))
+		if err != nil || d.augment == 0 {
+			return ds, err
+		}
+		return d.augmented(ctx, teacher, ds, seed, pb)
 	}
 	if !teacher.IsCausalLM() {
 		if teacher.Config.ModelType != "vit" {
@@ -91,6 +95,24 @@ func (d *distillFlags) trainData(ctx context.Context, teacher *model.Model, seed
 		return nil, err
 	}
 	return sampleWithBar(ctx, teacher, n, t, seed, pb)
+}
+
+// augmented returns ds followed by --augment continuations of its
+// sequences by the teacher.
+func (d *distillFlags) augmented(ctx context.Context, teacher *model.Model, ds *dataset.Dataset, seed uint64, pb bars) (*dataset.Dataset, error) {
+	if !teacher.IsCausalLM() || ds.IsImages() {
+		return nil, fmt.Errorf("%w: --augment needs a language model and token data", formats.ErrInvalid)
+	}
+	if d.augmentPrefix >= ds.T {
+		return nil, fmt.Errorf("%w: --augment-prefix %d must be below the sequence length %d of %s", formats.ErrInvalid, d.augmentPrefix, ds.T, d.data)
+	}
+	bar := pb.start("augment")
+	defer bar.Close()
+	more, err := dataset.Continue(ctx, teacher, ds, d.augment, d.augmentPrefix, seed, bar.Report)
+	if err != nil {
+		return nil, fmt.Errorf("--augment: %w", err)
+	}
+	return dataset.Concat(ds, more)
 }
 
 // evalDataFor loads the evaluation data, or samples it from the teacher
