@@ -80,25 +80,22 @@ func TestContinueConditionsOnPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n, T, seed = 4, 10, 21
-	from := prefixSet(l, n, T)
-	got, err := Continue(context.Background(), l, from, n, T-1, seed, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := make([]int, 0, n*(T-1))
-	for i := range n {
-		prefix = append(prefix, got.IDs[i*T:i*T+T-1]...)
-	}
-	out, err := l.Net.Forward(&transformer.Input{Batch: n, Seq: T - 1, IDs: prefix}, transformer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := prefixSet(l, n, T)
 	v := l.Config.VocabSize
-	rng := rand.New(rand.NewPCG(seed, 0x5eed)) // complete's stream for the first chunk
 	for i := range n {
-		last := out.Logits[(i*(T-1)+T-2)*v : (i*(T-1)+T-1)*v]
-		if want := sample(last, rng); got.IDs[i*T+T-1] != want {
-			t.Errorf("sequence %d: sampled %d, the full pass's logits give %d", i, got.IDs[i*T+T-1], want)
+		// One sequence is one chunk, drawn from complete's stream for seed.
+		from := &Dataset{N: 1, T: T, IDs: all.IDs[i*T : (i+1)*T]}
+		got, err := Continue(context.Background(), l, from, 1, T-1, seed, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := l.Net.Forward(&transformer.Input{Batch: 1, Seq: T - 1, IDs: got.IDs[:T-1]}, transformer.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(seed, 0x5eed))
+		if want := sample(out.Logits[(T-2)*v:(T-1)*v], rng); got.IDs[T-1] != want {
+			t.Errorf("sequence %d: sampled %d, the full pass's logits give %d", i, got.IDs[T-1], want)
 		}
 	}
 }

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync"
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/transformer"
+	"golang.org/x/sync/errgroup"
 )
 
 // Sample draws n sequences of length t from the causal LM m by ancestral
@@ -58,13 +61,16 @@ func Continue(ctx context.Context, m *model.Model, from *Dataset, n, keep int, s
 	if n <= 0 || keep < 1 || keep >= t {
 		return nil, fmt.Errorf("%w: cannot continue %d sequences after %d of their %d tokens (need 1 ≤ prefix < length)", formats.ErrInvalid, n, keep, t)
 	}
-	// Sequences are drawn in chunks whose key/value cache fits the budget.
-	chunk := min(n, continueChunk)
-	for chunk > 1 && SampleBytes(m.Config, chunk, t) > MaxBudgetBytes {
+	// Sequences are drawn in chunks, one decoder each, run on up to
+	// GOMAXPROCS goroutines (one sequence batch per step keeps a core
+	// busy only at large widths), whose key/value caches fit the budget.
+	workers := max(1, min(runtime.GOMAXPROCS(0), n))
+	chunk := min(continueChunk, (n+workers-1)/workers)
+	for chunk > 1 && float64(workers)*SampleBytes(m.Config, chunk, t) > MaxBudgetBytes {
 		chunk /= 2
 	}
-	what := fmt.Sprintf("continued sequences of %d tokens, %d at a time", t, chunk)
-	if err := CheckBudget(what, SampleBytes(m.Config, chunk, t)+TokensBytes(n, t)); err != nil {
+	what := fmt.Sprintf("continued sequences of %d tokens, %d at a time on %d goroutines", t, chunk, workers)
+	if err := CheckBudget(what, float64(workers)*SampleBytes(m.Config, chunk, t)+TokensBytes(n, t)); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(seed, 0xc0417))
@@ -77,17 +83,30 @@ func Continue(ctx context.Context, m *model.Model, from *Dataset, n, keep int, s
 		src := order[i%from.N]
 		copy(ids[i*t:i*t+keep], from.IDs[src*t:src*t+keep])
 	}
+	var mu sync.Mutex
+	done := 0
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
 	for c := 0; c < n; c += chunk {
 		k := min(chunk, n-c)
 		var report stage.ProgressFunc
 		if progress != nil {
 			report = func(p stage.Progress) {
-				progress(stage.Progress{Stage: p.Stage, Done: c + k*p.Done/p.Total, Total: n})
+				if p.Done < p.Total {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				done += k
+				progress(stage.Progress{Stage: p.Stage, Done: done, Total: n})
 			}
 		}
-		if err := complete(ctx, m, ids[c*t:(c+k)*t], k, t, keep, seed+uint64(c), report); err != nil {
-			return nil, err
-		}
+		g.Go(func() error {
+			return complete(gctx, m, ids[c*t:(c+k)*t], k, t, keep, seed+uint64(c), report)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	src := fmt.Sprintf("%d continuations by the original model (seed %d) of the first %d tokens of %s", n, seed, keep, from.Source)
 	return &Dataset{N: n, T: t, IDs: ids, Source: src}, nil
