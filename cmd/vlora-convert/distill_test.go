@@ -167,3 +167,40 @@ func TestCompressDefaultRecipe(t *testing.T) {
 		t.Errorf("-r 3: rank %d base %s, want 3 and first", m.SVD.Rank, m.BaseMode)
 	}
 }
+
+// TestDistillAugment distills on a data file plus continuations of its
+// sequences by the original, and checks that the training set and the
+// manifest name them and that each step still trains on the batch asked for.
+func TestDistillAugment(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	root := t.TempDir()
+	data := filepath.Join(root, "data.safetensors")
+	writeInts(t, data, "tokens", []int{4, 16}, func(i int) int32 { return int32(i % 96) })
+	out := filepath.Join(root, "out")
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "2", "-r", "4", "--distill-steps", "0", "-q"); code != 0 {
+		t.Fatalf("compress: exit %d: %s", code, stderr)
+	}
+	stdout, stderr, code := run(t, "distill", out, "--original", dir, "--data", data, "--augment", "6", "--augment-prefix", "4",
+		"--steps", "3", "--batch", "2", "--json", "-q")
+	if code != 0 {
+		t.Fatalf("distill --augment: exit %d: %s", code, stderr)
+	}
+	var sum struct {
+		Tokens    int64  `json:"tokens"`
+		TrainData string `json:"train_data"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Tokens != 3*2*16 || !strings.Contains(sum.TrainData, "6 continuations") || !strings.Contains(sum.TrainData, "first 4 tokens") {
+		t.Errorf("summary tokens %d, train data %q", sum.Tokens, sum.TrainData)
+	}
+	m, f, err := vlora.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if !strings.Contains(m.Distill.Data, "continuations") {
+		t.Errorf("manifest records the data as %q", m.Distill.Data)
+	}
+}

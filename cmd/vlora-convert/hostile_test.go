@@ -764,6 +764,8 @@ func distillCorpus() []hostileCase {
 		{"seq-len past its range", dis(nil, "--seq-len", "100000"), 2, []string{"--seq-len"}},
 		{"temperature NaN", dis(nil, "--temperature", "NaN"), 2, []string{"--temperature"}},
 		{"unknown train set", dis(nil, "--train", "everything"), 2, []string{"--train"}},
+		{"augment prefix as long as the data", dis(nil, "--augment", "4", "--augment-prefix", "16"), 2, []string{"--augment-prefix", "16"}},
+		{"augment past its range", dis(nil, "--augment", "-1"), 2, []string{"--augment"}},
 		{"teacher of another architecture", func(t *testing.T, c *hostileDirs) []string {
 			dir := filepath.Join(c.Root, "gpt2")
 			copyDir(t, testenv.GoldenModel(t, "gpt2"), dir)
