@@ -47,15 +47,15 @@ var recipeFlags = []string{"rank", "energy", "base", "target-params", "init", "r
 // Defaults of the default recipe.
 const (
 	defaultTargetParams = 0.55
-	defaultLocalSteps   = 100
+	defaultAugment      = 1024
 )
 
 // useDefaultRecipe selects the default recipe when no recipe flag was
 // given: the parameter budget defaultTargetParams spent over mean and zero
-// bases, whitened initialisation, the refit, a local stage of
-// defaultLocalSteps per compound and distillation of every tensor (unless
-// --train or --local-steps say otherwise). It reports
-// whether it did.
+// bases, whitened initialisation, the refit, and distillation of every
+// tensor on --data plus defaultAugment continuations of its sequences by
+// the original (language models; unless --train or --augment say
+// otherwise). It reports whether it did.
 func (o *compressOptions) useDefaultRecipe(cmd *cobra.Command) bool {
 	fl := cmd.Flags()
 	for _, f := range recipeFlags {
@@ -67,8 +67,8 @@ func (o *compressOptions) useDefaultRecipe(cmd *cobra.Command) bool {
 	if !fl.Changed("train") {
 		o.distill.train = string(distill.TrainAll)
 	}
-	if !fl.Changed("local-steps") {
-		o.distill.localSteps = defaultLocalSteps
+	if !fl.Changed("augment") {
+		o.distill.augment, o.distill.augmentIfLM = defaultAugment, true
 	}
 	return true
 }

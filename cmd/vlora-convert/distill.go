@@ -30,6 +30,9 @@ type distillFlags struct {
 	// tokens, when positive, replaces the step count by a token budget.
 	tokens                                                    int64
 	resume, recompute, skipSourceCheck, scaledGD, hiddenDecay bool
+	// augmentIfLM skips --augment quietly for data it cannot continue
+	// (the default recipe's setting).
+	augmentIfLM bool
 	// storage is how the distilled file is stored.
 	storage storageFlags
 }
@@ -45,7 +48,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&d.batch, "batch", distill.DefaultBatch, "sequences per step, 1…65536")
 	fl.IntVar(&d.seqLen, "seq-len", 0, "sequence length, 0…65536 (0: the data's; 128 when sampling)")
 	fl.IntVar(&d.augment, "augment", 0, "add this many continuations by the original of --data's sequences to the training data (each keeps --augment-prefix tokens of a sequence, the rest sampled at temperature 1), 0…2^20 (0: none)")
-	fl.IntVar(&d.augmentPrefix, "augment-prefix", 32, "tokens of a --data sequence each continuation keeps, 1…65535 (below the sequence length)")
+	fl.IntVar(&d.augmentPrefix, "augment-prefix", 0, "tokens of a --data sequence each continuation keeps, 0…65535, below the sequence length (0: an eighth of it, at most 32)")
 	fl.IntVar(&d.pool, "samples", 0, "sequences sampled from the original in data-free mode, 0…2^20 (0: 4×batch)")
 	fl.Float64Var(&d.lr, "lr", 0, fmt.Sprintf("peak learning rate, [0, 10] (AdamW, warm-up then cosine decay to 10%%; 0: %g, or %g for quantized storage of 3 bits or more without sharing: every layer its own base)", distill.DefaultLR, distill.DefaultQATLR))
 	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps, 0…2^24")
@@ -109,7 +112,7 @@ func (d *distillFlags) validate() error {
 		int64Range("tokens", d.tokens, 0, maxTokens),
 		intRange("local-steps", d.localSteps, 0, maxSteps),
 		intRange("augment", d.augment, 0, 1<<20),
-		intRange("augment-prefix", d.augmentPrefix, 1, 65535),
+		intRange("augment-prefix", d.augmentPrefix, 0, 65535),
 		floatRange("local-lr", d.localLR, 0, 10, false),
 		floatRange("base-lr-scale", d.baseLRScale, 0, 1000, true),
 		floatRange("pass-lr-scale", d.passLRScale, 0, 1000, true),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,9 +133,12 @@ func TestCompressWithRecipe(t *testing.T) {
 // every tensor; an explicit rank keeps the single-rank recipe.
 func TestCompressDefaultRecipe(t *testing.T) {
 	dir := testenv.GoldenModel(t, "llama-gqa-untied")
-	out := filepath.Join(t.TempDir(), "out")
+	root := t.TempDir()
+	data := filepath.Join(root, "data.safetensors")
+	writeInts(t, data, "tokens", []int{4, 16}, func(i int) int32 { return int32(i % 96) })
+	out := filepath.Join(root, "out")
 	_, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "2", "--calib-samples", "4",
-		"--distill-steps", "2", "--batch", "2", "--seq-len", "16")
+		"--distill-steps", "2", "--batch", "2", "--data", data)
 	if code != 0 {
 		t.Fatalf("compress: exit %d: %s", code, stderr)
 	}
@@ -146,8 +150,9 @@ func TestCompressDefaultRecipe(t *testing.T) {
 	if frac := float64(m.Counts.ParamsStored) / float64(m.Counts.ParamsOriginal); frac > defaultTargetParams {
 		t.Errorf("stored fraction %.4f, want at most %v", frac, defaultTargetParams)
 	}
-	if m.Distill == nil || m.Distill.Train != "all" || m.Distill.LocalSteps != defaultLocalSteps {
-		t.Errorf("distill record %+v, want every tensor trained after a local stage", m.Distill)
+	if m.Distill == nil || m.Distill.Train != "all" || m.Distill.LocalSteps != 0 ||
+		!strings.Contains(m.Distill.Data, fmt.Sprintf("%d continuations", defaultAugment)) || !strings.Contains(m.Distill.Data, "first 2 tokens") {
+		t.Errorf("distill record %+v, want every tensor trained on the data and %d continuations of 2-token prefixes", m.Distill, defaultAugment)
 	}
 	for _, want := range []string{"budget:", "refit:"} {
 		if !strings.Contains(stderr, want) {

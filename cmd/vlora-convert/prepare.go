@@ -77,6 +77,9 @@ func (d *distillFlags) trainData(ctx context.Context, teacher *model.Model, seed
 		if err != nil || d.augment == 0 {
 			return ds, err
 		}
+		if d.augmentIfLM && (!teacher.IsCausalLM() || ds.IsImages() || ds.T < 2) {
+			return ds, nil
+		}
 		return d.augmented(ctx, teacher, ds, seed, pb)
 	}
 	if !teacher.IsCausalLM() {
@@ -103,12 +106,16 @@ func (d *distillFlags) augmented(ctx context.Context, teacher *model.Model, ds *
 	if !teacher.IsCausalLM() || ds.IsImages() {
 		return nil, fmt.Errorf("%w: --augment needs a language model and token data", formats.ErrInvalid)
 	}
-	if d.augmentPrefix >= ds.T {
-		return nil, fmt.Errorf("%w: --augment-prefix %d must be below the sequence length %d of %s", formats.ErrInvalid, d.augmentPrefix, ds.T, d.data)
+	keep := d.augmentPrefix
+	if keep == 0 {
+		keep = max(1, min(32, ds.T/8))
+	}
+	if keep >= ds.T {
+		return nil, fmt.Errorf("%w: --augment-prefix %d must be below the sequence length %d of %s", formats.ErrInvalid, keep, ds.T, d.data)
 	}
 	bar := pb.start("augment")
 	defer bar.Close()
-	more, err := dataset.Continue(ctx, teacher, ds, d.augment, d.augmentPrefix, seed, bar.Report)
+	more, err := dataset.Continue(ctx, teacher, ds, d.augment, keep, seed, bar.Report)
 	if err != nil {
 		return nil, fmt.Errorf("--augment: %w", err)
 	}
