@@ -51,7 +51,9 @@ its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and D
 Without a recipe flag (--rank, --energy, --base, --target-params, --init, --refit, --plan-bases)
 it stores at most 55% of the original's parameters, ranks and bases chosen per tensor, truncated in
 the space of the layer inputs on calibration data (--data, or sampled from the original), refitted
-layer by layer, and distills every tensor.`,
+layer by layer, and distills every tensor on --data plus 1024 continuations of its sequences by
+the original (language models), which keeps the student from fitting the data set instead of the
+original.`,
 		Example: `  # the default recipe, calibrated and distilled on a data file
   vlora-convert compress --model ./bytellama --out ./bytellama-vlora --data calib.safetensors
 
