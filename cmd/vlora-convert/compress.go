@@ -86,7 +86,7 @@ original.`,
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fl.BoolVar(&o.align, "align", false, "before compressing, permute MLP neurons, key/value groups and query heads and rotate value heads and rotary planes of every layer to bring it closest to its compound mean; exact: the stored model computes the same function (Llama, Mistral, Qwen2)")
-	fl.IntVar(&o.distill.steps, "distill-steps", 300, "distillation steps after the SVD stage, 0…2^24 (0: SVD only)")
+	fl.IntVar(&o.distill.steps, "distill-steps", distill.DefaultSteps, "distillation steps after the SVD stage, 0…2^24 (0: SVD only)")
 	o.distill.addFlags(fl)
 	o.distill.addSourceCheckFlag(fl)
 	o.plan.addFlags(fl)

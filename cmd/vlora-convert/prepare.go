@@ -21,6 +21,9 @@ type preparedData struct {
 	train, eval *dataset.Dataset
 }
 
+// minSamplePool is the fewest sequences data-free mode samples by default.
+const minSamplePool = 64
+
 // evalSeedOffset separates the seed of sampled evaluation data from the
 // training seed.
 const evalSeedOffset = 0x9e3779b9
@@ -90,7 +93,7 @@ func (d *distillFlags) trainData(ctx context.Context, teacher *model.Model, seed
 	}
 	n := d.pool
 	if n <= 0 {
-		n = 4 * cmp.Or(d.batch, distill.DefaultBatch)
+		n = max(4*cmp.Or(d.batch, distill.DefaultBatch), minSamplePool)
 	}
 	t := dataset.SeqLen(d.seqLen, dataset.DefaultSeqLen, teacher.Config.MaxPositions)
 	what := fmt.Sprintf("--samples %d (default 4 × --batch) sequences of %d tokens", n, t)
