@@ -276,3 +276,34 @@ func TestJSONStages(t *testing.T) {
 		})
 	}
 }
+
+// TestUnsupportedArchitectureExit checks that a model of an architecture
+// the forward pass lacks is refused as bad input (exit 2, naming it) by the
+// commands that must run it, while compress still stores its SVD form.
+func TestUnsupportedArchitectureExit(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "mamba")
+	copyDir(t, testenv.GoldenModel(t, "llama-gqa-untied"), dir)
+	cfg := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.NewReplacer("LlamaForCausalLM", "MambaForCausalLM", `"llama"`, `"mamba"`).Replace(string(b)))
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "out")
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-r", "4", "--distill-steps", "0"); code != 0 {
+		t.Fatalf("compress: exit %d: %s", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"verify", "--original", dir, "--compressed", out},
+		{"distill", out, "--original", dir, "--steps", "1", "--out", filepath.Join(root, "d")},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != exitUsage || !strings.Contains(stderr, "MambaForCausalLM") {
+			t.Errorf("%s: exit %d, want %d naming the architecture: %s", args[0], code, exitUsage, stderr)
+		}
+	}
+}

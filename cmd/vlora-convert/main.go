@@ -20,7 +20,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/model"
 )
 
 // Exit codes.
@@ -47,7 +49,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &ue), errors.Is(err, formats.ErrInvalid), errors.Is(err, fs.ErrNotExist):
+	case errors.As(err, &ue), errors.Is(err, formats.ErrInvalid), errors.Is(err, fs.ErrNotExist),
+		errors.Is(err, model.ErrUnsupportedArchitecture), errors.Is(err, distill.ErrUnsupported):
 		return exitUsage
 	}
 	return exitFailure
