@@ -106,10 +106,12 @@ func panel(pts []point, ylabel string, y func(point) float64) (*plot.Plot, error
 		p.Legend.Add(r, line, scatter)
 	}
 	p.Legend.Left = true
-	// Pad the ranges so that points are not drawn on the axes.
+	p.Legend.Top = true
+	// Pad the ranges so that points are not drawn on the axes, and leave
+	// room above the data for the legend (a line per recipe).
 	p.X.Min, p.X.Max = p.X.Min-0.01, p.X.Max+0.01
-	pad := 0.05 * (p.Y.Max - p.Y.Min)
-	p.Y.Min, p.Y.Max = p.Y.Min-pad, p.Y.Max+pad
+	span := p.Y.Max - p.Y.Min
+	p.Y.Min, p.Y.Max = p.Y.Min-0.05*span, p.Y.Max+(0.05+0.09*float64(len(recipes)))*span
 	p.Y.Tick.Marker = threeDigits{}
 	return p, nil
 }
