@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -164,5 +165,28 @@ func TestConcat(t *testing.T) {
 		if _, err := Concat(a, bad); !errors.Is(err, formats.ErrInvalid) {
 			t.Errorf("joining %+v: err %v, want ErrInvalid", bad, err)
 		}
+	}
+}
+
+// TestContinueSameOnAnyCores checks that the continuations depend on the
+// seed only, not on how many goroutines decode them.
+func TestContinueSameOnAnyCores(t *testing.T) {
+	l, err := model.Load(testenv.GoldenModel(t, "llama-gqa-untied"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := prefixSet(l, 5, 6)
+	var got [][]int
+	for _, procs := range []int{1, 4} {
+		prev := runtime.GOMAXPROCS(procs)
+		d, err := Continue(context.Background(), l, from, continueChunk+5, 2, 3, nil)
+		runtime.GOMAXPROCS(prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, d.IDs)
+	}
+	if !slices.Equal(got[0], got[1]) {
+		t.Error("continuations differ between 1 and 4 goroutines")
 	}
 }

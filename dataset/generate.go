@@ -61,14 +61,15 @@ func Continue(ctx context.Context, m *model.Model, from *Dataset, n, keep int, s
 	if n <= 0 || keep < 1 || keep >= t {
 		return nil, fmt.Errorf("%w: cannot continue %d sequences after %d of their %d tokens (need 1 ≤ prefix < length)", formats.ErrInvalid, n, keep, t)
 	}
-	// Sequences are drawn in chunks, one decoder each, run on up to
-	// GOMAXPROCS goroutines (one sequence batch per step keeps a core
-	// busy only at large widths), whose key/value caches fit the budget.
-	workers := max(1, min(runtime.GOMAXPROCS(0), n))
-	chunk := min(continueChunk, (n+workers-1)/workers)
-	for chunk > 1 && float64(workers)*SampleBytes(m.Config, chunk, t) > MaxBudgetBytes {
+	// Sequences are drawn in chunks of a size that depends only on the
+	// model and t (so a seed gives the same sequences on any machine), one
+	// decoder each, run on up to continueWorkers goroutines whose key/value
+	// caches fit the budget together.
+	chunk := min(continueChunk, n)
+	for chunk > 1 && continueWorkers*SampleBytes(m.Config, chunk, t) > MaxBudgetBytes {
 		chunk /= 2
 	}
+	workers := min(runtime.GOMAXPROCS(0), continueWorkers, (n+chunk-1)/chunk)
 	what := fmt.Sprintf("continued sequences of %d tokens, %d at a time on %d goroutines", t, chunk, workers)
 	if err := CheckBudget(what, float64(workers)*SampleBytes(m.Config, chunk, t)+TokensBytes(n, t)); err != nil {
 		return nil, err
@@ -112,8 +113,12 @@ func Continue(ctx context.Context, m *model.Model, from *Dataset, n, keep int, s
 	return &Dataset{N: n, T: t, IDs: ids, Source: src}, nil
 }
 
-// continueChunk is the most sequences Continue decodes at once.
-const continueChunk = 256
+// continueChunk is the most sequences one decoder of Continue runs at
+// once, and continueWorkers the most decoders run at once.
+const (
+	continueChunk   = 256
+	continueWorkers = 4
+)
 
 // complete fills positions keep…t−1 of the n sequences of t tokens in ids
 // by ancestral sampling from m, given positions 0…keep−1. Causal LMs are
