@@ -542,22 +542,8 @@ func hiddenLoss(student, teacher [][]float32, w float64) (float64, map[int][]flo
 		return 0, grads
 	}
 	for l := 1; l < len(student); l++ {
-		s, t := student[l], teacher[l]
-		var num, den float64
-		for i := range t {
-			d := float64(s[i]) - float64(t[i])
-			num += d * d
-			den += float64(t[i]) * float64(t[i])
-		}
-		if den == 0 {
-			den = 1
-		}
-		loss += w * num / den / float64(layers)
-		g := make([]float32, len(s))
-		c := float32(2 * w / den / float64(layers))
-		for i := range g {
-			g[i] = c * (s[i] - t[i])
-		}
+		ll, g := relativeSquaredError(student[l], teacher[l], w/float64(layers), nil)
+		loss += ll
 		grads[l] = g
 	}
 	return loss, grads
