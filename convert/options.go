@@ -54,6 +54,12 @@ type Options struct {
 	// truncated in the whitened space (svd.Whitened) instead of by the plain
 	// SVD. Only the exact method is used for them.
 	Grams map[string]*mat.SymDense
+	// LossWeights, when set, multiplies the relative truncation loss of the
+	// named layer tensors in PlanBudget (names missing from it weigh 1), for
+	// example by each tensor's measured effect on the model's output
+	// (calib.Sensitivity), so that ranks go where their error costs most.
+	// Compress itself ignores it.
+	LossWeights map[string]float64
 	// Align re-expresses every layer of a compound, before the differences
 	// from its base are taken, in the coordinates that bring it closest to
 	// the compound mean (package align): an exact transform, so the stored

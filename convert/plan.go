@@ -37,7 +37,8 @@ type BudgetPlan struct {
 // error is measured in the whitened space of opt.Grams when its tensor has a
 // Gram matrix there, and is relative to the layer's own (whitened) weight,
 // so every layer counts alike. With opt.Align the layers are aligned first,
-// as Compress aligns them. 1-D tensors are stored per layer without a
+// as Compress aligns them. opt.LossWeights, when set, multiplies each named
+// increment's relative error. 1-D tensors are stored per layer without a
 // base (their exact and cheapest form).
 func PlanBudget(ctx context.Context, modelDir string, opt Options, target float64, modes []vlora.BaseMode) (*BudgetPlan, error) {
 	if !(target > 0 && target <= 1) {
@@ -92,7 +93,7 @@ func PlanBudget(ctx context.Context, modelDir string, opt Options, target float6
 			fixed += int64(st.NumLayers * vlora.NumElements(shape))
 			continue
 		}
-		g, mem, err := suffixGroup(ctx, read, st, compounds, s, modes, opt.Grams)
+		g, mem, err := suffixGroup(ctx, read, st, compounds, s, modes, opt.Grams, opt.LossWeights)
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +130,7 @@ type planMember struct {
 // suffixGroup returns the budget group of the 2-D suffix s: one layout per
 // base mode, each with the fixed cost of its bases and the spectrum of
 // every increment.
-func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, compounds [][]int, s string, modes []vlora.BaseMode, grams map[string]*mat.SymDense) (budget.Group, []planMember, error) {
+func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, compounds [][]int, s string, modes []vlora.BaseMode, grams map[string]*mat.SymDense, weights map[string]float64) (budget.Group, []planMember, error) {
 	rows, cols := vlora.Matrix(st.Shapes[s])
 	g := budget.Group{Name: s}
 	var mem []planMember
@@ -151,6 +152,12 @@ func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *
 				m, err := spectrumOf(read, st.Name(l, s), base, rows, cols, grams[st.Name(l, s)])
 				if err != nil {
 					return g, nil, fmt.Errorf("layer %d %s: %w", l, s, err)
+				}
+				if w, ok := weights[st.Name(l, s)]; ok {
+					if !(w > 0) || math.IsInf(w, 0) {
+						return g, nil, fmt.Errorf("layer %d %s: %w: loss weight %v must be positive and finite", l, s, formats.ErrInvalid, w)
+					}
+					m.Weight *= w
 				}
 				lay.Mats = append(lay.Mats, m)
 				mb.layers = append(mb.layers, l)

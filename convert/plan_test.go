@@ -2,6 +2,8 @@ package convert
 
 import (
 	"context"
+	"errors"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
@@ -140,4 +142,43 @@ func mulT(a, b *mat.Dense) *mat.Dense {
 	var out mat.Dense
 	out.Mul(a, b.T())
 	return &out
+}
+
+func TestPlanBudgetLossWeights(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	ctx := context.Background()
+	zero := []vlora.BaseMode{vlora.BaseZero}
+	opt := Options{CompoundSize: 2}
+	plain, err := PlanBudget(ctx, dir, opt, 0.6, zero)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A tensor whose loss weighs a thousand times more gets at least the
+	// rank it had, and strictly more unless it was already dense.
+	var name string
+	for n, r := range plain.Ranks {
+		if r >= 0 && (name == "" || n < name) {
+			name = n
+		}
+	}
+	if name == "" {
+		t.Fatal("no low-rank increment in the plan")
+	}
+	opt.LossWeights = map[string]float64{name: 1000}
+	weighted, err := PlanBudget(ctx, dir, opt, 0.6, zero)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := weighted.Ranks[name]; r != DenseIncrement && r <= plain.Ranks[name] {
+		t.Errorf("%s: rank %d with weight 1000, %d without", name, r, plain.Ranks[name])
+	}
+	if weighted.Stored > int64(0.6*float64(weighted.Original)) {
+		t.Errorf("weighted plan stores %d of %d, above the target", weighted.Stored, weighted.Original)
+	}
+	for _, w := range []float64{0, -1, math.Inf(1), math.NaN()} {
+		opt.LossWeights = map[string]float64{name: w}
+		if _, err := PlanBudget(ctx, dir, opt, 0.6, zero); !errors.Is(err, formats.ErrInvalid) {
+			t.Errorf("weight %v: %v, want ErrInvalid", w, err)
+		}
+	}
 }

@@ -221,6 +221,9 @@ func TestUsageErrors(t *testing.T) {
 		{"compress", "--model", "x", "--out", "y", "--init", "pca"},
 		{"compress", "--model", "x", "--out", "y", "--target-params", "1.5"},
 		{"compress", "--model", "x", "--out", "y", "--plan-bases", "median"},
+		{"compress", "--model", "x", "--out", "y", "--rank", "4", "--plan-sensitivity"},
+		{"distill", "x", "--original", "y", "--min-lr-ratio", "0"},
+		{"distill", "x", "--original", "y", "--beta2", "1"},
 		{"distill", "x", "--original", "y", "--steps", "10", "--tokens", "1000"},
 		{"inspect"},
 	} {

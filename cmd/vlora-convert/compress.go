@@ -291,6 +291,16 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 	if err := o.plan.apply(ctx, o.model, o.cal, &opt, o.ErrOut); err != nil {
 		return nil, err
 	}
+	if o.plan.sensitivity {
+		w, err := o.sensitivityWeights(ctx, opt, o.ErrOut)
+		if err != nil {
+			return nil, fmt.Errorf("plan sensitivity: %w", err)
+		}
+		opt.LossWeights = w
+		if err := o.plan.apply(ctx, o.model, o.cal, &opt, o.ErrOut); err != nil {
+			return nil, err
+		}
+	}
 	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
 	opt.Progress = bar.Report
 	opt.KeepModel = o.distill.active() || o.plan.refit || o.distill.storage.plan.Active()

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -29,6 +33,9 @@ type planFlags struct {
 	calibSamples int
 	bases        []string
 	refit        bool
+	// sensitivity weighs each tensor's truncation loss by its measured
+	// effect on the output before the final allocation.
+	sensitivity bool
 }
 
 // addFlags registers the plan flags.
@@ -37,6 +44,7 @@ func (p *planFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Float64Var(&p.target, "target-params", 0, "store at most this fraction of the original's parameters; ranks and base modes are chosen per tensor (replaces --rank)")
 	fl.IntVar(&p.calibSamples, "calib-samples", 64, "calibration sequences for --init whitened and --refit: the first N of --data, or N sampled from the original")
 	fl.BoolVar(&p.refit, "refit", false, "after the SVD, correct each increment's B in closed form, layer by layer, on the compressed model's own inputs")
+	fl.BoolVar(&p.sensitivity, "plan-sensitivity", false, "with --target-params: compress once, measure how much each tensor's approximation alone moves the original's output (KL on the calibration data), and allocate again with every tensor's loss weighted by that sensitivity")
 	fl.StringSliceVar(&p.bases, "plan-bases", []string{"mean", "zero"}, "base modes --target-params chooses from, per tensor kind")
 }
 
@@ -105,6 +113,9 @@ func (p *planFlags) validate() error {
 	if p.init != "plain" && p.init != "whitened" {
 		return usagef("--init %q: want plain or whitened", p.init)
 	}
+	if p.sensitivity && p.target == 0 {
+		return usagef("--plan-sensitivity needs --target-params")
+	}
 	err := firstError(floatRange("target-params", p.target, 0, 1, false), intRange("calib-samples", p.calibSamples, 1, maxSamples))
 	if err != nil {
 		return err
@@ -118,7 +129,9 @@ func (p *planFlags) validate() error {
 }
 
 // needsCalibration reports whether the plan runs the original model.
-func (p *planFlags) needsCalibration() bool { return p.init == "whitened" || p.refit }
+func (p *planFlags) needsCalibration() bool {
+	return p.init == "whitened" || p.refit || p.sensitivity
+}
 
 // calibration is the original model and the calibration batches, loaded
 // once and shared by the whitened initialisation, the refit and the
@@ -167,7 +180,7 @@ func loadCalibration(ctx context.Context, modelDir string, teacher *model.Model,
 // applyPlan fills opt.Grams, opt.Ranks and opt.SuffixBases as the plan
 // flags ask; cal is nil unless the plan needs calibration.
 func (p *planFlags) apply(ctx context.Context, modelDir string, cal *calibration, opt *convert.Options, log io.Writer) error {
-	if p.init == "whitened" {
+	if p.init == "whitened" && opt.Grams == nil {
 		var err error
 		if opt.Grams, err = calib.Grams(ctx, cal.teacher.Net, cal.inputs); err != nil {
 			return err
@@ -221,4 +234,107 @@ func uniform(m map[string]vlora.BaseMode) (vlora.BaseMode, bool) {
 		}
 	}
 	return first, first != ""
+}
+
+// sensitivityWeights compresses the model once with the plan in opt (into a
+// temporary directory beside the output, removed afterwards), measures
+// the end-to-end KL of each low-rank tensor's approximation on its own
+// (calib.Sensitivity) and returns, per tensor, that KL per unit of its
+// relative truncation loss (calib.RelativeError), normalised to a geometric
+// mean of 1: the weights of the second allocation. Dense increments, which
+// lose nothing, take the geometric mean of their kind's measured tensors,
+// or 1.
+func (o *compressOptions) sensitivityWeights(ctx context.Context, opt convert.Options, log io.Writer) (map[string]float64, error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(o.out)), ".vlora-plan-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	opt.KeepModel, opt.Progress = true, nil
+	res, err := convert.Compress(ctx, o.model, tmp, opt)
+	if err != nil {
+		return nil, err
+	}
+	vm, teacher := res.Model, o.cal.teacher.Net
+	var names []string
+	loss := map[string]float64{}
+	for _, inc := range vm.Manifest.Increments {
+		if inc.Kind != vlora.KindLowRank {
+			continue
+		}
+		name := vm.LayerName(inc.Layer, inc.Suffix)
+		w, shape, err := vm.LayerWeight(inc.Layer, inc.Suffix)
+		if err != nil {
+			return nil, err
+		}
+		p, ok := teacher.Params[name]
+		if !ok || len(shape) != 2 {
+			continue
+		}
+		e, err := calib.RelativeError(p.Data, w, shape[0], shape[1], opt.Grams[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if e > 0 {
+			names = append(names, name)
+			loss[name] = e
+		}
+	}
+	approx := func(name string) ([]float32, error) {
+		l, s, _ := vm.SplitName(name)
+		w, _, err := vm.LayerWeight(l, s)
+		return w, err
+	}
+	kl, err := calib.Sensitivity(ctx, teacher, o.cal.inputs, names, approx)
+	if err != nil {
+		return nil, err
+	}
+	return sensitivityByTensor(vm, kl, loss, log), nil
+}
+
+// sensitivityByTensor turns the measured KL and relative loss of each
+// tensor into loss weights with a geometric mean of 1, fills the tensors
+// without a measurement from their kind, and logs each kind's mean.
+func sensitivityByTensor(vm *vlora.Model, kl, loss map[string]float64, log io.Writer) map[string]float64 {
+	logs := map[string][]float64{}
+	var all []float64
+	ratio := map[string]float64{}
+	for name, k := range kl {
+		r := max(k, 1e-9) / loss[name]
+		ratio[name] = r
+		_, s, _ := vm.SplitName(name)
+		logs[s] = append(logs[s], math.Log(r))
+		all = append(all, math.Log(r))
+	}
+	mean := func(x []float64) float64 {
+		var t float64
+		for _, v := range x {
+			t += v
+		}
+		return t / float64(max(len(x), 1))
+	}
+	g := mean(all)
+	out := map[string]float64{}
+	for _, inc := range vm.Manifest.Increments {
+		if len(vm.OriginalShape(vm.LayerName(inc.Layer, inc.Suffix))) != 2 {
+			continue
+		}
+		name := vm.LayerName(inc.Layer, inc.Suffix)
+		if r, ok := ratio[name]; ok {
+			out[name] = math.Exp(math.Log(r) - g)
+		} else if ls := logs[inc.Suffix]; len(ls) > 0 {
+			out[name] = math.Exp(mean(ls) - g)
+		} else {
+			out[name] = 1
+		}
+	}
+	suffixes := make([]string, 0, len(logs))
+	for s := range logs {
+		suffixes = append(suffixes, s)
+	}
+	sort.Strings(suffixes)
+	for _, s := range suffixes {
+		fmt.Fprintf(log, "sensitivity: %s %.3g× the mean (%d tensors measured)\n", s, math.Exp(mean(logs[s])-g), len(logs[s]))
+	}
+	return out
 }

@@ -25,6 +25,7 @@ type distillFlags struct {
 	tokenizer, textField                                       string
 	stride                                                     int
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
+	minLRRatio, beta2                                          float64
 	baseLRScale, passLRScale, localLR                          float64
 	localSteps, augment, augmentPrefix                         int
 	// tokens, when positive, replaces the step count by a token budget.
@@ -51,6 +52,8 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&d.augmentPrefix, "augment-prefix", 0, "tokens of a --data sequence each continuation keeps, 0…65535, below the sequence length (0: an eighth of it, at most 32)")
 	fl.IntVar(&d.pool, "samples", 0, "sequences sampled from the original in data-free mode, 0…2^20 (0: 4×batch, at least 64)")
 	fl.Float64Var(&d.lr, "lr", 0, fmt.Sprintf("peak learning rate, [0, 10] (AdamW, warm-up then cosine decay to 10%%; 0: %g, or %g for quantized storage of 3 bits or more without sharing: every layer its own base)", distill.DefaultLR, distill.DefaultQATLR))
+	fl.Float64Var(&d.minLRRatio, "min-lr-ratio", 0.1, "fraction of the peak learning rate the cosine decay ends at, (0, 1]")
+	fl.Float64Var(&d.beta2, "beta2", 0.999, "AdamW's second-moment decay, (0, 1)")
 	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps, 0…2^24")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term, (0, 100]")
@@ -109,6 +112,8 @@ func (d *distillFlags) validate() error {
 		floatRange("hidden-weight", d.hiddenWeight, 0, 1e6, false),
 		floatRange("clip", d.clip, 0, 1e6, false),
 		floatRange("weight-decay", d.weightDecay, 0, 1e3, false),
+		floatRange("min-lr-ratio", d.minLRRatio, 0, 1, true),
+		floatRange("beta2", d.beta2, 0, 1, true),
 		int64Range("tokens", d.tokens, 0, maxTokens),
 		intRange("local-steps", d.localSteps, 0, maxSteps),
 		intRange("augment", d.augment, 0, 1<<20),
@@ -137,6 +142,7 @@ func (d *distillFlags) options(seed uint64) distill.Options {
 	return distill.Options{
 		Steps: d.steps, Tokens: d.tokens, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
 		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, HiddenDecay: d.hiddenDecay, ClipNorm: d.clip, WeightDecay: d.weightDecay,
+		MinLRRatio: d.minLRRatio, Beta2: d.beta2,
 		LRScales:   distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
 		LocalSteps: d.localSteps, LocalLR: d.localLR, Precondition: d.scaledGD,
 		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume, Recompute: d.recompute,

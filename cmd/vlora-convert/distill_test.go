@@ -72,15 +72,15 @@ func TestCompressWithDistillation(t *testing.T) {
 	}
 }
 
-// TestCompressWithRecipe runs the budget, whitened initialisation, refit,
-// local stage and a token budget on the tiny Llama fixture (calibration
+// TestCompressWithRecipe runs the budget (with the sensitivity pass),
+// whitened initialisation, refit, local stage and a token budget on the tiny Llama fixture (calibration
 // and training data sampled from the original) and checks the stored
 // fraction, the manifest record and the stage column of the loss log.
 func TestCompressWithRecipe(t *testing.T) {
 	dir := testenv.GoldenModel(t, "llama-gqa-untied")
 	out := filepath.Join(t.TempDir(), "out")
 	_, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "2", "--target-params", "0.6",
-		"--init", "whitened", "--refit", "--calib-samples", "8", "--local-steps", "3", "--tokens", "600",
+		"--init", "whitened", "--refit", "--plan-sensitivity", "--calib-samples", "8", "--local-steps", "3", "--tokens", "600",
 		"--batch", "4", "--seq-len", "16", "-q")
 	if code != 0 {
 		t.Fatalf("compress: exit %d: %s", code, stderr)
@@ -114,8 +114,11 @@ func TestCompressWithRecipe(t *testing.T) {
 	if comps := len(m.Compounds); local != 3*comps || global != 10 {
 		t.Errorf("loss log: %d local and %d global rows, want %d and 10", local, global, 3*comps)
 	}
-	if !strings.Contains(stderr, "refit:") {
-		t.Errorf("no refit report on stderr: %q", stderr)
+	if !strings.Contains(stderr, "refit:") || !strings.Contains(stderr, "sensitivity:") {
+		t.Errorf("no refit or sensitivity report on stderr: %q", stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".vlora-plan-*")); len(left) > 0 {
+		t.Errorf("the sensitivity pass left %v behind", left)
 	}
 	stdout, _, code := run(t, "distill", out, "--original", dir, "--local-steps", "2", "--steps", "1", "--batch", "2", "--seq-len", "16", "--json")
 	var sum map[string]any
