@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -44,7 +45,7 @@ func (p *planFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Float64Var(&p.target, "target-params", 0, "store at most this fraction of the original's parameters; ranks and base modes are chosen per tensor (replaces --rank)")
 	fl.IntVar(&p.calibSamples, "calib-samples", 64, "calibration sequences for --init whitened and --refit: the first N of --data, or N sampled from the original")
 	fl.BoolVar(&p.refit, "refit", false, "after the SVD, correct each increment's B in closed form, layer by layer, on the compressed model's own inputs")
-	fl.BoolVar(&p.sensitivity, "plan-sensitivity", false, "with --target-params: compress once, measure how much each tensor's approximation alone moves the original's output (KL on the calibration data), and allocate again with every tensor's loss weighted by that sensitivity")
+	fl.BoolVar(&p.sensitivity, "plan-sensitivity", false, "with --target-params: compress once, measure how much each tensor's approximation alone moves the original's output (KL on the calibration data), and allocate again with every tensor's loss weighted by that sensitivity; one pass over the calibration data per low-rank tensor (on in the default recipe)")
 	fl.StringSliceVar(&p.bases, "plan-bases", []string{"mean", "zero"}, "base modes --target-params chooses from, per tensor kind")
 }
 
@@ -60,7 +61,8 @@ const (
 
 // useDefaultRecipe selects the default recipe when no recipe flag was
 // given: the parameter budget defaultTargetParams spent over mean and zero
-// bases, whitened initialisation, the refit, and distillation of every
+// bases and weighted by each tensor's measured sensitivity, whitened
+// initialisation, the refit, and distillation of every
 // tensor on --data plus defaultAugment continuations of its sequences by
 // the original (language models; unless --train or --augment say
 // otherwise). It reports whether it did.
@@ -72,6 +74,9 @@ func (o *compressOptions) useDefaultRecipe(cmd *cobra.Command) bool {
 		}
 	}
 	o.plan.target, o.plan.init, o.plan.refit = defaultTargetParams, "whitened", true
+	if !fl.Changed("plan-sensitivity") {
+		o.plan.sensitivity = true
+	}
 	if !fl.Changed("train") {
 		o.distill.train = string(distill.TrainAll)
 	}
@@ -285,10 +290,12 @@ func (o *compressOptions) sensitivityWeights(ctx context.Context, opt convert.Op
 		w, _, err := vm.LayerWeight(l, s)
 		return w, err
 	}
+	t0 := time.Now()
 	kl, err := calib.Sensitivity(ctx, teacher, o.cal.inputs, names, approx)
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(log, "sensitivity: %d tensors measured on %s in %.1f s\n", len(names), o.cal.source, time.Since(t0).Seconds())
 	return sensitivityByTensor(vm, kl, loss, log), nil
 }
 

@@ -157,7 +157,7 @@ func TestCompressDefaultRecipe(t *testing.T) {
 		!strings.Contains(m.Distill.Data, fmt.Sprintf("%d continuations", defaultAugment)) || !strings.Contains(m.Distill.Data, "first 2 tokens") {
 		t.Errorf("distill record %+v, want every tensor trained on the data and %d continuations of 2-token prefixes", m.Distill, defaultAugment)
 	}
-	for _, want := range []string{"budget:", "refit:"} {
+	for _, want := range []string{"budget:", "sensitivity:", "refit:"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q: %s", want, stderr)
 		}
