@@ -39,7 +39,8 @@ type Options struct {
 	Batch int
 	// LR is the peak learning rate (default DefaultLR, or DefaultQATLR for
 	// quantization-aware training without sharing); MinLRRatio the final
-	// fraction of it reached by the cosine decay (default 0.1); Warmup the
+	// fraction of it reached by the cosine decay (default
+	// DefaultMinLRRatio); Warmup the
 	// number of linear warm-up steps (default DefaultWarmup).
 	LR         float64
 	MinLRRatio float64
@@ -134,6 +135,10 @@ const (
 	DefaultSteps  = 600
 	DefaultLR     = 2e-3
 	DefaultWarmup = 20
+	// DefaultMinLRRatio is the fraction of the peak learning rate the
+	// cosine decay ends at. Ending at 1% instead of 10% lowers the final
+	// KL on bytellama by about 1% at 1.2 M tokens (docs/quality.md).
+	DefaultMinLRRatio = 0.01
 	// DefaultTeacherCacheBytes is Options.TeacherCacheBytes when zero.
 	DefaultTeacherCacheBytes = 1 << 30
 )
@@ -202,7 +207,7 @@ func (o Options) resolve() (params, error) {
 	p.Batch = cmp.Or(p.Batch, DefaultBatch)
 	p.Warmup = cmp.Or(p.Warmup, DefaultWarmup)
 	def(&p.LR, DefaultLR)
-	def(&p.MinLRRatio, 0.1)
+	def(&p.MinLRRatio, DefaultMinLRRatio)
 	def(&p.Beta1, 0.9)
 	def(&p.Beta2, 0.999)
 	def(&p.Eps, 1e-8)
