@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 
@@ -288,7 +289,12 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 			}
 		}
 	}
-	if err := o.plan.apply(ctx, o.model, o.cal, &opt, o.ErrOut); err != nil {
+	// With the sensitivity pass only the final plan is reported.
+	planLog := o.ErrOut
+	if o.plan.sensitivity {
+		planLog = io.Discard
+	}
+	if err := o.plan.apply(ctx, o.model, o.cal, &opt, planLog); err != nil {
 		return nil, err
 	}
 	if o.plan.sensitivity {
