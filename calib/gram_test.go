@@ -13,7 +13,7 @@ func TestGramsMatchNaiveSums(t *testing.T) {
 	// tol is relative: each batch's product is summed in float32 over at
 	// most 12 positions before the float64 accumulation.
 	const tol = 1e-5
-	m, inputs := tinyModel(t, rand.New(rand.NewPCG(1, 2)))
+	m, inputs := tinyModel(t, rand.New(rand.NewPCG(1, 2)), 3, 2, 6)
 	got, err := Grams(context.Background(), m, inputs)
 	if err != nil {
 		t.Fatal(err)

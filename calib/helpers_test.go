@@ -13,8 +13,8 @@ const tinyLlama = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","h
 "vocab_size":11,"rms_norm_eps":1e-5,"max_position_embeddings":16,"rope_theta":10000}`
 
 // tinyModel returns a two-layer Llama with random weights (standard
-// deviation 0.3) and three batches of 2 × 6 random tokens.
-func tinyModel(t *testing.T, rng *rand.Rand) (*transformer.Model, []*transformer.Input) {
+// deviation 0.3) and batches of batch × seq random tokens (seq ≤ 16).
+func tinyModel(t *testing.T, rng *rand.Rand, batches, batch, seq int) (*transformer.Model, []*transformer.Input) {
 	t.Helper()
 	cfg, err := formats.ParseConfig([]byte(tinyLlama))
 	if err != nil {
@@ -45,12 +45,12 @@ func tinyModel(t *testing.T, rng *rand.Rand) (*transformer.Model, []*transformer
 		t.Fatal(err)
 	}
 	var inputs []*transformer.Input
-	for range 3 {
-		ids := make([]int, 2*6)
+	for range batches {
+		ids := make([]int, batch*seq)
 		for i := range ids {
 			ids[i] = rng.IntN(11)
 		}
-		inputs = append(inputs, &transformer.Input{Batch: 2, Seq: 6, IDs: ids})
+		inputs = append(inputs, &transformer.Input{Batch: batch, Seq: seq, IDs: ids})
 	}
 	return m, inputs
 }

@@ -19,6 +19,17 @@ const MaxSensitivityLogits = 1 << 28
 // ErrNoLogits reports a model whose outputs Sensitivity cannot compare.
 var ErrNoLogits = errors.New("calib: the model has no logits to compare")
 
+// MinSensitivityRows is the fewest output rows (positions of a language
+// model, items of a classifier) Sensitivity measures on. Each tensor's KL
+// is a mean over rows; below about a thousand the differences between
+// tensors are mostly sampling noise (on a 48-wide ViT with 12 images the
+// weights spread over three orders of magnitude and the allocation they
+// give loses accuracy).
+const MinSensitivityRows = 1024
+
+// ErrTooFewRows reports calibration data too small for Sensitivity.
+var ErrTooFewRows = errors.New("calib: too few output rows to measure sensitivity")
+
 // Sensitivity measures the end-to-end cost of approximating each named
 // weight of m on its own: for every name it replaces that weight by
 // approx(name), runs m on inputs, and records the mean over positions of
@@ -28,7 +39,9 @@ var ErrNoLogits = errors.New("calib: the model has no logits to compare")
 //
 // The original's logits are computed once and kept for as many inputs as
 // fit in MaxSensitivityLogits floats; later inputs are not used. A model
-// without logits (an encoder without a head) gives ErrNoLogits.
+// without logits (an encoder without a head) gives ErrNoLogits, and
+// fewer than MinSensitivityRows rows in the inputs used give ErrTooFewRows
+// before any weight is replaced.
 func Sensitivity(ctx context.Context, m *transformer.Model, inputs []*transformer.Input, names []string, approx func(name string) ([]float32, error)) (map[string]float64, error) {
 	if len(inputs) == 0 {
 		return nil, fmt.Errorf("calib: %w: no calibration inputs", formats.ErrInvalid)
@@ -53,6 +66,9 @@ func Sensitivity(ctx context.Context, m *transformer.Model, inputs []*transforme
 		}
 		kept += len(out.Logits)
 		ref = append(ref, append([]float32(nil), out.Logits...))
+	}
+	if rows := kept / vocab; rows < MinSensitivityRows {
+		return nil, fmt.Errorf("%w: %d rows, at least %d needed", ErrTooFewRows, rows, MinSensitivityRows)
 	}
 	res := make(map[string]float64, len(names))
 	for _, name := range names {

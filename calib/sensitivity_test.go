@@ -14,7 +14,8 @@ import (
 )
 
 func TestSensitivity(t *testing.T) {
-	m, inputs := tinyModel(t, rand.New(rand.NewPCG(3, 4)))
+	// 4 × 16 × 16 positions: MinSensitivityRows exactly.
+	m, inputs := tinyModel(t, rand.New(rand.NewPCG(3, 4)), 4, 16, 16)
 	const q, down = "model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"
 	before := map[string][]float32{}
 	for _, n := range []string{q, down} {
@@ -97,6 +98,9 @@ func TestSensitivity(t *testing.T) {
 	}
 	if _, err := Sensitivity(ctx, m, nil, []string{q}, scaled(1)); err == nil {
 		t.Error("no error without inputs")
+	}
+	if _, err := Sensitivity(ctx, m, inputs[:3], []string{q}, scaled(0.5)); !errors.Is(err, ErrTooFewRows) {
+		t.Errorf("768 rows: %v, want ErrTooFewRows", err)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()

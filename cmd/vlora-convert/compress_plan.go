@@ -45,7 +45,7 @@ func (p *planFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Float64Var(&p.target, "target-params", 0, "store at most this fraction of the original's parameters; ranks and base modes are chosen per tensor (replaces --rank)")
 	fl.IntVar(&p.calibSamples, "calib-samples", 64, "calibration sequences for --init whitened and --refit: the first N of --data, or N sampled from the original")
 	fl.BoolVar(&p.refit, "refit", false, "after the SVD, correct each increment's B in closed form, layer by layer, on the compressed model's own inputs")
-	fl.BoolVar(&p.sensitivity, "plan-sensitivity", false, "with --target-params: compress once, measure how much each tensor's approximation alone moves the original's output (KL on the calibration data), and allocate again with every tensor's loss weighted by that sensitivity; one pass over the calibration data per low-rank tensor (on in the default recipe)")
+	fl.BoolVar(&p.sensitivity, "plan-sensitivity", false, "with --target-params: compress once, measure how much each tensor's approximation alone moves the original's output (KL on the calibration data), and allocate again with every tensor's loss weighted by that sensitivity; one pass over the calibration data per low-rank tensor, skipped below 1,024 output positions (on in the default recipe)")
 	fl.StringSliceVar(&p.bases, "plan-bases", []string{"mean", "zero"}, "base modes --target-params chooses from, per tensor kind")
 }
 
@@ -248,7 +248,8 @@ func uniform(m map[string]vlora.BaseMode) (vlora.BaseMode, bool) {
 // relative truncation loss (calib.RelativeError), normalised to a geometric
 // mean of 1: the weights of the second allocation. Dense increments, which
 // lose nothing, take the geometric mean of their kind's measured tensors,
-// or 1.
+// or 1. Calibration data with fewer than calib.MinSensitivityRows output
+// rows gives no weights (nil), with a note on log.
 func (o *compressOptions) sensitivityWeights(ctx context.Context, opt convert.Options, log io.Writer) (map[string]float64, error) {
 	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(o.out)), ".vlora-plan-*")
 	if err != nil {
@@ -292,6 +293,10 @@ func (o *compressOptions) sensitivityWeights(ctx context.Context, opt convert.Op
 	}
 	t0 := time.Now()
 	kl, err := calib.Sensitivity(ctx, teacher, o.cal.inputs, names, approx)
+	if errors.Is(err, calib.ErrTooFewRows) {
+		fmt.Fprintf(log, "sensitivity: skipped (%v); ranks allocated by truncation loss alone\n", err)
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ func TestCompressWithRecipe(t *testing.T) {
 	dir := testenv.GoldenModel(t, "llama-gqa-untied")
 	out := filepath.Join(t.TempDir(), "out")
 	_, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "2", "--target-params", "0.6",
-		"--init", "whitened", "--refit", "--plan-sensitivity", "--calib-samples", "8", "--local-steps", "3", "--tokens", "600",
+		"--init", "whitened", "--refit", "--plan-sensitivity", "--calib-samples", "64", "--local-steps", "3", "--tokens", "600",
 		"--batch", "4", "--seq-len", "16", "-q")
 	if code != 0 {
 		t.Fatalf("compress: exit %d: %s", code, stderr)
@@ -114,7 +114,9 @@ func TestCompressWithRecipe(t *testing.T) {
 	if comps := len(m.Compounds); local != 3*comps || global != 10 {
 		t.Errorf("loss log: %d local and %d global rows, want %d and 10", local, global, 3*comps)
 	}
-	if !strings.Contains(stderr, "refit:") || !strings.Contains(stderr, "sensitivity:") {
+	// 64 sampled sequences of 16: the 1,024 positions the sensitivity
+	// pass needs.
+	if !strings.Contains(stderr, "refit:") || !strings.Contains(stderr, "tensors measured") {
 		t.Errorf("no refit or sensitivity report on stderr: %q", stderr)
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".vlora-plan-*")); len(left) > 0 {
@@ -157,7 +159,9 @@ func TestCompressDefaultRecipe(t *testing.T) {
 		!strings.Contains(m.Distill.Data, fmt.Sprintf("%d continuations", defaultAugment)) || !strings.Contains(m.Distill.Data, "first 2 tokens") {
 		t.Errorf("distill record %+v, want every tensor trained on the data and %d continuations of 2-token prefixes", m.Distill, defaultAugment)
 	}
-	for _, want := range []string{"budget:", "sensitivity:", "refit:"} {
+	// 4 × 16 positions are too few to measure sensitivity: the plan says
+	// so and allocates by truncation loss.
+	for _, want := range []string{"budget:", "sensitivity: skipped", "refit:"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q: %s", want, stderr)
 		}

@@ -9,10 +9,11 @@ import (
 )
 
 // TestDefaultRecipeBytellama runs `compress` on bytellama with no recipe
-// flag, the product's default (at most 55% of the parameters, whitened and
-// refitted start, 600 steps × 8 × 256 on the calibration data plus 1,024
-// continuations by the original), and requires the KL on the first 64 eval
-// sequences to stay within 5% of the 0.1586 measured for this recipe
+// flag, the product's default (at most 55% of the parameters allocated by
+// sensitivity-weighted truncation loss, whitened and refitted start,
+// 600 steps × 8 × 256 on the calibration data plus 1,024 continuations by
+// the original), and requires the KL on the first 64 eval sequences to stay
+// within 5% of the 0.1493 measured for this recipe
 // (docs/quality.md; the margin covers kernels that round differently on
 // other CPUs). It takes about 4 minutes on 2 cores, so it runs only with
 // VLORA_QUALITY=1 (as .ci/run sets).
@@ -37,7 +38,7 @@ func TestDefaultRecipeBytellama(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
 		t.Fatalf("--json: %v\n%s", err, stdout)
 	}
-	const original, measured = 1517696, 0.1586
+	const original, measured = 1517696, 0.1493
 	t.Logf("stored %d (%.4f), eval KL %.4f, agreement %.4f, NLL %.4f, %d tokens at %.0f tokens/s",
 		sum.ParamsStored, float64(sum.ParamsStored)/original, sum.EvalKL, sum.Agreement, sum.EvalNLL, sum.TrainTokens, sum.TokensPerSec)
 	if frac := float64(sum.ParamsStored) / original; frac > 0.55 {
