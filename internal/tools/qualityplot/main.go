@@ -133,7 +133,8 @@ func (threeDigits) Ticks(min, max float64) []plot.Tick {
 // seriesColor returns a distinct color for series i.
 func seriesColor(i int) color.Color {
 	palette := []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
-		{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}}
+		{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255},
+		{188, 189, 34, 255}, {23, 190, 207, 255}}
 	return palette[i%len(palette)]
 }
 
