@@ -308,11 +308,17 @@ func (o *compressOptions) sensitivityWeights(ctx context.Context, opt convert.Op
 // tensor into loss weights with a geometric mean of 1, fills the tensors
 // without a measurement from their kind, and logs each kind's mean.
 func sensitivityByTensor(vm *vlora.Model, kl, loss map[string]float64, log io.Writer) map[string]float64 {
+	// Sorted names make the sums, and so the plan, the same on every run.
+	names := make([]string, 0, len(kl))
+	for name := range kl {
+		names = append(names, name)
+	}
+	sort.Strings(names)
 	logs := map[string][]float64{}
 	var all []float64
 	ratio := map[string]float64{}
-	for name, k := range kl {
-		r := max(k, 1e-9) / loss[name]
+	for _, name := range names {
+		r := max(kl[name], 1e-9) / loss[name]
 		ratio[name] = r
 		_, s, _ := vm.SplitName(name)
 		logs[s] = append(logs[s], math.Log(r))
