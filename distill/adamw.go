@@ -55,14 +55,3 @@ func clipGradNorm(params []*param, maxNorm float64) float64 {
 	}
 	return norm
 }
-
-// schedule returns the learning-rate multiplier at step s (0-based) of
-// steps: a linear warm-up over warmup steps, times a cosine decay from 1 to
-// minRatio over the whole run.
-func schedule(s, steps, warmup int, minRatio float64) float64 {
-	f := minRatio + (1-minRatio)*0.5*(1+math.Cos(math.Pi*float64(s)/float64(steps)))
-	if warmup > 0 {
-		f *= math.Min(1, float64(s+1)/float64(warmup))
-	}
-	return f
-}

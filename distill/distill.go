@@ -45,6 +45,9 @@ type Options struct {
 	LR         float64
 	MinLRRatio float64
 	Warmup     int
+	// Decay is the shape of the decay from the peak to MinLRRatio of it
+	// (default DecayCosine).
+	Decay Decay
 	// Beta1, Beta2, Eps and WeightDecay configure AdamW (defaults 0.9,
 	// 0.999, 1e-8, 0).
 	Beta1, Beta2, Eps, WeightDecay float64
@@ -195,6 +198,9 @@ func (o Options) resolve() (params, error) {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
 			return p, fmt.Errorf("%w: %s %g must be finite and not negative", formats.ErrInvalid, f.name, f.v)
 		}
+	}
+	if p.Decay != DecayCosine && p.Decay != DecayLinear {
+		return p, fmt.Errorf("%w: unknown learning-rate decay %v", formats.ErrInvalid, p.Decay)
 	}
 	if p.Warmup < 0 || p.CheckpointEvery < 0 {
 		return p, fmt.Errorf("%w: warm-up %d and checkpoint interval %d must not be negative", formats.ErrInvalid, p.Warmup, p.CheckpointEvery)
@@ -416,7 +422,7 @@ func (r *runState) step(s int) error {
 		}
 	}
 	gn := clipGradNorm(r.st.params, opt.ClipNorm)
-	lr := opt.LR * schedule(s, opt.Steps, opt.Warmup, opt.MinLRRatio)
+	lr := opt.LR * schedule(s, opt.Steps, opt.Warmup, opt.MinLRRatio, opt.Decay)
 	r.optim.update(r.st.params, lr)
 	if err := r.st.materialize(); err != nil {
 		return err
@@ -487,7 +493,7 @@ func (r *runState) hiddenWeight(s int) float64 {
 	if !r.opt.HiddenDecay {
 		return r.opt.HiddenWeight
 	}
-	return r.opt.HiddenWeight * schedule(s, r.opt.Steps, 0, 0)
+	return r.opt.HiddenWeight * schedule(s, r.opt.Steps, 0, 0, DecayCosine)
 }
 
 // summarise fills the totals of the result from its log.

@@ -2,6 +2,7 @@ package distill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/dataset"
+	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/stage"
@@ -247,22 +249,46 @@ func TestResumeMatchesStraightRun(t *testing.T) {
 }
 
 func TestSchedule(t *testing.T) {
+	// Exact values of the documented formulas with a floor of 0.1; the
+	// tolerance is a few float64 ulps of a cosine.
 	cases := []struct {
 		s, steps, warm int
+		decay          Decay
 		want           float64
 	}{
-		{0, 100, 20, 1.0 / 20},
-		{19, 100, 20, 0.1 + 0.9*0.5*(1+math.Cos(math.Pi*19/100))},
-		{50, 100, 0, 0.55},
-		{100, 100, 0, 0.1},
+		{0, 100, 20, DecayCosine, 1.0 / 20},
+		{19, 100, 20, DecayCosine, 0.1 + 0.9*0.5*(1+math.Cos(math.Pi*19/100))},
+		{50, 100, 0, DecayCosine, 0.55},
+		{100, 100, 0, DecayCosine, 0.1},
+		{0, 100, 20, DecayLinear, 1.0 / 20},
+		{19, 100, 20, DecayLinear, 0.1 + 0.9*0.81},
+		{25, 100, 0, DecayLinear, 0.1 + 0.9*0.75},
+		{50, 100, 0, DecayLinear, 0.55},
+		{100, 100, 0, DecayLinear, 0.1},
 	}
 	for _, c := range cases {
-		t.Run(fmt.Sprintf("step %d of %d, warm-up %d", c.s, c.steps, c.warm), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%v step %d of %d, warm-up %d", c.decay, c.s, c.steps, c.warm), func(t *testing.T) {
 			t.Parallel()
-			if got := schedule(c.s, c.steps, c.warm, 0.1); math.Abs(got-c.want) > 1e-12 {
+			if got := schedule(c.s, c.steps, c.warm, 0.1, c.decay); math.Abs(got-c.want) > 1e-12 {
 				t.Errorf("schedule(%d,%d,%d) = %v, want %v", c.s, c.steps, c.warm, got, c.want)
 			}
 		})
+	}
+}
+
+func TestParseDecay(t *testing.T) {
+	for _, d := range []Decay{DecayCosine, DecayLinear} {
+		if got, err := ParseDecay(d.String()); err != nil || got != d {
+			t.Errorf("ParseDecay(%q) = %v, %v; want %v", d.String(), got, err, d)
+		}
+	}
+	for _, bad := range []string{"", "Cosine", "step", "wsd"} {
+		if _, err := ParseDecay(bad); !errors.Is(err, formats.ErrInvalid) {
+			t.Errorf("ParseDecay(%q) error %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := (Options{Decay: Decay(7)}).resolve(); !errors.Is(err, formats.ErrInvalid) {
+		t.Errorf("Options{Decay: 7} resolved with error %v, want ErrInvalid", err)
 	}
 }
 

@@ -59,7 +59,7 @@ func (r *runState) runLocal(ctx context.Context, teacher *model.Model) error {
 				return fmt.Errorf("local stage, compound %d step %d: loss is %v; lower the learning rate", c, s, loss)
 			}
 			gn := clipGradNorm(ps, opt.ClipNorm)
-			lr := opt.LocalLR * schedule(s, opt.LocalSteps, min(opt.Warmup, opt.LocalSteps/4), opt.MinLRRatio)
+			lr := opt.LocalLR * schedule(s, opt.LocalSteps, min(opt.Warmup, opt.LocalSteps/4), opt.MinLRRatio, opt.Decay)
 			optim.update(ps, lr)
 			for _, l := range layers {
 				if err := r.res.Student.MaterializeLayer(l); err != nil {

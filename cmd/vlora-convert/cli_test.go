@@ -224,6 +224,8 @@ func TestUsageErrors(t *testing.T) {
 		{"compress", "--model", "x", "--out", "y", "--rank", "4", "--plan-sensitivity"},
 		{"distill", "x", "--original", "y", "--min-lr-ratio", "0"},
 		{"distill", "x", "--original", "y", "--beta2", "1"},
+		{"distill", "x", "--original", "y", "--decay", "step"},
+		{"compress", "--model", "x", "--out", "y", "--decay", "Linear"},
 		{"distill", "x", "--original", "y", "--steps", "10", "--tokens", "1000"},
 		{"inspect"},
 	} {

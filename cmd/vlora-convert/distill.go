@@ -21,7 +21,7 @@ import (
 // distill command.
 type distillFlags struct {
 	steps, batch, seqLen, pool, evalSamples, warmup, ckptEvery int
-	data, evalData, train                                      string
+	data, evalData, train, decay                               string
 	tokenizer, textField                                       string
 	stride                                                     int
 	lr, temperature, hiddenWeight, clip, weightDecay           float64
@@ -51,8 +51,9 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&d.augment, "augment", 0, "add this many continuations by the original of --data's sequences to the training data (each keeps --augment-prefix tokens of a sequence, the rest sampled at temperature 1), 0…2^20 (0: none)")
 	fl.IntVar(&d.augmentPrefix, "augment-prefix", 0, "tokens of a --data sequence each continuation keeps, 0…65535, below the sequence length (0: an eighth of it, at most 32)")
 	fl.IntVar(&d.pool, "samples", 0, "sequences sampled from the original in data-free mode, 0…2^20 (0: 4×batch, at least 64)")
-	fl.Float64Var(&d.lr, "lr", 0, fmt.Sprintf("peak learning rate, [0, 10] (AdamW, warm-up then cosine decay to --min-lr-ratio of it; 0: %g, or %g for quantized storage of 3 bits or more without sharing: every layer its own base)", distill.DefaultLR, distill.DefaultQATLR))
-	fl.Float64Var(&d.minLRRatio, "min-lr-ratio", distill.DefaultMinLRRatio, "fraction of the peak learning rate the cosine decay ends at, (0, 1]")
+	fl.Float64Var(&d.lr, "lr", 0, fmt.Sprintf("peak learning rate, [0, 10] (AdamW, warm-up then --decay to --min-lr-ratio of it; 0: %g, or %g for quantized storage of 3 bits or more without sharing: every layer its own base)", distill.DefaultLR, distill.DefaultQATLR))
+	fl.Float64Var(&d.minLRRatio, "min-lr-ratio", distill.DefaultMinLRRatio, "fraction of the peak learning rate the decay ends at, (0, 1]")
+	fl.StringVar(&d.decay, "decay", "cosine", "shape of the learning-rate decay from the peak to --min-lr-ratio of it: cosine or linear")
 	fl.Float64Var(&d.beta2, "beta2", 0.999, "AdamW's second-moment decay, (0, 1)")
 	fl.IntVar(&d.warmup, "warmup", distill.DefaultWarmup, "linear warm-up steps, 0…2^24")
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
@@ -99,6 +100,9 @@ func (d *distillFlags) validate() error {
 	if _, err := distill.ParseTrainSet(d.train); err != nil {
 		return usagef("--train: %v", err)
 	}
+	if _, err := distill.ParseDecay(d.decay); err != nil {
+		return usagef("--decay: %v", err)
+	}
 	return firstError(
 		intRange("batch", d.batch, 1, maxBatch),
 		intRange("seq-len", d.seqLen, 0, maxSeqLen),
@@ -124,6 +128,13 @@ func (d *distillFlags) validate() error {
 	)
 }
 
+// decayKind returns the --decay shape, cosine when the flag is invalid
+// (validate reports that).
+func (d *distillFlags) decayKind() distill.Decay {
+	k, _ := distill.ParseDecay(d.decay)
+	return k
+}
+
 // outputs lists the files the stage writes into dir: the VLoRA file, its
 // config.json, the loss log and plot, and the checkpoint.
 func (d *distillFlags) outputs(dir string) []string {
@@ -142,7 +153,7 @@ func (d *distillFlags) options(seed uint64) distill.Options {
 	return distill.Options{
 		Steps: d.steps, Tokens: d.tokens, Batch: d.batch, LR: d.lr, Warmup: d.warmup, Train: distill.TrainSet(d.train),
 		Temperature: d.temperature, HiddenWeight: d.hiddenWeight, HiddenDecay: d.hiddenDecay, ClipNorm: d.clip, WeightDecay: d.weightDecay,
-		MinLRRatio: d.minLRRatio, Beta2: d.beta2,
+		MinLRRatio: d.minLRRatio, Decay: d.decayKind(), Beta2: d.beta2,
 		LRScales:   distill.LRScales{Bases: d.baseLRScale, Passthrough: d.passLRScale},
 		LocalSteps: d.localSteps, LocalLR: d.localLR, Precondition: d.scaledGD,
 		Seed: seed, CheckpointEvery: d.ckptEvery, Resume: d.resume, Recompute: d.recompute,
