@@ -40,10 +40,42 @@ type BudgetPlan struct {
 // as Compress aligns them. opt.LossWeights, when set, multiplies each named
 // increment's relative error. 1-D tensors are stored per layer without a
 // base (their exact and cheapest form).
+//
+// PlanBudget is NewPlanner followed by Plan; a caller that plans the same
+// checkpoint more than once (other targets, other loss weights) keeps the
+// Planner instead, which reads and factors every tensor only once.
 func PlanBudget(ctx context.Context, modelDir string, opt Options, target float64, modes []vlora.BaseMode) (*BudgetPlan, error) {
 	if !(target > 0 && target <= 1) {
 		return nil, fmt.Errorf("%w: parameter target %v must be in (0, 1]", formats.ErrInvalid, target)
 	}
+	pl, err := NewPlanner(ctx, modelDir, opt, modes)
+	if err != nil {
+		return nil, err
+	}
+	return pl.Plan(target, opt.LossWeights)
+}
+
+// Planner holds the spectrum of every increment of a checkpoint's layer
+// stack under each candidate base mode (see PlanBudget), so that budgets
+// can be chosen for several targets and loss weights without reading or
+// factoring the tensors again. A Planner is not changed by Plan and may be
+// used from several goroutines.
+type Planner struct {
+	modes   []vlora.BaseMode
+	st      *vlora.Stack
+	groups  []budget.Group // unweighted: every Matrix.Weight is 1/‖W·L‖²
+	members [][]planMember // per group, per layout
+	// fixed counts the floats stored whatever the plan (tensors outside
+	// the stack, 1-D tensors); original all of the checkpoint's.
+	fixed, original int64
+	oneD            []string // 1-D suffixes, stored per layer without a base
+}
+
+// NewPlanner reads the checkpoint in modelDir and computes the spectra
+// PlanBudget allocates from: opt.CompoundSize, opt.Grams and opt.Align (with
+// opt.Alignment) are used as PlanBudget uses them; opt.LossWeights is not
+// (Plan takes the weights).
+func NewPlanner(ctx context.Context, modelDir string, opt Options, modes []vlora.BaseMode) (*Planner, error) {
 	if opt.CompoundSize < 0 {
 		return nil, fmt.Errorf("%w: compound size %d must be at least 1", formats.ErrInvalid, opt.CompoundSize)
 	}
@@ -62,13 +94,12 @@ func PlanBudget(ctx context.Context, modelDir string, opt Options, target float6
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", modelDir, formats.ErrInvalid, err)
 	}
-	plan := &BudgetPlan{SuffixBases: map[string]vlora.BaseMode{}, Ranks: map[string]int{}}
-	var fixed int64
+	pl := &Planner{modes: modes, st: st}
 	for _, n := range ck.Names() {
 		ti, _ := ck.Info(n)
-		plan.Original += int64(ti.NumElements())
+		pl.original += int64(ti.NumElements())
 		if _, _, in := st.Split(n); !in {
-			fixed += int64(ti.NumElements())
+			pl.fixed += int64(ti.NumElements())
 		}
 	}
 	compounds := vlora.Compounds(st.NumLayers, cmp.Or(opt.CompoundSize, DefaultCompoundSize))
@@ -83,38 +114,68 @@ func PlanBudget(ctx context.Context, modelDir string, opt Options, target float6
 		}
 		return data, align.Apply(al, name, data)
 	}
-
-	var groups []budget.Group
-	var members [][]planMember // per group, per layout
 	for _, s := range st.Suffixes {
 		shape := st.Shapes[s]
 		if len(shape) < 2 {
-			plan.SuffixBases[s] = vlora.BaseZero
-			fixed += int64(st.NumLayers * vlora.NumElements(shape))
+			pl.oneD = append(pl.oneD, s)
+			pl.fixed += int64(st.NumLayers * vlora.NumElements(shape))
 			continue
 		}
-		g, mem, err := suffixGroup(ctx, read, st, compounds, s, modes, opt.Grams, opt.LossWeights)
+		g, mem, err := suffixGroup(ctx, read, st, compounds, s, modes, opt.Grams)
 		if err != nil {
 			return nil, err
 		}
-		groups = append(groups, g)
-		members = append(members, mem)
+		pl.groups = append(pl.groups, g)
+		pl.members = append(pl.members, mem)
 	}
-	limit := int64(math.Floor(target * float64(plan.Original)))
-	p, err := budget.Choose(groups, limit-fixed)
+	return pl, nil
+}
+
+// Plan chooses the base modes and ranks that store at most
+// target·(original floats), target in (0, 1], with each named increment's
+// relative error multiplied by weights[name] (positive and finite; absent
+// names weigh 1, and nil weighs every increment alike).
+func (pl *Planner) Plan(target float64, weights map[string]float64) (*BudgetPlan, error) {
+	if !(target > 0 && target <= 1) {
+		return nil, fmt.Errorf("%w: parameter target %v must be in (0, 1]", formats.ErrInvalid, target)
+	}
+	groups := make([]budget.Group, len(pl.groups))
+	for gi, g := range pl.groups {
+		groups[gi] = budget.Group{Name: g.Name, Layouts: make([]budget.Layout, len(g.Layouts))}
+		for li, lay := range g.Layouts {
+			mats := append([]budget.Matrix(nil), lay.Mats...)
+			mb := pl.members[gi][li]
+			for mi := range mats {
+				name := pl.st.Name(mb.layers[mi], mb.suffix)
+				if w, ok := weights[name]; ok {
+					if !(w > 0) || math.IsInf(w, 0) {
+						return nil, fmt.Errorf("layer %d %s: %w: loss weight %v must be positive and finite", mb.layers[mi], mb.suffix, formats.ErrInvalid, w)
+					}
+					mats[mi].Weight *= w
+				}
+			}
+			groups[gi].Layouts[li] = budget.Layout{Name: lay.Name, Fixed: lay.Fixed, Mats: mats}
+		}
+	}
+	plan := &BudgetPlan{SuffixBases: map[string]vlora.BaseMode{}, Ranks: map[string]int{}, Original: pl.original}
+	for _, s := range pl.oneD {
+		plan.SuffixBases[s] = vlora.BaseZero
+	}
+	limit := int64(math.Floor(target * float64(pl.original)))
+	p, err := budget.Choose(groups, limit-pl.fixed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: target %v: %v", formats.ErrInvalid, target, err)
 	}
-	plan.Stored, plan.Loss = fixed+p.Floats, p.Loss
+	plan.Stored, plan.Loss = pl.fixed+p.Floats, p.Loss
 	for gi, li := range p.Layout {
-		mb := members[gi][li]
-		plan.SuffixBases[mb.suffix] = modes[li]
+		mb := pl.members[gi][li]
+		plan.SuffixBases[mb.suffix] = pl.modes[li]
 		for i, c := range p.Choices[gi] {
 			r := c.Rank
 			if c.Dense {
 				r = DenseIncrement
 			}
-			plan.Ranks[st.Name(mb.layers[i], mb.suffix)] = r
+			plan.Ranks[pl.st.Name(mb.layers[i], mb.suffix)] = r
 		}
 	}
 	return plan, nil
@@ -129,11 +190,12 @@ type planMember struct {
 
 // suffixGroup returns the budget group of the 2-D suffix s: one layout per
 // base mode, each with the fixed cost of its bases and the spectrum of
-// every increment.
-func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, compounds [][]int, s string, modes []vlora.BaseMode, grams map[string]*mat.SymDense, weights map[string]float64) (budget.Group, []planMember, error) {
+// every increment. A tensor's whitener serves all of its modes.
+func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *vlora.Stack, compounds [][]int, s string, modes []vlora.BaseMode, grams map[string]*mat.SymDense) (budget.Group, []planMember, error) {
 	rows, cols := vlora.Matrix(st.Shapes[s])
 	g := budget.Group{Name: s}
 	var mem []planMember
+	whiteners := map[string]*svd.Whitener{}
 	for _, mode := range modes {
 		lay := budget.Layout{Name: string(mode)}
 		mb := planMember{suffix: s}
@@ -149,15 +211,17 @@ func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *
 				if j == 0 && mode == vlora.BaseFirst {
 					continue
 				}
-				m, err := spectrumOf(read, st.Name(l, s), base, rows, cols, grams[st.Name(l, s)])
+				name := st.Name(l, s)
+				wh := whiteners[name]
+				if gram := grams[name]; gram != nil && wh == nil {
+					if wh, err = svd.NewWhitener(gram, svd.DefaultDamping); err != nil {
+						return g, nil, fmt.Errorf("layer %d %s: %w", l, s, err)
+					}
+					whiteners[name] = wh
+				}
+				m, err := spectrumOf(read, name, base, rows, cols, wh)
 				if err != nil {
 					return g, nil, fmt.Errorf("layer %d %s: %w", l, s, err)
-				}
-				if w, ok := weights[st.Name(l, s)]; ok {
-					if !(w > 0) || math.IsInf(w, 0) {
-						return g, nil, fmt.Errorf("layer %d %s: %w: loss weight %v must be positive and finite", l, s, formats.ErrInvalid, w)
-					}
-					m.Weight *= w
 				}
 				lay.Mats = append(lay.Mats, m)
 				mb.layers = append(mb.layers, l)
@@ -170,8 +234,9 @@ func suffixGroup(ctx context.Context, read func(string) ([]float64, error), st *
 }
 
 // spectrumOf returns the budget item of one increment W − base (W when base
-// is nil): its plain or whitened singular values, weighted by 1/‖W·L‖².
-func spectrumOf(read func(string) ([]float64, error), name string, base []float64, rows, cols int, gram *mat.SymDense) (budget.Matrix, error) {
+// is nil): its singular values, whitened by wh when it is not nil, weighted
+// by 1/‖W·L‖².
+func spectrumOf(read func(string) ([]float64, error), name string, base []float64, rows, cols int, wh *svd.Whitener) (budget.Matrix, error) {
 	w, err := read(name)
 	if err != nil {
 		return budget.Matrix{}, err
@@ -186,11 +251,8 @@ func spectrumOf(read func(string) ([]float64, error), name string, base []float6
 	wm, dm := mat.NewDense(rows, cols, w), mat.NewDense(rows, cols, d)
 	var s []float64
 	var norm float64
-	if gram != nil {
-		wh, err := svd.NewWhitener(gram, svd.DefaultDamping)
-		if err != nil {
-			return budget.Matrix{}, err
-		}
+	if wh != nil {
+		var err error
 		if s, err = wh.Spectrum(dm); err != nil {
 			return budget.Matrix{}, err
 		}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"testing"
 
@@ -180,5 +181,52 @@ func TestPlanBudgetLossWeights(t *testing.T) {
 		if _, err := PlanBudget(ctx, dir, opt, 0.6, zero); !errors.Is(err, formats.ErrInvalid) {
 			t.Errorf("weight %v: %v, want ErrInvalid", w, err)
 		}
+	}
+}
+
+// TestPlannerMatchesPlanBudget plans one checkpoint several times from one
+// Planner, with and without loss weights and in both orders, and checks
+// every plan equals PlanBudget's for the same inputs: the planner's
+// spectra are not changed by a weighted plan.
+func TestPlannerMatchesPlanBudget(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	ctx := context.Background()
+	modes := []vlora.BaseMode{vlora.BaseMean, vlora.BaseZero}
+	opt := Options{CompoundSize: 2}
+	pl, err := NewPlanner(ctx, dir, opt, modes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := pl.Plan(0.6, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	for n, r := range first.Ranks {
+		if r >= 0 && (name == "" || n < name) {
+			name = n
+		}
+	}
+	heavy := map[string]float64{name: 1000}
+	for _, c := range []struct {
+		target  float64
+		weights map[string]float64
+	}{{0.6, heavy}, {0.6, nil}, {0.8, heavy}, {0.8, nil}} {
+		got, err := pl.Plan(c.target, c.weights)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := opt
+		o.LossWeights = c.weights
+		want, err := PlanBudget(ctx, dir, o, c.target, modes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("target %v, weights %v: planner gives %+v, PlanBudget %+v", c.target, c.weights, got, want)
+		}
+	}
+	if _, err := pl.Plan(0, nil); !errors.Is(err, formats.ErrInvalid) {
+		t.Errorf("target 0: %v, want ErrInvalid", err)
 	}
 }

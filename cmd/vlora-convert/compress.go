@@ -294,7 +294,8 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 	if o.plan.sensitivity {
 		planLog = io.Discard
 	}
-	if err := o.plan.apply(ctx, o.model, o.cal, &opt, planLog); err != nil {
+	planner, err := o.plan.apply(ctx, o.model, o.cal, &opt, nil, planLog)
+	if err != nil {
 		return nil, err
 	}
 	if o.plan.sensitivity {
@@ -303,7 +304,7 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 			return nil, fmt.Errorf("plan sensitivity: %w", err)
 		}
 		opt.LossWeights = w
-		if err := o.plan.apply(ctx, o.model, o.cal, &opt, o.ErrOut); err != nil {
+		if _, err := o.plan.apply(ctx, o.model, o.cal, &opt, planner, o.ErrOut); err != nil {
 			return nil, err
 		}
 	}

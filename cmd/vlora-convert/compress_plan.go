@@ -182,26 +182,35 @@ func loadCalibration(ctx context.Context, modelDir string, teacher *model.Model,
 	return c, nil
 }
 
-// applyPlan fills opt.Grams, opt.Ranks and opt.SuffixBases as the plan
-// flags ask; cal is nil unless the plan needs calibration.
-func (p *planFlags) apply(ctx context.Context, modelDir string, cal *calibration, opt *convert.Options, log io.Writer) error {
+// apply fills opt.Grams, opt.Ranks and opt.SuffixBases as the plan flags
+// ask; cal is nil unless the plan needs calibration. The budget is chosen
+// by pl, or by a planner built here when pl is nil; the planner is
+// returned for the next allocation of the same checkpoint (nil without
+// --target-params).
+func (p *planFlags) apply(ctx context.Context, modelDir string, cal *calibration, opt *convert.Options, pl *convert.Planner, log io.Writer) (*convert.Planner, error) {
 	if p.init == "whitened" && opt.Grams == nil {
 		var err error
 		if opt.Grams, err = calib.Grams(ctx, cal.teacher.Net, cal.inputs); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if p.target == 0 {
-		return nil
+		return nil, nil
 	}
-	var modes []vlora.BaseMode
-	for _, b := range p.bases {
-		m, _ := vlora.ParseBaseMode(b) // checked by validate
-		modes = append(modes, m)
+	if pl == nil {
+		var modes []vlora.BaseMode
+		for _, b := range p.bases {
+			m, _ := vlora.ParseBaseMode(b) // checked by validate
+			modes = append(modes, m)
+		}
+		var err error
+		if pl, err = convert.NewPlanner(ctx, modelDir, *opt, modes); err != nil {
+			return nil, err
+		}
 	}
-	plan, err := convert.PlanBudget(ctx, modelDir, *opt, p.target, modes)
+	plan, err := pl.Plan(p.target, opt.LossWeights)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	opt.SuffixBases, opt.Ranks = plan.SuffixBases, plan.Ranks
 	if mode, same := uniform(plan.SuffixBases); same {
@@ -211,7 +220,7 @@ func (p *planFlags) apply(ctx context.Context, modelDir string, cal *calibration
 	for s, b := range plan.SuffixBases {
 		fmt.Fprintf(log, "budget: %s base %s\n", s, b)
 	}
-	return nil
+	return pl, nil
 }
 
 // applyRefit corrects the increments of vm (refit.Run) and rewrites path.
