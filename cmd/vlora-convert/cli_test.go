@@ -312,3 +312,25 @@ func TestUnsupportedArchitectureExit(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUProfile checks that --cpuprofile leaves a profile pprof can read
+// (gzip-compressed protocol buffers) beside a command that succeeds, and
+// that an unwritable path is a usage error.
+func TestCPUProfile(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	tmp := t.TempDir()
+	prof := filepath.Join(tmp, "cpu.pprof")
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", filepath.Join(tmp, "v"), "-k", "2", "-r", "4", "-q", "--distill-steps", "0", "--cpuprofile", prof); code != 0 {
+		t.Fatalf("compress --cpuprofile: exit %d: %s", code, stderr)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("profile of %d bytes does not start with the gzip magic", len(b))
+	}
+	if _, _, code := run(t, "inspect", filepath.Join(tmp, "v"), "--cpuprofile", filepath.Join(tmp, "missing", "cpu.pprof")); code != 2 {
+		t.Errorf("unwritable --cpuprofile: exit %d, want 2", code)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"unicode/utf8"
@@ -116,6 +117,7 @@ Exit codes: 0 success, 1 failure (or a verification threshold missed), 2 invalid
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().String("cpuprofile", "", "write a CPU profile of the command to this file (read it with go tool pprof)")
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
@@ -137,6 +139,7 @@ Exit codes: 0 success, 1 failure (or a verification threshold missed), 2 invalid
 // are usage errors.
 func execute(ctx context.Context, root *cobra.Command) error {
 	started := false
+	var profile *os.File
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		if err := c.ValidateRequiredFlags(); err != nil {
 			return usageError{err}
@@ -144,10 +147,27 @@ func execute(ctx context.Context, root *cobra.Command) error {
 		if err := c.ValidateFlagGroups(); err != nil {
 			return usageError{err}
 		}
+		if path, _ := c.Flags().GetString("cpuprofile"); path != "" {
+			f, err := os.Create(path)
+			if err != nil {
+				return usagef("--cpuprofile: %v", err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			profile = f
+		}
 		started = true
 		return nil
 	}
 	err := root.ExecuteContext(ctx)
+	if profile != nil {
+		pprof.StopCPUProfile()
+		if cerr := profile.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("--cpuprofile: %w", cerr)
+		}
+	}
 	if err != nil && !started {
 		var ee exitError
 		if !errors.As(err, &ee) {
