@@ -1,7 +1,7 @@
 // Package distill fine-tunes a VLoRA model until its outputs match the
 // original model's: KL(teacher ‖ student) on logits, optionally with a
 // temperature and a layer-by-layer hidden-state term, optimized by AdamW
-// with a warm-up + cosine schedule and gradient clipping. Gradients of the
+// with a warm-up + cosine (or linear) schedule and gradient clipping. Gradients of the
 // dense per-layer weights are chained onto the stored bases, factors and
 // deltas (W = base + B·A).
 package distill
@@ -39,7 +39,7 @@ type Options struct {
 	Batch int
 	// LR is the peak learning rate (default DefaultLR, or DefaultQATLR for
 	// quantization-aware training without sharing); MinLRRatio the final
-	// fraction of it reached by the cosine decay (default
+	// fraction of it reached by the decay (default
 	// DefaultMinLRRatio); Warmup the
 	// number of linear warm-up steps (default DefaultWarmup).
 	LR         float64
@@ -139,7 +139,7 @@ const (
 	DefaultLR     = 2e-3
 	DefaultWarmup = 20
 	// DefaultMinLRRatio is the fraction of the peak learning rate the
-	// cosine decay ends at. Ending at 1% instead of 10% lowers the final
+	// decay ends at. Ending at 1% instead of 10% lowers the final
 	// KL on bytellama by about 1% at 1.2 M tokens (docs/quality.md).
 	DefaultMinLRRatio = 0.01
 	// DefaultTeacherCacheBytes is Options.TeacherCacheBytes when zero.

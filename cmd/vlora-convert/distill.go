@@ -301,7 +301,7 @@ func newDistillCmd(s streams) *cobra.Command {
 		Use:   "distill FILE|DIR --original DIR",
 		Short: "Continue distilling a VLoRA file towards its original model",
 		Long: `distill fine-tunes the bases, factors and deltas of a VLoRA file so that its outputs match the
-original model's (KL(original‖compressed) on logits), with AdamW, warm-up and cosine decay. The
+original model's (KL(original‖compressed) on logits), with AdamW, warm-up and a cosine (or --decay linear) decay. The
 result replaces FILE (or goes to --out DIR), with the loss log (CSV) and a loss-curve PNG beside it.
 Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with --resume.`,
 		Example: `  vlora-convert distill ./bytellama-vlora --original ./bytellama --steps 300 \
