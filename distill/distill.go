@@ -79,7 +79,9 @@ type Options struct {
 	// HiddenDecay lowers the hidden-state weight over the global stage, from
 	// HiddenWeight at the first step to zero at the last along a cosine, so
 	// that the dense layer-by-layer signal leads the early steps and the
-	// last ones optimize the KL alone.
+	// last ones optimize the KL alone. It pays in long runs: on bytellama
+	// it lowers the final KL by 7.6% at 10 M tokens and raises it by 1.9%
+	// at 1.2 M (docs/quality.md).
 	HiddenDecay bool
 	// Seed drives batch sampling; equal seeds give equal runs.
 	Seed uint64

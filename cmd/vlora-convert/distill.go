@@ -59,7 +59,7 @@ func (d *distillFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&d.train, "train", "bases", "trainable tensors: factors (increments only), bases (and bases), all (and embeddings/head)")
 	fl.Float64Var(&d.temperature, "temperature", 1, "softmax temperature of the KL term, (0, 100]")
 	fl.Float64Var(&d.hiddenWeight, "hidden-weight", 10, "weight of the layer-by-layer hidden-state matching term, [0, 1e6] (relative squared error, mean over layers; 0: KL only)")
-	fl.BoolVar(&d.hiddenDecay, "hidden-decay", false, "lower the hidden-state weight along a cosine to 0 at the last step, so the last steps optimize the KL alone")
+	fl.BoolVar(&d.hiddenDecay, "hidden-decay", false, "lower the hidden-state weight along a cosine to 0 at the last step, so the last steps optimize the KL alone (pays in long runs: millions of --tokens)")
 	fl.Float64Var(&d.clip, "clip", 1, "clip the global gradient norm, [0, 1e6] (0: off)")
 	fl.Float64Var(&d.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay, [0, 1000]")
 	fl.IntVar(&d.ckptEvery, "checkpoint-every", 50, "save a checkpoint every N steps, 0…2^24 (0: never)")
