@@ -156,12 +156,7 @@ func TestPlanBudgetLossWeights(t *testing.T) {
 	}
 	// A tensor whose loss weighs a thousand times more gets at least the
 	// rank it had, and strictly more unless it was already dense.
-	var name string
-	for n, r := range plain.Ranks {
-		if r >= 0 && (name == "" || n < name) {
-			name = n
-		}
-	}
+	name := firstLowRank(plain)
 	if name == "" {
 		t.Fatal("no low-rank increment in the plan")
 	}
@@ -201,13 +196,7 @@ func TestPlannerMatchesPlanBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var name string
-	for n, r := range first.Ranks {
-		if r >= 0 && (name == "" || n < name) {
-			name = n
-		}
-	}
-	heavy := map[string]float64{name: 1000}
+	heavy := map[string]float64{firstLowRank(first): 1000}
 	for _, c := range []struct {
 		target  float64
 		weights map[string]float64
@@ -229,4 +218,16 @@ func TestPlannerMatchesPlanBudget(t *testing.T) {
 	if _, err := pl.Plan(0, nil); !errors.Is(err, formats.ErrInvalid) {
 		t.Errorf("target 0: %v, want ErrInvalid", err)
 	}
+}
+
+// firstLowRank returns the first name, in sorted order, of a low-rank
+// increment of plan ("" when there is none).
+func firstLowRank(plan *BudgetPlan) string {
+	var name string
+	for n, r := range plan.Ranks {
+		if r >= 0 && (name == "" || n < name) {
+			name = n
+		}
+	}
+	return name
 }

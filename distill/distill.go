@@ -201,7 +201,7 @@ func (o Options) resolve() (params, error) {
 			return p, fmt.Errorf("%w: %s %g must be finite and not negative", formats.ErrInvalid, f.name, f.v)
 		}
 	}
-	if p.Decay != DecayCosine && p.Decay != DecayLinear {
+	if !p.Decay.valid() {
 		return p, fmt.Errorf("%w: unknown learning-rate decay %v", formats.ErrInvalid, p.Decay)
 	}
 	if p.Warmup < 0 || p.CheckpointEvery < 0 {

@@ -34,24 +34,26 @@ const (
 	DecayLinear
 )
 
+// decayNames names each Decay, indexed by its value.
+var decayNames = [...]string{DecayCosine: "cosine", DecayLinear: "linear"}
+
 // String returns "cosine" or "linear".
 func (d Decay) String() string {
-	switch d {
-	case DecayCosine:
-		return "cosine"
-	case DecayLinear:
-		return "linear"
+	if d.valid() {
+		return decayNames[d]
 	}
 	return fmt.Sprintf("Decay(%d)", int(d))
 }
 
+// valid reports whether d is one of the named decays.
+func (d Decay) valid() bool { return d >= 0 && int(d) < len(decayNames) }
+
 // ParseDecay returns the Decay named "cosine" or "linear".
 func ParseDecay(name string) (Decay, error) {
-	switch name {
-	case "cosine":
-		return DecayCosine, nil
-	case "linear":
-		return DecayLinear, nil
+	for d, n := range decayNames {
+		if n == name {
+			return Decay(d), nil
+		}
 	}
 	return 0, fmt.Errorf("%w: unknown learning-rate decay %q (want cosine or linear)", formats.ErrInvalid, name)
 }
