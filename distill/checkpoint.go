@@ -85,32 +85,35 @@ func loadCheckpoint(path string, vm *vlora.Model, st *student) (step int, log []
 	md := of.Metadata()
 	step, err = strconv.Atoi(md[stepKey])
 	if err != nil {
-		return 0, nil, false, fmt.Errorf("resume: %s: no step recorded", OptimPath(path))
+		return 0, nil, false, fmt.Errorf("resume: %s: %w: no step recorded", OptimPath(path), formats.ErrInvalid)
 	}
 	if ck.Manifest.Distill == nil || ck.Manifest.Distill.Steps != step {
-		return 0, nil, false, fmt.Errorf("resume: %s and its optimizer state disagree on the step", path)
+		return 0, nil, false, fmt.Errorf("resume: %s: %w: the checkpoint and its optimizer state disagree on the step", path, formats.ErrInvalid)
 	}
 	if err := json.Unmarshal([]byte(md[logKey]), &log); err != nil {
-		return 0, nil, false, fmt.Errorf("resume: loss log: %w", err)
+		return 0, nil, false, fmt.Errorf("resume: %s: %w: loss log: %v", OptimPath(path), formats.ErrInvalid, err)
+	}
+	if len(ck.Tensors) != len(vm.Tensors) {
+		return 0, nil, false, fmt.Errorf("resume: %s: %w: the checkpoint holds %d tensors, the model %d (a checkpoint of another model?)", path, formats.ErrInvalid, len(ck.Tensors), len(vm.Tensors))
 	}
 	for name, t := range ck.Tensors {
 		dst, ok := vm.Tensors[name]
 		if !ok || len(dst.Data) != len(t.Data) {
-			return 0, nil, false, fmt.Errorf("resume: checkpoint tensor %q does not match the model", name)
+			return 0, nil, false, fmt.Errorf("resume: %s: %w: checkpoint tensor %q does not match the model (a checkpoint of another model?)", path, formats.ErrInvalid, name)
 		}
 		copy(dst.Data, t.Data)
 	}
 	for _, p := range st.params {
 		m, err := of.ReadFloat32("m." + p.name)
 		if err != nil {
-			return 0, nil, false, fmt.Errorf("resume: %w", err)
+			return 0, nil, false, fmt.Errorf("resume: %w: %w", formats.ErrInvalid, err)
 		}
 		v, err := of.ReadFloat32("v." + p.name)
 		if err != nil {
-			return 0, nil, false, fmt.Errorf("resume: %w", err)
+			return 0, nil, false, fmt.Errorf("resume: %w: %w", formats.ErrInvalid, err)
 		}
 		if len(m) != len(p.m) || len(v) != len(p.v) {
-			return 0, nil, false, fmt.Errorf("resume: optimizer state for %q has the wrong size (different --train set?)", p.name)
+			return 0, nil, false, fmt.Errorf("resume: %s: %w: optimizer state for %q has the wrong size (a different --train set, or another model?)", OptimPath(path), formats.ErrInvalid, p.name)
 		}
 		copy(p.m, m)
 		copy(p.v, v)
