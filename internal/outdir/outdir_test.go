@@ -185,3 +185,41 @@ func TestCloseWithoutCommit(t *testing.T) {
 	}
 	d.Close(false)
 }
+
+func TestCheckFile(t *testing.T) {
+	dir := t.TempDir()
+	gz := filepath.Join(dir, "cpu.prof")
+	os.WriteFile(gz, []byte{0x1f, 0x8b, 8, 0}, 0o644)
+	input := filepath.Join(dir, "config.json")
+	os.WriteFile(input, []byte("{}"), 0o644)
+	owned := HasPrefix([]byte{0x1f, 0x8b})
+	for _, tc := range []struct {
+		name, path string
+		force      bool
+		want       string
+	}{
+		{"new", filepath.Join(dir, "new.prof"), false, ""},
+		{"previous output", gz, false, ""},
+		{"an input", input, false, "is not an output of this command"},
+		{"an input, forced", input, true, ""},
+		{"a directory", dir, false, "is a directory"},
+		{"missing directory", filepath.Join(dir, "no", "x"), false, "its directory"},
+		{"under a file", filepath.Join(input, "x"), false, "not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckFile("--cpuprofile", tc.path, tc.force, owned)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, formats.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want formats.ErrInvalid containing %q", err, tc.want)
+			}
+		})
+	}
+	if got := names(t, dir); len(got) != 2 {
+		t.Errorf("CheckFile left files: %v", got)
+	}
+}
