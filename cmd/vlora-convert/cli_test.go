@@ -137,7 +137,7 @@ func TestCompressBadInputs(t *testing.T) {
 				return filepath.Join(f, "out")
 			}
 			return filepath.Join(ro, "out")
-		}, "output directory", 1},
+		}, "cannot create the directory", 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/distill"
+	"github.com/vlora-convert/vlora-convert/internal/outdir"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -25,6 +27,7 @@ type compressOptions struct {
 	energy                 float64
 	seed                   uint64
 	quiet, json, align     bool
+	force                  bool
 	distill                distillFlags
 	// rankSet and energySet record whether the flags were given, so that
 	// an explicit 0 is refused rather than taken for the default.
@@ -38,6 +41,10 @@ type compressOptions struct {
 	cal *calibration
 	// recipe is set when no recipe flag was given (the default recipe).
 	recipe bool
+	// dir is the output directory, owned while Run runs; work is where
+	// the run writes (dir's staging directory).
+	dir  *outdir.Dir
+	work string
 }
 
 func newCompressCmd(s streams) *cobra.Command {
@@ -86,6 +93,7 @@ original.`,
 	fl.IntVar(&o.workers, "workers", 0, "tensors factorized in parallel, 0…1024 (0: all cores)")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&o.json, "json", false, "print the result as JSON")
+	fl.BoolVar(&o.force, "force", false, "write into --out even when it holds files vlora-convert did not write (those of the same names are replaced)")
 	fl.BoolVar(&o.align, "align", false, "before compressing, permute MLP neurons, key/value groups and query heads and rotate value heads and rotary planes of every layer to bring it closest to its compound mean; exact: the stored model computes the same function (Llama, Mistral, Qwen2)")
 	fl.IntVar(&o.distill.steps, "distill-steps", distill.DefaultSteps, "distillation steps after the SVD stage, 0…2^24 (0: SVD only)")
 	o.distill.addFlags(fl)
@@ -162,16 +170,29 @@ func (o *compressOptions) Validate() error {
 	return guardOutputs("--out", o.distill.outputs(o.out), o.model, o.distill.data, o.distill.evalData)
 }
 
-// Run runs the SVD stage (unless a distillation checkpoint is to be
-// resumed) and then the distillation stage.
+// Run takes the output directory, runs the stages into its staging
+// directory and, when they succeed, moves their files into place.
 func (o *compressOptions) Run(ctx context.Context) error {
-	if o.distill.resume && resumable(o.out) {
+	d, err := outdir.Open(o.out, outdir.Options{Flag: "--out", Force: o.force, Resume: o.distill.resume})
+	if err != nil {
+		return err
+	}
+	o.dir, o.work = d, d.Work()
+	if err = o.run(ctx); err == nil {
+		err = d.Commit()
+	}
+	d.Close(err != nil && ctx.Err() != nil)
+	return err
+}
+
+// run runs the SVD stage (unless a distillation checkpoint is to be
+// resumed) and then the distillation stage.
+func (o *compressOptions) run(ctx context.Context) error {
+	if o.distill.resume && resumable(o.work) {
 		// A checkpoint from an interrupted distillation: skip the SVD stage.
-		p, err := vlora.ResolvePath(o.out)
-		if err != nil {
-			return err
-		}
-		_, err = o.distill.run(ctx, o.streams, distillTarget{original: o.model, input: p, output: p, seed: o.seed, quiet: o.quiet, json: o.json})
+		p := filepath.Join(o.work, vlora.FileName)
+		_, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, input: p, output: p, seed: o.seed, quiet: o.quiet, json: o.json,
+			display: filepath.Join(o.out, vlora.FileName)})
 		return err
 	}
 	var clock stageClock
@@ -179,7 +200,7 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, s, err := o.svdStage(ctx, &clock)
+	res, s, err := o.svdStage(ctx, &clock, !o.distill.active() || unsupported != nil)
 	if err != nil {
 		return err
 	}
@@ -190,6 +211,7 @@ func (o *compressOptions) Run(ctx context.Context) error {
 			fmt.Fprintln(o.Out)
 		}
 		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
+			display: filepath.Join(o.out, vlora.FileName),
 			seed: o.seed, quiet: o.quiet, json: o.json, compressed: s, clock: &clock, data: data})
 		if err != nil || ran {
 			return err
@@ -233,19 +255,15 @@ func (o *compressOptions) prepare(ctx context.Context, clock *stageClock) (data 
 
 // svdStage writes the SVD-stage file (rounded to nearest when stored
 // quantized without distillation) with the original's companion files, and
-// prints its summary unless --json.
-func (o *compressOptions) svdStage(ctx context.Context, clock *stageClock) (*convert.Result, *summary, error) {
-	cleanup, err := newOutputDir(o.out)
-	if err != nil {
-		return nil, nil, err
-	}
+// prints its summary unless --json; final says that no later stage
+// rewrites the file, so that the summary names it as written.
+func (o *compressOptions) svdStage(ctx context.Context, clock *stageClock, final bool) (*convert.Result, *summary, error) {
 	var res *convert.Result
-	err = clock.run("svd", func() error {
+	err := clock.run("svd", func() error {
 		var err error
 		res, err = o.compress(ctx)
 		return err
 	})
-	cleanup(err != nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,12 +274,14 @@ func (o *compressOptions) svdStage(ctx context.Context, clock *stageClock) (*con
 			return nil, nil, err
 		}
 	}
-	if err := copyCompanions(o.model, o.out); err != nil {
+	if err := copyCompanions(o.model, o.work); err != nil {
 		return nil, nil, err
 	}
 	s := summarize(res.Manifest)
 	if !o.json {
-		fmt.Fprintf(o.Out, "wrote %s\n", res.Path)
+		if final {
+			fmt.Fprintf(o.Out, "wrote %s\n", filepath.Join(o.out, vlora.FileName))
+		}
 		printSummary(o.Out, s)
 		for _, fb := range res.DenseFallbacks {
 			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
@@ -317,7 +337,7 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 	if os.Getenv("GOMEMLIMIT") == "" && !opt.KeepModel {
 		prevLimit = debug.SetMemoryLimit(compressMemoryLimit)
 	}
-	res, err := convert.Compress(ctx, o.model, o.out, opt)
+	res, err := convert.Compress(ctx, o.model, o.work, opt)
 	if prevLimit >= 0 {
 		debug.SetMemoryLimit(prevLimit)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/outdir"
 	"github.com/vlora-convert/vlora-convert/stage"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -174,6 +175,10 @@ type distillTarget struct {
 	// student is the model to train; when nil it is read from input.
 	student       *vlora.Model
 	input, output string
+	// display, when set, is the path output reaches once the run's
+	// output directory is committed; the summary names it and the files
+	// beside it there.
+	display string
 	seed          uint64
 	quiet, json   bool
 	// compressed, when set, is the SVD stage's summary, printed with the
@@ -253,6 +258,12 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 		return err
 	}
 	sum.Stages = t.clock.stats
+	if t.display != "" {
+		dir := filepath.Dir(t.display)
+		sum.Output = t.display
+		sum.LossCSV = filepath.Join(dir, filepath.Base(sum.LossCSV))
+		sum.LossPlot = filepath.Join(dir, filepath.Base(sum.LossPlot))
+	}
 	return printDistill(s, sum, t)
 }
 
@@ -290,6 +301,7 @@ type distillOptions struct {
 	original, out string
 	seed          uint64
 	quiet, json   bool
+	force         bool
 
 	// input and output are the resolved file paths, set by Complete.
 	input, output string
@@ -319,6 +331,7 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 	fl.Uint64Var(&o.seed, "seed", 0, "seed for batch sampling and sampled data")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&o.json, "json", false, "print the summary as JSON")
+	fl.BoolVar(&o.force, "force", false, "write into --out even when it holds files vlora-convert did not write (those of the same names are replaced)")
 	o.flags.addFlags(fl)
 	o.flags.addSourceCheckFlag(fl)
 	o.flags.storage.addFlags(fl, "")
@@ -360,10 +373,36 @@ func (o *distillOptions) Validate() error {
 	return guardOutputs("--out", o.flags.outputs(o.out), o.input, o.original, o.flags.data, o.flags.evalData)
 }
 
-// Run checks the original, the data and the VLoRA file, then prepares the
-// output directory and runs the distillation stage; config.json is copied
-// beside the result once it is written.
+// Run takes the output directory (FILE's, replaced in place, or --out),
+// checks the original, the data and the VLoRA file and runs the
+// distillation stage; with --out, config.json and the companion files are
+// copied beside the result and everything is moved into place at the end.
 func (o *distillOptions) Run(ctx context.Context) error {
+	opt := outdir.Options{Flag: "--out", Force: o.force, Resume: o.flags.resume}
+	dir := o.out
+	if o.out == "" {
+		// FILE is replaced in place (atomically, at the end); the lock
+		// keeps a second run out of its directory meanwhile.
+		opt, dir = outdir.Options{Flag: o.in, InPlace: true}, filepath.Dir(o.input)
+	}
+	d, err := outdir.Open(dir, opt)
+	if err != nil {
+		return err
+	}
+	if err = o.run(ctx, d); err == nil {
+		if o.out == "" {
+			base := strings.TrimSuffix(filepath.Base(o.input), ".safetensors")
+			err = d.Commit(filepath.Base(o.input), base+".loss.csv", base+".loss.png")
+		} else {
+			err = d.Commit()
+		}
+	}
+	d.Close(err != nil && ctx.Err() != nil)
+	return err
+}
+
+// run reads the models and the data and runs the stage into d.
+func (o *distillOptions) run(ctx context.Context, d *outdir.Dir) error {
 	clock := &stageClock{}
 	var student *vlora.Model
 	var data *preparedData
@@ -383,19 +422,14 @@ func (o *distillOptions) Run(ctx context.Context) error {
 	if o.out == "" {
 		return o.flags.runStage(ctx, o.streams, target)
 	}
-	cleanup, err := newOutputDir(o.out)
-	if err != nil {
+	target.output, target.display = filepath.Join(d.Work(), vlora.FileName), o.output
+	if err := o.flags.runStage(ctx, o.streams, target); err != nil {
 		return err
 	}
-	err = o.flags.runStage(ctx, o.streams, target)
-	if err == nil {
-		if cfg, rerr := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); rerr == nil {
-			err = formats.WriteFileAtomic(filepath.Join(o.out, "config.json"), cfg)
+	if cfg, err := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); err == nil {
+		if err := formats.WriteFileAtomic(filepath.Join(d.Work(), "config.json"), cfg); err != nil {
+			return err
 		}
 	}
-	if err == nil {
-		err = copyCompanions(filepath.Dir(o.input), o.out)
-	}
-	cleanup(err != nil)
-	return err
+	return copyCompanions(filepath.Dir(o.input), d.Work())
 }

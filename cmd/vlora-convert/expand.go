@@ -10,6 +10,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/outdir"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
@@ -17,6 +18,7 @@ import (
 type expandOptions struct {
 	streams
 	in, out string
+	force   bool
 }
 
 func newExpandCmd(s streams) *cobra.Command {
@@ -25,12 +27,16 @@ func newExpandCmd(s streams) *cobra.Command {
 		Use:   "expand FILE|DIR --out DIR",
 		Short: "Write the dense per-layer weights of a VLoRA file as a Hugging Face checkpoint",
 		Long: `expand materializes every layer's weights (base + B·A) and writes DIR/model.safetensors under
-the original tensor names and dtypes, plus DIR/config.json, so the result loads like the original.`,
+the original tensor names and dtypes, plus DIR/config.json and the tokenizer and generation files
+found beside the VLoRA file (tokenizer.json, tokenizer_config.json, special_tokens_map.json,
+generation_config.json, preprocessor_config.json), so the result loads and runs (generate, verify)
+like the original.`,
 		Example: `  vlora-convert expand ./bytellama-vlora --out ./bytellama-dense`,
 		Args:    cobra.ExactArgs(1),
 		RunE:    runE(o),
 	}
 	cmd.Flags().StringVar(&o.out, "out", "", "output directory (required)")
+	cmd.Flags().BoolVar(&o.force, "force", false, "write into --out even when it holds files vlora-convert did not write (those of the same names are replaced)")
 	cmd.MarkFlagRequired("out")
 	return cmd
 }
@@ -58,12 +64,21 @@ func (o *expandOptions) Run(ctx context.Context) error {
 	if err := refuseOriginal(ctx, o.in, o.out); err != nil {
 		return err
 	}
-	cleanup, err := newOutputDir(o.out)
+	d, err := outdir.Open(o.out, outdir.Options{Flag: "--out", Force: o.force})
 	if err != nil {
 		return err
 	}
-	err = convert.Expand(ctx, o.in, o.out)
-	cleanup(err != nil)
+	err = convert.Expand(ctx, o.in, d.Work())
+	if err == nil {
+		var p string
+		if p, err = vlora.ResolvePath(o.in); err == nil {
+			err = copyCompanions(filepath.Dir(p), d.Work())
+		}
+	}
+	if err == nil {
+		err = d.Commit()
+	}
+	d.Close(false)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/outdir"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -444,7 +445,10 @@ func compressCorpus() []hostileCase {
 		}, 2, []string{"F16", "BF16"}},
 		{"resume into another model's output", func(t *testing.T, c *hostileDirs) []string {
 			pokeTensor(t, filepath.Join(c.M, "model.safetensors"), qProj, 0.5)
-			if err := os.WriteFile(filepath.Join(c.V, checkpointName), nil, 0o644); err != nil {
+			// An interrupted run's staging directory: the SVD stage's file
+			// and a checkpoint.
+			copyDir(t, c.V, filepath.Join(c.V, outdir.StagingName))
+			if err := os.WriteFile(filepath.Join(c.V, outdir.StagingName, checkpointName), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			return []string{"compress", "--model", c.M, "--out", c.V, "--resume", "--distill-steps", "2", "--data", c.D}
@@ -561,7 +565,7 @@ func expandCorpus() []hostileCase {
 			f := filepath.Join(c.Root, "file")
 			os.WriteFile(f, nil, 0o644)
 			return []string{"expand", c.V, "--out", filepath.Join(f, "out")}
-		}, 1, []string{"output directory"}},
+		}, 2, []string{"--out", "cannot create the directory"}},
 		{"input is a dense checkpoint", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"expand", filepath.Join(c.M, "model.safetensors"), "--out", filepath.Join(c.Root, "out")}
 		}, 2, []string{"not a VLoRA file"}},

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vlora-convert/vlora-convert/internal/outdir"
 )
 
 // stopContext is cancelled, as SIGINT cancels main's context, the first
@@ -73,11 +75,11 @@ func TestInterruptResume(t *testing.T) {
 		{"compress", func(c *hostileDirs, out string) []string {
 			return []string{"compress", "--model", c.M, "--out", out, "-k", "2", "-r", "4", "--distill-steps", "9",
 				"--batch", "2", "--seq-len", "8", "--checkpoint-every", "3", "--data", c.D, "-q"}
-		}, "model.vlora.safetensors", afterFile(checkpointName), checkpointName, true},
+		}, "model.vlora.safetensors", afterFile(staged(checkpointName)), staged(checkpointName), true},
 		{"distill", func(c *hostileDirs, out string) []string {
 			return []string{"distill", c.V, "--original", c.M, "--out", out, "--steps", "9",
 				"--batch", "2", "--seq-len", "8", "--checkpoint-every", "3", "--data", c.D, "-q"}
-		}, "model.vlora.safetensors", afterFile(checkpointName), checkpointName, true},
+		}, "model.vlora.safetensors", afterFile(staged(checkpointName)), staged(checkpointName), true},
 		{"expand", func(c *hostileDirs, out string) []string {
 			return []string{"expand", c.V, "--out", out}
 		}, "model.safetensors", afterCalls(5), "", false},
@@ -125,12 +127,18 @@ func TestInterruptResume(t *testing.T) {
 			if !bytes.Equal(a, b) {
 				t.Errorf("resumed %s differs from the uninterrupted run's (%d and %d bytes)", tc.file, len(b), len(a))
 			}
-			if _, err := os.Stat(filepath.Join(out, checkpointName)); err == nil {
-				t.Errorf("checkpoint left after the resumed run finished")
+			for _, p := range []string{checkpointName, staged(checkpointName), outdir.StagingName, outdir.LockName} {
+				if _, err := os.Stat(filepath.Join(out, p)); err == nil {
+					t.Errorf("%s left after the resumed run finished", p)
+				}
 			}
 		})
 	}
 }
+
+// staged names a file in the staging directory of an output directory,
+// where an interrupted run keeps its checkpoint.
+func staged(name string) string { return filepath.Join(outdir.StagingName, name) }
 
 // afterFile interrupts once dir/name exists.
 func afterFile(name string) func(dir string) func() bool {

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/outdir"
 	"github.com/vlora-convert/vlora-convert/model"
 )
 
@@ -93,8 +95,63 @@ func runE(o command) func(*cobra.Command, []string) error {
 		if err := o.Validate(); err != nil {
 			return err
 		}
-		return o.Run(cmd.Context())
+		stop, err := startProfile(cmd)
+		if err != nil {
+			return err
+		}
+		err = o.Run(cmd.Context())
+		return errors.Join(err, stop())
 	}
+}
+
+// gzipMagic starts a CPU profile (gzip-compressed protocol buffers).
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// checkProfile validates the --cpuprofile path before anything is read
+// or written: a file in an existing, writable directory that is new or a
+// previous profile, so that no input can be named and truncated.
+func checkProfile(cmd *cobra.Command) error {
+	path, _ := cmd.Flags().GetString("cpuprofile")
+	if path == "" {
+		return nil
+	}
+	if err := outdir.CheckFile("--cpuprofile", path, false, outdir.HasPrefix(gzipMagic)); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// startProfile starts the CPU profile --cpuprofile asks for, into a
+// temporary file that stop renames into place.
+func startProfile(cmd *cobra.Command) (stop func() error, err error) {
+	path, _ := cmd.Flags().GetString("cpuprofile")
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, usagef("--cpuprofile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		err := f.Chmod(0o644)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), path)
+		}
+		if err != nil {
+			os.Remove(f.Name())
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // printJSON writes v to w as indented JSON.
@@ -139,7 +196,6 @@ Exit codes: 0 success, 1 failure (or a verification threshold missed), 2 invalid
 // are usage errors.
 func execute(ctx context.Context, root *cobra.Command) error {
 	started := false
-	var profile *os.File
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		if err := c.ValidateRequiredFlags(); err != nil {
 			return usageError{err}
@@ -147,27 +203,13 @@ func execute(ctx context.Context, root *cobra.Command) error {
 		if err := c.ValidateFlagGroups(); err != nil {
 			return usageError{err}
 		}
-		if path, _ := c.Flags().GetString("cpuprofile"); path != "" {
-			f, err := os.Create(path)
-			if err != nil {
-				return usagef("--cpuprofile: %v", err)
-			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				f.Close()
-				return fmt.Errorf("--cpuprofile: %w", err)
-			}
-			profile = f
+		if err := checkProfile(c); err != nil {
+			return err
 		}
 		started = true
 		return nil
 	}
 	err := root.ExecuteContext(ctx)
-	if profile != nil {
-		pprof.StopCPUProfile()
-		if cerr := profile.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("--cpuprofile: %w", cerr)
-		}
-	}
 	if err != nil && !started {
 		var ee exitError
 		if !errors.As(err, &ee) {

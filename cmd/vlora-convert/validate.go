@@ -1,11 +1,7 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -133,21 +129,4 @@ func canonical(p string) (string, error) {
 func within(p, dir string) bool {
 	rel, err := filepath.Rel(dir, p)
 	return err == nil && rel != "." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && rel != ".."
-}
-
-// newOutputDir creates dir when it does not exist and returns a function
-// that removes it again when the run failed and left it empty, so a
-// rejected or failed run leaves no empty output directory behind (an
-// interrupted one keeps its checkpoint).
-func newOutputDir(dir string) (cleanup func(failed bool), err error) {
-	_, statErr := os.Stat(dir)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("output directory: %w", err)
-	}
-	return func(failed bool) {
-		if failed && created {
-			os.Remove(dir) // fails, as intended, when the directory holds files
-		}
-	}, nil
 }

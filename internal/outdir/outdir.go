@@ -56,8 +56,9 @@ type Options struct {
 	// Force accepts a directory holding files the tool did not write;
 	// those files are left alone unless the run writes the same names.
 	Force bool
-	// Resume keeps what an earlier, interrupted run staged; otherwise the
-	// staging directory is emptied when the directory is opened.
+	// Resume keeps what an earlier, interrupted run staged, even when this
+	// run fails; otherwise the staging directory is emptied when the
+	// directory is opened.
 	Resume bool
 	// InPlace opens the directory of an existing output that the run
 	// replaces file by file (atomically) without staging: only the lock is
@@ -299,14 +300,14 @@ func (d *Dir) writeRecord(names []string) error {
 // Close ends the run, releasing the lock; it does nothing after Commit.
 // Without a Commit the previous run's files are left as they were; what the
 // run staged is removed unless keep is set (an interrupted run that can
-// resume from it), and a directory Open created is removed when nothing
+// resume from it) or the directory was opened to Resume, and a directory Open created is removed when nothing
 // else is left in it.
 func (d *Dir) Close(keep bool) {
 	if d.done {
 		return
 	}
 	d.done = true
-	if d.stage != "" && !keep {
+	if d.stage != "" && !keep && !d.opt.Resume {
 		os.RemoveAll(d.stage)
 	}
 	d.release()
