@@ -212,7 +212,7 @@ func (o *compressOptions) run(ctx context.Context) error {
 		}
 		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
 			display: filepath.Join(o.out, vlora.FileName),
-			seed: o.seed, quiet: o.quiet, json: o.json, compressed: s, clock: &clock, data: data})
+			seed:    o.seed, quiet: o.quiet, json: o.json, compressed: s, clock: &clock, data: data})
 		if err != nil || ran {
 			return err
 		}

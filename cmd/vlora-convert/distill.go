@@ -178,9 +178,9 @@ type distillTarget struct {
 	// display, when set, is the path output reaches once the run's
 	// output directory is committed; the summary names it and the files
 	// beside it there.
-	display string
-	seed          uint64
-	quiet, json   bool
+	display     string
+	seed        uint64
+	quiet, json bool
 	// compressed, when set, is the SVD stage's summary, printed with the
 	// distillation's in JSON.
 	compressed *summary
