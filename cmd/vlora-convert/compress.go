@@ -211,8 +211,8 @@ func (o *compressOptions) run(ctx context.Context) error {
 			fmt.Fprintln(o.Out)
 		}
 		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
-			display: filepath.Join(o.out, vlora.FileName),
-			seed:    o.seed, quiet: o.quiet, json: o.json, compressed: s, clock: &clock, data: data})
+			display: filepath.Join(o.out, vlora.FileName), seed: o.seed, quiet: o.quiet, json: o.json,
+			compressed: s, clock: &clock, data: data})
 		if err != nil || ran {
 			return err
 		}
