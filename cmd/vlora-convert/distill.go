@@ -383,7 +383,7 @@ func (o *distillOptions) Run(ctx context.Context) error {
 	if o.out == "" {
 		// FILE is replaced in place (atomically, at the end); the lock
 		// keeps a second run out of its directory meanwhile.
-		opt, dir = outdir.Options{Flag: o.in, InPlace: true}, filepath.Dir(o.input)
+		opt, dir = outdir.Options{Flag: "directory", InPlace: true}, filepath.Dir(o.input)
 	}
 	d, err := outdir.Open(dir, opt)
 	if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -876,5 +878,129 @@ func TestCompressUndistillableKeepsSVD(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, vlora.FileName)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHostileOutputs is the corpus of output paths: every command that
+// writes owns its output, refuses another's files, a second concurrent
+// run, and outputs that name an input, before anything is opened for
+// writing.
+func TestHostileOutputs(t *testing.T) {
+	fx := newHostileFixture(t)
+	other := func(t *testing.T, c *hostileDirs) string {
+		dir := filepath.Join(c.Root, "other")
+		copyDir(t, c.M, dir)
+		return dir
+	}
+	runHostile(t, fx, []hostileCase{
+		{"compress into another model's directory", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"compress", "--model", c.M, "--out", other(t, c), "-k", "2", "-r", "4", "--distill-steps", "0"}
+		}, 2, []string{"--out", "config.json", "did not write", "--force"}},
+		{"expand into another model's directory", func(t *testing.T, c *hostileDirs) []string {
+			dir := filepath.Join(c.Root, "gpt2")
+			copyDir(t, testenv.GoldenModel(t, "gpt2"), dir)
+			return []string{"expand", c.V, "--out", dir}
+		}, 2, []string{"--out", "config.json", "did not write"}},
+		{"distill into another model's directory", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"distill", c.V, "--original", c.M, "--steps", "1", "--data", c.D, "--out", other(t, c)}
+		}, 2, []string{"--out", "config.json", "did not write"}},
+		{"compress into a directory another run holds", func(t *testing.T, c *hostileDirs) []string {
+			out := filepath.Join(c.Root, "out")
+			d, err := outdir.Open(out, outdir.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close(false) })
+			return []string{"compress", "--model", c.M, "--out", out, "-k", "2", "-r", "4", "--distill-steps", "0"}
+		}, 2, []string{"--out", "in use", outdir.LockName, "pid " + strconv.Itoa(os.Getpid())}},
+		{"distill in place while another run holds the directory", func(t *testing.T, c *hostileDirs) []string {
+			d, err := outdir.Open(c.V, outdir.Options{InPlace: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close(false) })
+			return []string{"distill", c.V, "--original", c.M, "--steps", "1", "--data", c.D}
+		}, 2, []string{"in use", outdir.LockName}},
+		{"cpuprofile over an input", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"compress", "--model", c.M, "--out", filepath.Join(c.Root, "out"), "-k", "2", "-r", "4",
+				"--distill-steps", "0", "--cpuprofile", filepath.Join(c.M, "config.json")}
+		}, 2, []string{"--cpuprofile", "config.json", "not an output"}},
+		{"cpuprofile is a directory", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"inspect", c.V, "--cpuprofile", c.Root}
+		}, 2, []string{"--cpuprofile", "is a directory"}},
+		{"infer output is a directory", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"infer", "--model", c.V, "--input", c.In, "--out", c.Root}
+		}, 2, []string{"--out", "is a directory"}},
+		{"infer output over another file", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"infer", "--model", c.V, "--input", c.In, "--out", c.D}
+		}, 2, []string{"--out", "data.safetensors", "not an output"}},
+		{"infer output in a missing directory", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"infer", "--model", c.V, "--input", c.In, "--out", filepath.Join(c.Root, "no", "out.safetensors")}
+		}, 2, []string{"--out", "its directory"}},
+		{"resume from a checkpoint its optimizer state disagrees with", func(t *testing.T, c *hostileDirs) []string {
+			ckpt := filepath.Join(c.V, checkpointName)
+			b, err := os.ReadFile(c.VFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(ckpt, b, 0o644)
+			w, err := formats.Create(ckpt+".optim", map[string]string{"vlora.distill.step": "3", "vlora.distill.log": "[]"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"distill", c.V, "--original", c.M, "--steps", "4", "--data", c.D, "--resume", "--batch", "2", "--seq-len", "8"}
+		}, 2, []string{checkpointName, "disagree"}},
+	})
+}
+
+// TestOutputDirectoryOwned checks what a run leaves in an output directory
+// it owns: a re-run removes the files of its own the new run does not
+// write (an old tokenizer.json), records its files, leaves no lock or
+// staging directory, and an interrupted re-run leaves the distilled file
+// of the previous run as it was.
+func TestOutputDirectoryOwned(t *testing.T) {
+	fx := newHostileFixture(t)
+	c := fx.copies(t)
+	out := filepath.Join(c.Root, "out")
+	compress := []string{"compress", "--model", c.M, "--out", out, "-k", "2", "-r", "4", "--distill-steps", "6",
+		"--batch", "2", "--seq-len", "8", "--checkpoint-every", "2", "--data", c.D, "-q"}
+	os.WriteFile(filepath.Join(c.M, "tokenizer.json"), []byte(`{"model": {"type": "BPE", "vocab": {}}}`), 0o644)
+	if stderr, code := runCtx(t, context.Background(), compress...); code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "tokenizer.json")); err != nil {
+		t.Fatalf("first run did not copy tokenizer.json: %v", err)
+	}
+	distilled, err := os.ReadFile(filepath.Join(out, vlora.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An interrupted re-run (after its first checkpoint) keeps the first
+	// run's distilled file.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := afterFile(filepath.Join(outdir.StagingName, checkpointName))(out)
+	if _, code := runCtx(t, &stopContext{Context: ctx, cancel: cancel, stop: stop}, compress...); code != 1 {
+		t.Fatalf("interrupted run: exit %d, want 1", code)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, vlora.FileName)); !bytes.Equal(b, distilled) {
+		t.Errorf("an interrupted re-run replaced the distilled file")
+	}
+	// A re-run without the tokenizer removes the stale copy.
+	os.Remove(filepath.Join(c.M, "tokenizer.json"))
+	if stderr, code := runCtx(t, context.Background(), compress...); code != 0 {
+		t.Fatalf("re-run: exit %d: %s", code, stderr)
+	}
+	for _, name := range []string{"tokenizer.json", outdir.LockName, outdir.StagingName} {
+		if _, err := os.Stat(filepath.Join(out, name)); err == nil {
+			t.Errorf("%s left in the output directory", name)
+		}
+	}
+	rec, err := os.ReadFile(filepath.Join(out, outdir.RecordName))
+	if err != nil || !strings.Contains(string(rec), vlora.FileName) {
+		t.Errorf("record %q (%v) does not list %s", rec, err, vlora.FileName)
 	}
 }

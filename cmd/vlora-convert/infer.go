@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vlora-convert/vlora-convert/dataset"
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/outdir"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/transformer"
 )
@@ -18,6 +21,7 @@ type inferOptions struct {
 	streams
 	model, input, out string
 	hidden, quiet     bool
+	force             bool
 }
 
 func newInferCmd(s streams) *cobra.Command {
@@ -38,6 +42,7 @@ hidden_states.i, under the same names Hugging Face golden files use.`,
 	fl.StringVar(&o.out, "out", "", "output safetensors file (required)")
 	fl.BoolVar(&o.hidden, "hidden-states", false, "also write hidden_states.i")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no token count and speed of the forward pass on stderr")
+	fl.BoolVar(&o.force, "force", false, "replace --out even when it is not an earlier output of infer")
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("input")
 	cmd.MarkFlagRequired("out")
@@ -47,9 +52,37 @@ hidden_states.i, under the same names Hugging Face golden files use.`,
 // Complete has nothing to derive.
 func (o *inferOptions) Complete(*cobra.Command, []string) error { return nil }
 
-// Validate refuses an output that would write over an input.
+// Validate refuses, before anything is read, an output that would write
+// over an input, a directory, a path in a missing or read-only directory,
+// and an existing file that is not an earlier output of infer (unless
+// --force).
 func (o *inferOptions) Validate() error {
-	return guardOutputs("--out", []string{o.out}, o.model, o.input)
+	if err := guardOutputs("--out", []string{o.out}, o.model, o.input); err != nil {
+		return err
+	}
+	return outdir.CheckFile("--out", o.out, o.force, isInferOutput)
+}
+
+// isInferOutput reports whether path is a safetensors file holding only
+// the tensors infer writes.
+func isInferOutput(path string) bool {
+	f, err := formats.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, n := range f.Names() {
+		switch {
+		case n == "logits", n == "last_hidden_state", n == "pooler_output":
+		case strings.HasPrefix(n, "hidden_states."):
+			if _, err := strconv.Atoi(strings.TrimPrefix(n, "hidden_states.")); err != nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Run loads the model, runs it on the input file and writes the outputs.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -33,7 +34,7 @@ func acquire(path string) (*lock, error) {
 		if !held {
 			pid := readPID(f)
 			f.Close()
-			return nil, fmt.Errorf("%w (lock %s held by pid %s); wait for that run to end or choose another directory", ErrLocked, path, pid)
+			return nil, fmt.Errorf("%w (lock %s held by pid %s); wait for that run to end or choose another directory", ErrLocked, filepath.Base(path), pid)
 		}
 		// The holder may have removed the file between our open and our
 		// lock: the lock counts only if path still names the file locked.
