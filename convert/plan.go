@@ -3,6 +3,7 @@ package convert
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -163,6 +164,18 @@ func (pl *Planner) Plan(target float64, weights map[string]float64) (*BudgetPlan
 	}
 	limit := int64(math.Floor(target * float64(pl.original)))
 	p, err := budget.Choose(groups, limit-pl.fixed)
+	if errors.Is(err, budget.ErrOverBudget) {
+		least := pl.fixed
+		for _, g := range groups {
+			m := int64(math.MaxInt64)
+			for _, l := range g.Layouts {
+				m = min(m, l.Fixed)
+			}
+			least += m
+		}
+		return nil, fmt.Errorf("%w: a parameter target of %v allows %d of the original's %d parameters, fewer than the %d (a fraction of %.4f) that its bases, embeddings and other dense tensors take even at rank 0; ask for at least %.4f",
+			formats.ErrInvalid, target, limit, pl.original, least, float64(least)/float64(pl.original), math.Ceil(1e4*float64(least)/float64(pl.original))/1e4)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: target %v: %v", formats.ErrInvalid, target, err)
 	}

@@ -119,6 +119,11 @@ func Quantize(data []float32, rows, cols int, s Scheme) (*Tensor, error) {
 		Codes:  make([]byte, s.CodeBytes(rows, cols)),
 		Scales: make([]uint16, s.NumGroups(rows, cols)),
 	}
+	if len(data) > 0 && len(t.Scales) == 0 {
+		// Unreachable for a valid scheme; a tensor without scales would
+		// decode to zeros.
+		return nil, fmt.Errorf("quant: %w: %s gives no scales for a %d × %d matrix", formats.ErrInvalid, s, rows, cols)
+	}
 	lo, hi := codeRange(s)
 	off := 1 << (s.Bits - 1)
 	g := s.group(cols)

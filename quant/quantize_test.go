@@ -195,6 +195,8 @@ func TestQuantizeErrors(t *testing.T) {
 		{"1 bit", make([]float32, 4), 2, 2, Scheme{Bits: 1, GroupSize: 0}},
 		{"9 bits", make([]float32, 4), 2, 2, Scheme{Bits: 9, GroupSize: 0}},
 		{"negative group", make([]float32, 4), 2, 2, Scheme{Bits: 4, GroupSize: -1}},
+		{"group past MaxGroupSize", make([]float32, 4), 2, 2, Scheme{Bits: 4, GroupSize: MaxGroupSize + 1}},
+		{"group near MaxInt", make([]float32, 4), 2, 2, Scheme{Bits: 4, GroupSize: math.MaxInt}},
 		{"shape", make([]float32, 5), 2, 2, Scheme{Bits: 4, GroupSize: 0}},
 		{"NaN", []float32{0, float32(math.NaN())}, 1, 2, Scheme{Bits: 4, GroupSize: 0}},
 		{"Inf", []float32{float32(math.Inf(-1)), 0}, 1, 2, Scheme{Bits: 4, GroupSize: 0}},
@@ -279,6 +281,9 @@ func TestParseScheme(t *testing.T) {
 		{"int3/g32/full", Scheme{3, 32, true}, true},
 		{"int2/row/full", Scheme{2, 0, true}, true},
 		{"uint4", Scheme{}, false},
+		{"int4/g9223372036854775807", Scheme{}, false},
+		{"int4/g16777217", Scheme{}, false},
+		{"int4/g16777216", Scheme{Bits: 4, GroupSize: MaxGroupSize}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.in, func(t *testing.T) {
@@ -290,6 +295,31 @@ func TestParseScheme(t *testing.T) {
 				t.Fatalf("String() = %q", got.String())
 			}
 		})
+	}
+}
+
+// TestLargestGroup checks that the largest group size gives one scale per
+// matrix smaller than it, never zero, and decodes what it encoded.
+func TestLargestGroup(t *testing.T) {
+	s := Scheme{Bits: 4, GroupSize: MaxGroupSize}
+	data := []float32{1, -2, 3, 0.5, -0.25, 4}
+	q, err := Quantize(data, 2, 3, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q.Scales) != 1 {
+		t.Fatalf("%d scales, want 1", len(q.Scales))
+	}
+	got := make([]float32, len(data))
+	q.Dequantize(got)
+	// int4 symmetric: 7 levels per side of amax 4, so every value lies
+	// within half a level, 4/7/2, of its decoding (plus the F16 scale's
+	// rounding).
+	const tol = 4.0/7/2 + 1e-3
+	for i := range data {
+		if math.Abs(float64(got[i]-data[i])) > tol {
+			t.Errorf("element %d decodes to %v, want %v ± %.3f", i, got[i], data[i], tol)
+		}
 	}
 }
 

@@ -63,14 +63,19 @@ type Scheme struct {
 	Full bool
 }
 
+// MaxGroupSize bounds Scheme.GroupSize (2^24 elements per scale): a group
+// longer than a tensor is one group, and the bound keeps every count
+// derived from it far from overflow.
+const MaxGroupSize = 1 << 24
+
 // Validate reports, wrapping formats.ErrInvalid, a scheme outside 2..8 bits
-// or with a negative group size.
+// or with a group size outside [0, MaxGroupSize].
 func (s Scheme) Validate() error {
 	if s.Bits < 2 || s.Bits > 8 {
 		return fmt.Errorf("quant: %w: %d bits (want 2..8)", formats.ErrInvalid, s.Bits)
 	}
-	if s.GroupSize < 0 {
-		return fmt.Errorf("quant: %w: group size %d", formats.ErrInvalid, s.GroupSize)
+	if s.GroupSize < 0 || s.GroupSize > MaxGroupSize {
+		return fmt.Errorf("quant: %w: group size %d outside [1, %d] (0: one group per row)", formats.ErrInvalid, s.GroupSize, MaxGroupSize)
 	}
 	return nil
 }
@@ -135,7 +140,11 @@ func (s Scheme) NumGroups(rows, cols int) int {
 		return 0
 	}
 	g := s.group(cols)
-	return (n + g - 1) / g
+	k := n / g
+	if n%g != 0 {
+		k++
+	}
+	return k
 }
 
 // CodeBytes returns the length of the packed codes of rows × cols elements.

@@ -59,6 +59,9 @@ type Options struct {
 	Baseline string
 	// MaxKL and MinAgreement are thresholds; zero disables them.
 	MaxKL, MinAgreement float64
+	// FailIfWorse makes losing to the baseline (Baseline.CompressedWins
+	// false, or no baseline measured) a missed threshold.
+	FailIfWorse bool
 	// Progress, when set, is called after each evaluated batch with Stage
 	// stage.Verify and Done and Total counting items.
 	Progress stage.ProgressFunc
@@ -83,6 +86,9 @@ func (o Options) resolve() (params, error) {
 	}
 	if (p.Labels != "" || p.LabelsFromFolders || p.Stride > 0) && p.Data == "" {
 		return p, fmt.Errorf("%w: --labels, --labels-from-folders and --stride need --data", formats.ErrInvalid)
+	}
+	if p.FailIfWorse && p.Baseline == BaselineNone {
+		return p, fmt.Errorf("%w: failing when worse than the baseline needs a baseline, not %q", formats.ErrInvalid, p.Baseline)
 	}
 	if p.Baseline != "" && p.Baseline != BaselineAuto && p.Baseline != BaselineNone {
 		if _, ok := StandardSchemes[p.Baseline]; !ok {
@@ -271,6 +277,15 @@ func thresholds(rep *Report, opt params) error {
 	if opt.MinAgreement > 0 {
 		c := Check{Name: "min-agreement", OK: rep.Top1Agreement != nil && *rep.Top1Agreement >= opt.MinAgreement}
 		c.Detail = fmt.Sprintf("top1_agreement %s ≥ %g", fmtPtr(rep.Top1Agreement), opt.MinAgreement)
+		rep.Thresholds = append(rep.Thresholds, c)
+	}
+	if opt.FailIfWorse {
+		c := Check{Name: "fail-if-worse", Detail: "no same-size baseline could be measured (the model gives no logits)"}
+		if b := rep.Baseline; b != nil {
+			c.OK = b.CompressedWins
+			c.Detail = fmt.Sprintf("no larger and closer to the original than round to nearest %s: %.3f against %.3f bits per weight, KL %.4f against %.4f",
+				b.Scheme, *rep.BitsPerWeight, b.BitsPerWeight, *rep.KLMean, b.KLMean)
+		}
 		rep.Thresholds = append(rep.Thresholds, c)
 	}
 	for _, v := range []*float64{rep.KLMean, rep.Top1Agreement, rep.OutputRelError, rep.NLLCompressed} {

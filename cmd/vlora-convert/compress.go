@@ -141,6 +141,9 @@ func (o *compressOptions) Validate() error {
 	if o.rankSet && o.energySet {
 		return usagef("--rank and --energy are exclusive")
 	}
+	if o.plan.target > 0 && (o.rankSet || o.energySet) {
+		return usagef("--target-params chooses every tensor's rank; leave out --rank and --energy, or --target-params")
+	}
 	err := firstError(
 		intRange("compound-size", o.k, 1, maxCompoundSize),
 		intRange("oversample", o.oversample, 0, maxOversample),

@@ -35,20 +35,40 @@ func (q *storageFlags) addFlags(fl *pflag.FlagSet, dtypeDefault string) {
 // set reports whether any storage flag was given.
 func (q *storageFlags) set() bool { return q.dtype != "" || q.quant != "" }
 
-// complete parses the flags into float and plan. Errors are usage errors.
+// complete parses the flags into float and plan. Names are
+// case-insensitive. A flag that would do nothing in the combination given
+// (--group-size with float storage, one --quant family twice) is refused.
+// Errors are usage errors.
 func (q *storageFlags) complete() error {
 	q.float, q.plan = formats.F32, vlora.QuantPlan{}
-	if q.groupSize < 0 {
-		return usagef("--group-size %d must not be negative", q.groupSize)
+	if err := intRange("group-size", q.groupSize, 0, quant.MaxGroupSize); err != nil {
+		return err
 	}
+	if err := q.parse(); err != nil {
+		return err
+	}
+	if q.groupSize != 0 && !q.plan.Active() {
+		return usagef("--group-size %d sets the values per scale of quantized storage; --dtype %s stores floats (give --dtype int4, int8, ... or --quant)", q.groupSize, cmpOr(q.dtype, "f32"))
+	}
+	return nil
+}
+
+// cmpOr returns s, or def when s is empty.
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// parse reads --dtype and --quant into float and plan.
+func (q *storageFlags) parse() error {
 	switch strings.ToLower(q.dtype) {
 	case "", "f32", "float32":
-	case "f16", "float16", "bf16", "bfloat16":
-		dt, err := formats.ParseDType(q.dtype)
-		if err != nil {
-			return usageError{err}
-		}
-		q.float = dt
+	case "f16", "float16":
+		q.float = formats.F16
+	case "bf16", "bfloat16":
+		q.float = formats.BF16
 	default:
 		s, err := q.scheme(q.dtype)
 		if err != nil {
@@ -59,11 +79,17 @@ func (q *storageFlags) complete() error {
 	if q.quant == "" {
 		return nil
 	}
+	seen := map[string]bool{}
 	for _, kv := range strings.Split(q.quant, ",") {
 		fam, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			return usagef("--quant %q: want family=scheme pairs", q.quant)
 		}
+		fam = strings.ToLower(strings.TrimSpace(fam))
+		if seen[fam] {
+			return usagef("--quant %q: family %s given twice", q.quant, fam)
+		}
+		seen[fam] = true
 		s, err := q.scheme(v)
 		if err != nil {
 			return usagef("--quant %s: %v", kv, err)
@@ -86,6 +112,7 @@ func (q *storageFlags) complete() error {
 // defaults (full-range codes; groups of --group-size, else 32 below 8
 // bits and one row at 8), or a quant.ParseScheme string taken as written.
 func (q *storageFlags) scheme(v string) (quant.Scheme, error) {
+	v = strings.ToLower(strings.TrimSpace(v))
 	if v == "none" {
 		return quant.Scheme{}, nil
 	}

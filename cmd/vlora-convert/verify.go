@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -35,7 +36,7 @@ agreement, NLL and perplexity of both (LMs), accuracy (classifiers with --labels
 error of every layer's hidden state, parameter and byte counts, and the file's bits per original
 weight. Beside it, the same-size baseline: the original with every 2-D tensor rounded to nearest
 (--baseline; by default the standard size nearest the file's), measured on the same data; the
-report says when the file loses to it.
+report says when the file loses to it, and --fail-if-worse makes that a failure (exit 1).
 
 Without --data, language models are checked on sequences sampled from the original model and
 encoders and ViT on random inputs (seeded by --seed).
@@ -81,6 +82,7 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 	fl.StringVar(&o.opt.Baseline, "baseline", verify.BaselineAuto, "same-size round-to-nearest baseline of the original, measured on the same data: auto (the standard size nearest the file's bits per weight), none, int8 (per row), int4, int3 or int2 (groups of 32, F16 scales, symmetric)")
 	fl.Float64Var(&o.opt.MaxKL, "max-kl", 0, "fail (exit 1) when the mean KL exceeds this (finite, ≥ 0; 0: off)")
 	fl.Float64Var(&o.opt.MinAgreement, "min-agreement", 0, "fail (exit 1) when top-1 agreement is below this, [0, 1] (0: off)")
+	fl.BoolVar(&o.opt.FailIfWorse, "fail-if-worse", false, "fail (exit 1) when the file loses to its same-size baseline (larger, or further from the original by mean KL)")
 	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	cmd.MarkFlagRequired("original")
@@ -88,8 +90,11 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 	return cmd
 }
 
-// Complete has nothing to derive.
-func (o *verifyOptions) Complete(*cobra.Command, []string) error { return nil }
+// Complete reads the --baseline name case-insensitively.
+func (o *verifyOptions) Complete(*cobra.Command, []string) error {
+	o.opt.Baseline = strings.ToLower(o.opt.Baseline)
+	return nil
+}
 
 // Validate checks every numeric flag against its documented range.
 func (o *verifyOptions) Validate() error {
@@ -221,8 +226,11 @@ func printReport(w io.Writer, r *verify.Report) {
 		fmt.Fprintf(tw, "threshold %s\t%s  %s\n", c.Name, okStr(c.OK), c.Detail)
 	}
 	verdict := "PASS"
-	if !r.Pass {
+	switch {
+	case !r.Pass:
 		verdict = "FAIL"
+	case r.Baseline != nil && !r.Baseline.CompressedWins:
+		verdict = "PASS (every threshold given holds; the file loses to its baseline, which --fail-if-worse makes a failure)"
 	}
 	fmt.Fprintf(tw, "result\t%s\n", verdict)
 	tw.Flush()
