@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +28,10 @@ const (
 	// maxGenerateTokens bounds --max-tokens (the decoder's cache grows
 	// with it).
 	maxGenerateTokens = 1 << 20
+	// minTemperature is the smallest sampling temperature above 0: below
+	// it the logits divided by it overflow, and sampling becomes greedy
+	// decoding in disguise or, at denormals, picks the least likely tokens.
+	minTemperature = 1e-3
 )
 
 // generateOptions are the options of the generate command.
@@ -112,7 +116,7 @@ func (o *generateOptions) Complete(*cobra.Command, []string) error {
 			return nil
 		}
 	}
-	return usagef("%w: no tokenizer.json beside %v; pass --tokenizer", formats.ErrInvalid, dirs)
+	return usagef("%w: no tokenizer.json beside %s; pass --tokenizer", formats.ErrInvalid, strings.Join(dirs, ", "))
 }
 
 // Validate checks the sampling flags.
@@ -121,8 +125,8 @@ func (o *generateOptions) Validate() error {
 	switch {
 	case s.MaxTokens < 1 || s.MaxTokens > maxGenerateTokens:
 		return usagef("%w: --max-tokens %d must be in [1, %d]", formats.ErrInvalid, s.MaxTokens, maxGenerateTokens)
-	case !(s.Temperature >= 0) || math.IsInf(s.Temperature, 0):
-		return usagef("%w: --temperature %v must be a finite number ≥ 0", formats.ErrInvalid, s.Temperature)
+	case !(s.Temperature == 0 || s.Temperature >= minTemperature) || math.IsInf(s.Temperature, 0):
+		return usagef("%w: --temperature %v: want 0 (greedy) or a finite number ≥ %g", formats.ErrInvalid, s.Temperature, minTemperature)
 	case s.TopK < 0:
 		return usagef("%w: --top-k %d must not be negative", formats.ErrInvalid, s.TopK)
 	case !(s.TopP > 0 && s.TopP <= 1):
@@ -134,6 +138,9 @@ func (o *generateOptions) Validate() error {
 // Run generates with the model (and the --compare model) and streams the
 // text to Out.
 func (o *generateOptions) Run(ctx context.Context) error {
+	if err := o.checkModels(); err != nil {
+		return err
+	}
 	tok, err := tokenizer.Load(o.tokenizer)
 	if err != nil {
 		return err
@@ -200,9 +207,67 @@ func (o *generateOptions) runOne(ctx context.Context, tok *tokenizer.Tokenizer, 
 	}
 	if !o.quiet {
 		secs := time.Since(start).Seconds()
-		fmt.Fprintf(o.ErrOut, "%d prompt + %d generated tokens in %.2f s (%.1f tokens/s)\n", len(prompt), len(ids), secs, float64(len(ids))/secs)
+		who := ""
+		if label != "" {
+			who = label + ": "
+		}
+		fmt.Fprintf(o.ErrOut, "%s%d prompt + %d generated tokens in %.2f s (%.1f tokens/s)\n", who, len(prompt), len(ids), secs, float64(len(ids))/secs)
 	}
 	return nil
+}
+
+// checkModels refuses, before anything is loaded, a malformed
+// generation_config.json beside either model and a --compare model that
+// is not the original of --model: another vocabulary size, or another
+// tokenizer.json beside it.
+func (o *generateOptions) checkModels() error {
+	paths := []string{o.model}
+	if o.compare != "" {
+		paths = append(paths, o.compare)
+	}
+	for _, p := range paths {
+		if _, err := model.GenerationEOS(p); err != nil {
+			return err
+		}
+	}
+	if o.compare == "" {
+		return nil
+	}
+	a, err := model.ReadConfig(o.model)
+	if err != nil {
+		return err
+	}
+	b, err := model.ReadConfig(o.compare)
+	if err != nil {
+		return err
+	}
+	if a.VocabSize != b.VocabSize {
+		return usagef("%w: --compare %s has a vocabulary of %d tokens, --model %s one of %d: not the same model family", formats.ErrInvalid, o.compare, b.VocabSize, o.model, a.VocabSize)
+	}
+	ta, errA := digest(filepath.Join(model.Dir(o.model), "tokenizer.json"))
+	tb, errB := digest(filepath.Join(model.Dir(o.compare), "tokenizer.json"))
+	if errA == nil && errB == nil && ta != tb {
+		return usagef("%w: --compare %s and --model %s have different tokenizer.json files: not the same model family", formats.ErrInvalid, o.compare, o.model)
+	}
+	return nil
+}
+
+// digest returns the SHA-256 of the regular file at path, of at most
+// maxCompanionBytes.
+func digest(path string) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	f, err := formats.OpenRegular(path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, maxCompanionBytes+1))
+	if err == nil && n > maxCompanionBytes {
+		err = fmt.Errorf("%s: %w: larger than %d bytes", path, formats.ErrInvalid, maxCompanionBytes)
+	}
+	h.Sum(sum[:0])
+	return sum, err
 }
 
 // eosIDs returns the end-of-sequence ids: generation_config.json's
@@ -210,17 +275,9 @@ func (o *generateOptions) runOne(ctx context.Context, tok *tokenizer.Tokenizer, 
 // else the tokenizer's; none when no source names one.
 func eosIDs(m *model.Model, tok *tokenizer.Tokenizer) []int {
 	if m.Path != "" {
-		dir := m.Path
-		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-			dir = filepath.Dir(dir)
-		}
-		if raw, err := os.ReadFile(filepath.Join(dir, "generation_config.json")); err == nil {
-			var gc map[string]any
-			if json.Unmarshal(raw, &gc) == nil {
-				if ids := intList(gc["eos_token_id"]); len(ids) > 0 {
-					return ids
-				}
-			}
+		// Checked by checkModels.
+		if ids, _ := model.GenerationEOS(m.Path); len(ids) > 0 {
+			return ids
 		}
 	}
 	if ids := intList(m.Config.Raw["eos_token_id"]); len(ids) > 0 {

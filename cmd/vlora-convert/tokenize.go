@@ -35,7 +35,7 @@ func newTokenizeCmd(s streams) *cobra.Command {
 one line separated by spaces, or as {"ids": [...]} with --json.
 
 With --decode it goes the other way: it reads ids (separated by spaces, commas or newlines, or the
-{"ids": [...]} object that --json prints) and prints their text.`,
+{"ids": [...]} object that --json prints) and prints their text followed by one newline.`,
 		Example: `  echo -n "Hello world" | vlora-convert tokenize --tokenizer ./Llama-3.2-1B --add-special --json
   echo "9906 1917" | vlora-convert tokenize --tokenizer ./Llama-3.2-1B --decode`,
 		Args: cobra.NoArgs,
@@ -86,7 +86,9 @@ func (o *tokenizeOptions) Run(context.Context) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.WriteString(o.Out, tok.Decode(ids, o.skip))
+		// One newline ends the output, as every output of the command ends;
+		// the text is everything before it.
+		_, err = io.WriteString(o.Out, tok.Decode(ids, o.skip)+"\n")
 		return err
 	}
 	ids := tok.Encode(string(in), o.addSpecial)

@@ -71,7 +71,7 @@ func TestTokenizeMatchesReference(t *testing.T) {
 		// Plain output, decoded back through --decode.
 		plain, _, _ := runIn(t, c.Text, "tokenize", "--tokenizer", dir)
 		text, stderr, code := runIn(t, plain, "tokenize", "--tokenizer", dir, "--decode")
-		if code != 0 || text != c.Decoded {
+		if code != 0 || text != c.Decoded+"\n" {
 			t.Errorf("case %d: decode gave %q (exit %d, %s), want %q", i, text, code, stderr, c.Decoded)
 		}
 	}
@@ -103,7 +103,7 @@ func TestTokenizeErrors(t *testing.T) {
 		})
 	}
 	stdout, _, code := runIn(t, `{"ids": [104, 105]}`, "tokenize", "--tokenizer", dir, "--decode")
-	if code != 0 || stdout != "hi" {
+	if code != 0 || stdout != "hi\n" {
 		t.Errorf("decode of JSON ids: %q, exit %d", stdout, code)
 	}
 }
