@@ -94,6 +94,9 @@ func readDocuments(path, field string) (docs []string, files []string, err error
 			return nil, nil, err
 		}
 		total += int64(len(b))
+		if err := CheckText(f, b); err != nil {
+			return nil, nil, err
+		}
 		if strings.EqualFold(filepath.Ext(f), ".jsonl") {
 			lines, err := jsonlTexts(f, b, cmp.Or(field, DefaultTextField))
 			if err != nil {
