@@ -22,17 +22,24 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// progressBar is a bar on w (the error stream) with ETA, or a no-op when
-// quiet or when w is not a terminal.
+// progressBar is a bar on w (the error stream) with ETA; when w is not a
+// terminal, a plain line every stage.DefaultLineInterval instead; a no-op
+// when quiet.
 type progressBar struct {
-	p   *mpb.Progress
-	bar *mpb.Bar
-	msg *string
+	p     *mpb.Progress
+	bar   *mpb.Bar
+	msg   *string
+	lines *stage.LineReporter
 }
 
 func newProgress(w io.Writer, quiet bool, name string, total int64, extra func() string) *progressBar {
-	if quiet || !isTerminal(w) {
+	if quiet {
 		return &progressBar{}
+	}
+	if !isTerminal(w) {
+		lr := stage.NewLineReporter(w, name, 0, extra)
+		lr.SetTotal(total)
+		return &progressBar{lines: lr}
 	}
 	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 	decs := []decor.Decorator{decor.CountersNoUnit(" %d/%d"), decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_GO)}
@@ -46,6 +53,9 @@ func newProgress(w io.Writer, quiet bool, name string, total int64, extra func()
 
 // Report moves the bar to a stage's progress.
 func (b *progressBar) Report(p stage.Progress) {
+	if b.lines != nil {
+		b.lines.Report(p)
+	}
 	if b.bar != nil {
 		b.bar.SetTotal(int64(p.Total), false)
 		b.bar.SetCurrent(int64(p.Done))
@@ -54,6 +64,9 @@ func (b *progressBar) Report(p stage.Progress) {
 
 // Set moves the bar to done.
 func (b *progressBar) Set(done int64) {
+	if b.lines != nil {
+		b.lines.Set(done)
+	}
 	if b.bar != nil {
 		b.bar.SetCurrent(done)
 	}
@@ -71,7 +84,7 @@ func (b *progressBar) Close() {
 }
 
 // bars makes the progress bars of one command: on w (the error stream),
-// none when quiet or when w is not a terminal.
+// plain lines when w is not a terminal, none when quiet.
 type bars struct {
 	w     io.Writer
 	quiet bool

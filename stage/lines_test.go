@@ -1,0 +1,49 @@
+package stage
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLineReporter(t *testing.T) {
+	var buf bytes.Buffer
+	clock := time.Unix(0, 0)
+	now := func() time.Time { return clock }
+	r := newLineReporter(&buf, "distill", 10*time.Second, func() string { return "loss 0.5000" }, now)
+	steps := []struct {
+		at   time.Duration // since the start
+		done int
+	}{{2 * time.Second, 10}, {9 * time.Second, 45}, {10 * time.Second, 50}, {15 * time.Second, 75}, {21 * time.Second, 105}}
+	for _, s := range steps {
+		clock = time.Unix(0, 0).Add(s.at)
+		r.Report(Progress{Stage: Distill, Done: s.done, Total: 300})
+	}
+	got := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	// Lines at 10 s (50 done: 5/s, 250 left: 50 s) and at 21 s (105 done
+	// since the first report's 10: 95 in 21 s), none in between.
+	want := []string{
+		"distill: 50/300 (17%), 4/s, ETA 1m3s, loss 0.5000",
+		"distill: 105/300 (35%), 4.52/s, ETA 43s, loss 0.5000",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("lines %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestLineReporterShortRun(t *testing.T) {
+	var buf bytes.Buffer
+	r := NewLineReporter(&buf, "compress", 0, nil)
+	for i := range 100 {
+		r.Report(Progress{Done: i, Total: 100})
+	}
+	if buf.Len() != 0 {
+		t.Errorf("a run shorter than the interval printed %q", buf.String())
+	}
+}
