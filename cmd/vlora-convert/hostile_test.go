@@ -1004,3 +1004,70 @@ func TestOutputDirectoryOwned(t *testing.T) {
 		t.Errorf("record %q (%v) does not list %s", rec, err, vlora.FileName)
 	}
 }
+
+// TestHostileFlags is the corpus of flag values that would corrupt a
+// result or do nothing: sizes derived from flags are bounded, flags
+// without effect in the combination given are refused, sampling settings
+// that sample nonsense, unrelated models and malformed generation settings
+// are refused, and binary data under a text name is not taken as text.
+func TestHostileFlags(t *testing.T) {
+	fx := newHostileFixture(t)
+	shared := func(t *testing.T, c *hostileDirs, name string) string {
+		dir := filepath.Join(c.Root, name)
+		copyDir(t, testenv.SharedModel(t, name), dir)
+		return dir
+	}
+	gen := func(edit func(t *testing.T, c *hostileDirs, b string), extra ...string) func(*testing.T, *hostileDirs) []string {
+		return func(t *testing.T, c *hostileDirs) []string {
+			b := shared(t, c, "bytellama")
+			if edit != nil {
+				edit(t, c, b)
+			}
+			return append([]string{"generate", "--model", b, "--prompt", "def ", "--max-tokens", "4"}, extra...)
+		}
+	}
+	runHostile(t, fx, []hostileCase{
+		// Sizes derived from flags.
+		flagCase("group size overflowing the scale count", compressArgs, "--group-size", "--dtype", "int4", "--group-size", "9223372036854775807"),
+		flagCase("group size in a scheme overflowing the scale count", compressArgs, "group size", "--dtype", "int4/g9223372036854775807"),
+		flagCase("group size in --quant past its bound", compressArgs, "--quant", "--quant", "bases=int4/g99999999999"),
+		// Flags that would do nothing.
+		flagCase("group size with float storage", compressArgs, "--group-size", "--dtype", "f16", "--group-size", "64"),
+		flagCase("group size with the default storage", compressArgs, "--group-size", "--group-size", "64"),
+		flagCase("rank with a parameter budget", compressArgs, "--target-params", "--target-params", "0.5"),
+		flagCase("energy with a parameter budget", func(c *hostileDirs, extra ...string) []string {
+			return append([]string{"compress", "--model", c.M, "--out", filepath.Join(c.Root, "out"), "--energy", "0.9"}, extra...)
+		}, "--target-params", "--target-params", "0.5"),
+		flagCase("one quant family twice", compressArgs, "twice", "--quant", "bases=int8,Bases=int4"),
+		{"budget below the dense parts", func(_ *testing.T, c *hostileDirs) []string {
+			return []string{"compress", "--model", c.M, "--out", filepath.Join(c.Root, "out"), "--target-params", "0.001", "--distill-steps", "0"}
+		}, 2, []string{"parameter target", "ask for at least"}},
+		// Values that give wrong results silently.
+		{"denormal temperature", gen(nil, "--temperature", "1e-310"), 2, []string{"--temperature", "0 (greedy)"}},
+		{"temperature below the floor", gen(nil, "--temperature", "0.0001"), 2, []string{"--temperature"}},
+		{"compare with an unrelated model", func(t *testing.T, c *hostileDirs) []string {
+			b, o := shared(t, c, "bytellama"), shared(t, c, "tinystories260K")
+			return []string{"generate", "--model", b, "--compare", o, "--prompt", "a", "--max-tokens", "2"}
+		}, 2, []string{"--compare", "vocabulary"}},
+		{"malformed generation_config.json", gen(func(t *testing.T, c *hostileDirs, b string) {
+			os.WriteFile(filepath.Join(b, "generation_config.json"), []byte(`{"eos_token_id": [2,`), 0o644)
+		}), 2, []string{"generation_config.json", "not a JSON object"}},
+		{"generation_config.json with a string id", gen(func(t *testing.T, c *hostileDirs, b string) {
+			os.WriteFile(filepath.Join(b, "generation_config.json"), []byte(`{"eos_token_id": "two"}`), 0o644)
+		}), 2, []string{"generation_config.json", "eos_token_id"}},
+		{"binary file named .txt", func(t *testing.T, c *hostileDirs) []string {
+			b := shared(t, c, "bytellama")
+			bin := filepath.Join(c.Root, "calib.txt")
+			raw := make([]byte, 4096)
+			for i := range raw {
+				raw[i] = byte(i*7919 + i>>3)
+			}
+			os.WriteFile(bin, raw, 0o644)
+			return []string{"compress", "--model", b, "--out", filepath.Join(c.Root, "out"), "-r", "4", "--distill-steps", "1", "--data", bin}
+		}, 2, []string{"calib.txt", "binary data"}},
+		// Accepted: dtype names in any case.
+		{"dtype in capitals", func(t *testing.T, c *hostileDirs) []string {
+			return compressArgs(c, "--dtype", "INT4", "--quant", "Bases=INT8")
+		}, 0, nil},
+	})
+}
