@@ -1071,3 +1071,65 @@ func TestHostileFlags(t *testing.T) {
 		}, 0, nil},
 	})
 }
+
+// TestVerifyFailIfWorse checks that a file losing to its same-size
+// baseline passes without --fail-if-worse, saying so in its verdict, and
+// fails (exit 1, result FAIL) with it.
+func TestVerifyFailIfWorse(t *testing.T) {
+	fx := newHostileFixture(t)
+	c := fx.copies(t)
+	verify := []string{"verify", "--original", c.M, "--compressed", c.V, "--samples", "4", "--seq-len", "8", "-q"}
+	stdout, stderr, code := run(t, verify...)
+	if code != 0 {
+		t.Fatalf("verify: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "THE FILE LOSES") {
+		t.Skipf("the fixture does not lose to its baseline:\n%s", stdout)
+	}
+	if !strings.Contains(stdout, "--fail-if-worse") {
+		t.Errorf("a PASS over a losing file does not say so:\n%s", stdout)
+	}
+	stdout, stderr, code = run(t, append(verify, "--fail-if-worse")...)
+	if code != 1 {
+		t.Fatalf("verify --fail-if-worse: exit %d, want 1: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "result  FAIL") && !strings.Contains(stdout, "FAIL\n") {
+		t.Errorf("verdict does not say FAIL:\n%s", stdout)
+	}
+	if lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1; lines != 1 || !strings.Contains(stderr, "round to nearest") {
+		t.Errorf("stderr %q: want one line naming the baseline", stderr)
+	}
+	if _, stderr, code := run(t, append(verify, "--fail-if-worse", "--baseline", "none")...); code != 2 {
+		t.Errorf("--fail-if-worse --baseline none: exit %d, want 2: %s", code, stderr)
+	}
+}
+
+// TestExpandRunsInGenerate checks that expand copies the tokenizer and
+// generation files, so the expanded directory runs in generate and
+// continues a prompt as the VLoRA file does.
+func TestExpandRunsInGenerate(t *testing.T) {
+	dir := testenv.SharedModel(t, "bytellama")
+	root := t.TempDir()
+	vl, dense := filepath.Join(root, "vlora"), filepath.Join(root, "dense")
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", vl, "-k", "4", "-r", "8", "--distill-steps", "0", "-q"); code != 0 {
+		t.Fatalf("compress: %s", stderr)
+	}
+	if _, stderr, code := run(t, "expand", vl, "--out", dense); code != 0 {
+		t.Fatalf("expand: %s", stderr)
+	}
+	for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "generation_config.json"} {
+		if _, err := os.Stat(filepath.Join(dense, name)); err != nil {
+			t.Errorf("expand did not copy %s: %v", name, err)
+		}
+	}
+	gen := func(m string) string {
+		stdout, stderr, code := run(t, "generate", "--model", m, "--prompt", "func main(", "--max-tokens", "12", "--temperature", "0", "-q")
+		if code != 0 {
+			t.Fatalf("generate --model %s: exit %d: %s", m, code, stderr)
+		}
+		return stdout
+	}
+	if a, b := gen(vl), gen(dense); a != b {
+		t.Errorf("the expanded model continues %q, the VLoRA file %q", b, a)
+	}
+}
