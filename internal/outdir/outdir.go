@@ -97,6 +97,14 @@ func Open(path string, opt Options) (*Dir, error) {
 	if err := d.create(); err != nil {
 		return nil, err
 	}
+	if !opt.InPlace && !d.created {
+		// Refuse a foreign directory before the lock file touches it;
+		// checked again under the lock.
+		d.prev, d.hasPrev = readRecord(filepath.Join(path, RecordName))
+		if err := d.checkForeign(); err != nil {
+			return nil, err
+		}
+	}
 	l, err := acquire(filepath.Join(path, LockName))
 	if err != nil {
 		d.removeCreated()

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vlora-convert/vlora-convert/formats"
 )
@@ -221,5 +222,26 @@ func TestCheckFile(t *testing.T) {
 	}
 	if got := names(t, dir); len(got) != 2 {
 		t.Errorf("CheckFile left files: %v", got)
+	}
+}
+
+// TestRefusedDirectoryUntouched checks that a directory refused for a
+// foreign file is not written at all, not even by the lock file.
+func TestRefusedDirectoryUntouched(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "model.safetensors"), nil, 0o644)
+	old := time.Unix(1e9, 0)
+	if err := os.Chtimes(dir, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); err == nil {
+		t.Fatal("Open accepted a foreign directory")
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.ModTime().Equal(old) {
+		t.Errorf("the refused directory was modified at %v", st.ModTime())
 	}
 }
