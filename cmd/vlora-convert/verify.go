@@ -101,6 +101,7 @@ func (o *verifyOptions) Validate() error {
 	return firstError(
 		intRange("samples", o.opt.Samples, 0, maxSamples),
 		intRange("seq-len", o.opt.SeqLen, 0, maxSeqLen),
+		intRange("stride", o.opt.Stride, 0, maxSeqLen),
 		intRange("batch", o.opt.Batch, 1, maxBatch),
 		floatRange("max-kl", o.opt.MaxKL, 0, math.MaxFloat64, false),
 		floatRange("min-agreement", o.opt.MinAgreement, 0, 1, false),
