@@ -937,6 +937,12 @@ func TestHostileOutputs(t *testing.T) {
 		{"infer output in a missing directory", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"infer", "--model", c.V, "--input", c.In, "--out", filepath.Join(c.Root, "no", "out.safetensors")}
 		}, 2, []string{"--out", "its directory"}},
+		{"distill output under a regular file", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"distill", c.V, "--original", c.M, "--steps", "1", "--data", c.D, "--out", filepath.Join(c.In, "out")}
+		}, 2, []string{"--out", "cannot create the directory"}},
+		{"infer output under a regular file", func(t *testing.T, c *hostileDirs) []string {
+			return []string{"infer", "--model", c.V, "--input", c.In, "--out", filepath.Join(c.D, "out.safetensors")}
+		}, 2, []string{"--out", "not a directory"}},
 		{"resume from a checkpoint its optimizer state disagrees with", func(t *testing.T, c *hostileDirs) []string {
 			ckpt := filepath.Join(c.V, checkpointName)
 			b, err := os.ReadFile(c.VFile)
