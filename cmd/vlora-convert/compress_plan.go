@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -260,7 +259,7 @@ func uniform(m map[string]vlora.BaseMode) (vlora.BaseMode, bool) {
 // or 1. Calibration data with fewer than calib.MinSensitivityRows output
 // rows gives no weights (nil), with a note on log.
 func (o *compressOptions) sensitivityWeights(ctx context.Context, opt convert.Options, log io.Writer) (map[string]float64, error) {
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(o.out)), ".vlora-plan-*")
+	tmp, err := os.MkdirTemp(o.work, ".vlora-plan-*")
 	if err != nil {
 		return nil, err
 	}
