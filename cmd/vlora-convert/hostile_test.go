@@ -1139,3 +1139,35 @@ func TestExpandRunsInGenerate(t *testing.T) {
 		t.Errorf("the expanded model continues %q, the VLoRA file %q", b, a)
 	}
 }
+
+// TestMessagesOnce checks the newcomer's view of the output: compress
+// names the file it wrote once, generate --compare labels each speed
+// line with its model, and a missing tokenizer lists the directories
+// searched as plain paths.
+func TestMessagesOnce(t *testing.T) {
+	dir := testenv.SharedModel(t, "bytellama")
+	root := t.TempDir()
+	vl := filepath.Join(root, "v")
+	stdout, stderr, code := run(t, "compress", "--model", dir, "--out", vl, "-k", "4", "-r", "4", "--distill-steps", "2", "--batch", "2", "--seq-len", "16", "-q")
+	if code != 0 {
+		t.Fatalf("compress: exit %d: %s", code, stderr)
+	}
+	if n := strings.Count(stdout, "wrote "); n != 1 || !strings.Contains(stdout, "wrote "+filepath.Join(vl, vlora.FileName)) {
+		t.Errorf("compress names its file %d times, want once under its final path:\n%s", n, stdout)
+	}
+	_, stderr, code = run(t, "generate", "--model", vl, "--compare", dir, "--prompt", "x", "--max-tokens", "2")
+	if code != 0 {
+		t.Fatalf("generate --compare: exit %d: %s", code, stderr)
+	}
+	for _, label := range []string{"original: ", "compressed: "} {
+		if !strings.Contains(stderr, label) {
+			t.Errorf("generate --compare speed lines do not name %q:\n%s", label, stderr)
+		}
+	}
+	empty := filepath.Join(root, "empty")
+	os.Mkdir(empty, 0o755)
+	_, stderr, code = run(t, "generate", "--model", empty, "--prompt", "x")
+	if code != 2 || strings.Contains(stderr, "["+empty) || !strings.Contains(stderr, empty) {
+		t.Errorf("missing tokenizer: exit %d, %q; want 2 naming %s as a plain path", code, stderr, empty)
+	}
+}
