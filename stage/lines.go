@@ -105,3 +105,36 @@ func (r *LineReporter) line(t time.Time) string {
 	}
 	return s
 }
+
+// Heartbeat prints "name: running, 40s so far" to w every interval
+// (DefaultLineInterval when 0) until stop is called: the plain progress
+// of a stage that cannot count its work. Runs shorter than the interval
+// print nothing.
+func Heartbeat(w io.Writer, name string, interval time.Duration) (stop func()) {
+	if interval <= 0 {
+		interval = DefaultLineInterval
+	}
+	start := time.Now()
+	t := time.NewTicker(interval)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				fmt.Fprintf(w, "%s: running, %s so far\n", name, now.Sub(start).Round(time.Second))
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			t.Stop()
+			close(done)
+			<-finished
+		})
+	}
+}

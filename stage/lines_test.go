@@ -3,6 +3,7 @@ package stage
 import (
 	"bytes"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -45,5 +46,40 @@ func TestLineReporterShortRun(t *testing.T) {
 	}
 	if buf.Len() != 0 {
 		t.Errorf("a run shorter than the interval printed %q", buf.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestHeartbeat(t *testing.T) {
+	var buf syncBuffer
+	stop := Heartbeat(&buf, "calibrate", 20*time.Millisecond)
+	time.Sleep(110 * time.Millisecond)
+	stop()
+	stop() // a second call does nothing
+	n := strings.Count(buf.String(), "calibrate: running, ")
+	if n < 2 {
+		t.Errorf("%d heartbeat lines in 110 ms at 20 ms, want at least 2: %q", n, buf.String())
+	}
+	after := buf.String()
+	time.Sleep(50 * time.Millisecond)
+	if buf.String() != after {
+		t.Errorf("heartbeat printed after stop")
 	}
 }

@@ -249,7 +249,11 @@ func (o *compressOptions) prepare(ctx context.Context, clock *stageClock) (data 
 		}
 	}
 	if o.plan.needsCalibration() {
-		if err := clock.run("calibrate", func() error { return o.calibrate(ctx, data) }); err != nil {
+		err := clock.run("calibrate", func() error {
+			defer heartbeat(o.ErrOut, o.quiet, "calibrate")()
+			return o.calibrate(ctx, data)
+		})
+		if err != nil {
 			return nil, nil, err
 		}
 	}
@@ -322,7 +326,9 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 		return nil, err
 	}
 	if o.plan.sensitivity {
+		stop := heartbeat(o.ErrOut, o.quiet, "plan sensitivity")
 		w, err := o.sensitivityWeights(ctx, opt, o.ErrOut)
+		stop()
 		if err != nil {
 			return nil, fmt.Errorf("plan sensitivity: %w", err)
 		}
@@ -348,6 +354,7 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 	if err != nil || !o.plan.refit {
 		return res, err
 	}
+	defer heartbeat(o.ErrOut, o.quiet, "refit")()
 	return res, applyRefit(ctx, o.cal, res.Model, res.Path, o.ErrOut)
 }
 

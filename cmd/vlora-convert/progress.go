@@ -92,3 +92,13 @@ type bars struct {
 
 // start returns a new bar named name; its total comes with the first report.
 func (b bars) start(name string) *progressBar { return newProgress(b.w, b.quiet, name, 1, nil) }
+
+// heartbeat starts the plain progress of a stage that cannot count its
+// work (stage.Heartbeat) when w is not a terminal and not quiet; stop ends
+// it.
+func heartbeat(w io.Writer, quiet bool, name string) (stop func()) {
+	if quiet || isTerminal(w) {
+		return func() {}
+	}
+	return stage.Heartbeat(w, name, 0)
+}
