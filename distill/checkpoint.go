@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/vlora-convert/vlora-convert/formats"
@@ -76,6 +77,9 @@ func loadCheckpoint(path string, vm *vlora.Model, st *student) (step int, log []
 	ck, err := vlora.Load(path)
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("resume: %w", err)
+	}
+	if a, b := ck.Manifest.Sources, vm.Manifest.Sources; len(a) > 0 && len(b) > 0 && !slices.Equal(a, b) {
+		return 0, nil, false, fmt.Errorf("resume: %s: %w: the checkpoint was made from other original files than the model (a checkpoint of another model)", path, formats.ErrInvalid)
 	}
 	of, err := formats.Open(OptimPath(path))
 	if err != nil {

@@ -943,6 +943,19 @@ func TestHostileOutputs(t *testing.T) {
 		{"infer output under a regular file", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"infer", "--model", c.V, "--input", c.In, "--out", filepath.Join(c.D, "out.safetensors")}
 		}, 2, []string{"--out", "not a directory"}},
+		{"resume from another model's checkpoint", func(t *testing.T, c *hostileDirs) []string {
+			ckpt := filepath.Join(c.V, checkpointName)
+			b, err := os.ReadFile(c.VFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(ckpt, b, 0o644)
+			editManifest(t, ckpt, func(m map[string]any) {
+				src := m["sources"].([]any)[0].(map[string]any)
+				src["sha256"] = strings.Repeat("0", 64)
+			})
+			return []string{"distill", c.V, "--original", c.M, "--steps", "4", "--data", c.D, "--resume", "--batch", "2", "--seq-len", "8"}
+		}, 2, []string{checkpointName, "another model"}},
 		{"resume from a checkpoint its optimizer state disagrees with", func(t *testing.T, c *hostileDirs) []string {
 			ckpt := filepath.Join(c.V, checkpointName)
 			b, err := os.ReadFile(c.VFile)
