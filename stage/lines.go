@@ -26,11 +26,15 @@ type LineReporter struct {
 	extra    func() string
 	now      func() time.Time
 
-	mu         sync.Mutex
-	start      time.Time
-	last       time.Time
-	done, tot  int64
-	startDone  int64
+	mu        sync.Mutex
+	start     time.Time
+	last      time.Time
+	done, tot int64
+	// firstDone and first are the units done at the first report and its
+	// time: the rate counts from there, so that units done before (a
+	// resumed run's) do not inflate it.
+	firstDone  int64
+	first      time.Time
 	startedSet bool
 }
 
@@ -70,13 +74,11 @@ func (r *LineReporter) SetTotal(total int64) {
 func (r *LineReporter) Set(done int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	t := r.now()
 	if !r.startedSet {
-		// Units already done at the first report (a resumed run) do not
-		// count towards the rate.
-		r.startDone, r.startedSet = done, true
+		r.firstDone, r.first, r.startedSet = done, t, true
 	}
 	r.done = done
-	t := r.now()
 	if t.Sub(r.last) < r.interval {
 		return
 	}
@@ -90,8 +92,8 @@ func (r *LineReporter) line(t time.Time) string {
 	if r.tot > 0 {
 		s += fmt.Sprintf("/%d (%.0f%%)", r.tot, 100*float64(r.done)/float64(r.tot))
 	}
-	elapsed := t.Sub(r.start).Seconds()
-	if rate := float64(r.done-r.startDone) / elapsed; elapsed > 0 && rate > 0 {
+	elapsed := t.Sub(r.first).Seconds()
+	if rate := float64(r.done-r.firstDone) / elapsed; elapsed > 0 && rate > 0 {
 		s += fmt.Sprintf(", %.3g/s", rate)
 		if r.tot > r.done {
 			eta := time.Duration(float64(r.tot-r.done) / rate * float64(time.Second))

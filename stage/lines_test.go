@@ -22,11 +22,11 @@ func TestLineReporter(t *testing.T) {
 		r.Report(Progress{Stage: Distill, Done: s.done, Total: 300})
 	}
 	got := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	// Lines at 10 s (50 done: 5/s, 250 left: 50 s) and at 21 s (105 done
-	// since the first report's 10: 95 in 21 s), none in between.
+	// Lines at 10 s and at 21 s, none in between; the rate counts from
+	// the first report (10 done at 2 s): 40 in 8 s, then 95 in 19 s.
 	want := []string{
-		"distill: 50/300 (17%), 4/s, ETA 1m3s, loss 0.5000",
-		"distill: 105/300 (35%), 4.52/s, ETA 43s, loss 0.5000",
+		"distill: 50/300 (17%), 5/s, ETA 50s, loss 0.5000",
+		"distill: 105/300 (35%), 5/s, ETA 39s, loss 0.5000",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("lines %q, want %q", got, want)
