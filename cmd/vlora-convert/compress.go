@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -112,6 +113,13 @@ func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	o.recipe = o.useDefaultRecipe(cmd)
+	randomized := strings.EqualFold(o.svd, "randomized")
+	err := refuseInert(cmd, append(o.distill.inertRules(),
+		inertRule{"oversample", !randomized, "the randomized SVD (--svd randomized)"},
+		inertRule{"power-iters", !randomized, "the randomized SVD (--svd randomized)"})...)
+	if err != nil {
+		return err
+	}
 	o.opt = convert.Options{CompoundSize: o.k, Rank: o.rank, Energy: o.energy, Seed: o.seed,
 		Oversample: o.oversample, PowerIters: o.powerIters, Workers: o.workers, Align: o.align}
 	if o.oversample == 0 {
@@ -120,7 +128,6 @@ func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
 	if o.powerIters == 0 {
 		o.opt.PowerIters = svd.NoPowerIters
 	}
-	var err error
 	if o.opt.Base, err = vlora.ParseBaseMode(o.base); err != nil {
 		return usageError{err}
 	}

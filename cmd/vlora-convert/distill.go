@@ -347,6 +347,9 @@ func (o *distillOptions) Complete(cmd *cobra.Command, args []string) error {
 	if err := o.flags.storage.complete(); err != nil {
 		return err
 	}
+	if err := refuseInert(cmd, o.flags.inertRules()...); err != nil {
+		return err
+	}
 	o.in = args[0]
 	in, err := vlora.ResolvePath(args[0])
 	if err != nil {

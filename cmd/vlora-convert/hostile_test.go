@@ -1058,6 +1058,9 @@ func TestHostileFlags(t *testing.T) {
 			return append([]string{"compress", "--model", c.M, "--out", filepath.Join(c.Root, "out"), "--energy", "0.9"}, extra...)
 		}, "--target-params", "--target-params", "0.5"),
 		flagCase("one quant family twice", compressArgs, "twice", "--quant", "bases=int8,Bases=int4"),
+		flagCase("oversample with the exact SVD", compressArgs, "--oversample", "--oversample", "20"),
+		flagCase("local learning rate without a local stage", compressArgs, "--local-lr", "--local-lr", "0.01"),
+		flagCase("augment prefix without continuations", compressArgs, "--augment-prefix", "--augment-prefix", "8"),
 		{"budget below the dense parts", func(_ *testing.T, c *hostileDirs) []string {
 			return []string{"compress", "--model", c.M, "--out", filepath.Join(c.Root, "out"), "--target-params", "0.001", "--distill-steps", "0"}
 		}, 2, []string{"parameter target", "ask for at least"}},

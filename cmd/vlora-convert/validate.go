@@ -4,6 +4,8 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // Documented ranges of the numeric flags. Values outside them are usage
@@ -129,4 +131,31 @@ func canonical(p string) (string, error) {
 func within(p, dir string) bool {
 	rel, err := filepath.Rel(dir, p)
 	return err == nil && rel != "." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && rel != ".."
+}
+
+// inertRule names a flag and whether, in the combination given, it would
+// do nothing, and what it needs to do something.
+type inertRule struct {
+	flag  string
+	inert bool
+	needs string
+}
+
+// refuseInert refuses the first flag given on the command line that a
+// rule marks inert, so that no flag is silently ignored.
+func refuseInert(cmd *cobra.Command, rules ...inertRule) error {
+	for _, r := range rules {
+		if r.inert && cmd.Flags().Changed(r.flag) {
+			return usagef("--%s does nothing in this command line: it needs %s", r.flag, r.needs)
+		}
+	}
+	return nil
+}
+
+// inertRules are the rules of the distillation flags.
+func (d *distillFlags) inertRules() []inertRule {
+	return []inertRule{
+		{"local-lr", d.localSteps == 0, "a local stage (--local-steps)"},
+		{"augment-prefix", d.augment == 0, "continuations (--augment)"},
+	}
 }
