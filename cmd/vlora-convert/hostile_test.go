@@ -924,7 +924,11 @@ func TestHostileOutputs(t *testing.T) {
 		{"cpuprofile over an input", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"compress", "--model", c.M, "--out", filepath.Join(c.Root, "out"), "-k", "2", "-r", "4",
 				"--distill-steps", "0", "--cpuprofile", filepath.Join(c.M, "config.json")}
-		}, 2, []string{"--cpuprofile", "config.json", "not an output"}},
+		}, 2, []string{"--cpuprofile", "config.json", "not an earlier output"}},
+		{"cpuprofile over the output", func(t *testing.T, c *hostileDirs) []string {
+			out := filepath.Join(c.Root, "out.safetensors")
+			return []string{"infer", "--model", c.V, "--input", c.In, "--out", out, "--cpuprofile", out}
+		}, 2, []string{"--cpuprofile", "--out"}},
 		{"cpuprofile is a directory", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"inspect", c.V, "--cpuprofile", c.Root}
 		}, 2, []string{"--cpuprofile", "is a directory"}},
@@ -933,7 +937,7 @@ func TestHostileOutputs(t *testing.T) {
 		}, 2, []string{"--out", "is a directory"}},
 		{"infer output over another file", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"infer", "--model", c.V, "--input", c.In, "--out", c.D}
-		}, 2, []string{"--out", "data.safetensors", "not an output"}},
+		}, 2, []string{"--out", "data.safetensors", "not an earlier output"}},
 		{"infer output in a missing directory", func(t *testing.T, c *hostileDirs) []string {
 			return []string{"infer", "--model", c.V, "--input", c.In, "--out", filepath.Join(c.Root, "no", "out.safetensors")}
 		}, 2, []string{"--out", "its directory"}},

@@ -115,6 +115,13 @@ func checkProfile(cmd *cobra.Command) error {
 	if path == "" {
 		return nil
 	}
+	if out, err := cmd.Flags().GetString("out"); err == nil && out != "" {
+		p, errP := canonical(path)
+		o, errO := canonical(out)
+		if errP == nil && errO == nil && (p == o || within(p, o)) {
+			return usagef("--cpuprofile %s would write into or over --out %s; choose another path", path, out)
+		}
+	}
 	if err := outdir.CheckFile("--cpuprofile", path, false, outdir.HasPrefix(gzipMagic)); err != nil {
 		return usageError{err}
 	}

@@ -30,7 +30,7 @@ func CheckFile(flag, path string, force bool, owned func(path string) bool) erro
 	case err == nil && !st.Mode().IsRegular():
 		return bad("not a regular file")
 	case err == nil && !force && (owned == nil || !owned(path)):
-		return bad("exists and is not an output of this command; remove it, choose another path, or pass --force")
+		return bad("exists and is not an earlier output of %s; remove it or choose another path", flag)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return bad("%v", unwrapPath(err))
 	}

@@ -94,6 +94,9 @@ func Open(path string, opt Options) (*Dir, error) {
 		opt.Flag = "--out"
 	}
 	d := &Dir{path: path, opt: opt}
+	if path == "" {
+		return nil, d.bad("empty path")
+	}
 	if err := d.create(); err != nil {
 		return nil, err
 	}

@@ -201,7 +201,7 @@ func TestCheckFile(t *testing.T) {
 	}{
 		{"new", filepath.Join(dir, "new.prof"), false, ""},
 		{"previous output", gz, false, ""},
-		{"an input", input, false, "is not an output of this command"},
+		{"an input", input, false, "is not an earlier output of --cpuprofile"},
 		{"an input, forced", input, true, ""},
 		{"a directory", dir, false, "is a directory"},
 		{"missing directory", filepath.Join(dir, "no", "x"), false, "its directory"},
