@@ -318,8 +318,11 @@ func (d *Dir) Close(keep bool) {
 		return
 	}
 	d.done = true
-	if d.stage != "" && !keep && !d.opt.Resume {
-		os.RemoveAll(d.stage)
+	if d.stage != "" {
+		if !keep && !d.opt.Resume {
+			os.RemoveAll(d.stage)
+		}
+		os.Remove(d.stage) // when kept but empty
 	}
 	d.release()
 	d.removeCreated()

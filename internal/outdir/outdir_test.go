@@ -245,3 +245,17 @@ func TestRefusedDirectoryUntouched(t *testing.T) {
 		t.Errorf("the refused directory was modified at %v", st.ModTime())
 	}
 }
+
+// TestResumeWithNothingStaged checks that a failed run opened to resume,
+// with nothing staged, leaves no directory behind.
+func TestResumeWithNothingStaged(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	d, err := Open(dir, Options{Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close(false)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("a failed resume left %s: %v", dir, err)
+	}
+}
