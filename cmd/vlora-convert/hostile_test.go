@@ -925,6 +925,12 @@ func TestHostileOutputs(t *testing.T) {
 			return []string{"compress", "--model", c.M, "--out", filepath.Join(c.Root, "out"), "-k", "2", "-r", "4",
 				"--distill-steps", "0", "--cpuprofile", filepath.Join(c.M, "config.json")}
 		}, 2, []string{"--cpuprofile", "config.json", "not an earlier output"}},
+		{"resume into a new directory with bad data", func(t *testing.T, c *hostileDirs) []string {
+			bad := filepath.Join(c.Root, "bad.safetensors")
+			writeFloats(t, bad, "tokens", []int{2, 4}, func(int) float32 { return 1 })
+			return []string{"compress", "--model", c.M, "--out", filepath.Join(c.Root, "out"), "-k", "2", "-r", "4",
+				"--distill-steps", "2", "--resume", "--data", bad}
+		}, 2, []string{"bad.safetensors"}},
 		{"cpuprofile over the output", func(t *testing.T, c *hostileDirs) []string {
 			out := filepath.Join(c.Root, "out.safetensors")
 			return []string{"infer", "--model", c.V, "--input", c.In, "--out", out, "--cpuprofile", out}
