@@ -173,8 +173,8 @@ func (pl *Planner) Plan(target float64, weights map[string]float64) (*BudgetPlan
 			}
 			least += m
 		}
-		return nil, fmt.Errorf("%w: a parameter target of %v allows %d of the original's %d parameters, fewer than the %d (a fraction of %.4f) that its bases, embeddings and other dense tensors take even at rank 0; ask for at least %.4f",
-			formats.ErrInvalid, target, limit, pl.original, least, float64(least)/float64(pl.original), math.Ceil(1e4*float64(least)/float64(pl.original))/1e4)
+		return nil, fmt.Errorf("%w: a parameter target of %v allows %d of the original's %d parameters, fewer than the %d (%.2f%%) that its bases, embeddings and other dense tensors take even at rank 0; ask for a target of at least %.4f",
+			formats.ErrInvalid, target, limit, pl.original, least, 100*float64(least)/float64(pl.original), math.Ceil(1e4*float64(least)/float64(pl.original))/1e4)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: target %v: %v", formats.ErrInvalid, target, err)
