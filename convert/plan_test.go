@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -57,8 +58,9 @@ func TestPlanBudgetKeepsTheTarget(t *testing.T) {
 			}
 		})
 	}
-	if _, err := PlanBudget(ctx, dir, Options{}, 0.01, []vlora.BaseMode{vlora.BaseMean}); err == nil {
-		t.Error("no error for a target below the pass-through tensors")
+	_, err := PlanBudget(ctx, dir, Options{}, 0.01, []vlora.BaseMode{vlora.BaseMean})
+	if !errors.Is(err, formats.ErrInvalid) || !strings.Contains(err.Error(), "ask for a target of at least") {
+		t.Errorf("a target below the pass-through tensors: %v, want formats.ErrInvalid saying the smallest target", err)
 	}
 }
 
