@@ -1073,7 +1073,7 @@ func TestHostileFlags(t *testing.T) {
 		flagCase("augment prefix without continuations", compressArgs, "--augment-prefix", "--augment-prefix", "8"),
 		{"budget below the dense parts", func(_ *testing.T, c *hostileDirs) []string {
 			return []string{"compress", "--model", c.M, "--out", filepath.Join(c.Root, "out"), "--target-params", "0.001", "--distill-steps", "0"}
-		}, 2, []string{"parameter target", "ask for at least"}},
+		}, 2, []string{"parameter target", "ask for a target of at least"}},
 		// Values that give wrong results silently.
 		{"denormal temperature", gen(nil, "--temperature", "1e-310"), 2, []string{"--temperature", "0 (greedy)"}},
 		{"temperature below the floor", gen(nil, "--temperature", "0.0001"), 2, []string{"--temperature"}},
