@@ -181,7 +181,10 @@ func (d *Dir) checkForeign() error {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if ours(n) || slices.Contains(d.prev, n) {
+		switch {
+		case n == StagingName && e.IsDir(), ours(n) && n != StagingName && e.Type().IsRegular():
+			continue
+		case slices.Contains(d.prev, n) && e.Type().IsRegular():
 			continue
 		}
 		return d.bad("holds %s, which vlora-convert did not write; choose a new or empty directory, or pass --force to write there anyway", n)

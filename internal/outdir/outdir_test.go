@@ -88,6 +88,14 @@ func TestOpenRefuses(t *testing.T) {
 			os.WriteFile(p, nil, 0o644)
 			return filepath.Join(p, "out")
 		}, Options{}, "cannot create the directory"},
+		{"a directory under the record's name", func(t *testing.T, dir string) string {
+			os.Mkdir(filepath.Join(dir, RecordName), 0o755)
+			return dir
+		}, Options{}, "holds " + RecordName},
+		{"a file under the staging directory's name", func(t *testing.T, dir string) string {
+			os.WriteFile(filepath.Join(dir, StagingName), nil, 0o644)
+			return dir
+		}, Options{}, "holds " + StagingName},
 		{"malformed record", func(t *testing.T, dir string) string {
 			os.WriteFile(filepath.Join(dir, RecordName), []byte(`{"files": ["../x"]}`), 0o644)
 			os.WriteFile(filepath.Join(dir, "x"), nil, 0o644)
