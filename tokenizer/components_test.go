@@ -9,7 +9,7 @@ import (
 // preTokenize runs a pre-tokenizer built from its JSON form on s.
 func preTokenize(t *testing.T, js, s string) []string {
 	t.Helper()
-	p, err := buildPreTokenizer(json.RawMessage(js))
+	p, err := buildPreTokenizer(json.RawMessage(js), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestPreTokenizers(t *testing.T) {
 }
 
 func TestMetaspaceFirst(t *testing.T) {
-	p, err := buildPreTokenizer(json.RawMessage(`{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}`))
+	p, err := buildPreTokenizer(json.RawMessage(`{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}`), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestNormalizers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n, err := buildNormalizer(json.RawMessage(c.json))
+			n, err := buildNormalizer(json.RawMessage(c.json), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +120,7 @@ func TestDecoders(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			d, err := buildDecoder(json.RawMessage(c.json))
+			d, err := buildDecoder(json.RawMessage(c.json), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +149,7 @@ func TestPostProcessors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := buildPostProcessor(json.RawMessage(c.json))
+			p, err := buildPostProcessor(json.RawMessage(c.json), 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -132,7 +132,7 @@ func FuzzScanner(f *testing.F) {
 	var pairs []pair
 	for _, expr := range []string{patternGPT2, patternCL100K, patternQwen, patternO200K} {
 		sc, _ := knownScanner(expr)
-		pairs = append(pairs, pair{sc, regexMatcher{regexp2.MustCompile(expr, regexp2.None)}})
+		pairs = append(pairs, pair{sc, regexMatcher{regexp2.MustCompile(expr, regexp2.None), expr}})
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if !utf8.ValidString(s) || strings.ContainsRune(s, 'ſ') {

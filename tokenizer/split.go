@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/dlclark/regexp2/v2"
+
+	"github.com/vlora-convert/vlora-convert/formats"
 )
 
 // span is a half-open byte range [start, end) of a string; match tells
@@ -52,15 +54,23 @@ func (m runeMatcher) find(dst [][2]int, s string) [][2]int {
 }
 
 // regexMatcher runs a general regular expression (backtracking engine, so
-// look-around works).
-type regexMatcher struct{ re *regexp2.Regexp }
+// look-around works). Each search for a match may take matchTimeout; a
+// search that runs out of it, or any other failure of the engine, stops
+// the encoding with a matchFailure (see EncodeContext).
+type regexMatcher struct {
+	re   *regexp2.Regexp
+	expr string // the pattern as the file gives it
+}
 
 func (m regexMatcher) find(dst [][2]int, s string) [][2]int {
 	idx, err := m.re.FindAllStringIndex(s, -1)
 	if err != nil {
-		// Only timeouts and backtracking-stack exhaustion report errors;
-		// neither is configured here, so treat the rest as no match.
-		return dst
+		// The engine's message quotes the whole input; keep it out.
+		msg := "the regex engine failed"
+		if strings.Contains(err.Error(), "timeout") {
+			msg = fmt.Sprintf("a match took longer than %v (catastrophic backtracking?)", m.re.MatchTimeout)
+		}
+		panic(matchFailure{fmt.Errorf("%w: regex %s on a piece of %d bytes: %s", ErrPattern, quoteShort(m.expr), len(s), msg)})
 	}
 	for _, p := range idx {
 		dst = append(dst, [2]int{p[0], p[1]})
@@ -68,18 +78,29 @@ func (m regexMatcher) find(dst [][2]int, s string) [][2]int {
 	return dst
 }
 
+// ErrPattern reports a regular expression of the tokenizer that could not
+// be matched within MatchTimeout; it wraps formats.ErrInvalid, since the
+// tokenizer file is at fault.
+var ErrPattern = fmt.Errorf("%w: tokenizer pattern", formats.ErrInvalid)
+
+// matchFailure carries the error of a regexMatcher up to EncodeContext,
+// which recovers it; it never leaves the package.
+type matchFailure struct{ err error }
+
 // compilePattern returns a matcher for a regular expression from a
 // tokenizer.json file: a hand-written scanner when the pattern is one of the
-// well-known split patterns, the regexp2 engine otherwise.
+// well-known split patterns, the regexp2 engine with the matchTimeout
+// budget otherwise.
 func compilePattern(expr string) (matcher, error) {
 	if sc, ok := knownScanner(expr); ok {
 		return sc, nil
 	}
 	re, err := regexp2.Compile(rewritePossessive(expr), regexp2.None)
 	if err != nil {
-		return nil, fmt.Errorf("regex %q: %v", expr, err)
+		return nil, fmt.Errorf("regex %s: %v", quoteShort(expr), err)
 	}
-	return regexMatcher{re}, nil
+	re.MatchTimeout = matchTimeout
+	return regexMatcher{re, expr}, nil
 }
 
 // splitSpans covers s with the matches of m and the gaps between them, in
