@@ -40,3 +40,11 @@ func readSmallFile(path string, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// ReadRegularFile reads the regular file at path (see OpenRegular: a
+// FIFO, a device or a directory is refused before it is opened), refusing
+// a file longer than limit bytes; both refusals wrap ErrInvalid and name
+// the file.
+func ReadRegularFile(path string, limit int64) ([]byte, error) {
+	return readSmallFile(path, limit)
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -48,19 +47,7 @@ var matchTimeout = MatchTimeout
 // directory, a FIFO, a device: checked before the file is opened, so that
 // nothing blocks) and a file longer than limit bytes.
 func readRegular(path string, limit int64) ([]byte, error) {
-	f, err := formats.OpenRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, formats.ErrInvalid, limit)
-	}
-	return b, nil
+	return formats.ReadRegularFile(path, limit)
 }
 
 // readOptional is readRegular for a file that may be absent (nil, nil).
