@@ -76,7 +76,7 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Dataset, error) {
 		return nil, fmt.Errorf("data: %w", err)
 	}
 	if !st.IsDir() && !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w: not a regular file or a directory (%s)", path, formats.ErrInvalid, st.Mode().Type())
+		return nil, fmt.Errorf("%s: %w: not a regular file or a directory (%s)", path, formats.ErrInvalid, formats.DescribeMode(st.Mode()))
 	}
 	ext := strings.ToLower(filepath.Ext(path))
 	if opt.Labels != "" && (st.IsDir() || ext == ".txt" || ext == ".jsonl") {

@@ -224,7 +224,7 @@ func loadText(ctx context.Context, path string, opt LoadOptions) (*Dataset, []st
 	for i, d := range docs {
 		ids, err := to.tok.EncodeContext(ctx, d, true)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: tokenizing %s: %w", path, docName(files, i, len(docs)), err)
+			return nil, nil, fmt.Errorf("%s: tokenizing: %w", docName(path, files, i, len(docs)), err)
 		}
 		tokens = append(tokens, ids...)
 	}
@@ -236,13 +236,13 @@ func loadText(ctx context.Context, path string, opt LoadOptions) (*Dataset, []st
 	return d, files, nil
 }
 
-// docName names document i of n read from files: a file, or a line of a
-// .jsonl file.
-func docName(files []string, i, n int) string {
+// docName names document i of the n read from path: its file, or, for
+// the lines of a .jsonl file, the file and the document's number.
+func docName(path string, files []string, i, n int) string {
 	if len(files) == n {
 		return files[i]
 	}
-	return fmt.Sprintf("document %d", i+1)
+	return fmt.Sprintf("%s (document %d)", path, i+1)
 }
 
 // addedBOS returns the BOS token when the tokenizer's post-processor puts
@@ -350,7 +350,7 @@ func filesWithExt(dir string, exts ...string) ([]string, error) {
 			return nil
 		}
 		if !mode.IsRegular() {
-			return fmt.Errorf("%s: %w: not a regular file (%s)", p, formats.ErrInvalid, mode)
+			return fmt.Errorf("%s: %w: not a regular file (%s)", p, formats.ErrInvalid, formats.DescribeMode(mode))
 		}
 		files = append(files, p)
 		return nil

@@ -389,7 +389,7 @@ func (o *distillOptions) Run(ctx context.Context) error {
 	}
 	err = o.flags.runStage(ctx, o.streams, target)
 	if err == nil {
-		if cfg, rerr := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); rerr == nil {
+		if cfg, rerr := formats.ReadRegularFile(filepath.Join(filepath.Dir(o.input), "config.json"), formats.MaxConfigSize); rerr == nil {
 			err = formats.WriteFileAtomic(filepath.Join(o.out, "config.json"), cfg)
 		}
 	}
