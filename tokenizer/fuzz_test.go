@@ -229,3 +229,59 @@ func FuzzLoad(f *testing.F) {
 		tok.Decode([]int{-1, 0, tok.VocabSize(), 1 << 40}, false)
 	})
 }
+
+// FuzzLoadFields builds a well-formed tokenizer file around fuzzed
+// values where a hostile file would put them (a vocabulary id, an added
+// token's id and content, a Split or Replace regular expression, a merge,
+// a template's special id, a Strip decoder's counts), so that the fuzzer
+// explores them without first having to keep the JSON valid; the checks
+// are those of FuzzLoad.
+func FuzzLoadFields(f *testing.F) {
+	f.Add(int64(2), int64(3), "<s>", `\p{L}+|\s+`, false, "a b", int64(3), 1, "ab a<s>b")
+	f.Add(int64(1<<62), int64(-1), "", `(a|aa)+$`, true, "a", int64(1e10), -5, "aaaaaaaaaaaaaaaaaaaaaaaaaaaa!")
+	f.Add(int64(7), int64(1<<40), "a", `(?<=a)b*+|[^\d]{2,}?`, false, "ab b", int64(0), 1<<30, "")
+	defer func(d time.Duration) { matchTimeout = d }(matchTimeout)
+	matchTimeout = 100 * time.Millisecond
+	f.Fuzz(func(t *testing.T, vocabID, addedID int64, content, pattern string, replace bool, mergeLine string, templateID int64, strip int, text string) {
+		if len(pattern) > 256 || len(text) > 256 || len(content) > 64 || len(mergeLine) > 64 {
+			t.Skip()
+		}
+		q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+		pre, norm := `{"type":"Split","pattern":{"Regex":`+q(pattern)+`},"behavior":"Isolated"}`, "null"
+		if replace {
+			pre, norm = "null", `{"type":"Replace","pattern":{"Regex":`+q(pattern)+`},"content":"b"}`
+		}
+		js := fmt.Sprintf(`{"added_tokens":[{"id":%d,"content":%s,"special":true,"normalized":%t}],"normalizer":%s,"pre_tokenizer":%s,`+
+			`"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"s"}},{"Sequence":{"id":"A"}}],"special_tokens":{"s":{"ids":[%d]}}},`+
+			`"decoder":{"type":"Strip","content":" ","start":%d,"stop":%d},`+
+			`"model":{"type":"BPE","unk_token":"a","vocab":{"a":0,"b":1,"ab":2,"x":%d},"merges":[%s]}}`,
+			addedID, q(content), replace, norm, pre, templateID, strip, -strip, vocabID, q(mergeLine))
+		tok, err := parse([]byte(js), nil)
+		if err != nil {
+			if !errors.Is(err, formats.ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		for _, add := range []bool{false, true} {
+			ids, err := tok.EncodeContext(context.Background(), text, add)
+			if err != nil {
+				if !errors.Is(err, ErrPattern) {
+					t.Fatalf("Encode: %v", err)
+				}
+				continue
+			}
+			for _, id := range ids {
+				if id < 0 || id >= tok.VocabSize() {
+					t.Fatalf("id %d outside [0, %d)", id, tok.VocabSize())
+				}
+			}
+			tok.Decode(ids, add)
+			sd := tok.NewStreamDecoder(false)
+			for _, id := range ids {
+				sd.Next(id)
+			}
+			sd.Flush()
+		}
+	})
+}
