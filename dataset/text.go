@@ -363,7 +363,7 @@ func filesWithExt(dir string, exts ...string) ([]string, error) {
 // the SHA-256 of the lines "<SHA-256 of the file>  <path relative to dir>\n"
 // in lexical order of the paths (with / separators), which is what
 //
-//	cd DIR && find . -type f | LC_ALL=C sort | sed 's|^\./||' | xargs sha256sum | sha256sum
+//	cd DIR && find -L . -type f | LC_ALL=C sort | sed 's|^\./||' | xargs sha256sum | sha256sum
 //
 // prints when DIR holds only those files.
 func hashFiles(ctx context.Context, dir string, files []string) (string, error) {
