@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -14,7 +15,7 @@ func preTokenize(t *testing.T, js, s string) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, pc := range p.preTokenize([]piece{{s: s, first: true}}) {
+	for _, pc := range p.preTokenize(context.Background(), []piece{{s: s, first: true}}) {
 		out = append(out, pc.s)
 	}
 	return out
@@ -61,7 +62,7 @@ func TestMetaspaceFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := p.preTokenize([]piece{{s: "a b", first: true}, {s: "c", first: false}})
+	got := p.preTokenize(context.Background(), []piece{{s: "a b", first: true}, {s: "c", first: false}})
 	if got[0].s != "▁a▁b" || got[1].s != "c" {
 		t.Errorf("got %q %q, want ▁a▁b c", got[0].s, got[1].s)
 	}

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -379,7 +380,9 @@ func buildDecoder(raw json.RawMessage, depth int) (decoder, error) {
 
 // tokenModel maps one pre-tokenized word to ids.
 type tokenModel interface {
-	tokenize(dst []int, word string) []int
+	// tokenize appends the ids of word to dst; on a long word it stops
+	// with an encodeAbort when ctx is done (see checkCtx).
+	tokenize(ctx context.Context, dst []int, word string) []int
 }
 
 func strOr(p *string, def string) string {

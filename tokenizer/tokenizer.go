@@ -107,7 +107,7 @@ func parse(data, cfg []byte) (tok *Tokenizer, err error) {
 	defer func() {
 		// Normalizing the added tokens runs the normalizer's patterns.
 		if r := recover(); r != nil {
-			mf, ok := r.(matchFailure)
+			mf, ok := r.(encodeAbort)
 			if !ok {
 				panic(r)
 			}
@@ -318,15 +318,26 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 // between checks of its context.
 const cancelCheckPieces = 1024
 
+// checkCtx ends the encoding under way (see encodeAbort) when ctx is done;
+// the model calls it in the loops over long words.
+func checkCtx(ctx context.Context) {
+	if ctx == nil {
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		panic(encodeAbort{err})
+	}
+}
+
 // EncodeContext returns the token ids of text, as Encode does. It stops
-// with ctx's error when ctx is done (checked between added-token segments
-// and every cancelCheckPieces words), and with an error wrapping
+// with ctx's error when ctx is done (checked between added-token segments,
+// every cancelCheckPieces words and within long words), and with an error wrapping
 // ErrPattern when one search of a regular expression of the tokenizer
 // takes longer than MatchTimeout.
 func (t *Tokenizer) EncodeContext(ctx context.Context, text string, addSpecial bool) (ids []int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			mf, ok := r.(matchFailure)
+			mf, ok := r.(encodeAbort)
 			if !ok {
 				panic(r)
 			}
@@ -360,7 +371,7 @@ func (t *Tokenizer) EncodeContext(ctx context.Context, text string, addSpecial b
 			}
 			pieces = append(pieces[:0], piece{s: sub.s, first: k == 0 && j == 0})
 			if t.pre != nil {
-				pieces = t.pre.preTokenize(pieces)
+				pieces = t.pre.preTokenize(ctx, pieces)
 			}
 			for _, p := range pieces {
 				if words++; words%cancelCheckPieces == 0 {
@@ -368,7 +379,7 @@ func (t *Tokenizer) EncodeContext(ctx context.Context, text string, addSpecial b
 						return nil, err
 					}
 				}
-				ids = t.model.tokenize(ids, p.s)
+				ids = t.model.tokenize(ctx, ids, p.s)
 			}
 		}
 	}
