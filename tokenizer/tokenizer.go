@@ -15,6 +15,13 @@
 //
 // Decode turns ids back into text; a StreamDecoder does so one id at a time
 // for streaming generation, without splitting a character.
+//
+// A tokenizer file is input like any other: Load reads regular files only,
+// bounds the file's size and every id, count and nesting depth it declares
+// before sizing anything from them, and EncodeContext stops on its
+// context and when a regular expression of the file exceeds MatchTimeout
+// for one match, so that no file can crash, exhaust memory or hang the
+// program.
 package tokenizer
 
 import (
