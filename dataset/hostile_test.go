@@ -64,6 +64,11 @@ func TestLoadTextHostile(t *testing.T) {
 			symlink(t, target, filepath.Join(dir, "d", "link.txt"))
 			return filepath.Join(dir, "d")
 		}, nil},
+		{"data directory given as a symbolic link", func(t *testing.T, dir string) string {
+			write(t, filepath.Join(dir, "real", "a.txt"), text)
+			symlink(t, filepath.Join(dir, "real"), filepath.Join(dir, "link"))
+			return filepath.Join(dir, "link")
+		}, nil},
 		{"broken symbolic link", func(t *testing.T, dir string) string {
 			write(t, filepath.Join(dir, "d", "a.txt"), text)
 			symlink(t, filepath.Join(dir, "nowhere.txt"), filepath.Join(dir, "d", "gone.txt"))

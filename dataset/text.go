@@ -315,14 +315,21 @@ func Windows(tokens []int, t, stride, bos int, perplexity bool) (*Dataset, error
 }
 
 // filesWithExt lists the files under dir whose names end in one of exts
-// (case-insensitive), in lexical order of their paths. Symbolic links to
-// regular files are followed (listed under the link's path); a matching
+// (case-insensitive), in lexical order of their paths. dir itself may be
+// a symbolic link to a directory. Symbolic links to regular files are
+// followed (listed under the link's path); a matching
 // entry that is not a regular file (a FIFO, a device, a broken link), and a
 // symbolic link to a directory, which is not walked, are errors wrapping
 // formats.ErrInvalid rather than skipped.
 func filesWithExt(dir string, exts ...string) ([]string, error) {
 	var files []string
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+	// With a trailing separator the walk starts inside dir also when dir
+	// itself is a symbolic link to a directory.
+	root := dir
+	if !strings.HasSuffix(root, string(filepath.Separator)) {
+		root += string(filepath.Separator)
+	}
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
