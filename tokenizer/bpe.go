@@ -337,6 +337,10 @@ type bpeScratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(bpeScratch) }}
 
+// maxPooledSymbols bounds the symbols of the scratch buffers kept in
+// scratchPool for the next word.
+const maxPooledSymbols = 1 << 16
+
 // linearMergeLimit is the word length (in initial symbols) up to which the
 // best merge is found by scanning the cached pair ranks instead of through
 // a heap: quadratic, but faster for the short words of ordinary text.
@@ -349,7 +353,14 @@ var noMerge = merge{rank: 1<<31 - 1, id: -1}
 // first among equal ranks, and appends the resulting ids to dst.
 func (m *bpe) mergeWord(ctx context.Context, dst []int, word string) []int {
 	sc := scratchPool.Get().(*bpeScratch)
-	defer func() { sc.ctx = nil; scratchPool.Put(sc) }()
+	defer func() {
+		sc.ctx = nil
+		if cap(sc.syms) > maxPooledSymbols {
+			// A very long word's buffers are not kept for the next one.
+			sc.syms, sc.ranks, sc.heap = nil, nil, nil
+		}
+		scratchPool.Put(sc)
+	}()
 	sc.ctx = ctx
 	syms := m.initialSymbols(ctx, sc.syms[:0], word)
 	sc.syms = syms
