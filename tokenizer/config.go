@@ -425,32 +425,36 @@ func buildModel(raw json.RawMessage) (tokenModel, map[string]int, error) {
 }
 
 // parseMerges accepts both merge formats: "a b" strings and [a, b] pairs,
-// and refuses more than limit merges before reading more.
+// and refuses more than limit merges before decoding them.
 func parseMerges(raw json.RawMessage, limit int) ([][2]string, error) {
-	var pairs [][2]string
-	err := decodeArray(raw, limit, "model.merges", func(i int, dec *json.Decoder) error {
-		var e json.RawMessage
-		if err := dec.Decode(&e); err != nil {
-			return fmt.Errorf("model.merges[%d]: %v", i, err)
-		}
-		if len(e) > 0 && e[0] == '[' {
-			var p []string
-			if err := json.Unmarshal(e, &p); err != nil || len(p) != 2 {
-				return fmt.Errorf("model.merges[%d]: want two tokens", i)
+	if isNull(raw) {
+		return nil, nil
+	}
+	if n := countElements(raw, limit); n > limit {
+		return nil, fmt.Errorf("model.merges: more than %d entries", limit)
+	}
+	var lists [][]string
+	if err := json.Unmarshal(raw, &lists); err == nil {
+		pairs := make([][2]string, len(lists))
+		for i, l := range lists {
+			if len(l) != 2 {
+				return nil, fmt.Errorf("model.merges[%d]: want two tokens, not %d", i, len(l))
 			}
-			pairs = append(pairs, [2]string{p[0], p[1]})
-			return nil
+			pairs[i] = [2]string{l[0], l[1]}
 		}
-		var l string
-		if err := json.Unmarshal(e, &l); err != nil {
-			return fmt.Errorf("model.merges[%d]: want \"a b\" or [a, b]", i)
-		}
+		return pairs, nil
+	}
+	var lines []string
+	if err := json.Unmarshal(raw, &lines); err != nil {
+		return nil, fmt.Errorf("model.merges: want \"a b\" strings or [a, b] pairs: %v", err)
+	}
+	pairs := make([][2]string, len(lines))
+	for i, l := range lines {
 		a, b, ok := strings.Cut(l, " ")
 		if !ok || strings.Contains(b, " ") {
-			return fmt.Errorf("model.merges[%d] %s: expected two tokens separated by a space", i, quoteShort(l))
+			return nil, fmt.Errorf("model.merges[%d] %s: expected two tokens separated by a space", i, quoteShort(l))
 		}
-		pairs = append(pairs, [2]string{a, b})
-		return nil
-	})
-	return pairs, err
+		pairs[i] = [2]string{a, b}
+	}
+	return pairs, nil
 }

@@ -69,7 +69,7 @@ func TestLoadHostile(t *testing.T) {
 		{"added id in the billions", func(f map[string]any) { f["added_tokens"] = []any{map[string]any{"id": 4e9, "content": "<s>"}} }, "", "added_tokens"},
 		{"negative added id", func(f map[string]any) { f["added_tokens"] = []any{map[string]any{"id": -3, "content": "<s>"}} }, "", "added_tokens"},
 		{"added tokens not a list", func(f map[string]any) { f["added_tokens"] = map[string]any{"id": 1} }, "", "added_tokens"},
-		{"added token id a string", func(f map[string]any) { f["added_tokens"] = []any{map[string]any{"id": "7", "content": "<s>"}} }, "", "added_tokens[0]"},
+		{"added token id a string", func(f map[string]any) { f["added_tokens"] = []any{map[string]any{"id": "7", "content": "<s>"}} }, "", "added_tokens"},
 		{"more merges than the vocabulary allows", func(f map[string]any) { model(f)["merges"] = manyMerges }, "", "model.merges"},
 		{"merge of three tokens", func(f map[string]any) { model(f)["merges"] = []any{[]any{"a", "b", "ab"}} }, "", "model.merges[0]"},
 		{"merge of unknown tokens", func(f map[string]any) { model(f)["merges"] = []any{"x y"} }, "", "BPE merge 0"},
@@ -205,5 +205,29 @@ func TestEncodeCancel(t *testing.T) {
 				t.Errorf("stopped %v after the cancellation", d)
 			}
 		})
+	}
+}
+
+// TestCountElements checks the count of top-level elements that bounds a
+// decoder before it allocates, on strings holding commas and brackets,
+// escapes and nested values.
+func TestCountElements(t *testing.T) {
+	for _, tc := range []struct {
+		raw   string
+		limit int
+		want  int
+	}{
+		{`[]`, 10, 0},
+		{` { } `, 10, 0},
+		{`[1]`, 10, 1},
+		{`[1, 2]`, 10, 2},
+		{`["a,b", [1, 2], {"x": [3, 4]}]`, 10, 3},
+		{`{"a": 1, "b\",[": 2}`, 10, 2},
+		{`["\\", ","]`, 10, 2},
+		{`[1, 2, 3, 4]`, 2, 3},
+	} {
+		if got := countElements([]byte(tc.raw), tc.limit); got != tc.want {
+			t.Errorf("countElements(%s, %d) = %d, want %d", tc.raw, tc.limit, got, tc.want)
+		}
 	}
 }

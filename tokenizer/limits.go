@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -58,60 +57,80 @@ func readOptional(path string, limit int64) ([]byte, error) {
 	return readRegular(path, limit)
 }
 
-// decodeArray decodes the JSON array raw one element at a time, calling
-// each for every element with a decoder positioned on it, and refuses an
-// array of more than limit elements before decoding the next one. A null
-// or absent array has no elements.
-func decodeArray(raw json.RawMessage, limit int, what string, each func(i int, dec *json.Decoder) error) error {
+// countElements returns the number of elements of the JSON array or
+// object raw (its top level only), or limit+1 as soon as it holds more
+// than limit: a scan that allocates nothing, so that a decoder is sized
+// only after the count is known to be within bounds. raw must be valid
+// JSON (as json.RawMessage fields of a decoded value are).
+func countElements(raw []byte, limit int) int {
+	depth, n, empty := 0, 0, true
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case '"':
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 1 {
+				empty = false
+			}
+		case '{', '[':
+			if depth == 1 {
+				empty = false
+			}
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			if depth == 1 {
+				if n++; n >= limit {
+					return limit + 1
+				}
+			}
+		case ' ', '\t', '\n', '\r':
+		default:
+			if depth == 1 {
+				empty = false
+			}
+		}
+	}
+	if empty {
+		return 0
+	}
+	return n + 1
+}
+
+// decodeBounded decodes the JSON array or object raw into v after
+// checking that it holds at most limit elements; a null or absent value
+// leaves v as it is.
+func decodeBounded(raw json.RawMessage, limit int, what string, v any) error {
 	if isNull(raw) {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
-		return fmt.Errorf("%s: want an array", what)
+	if n := countElements(raw, limit); n > limit {
+		return fmt.Errorf("%s: more than %d entries", what, limit)
 	}
-	for i := 0; dec.More(); i++ {
-		if i >= limit {
-			return fmt.Errorf("%s: more than %d entries", what, limit)
-		}
-		if err := each(i, dec); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil {
+	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("%s: %v", what, err)
 	}
 	return nil
 }
 
-// decodeVocab decodes a {"token": id, ...} vocabulary, refusing ids
-// outside [0, MaxVocabSize) and more than MaxVocabSize entries as it reads.
+// decodeVocab decodes a {"token": id, ...} vocabulary of at most
+// MaxVocabSize entries, refusing ids outside [0, MaxVocabSize).
 func decodeVocab(raw json.RawMessage, what string) (map[string]int, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	var vocab map[string]int
+	if err := decodeBounded(raw, MaxVocabSize, what, &vocab); err != nil {
+		return nil, err
+	}
+	if vocab == nil {
 		return nil, fmt.Errorf("%s: want an object of token ids", what)
 	}
-	vocab := map[string]int{}
-	for dec.More() {
-		if len(vocab) >= MaxVocabSize {
-			return nil, fmt.Errorf("%s: more than %d tokens", what, MaxVocabSize)
-		}
-		t, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", what, err)
-		}
-		tok, _ := t.(string)
-		var id int
-		if err := dec.Decode(&id); err != nil {
-			return nil, fmt.Errorf("%s: token %s: id is not an integer in range", what, quoteShort(tok))
-		}
+	for tok, id := range vocab {
 		if id < 0 || id >= MaxVocabSize {
 			return nil, fmt.Errorf("%s: token %s has id %d, outside [0, %d)", what, quoteShort(tok), id, MaxVocabSize)
 		}
-		vocab[tok] = id
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("%s: %v", what, err)
 	}
 	return vocab, nil
 }

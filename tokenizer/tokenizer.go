@@ -129,15 +129,7 @@ func parse(data, cfg []byte) (tok *Tokenizer, err error) {
 		return nil, invalid(fmt.Errorf("no model"))
 	}
 	var added []addedToken
-	err = decodeArray(f.AddedTokens, MaxVocabSize, "added_tokens", func(i int, dec *json.Decoder) error {
-		var a addedToken
-		if err := dec.Decode(&a); err != nil {
-			return fmt.Errorf("added_tokens[%d]: %v", i, err)
-		}
-		added = append(added, a)
-		return nil
-	})
-	if err != nil {
+	if err := decodeBounded(f.AddedTokens, MaxVocabSize, "added_tokens", &added); err != nil {
 		return nil, invalid(err)
 	}
 	t := &Tokenizer{bos: -1, eos: -1}
