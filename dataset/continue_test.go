@@ -145,8 +145,9 @@ func TestContinueRejects(t *testing.T) {
 	}
 }
 
-// TestConcat checks that Concat appends items and refuses sets that do not
-// share a shape.
+// TestConcat checks that Concat appends items, fills the spans of a set
+// without them, and refuses sets that do not share a shape, token types or
+// labels.
 func TestConcat(t *testing.T) {
 	a := &Dataset{N: 2, T: 3, IDs: []int{1, 2, 3, 4, 5, 6}, Source: "a", SHA256: "x"}
 	b := &Dataset{N: 1, T: 3, IDs: []int{7, 8, 9}, Source: "b"}
@@ -157,9 +158,28 @@ func TestConcat(t *testing.T) {
 	if d.N != 3 || !slices.Equal(d.IDs, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}) || d.Source != "a + b" || d.SHA256 != "" {
 		t.Errorf("got %+v", d)
 	}
+	// Text windows (with spans) join sequences without: those score every
+	// position after the first.
+	w := &Dataset{N: 1, T: 3, IDs: []int{1, 2, 3}, Score: []Span{{2, 3}}, Source: "w"}
+	for _, tc := range []struct {
+		x, y *Dataset
+		want []Span
+	}{
+		{w, b, []Span{{2, 3}, {1, 3}}},
+		{b, w, []Span{{1, 3}, {2, 3}}},
+	} {
+		d, err := Concat(tc.x, tc.y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.N != 2 || !slices.Equal(d.Score, tc.want) {
+			t.Errorf("Concat(%s, %s): N %d, Score %v, want %v", tc.x.Source, tc.y.Source, d.N, d.Score, tc.want)
+		}
+	}
 	for _, bad := range []*Dataset{
 		{N: 1, T: 2, IDs: []int{1, 2}},
 		{N: 1, T: 3, IDs: []int{1, 2, 3}, TokenTypes: []int{0, 0, 0}},
+		{N: 1, T: 3, IDs: []int{1, 2, 3}, Labels: []int{0}},
 		{N: 1, Pixels: []float32{0}, C: 1, H: 1, W: 1},
 	} {
 		if _, err := Concat(a, bad); !errors.Is(err, formats.ErrInvalid) {

@@ -120,21 +120,28 @@ func (d *Dataset) CheckRange(vocab, typeVocab int) error {
 
 // Concat returns the items of a followed by those of b, two token sets of
 // the same sequence length; the SHA-256 of a file is kept only when b adds
-// nothing. Score spans are kept when both sets have them (or neither).
+// nothing. Score spans are kept when either set has them: the items of a
+// set without spans score every position after the first (Span{1, T}),
+// which is what a nil Score means, so text windows join sequences sampled
+// or continued by a model. Token types and labels must be present in both
+// sets or in neither.
 func Concat(a, b *Dataset) (*Dataset, error) {
 	if a.IsImages() || b.IsImages() || a.T != b.T {
 		return nil, fmt.Errorf("%w: cannot join %s and %s: both must be token sets of one length (%d, %d)", formats.ErrInvalid, a.Source, b.Source, a.T, b.T)
 	}
-	if (a.TokenTypes == nil) != (b.TokenTypes == nil) || (a.Score == nil) != (b.Score == nil) || (a.Labels == nil) != (b.Labels == nil) {
-		return nil, fmt.Errorf("%w: cannot join %s and %s: one has token types, spans or labels the other lacks", formats.ErrInvalid, a.Source, b.Source)
+	if (a.TokenTypes == nil) != (b.TokenTypes == nil) {
+		return nil, fmt.Errorf("%w: cannot join %s and %s: one has token types, the other does not", formats.ErrInvalid, a.Source, b.Source)
+	}
+	if (a.Labels == nil) != (b.Labels == nil) {
+		return nil, fmt.Errorf("%w: cannot join %s and %s: one has labels, the other does not", formats.ErrInvalid, a.Source, b.Source)
 	}
 	d := &Dataset{N: a.N + b.N, T: a.T, Source: a.Source + " + " + b.Source}
 	d.IDs = append(append(make([]int, 0, len(a.IDs)+len(b.IDs)), a.IDs...), b.IDs...)
 	if a.TokenTypes != nil {
 		d.TokenTypes = append(append([]int(nil), a.TokenTypes...), b.TokenTypes...)
 	}
-	if a.Score != nil {
-		d.Score = append(append([]Span(nil), a.Score...), b.Score...)
+	if a.Score != nil || b.Score != nil {
+		d.Score = append(append(make([]Span, 0, d.N), a.spans()...), b.spans()...)
 	}
 	if a.Labels != nil {
 		d.Labels = append(append([]int(nil), a.Labels...), b.Labels...)
@@ -143,4 +150,17 @@ func Concat(a, b *Dataset) (*Dataset, error) {
 		d.SHA256 = a.SHA256
 	}
 	return d, nil
+}
+
+// spans returns the scored span of every item: Score, or Span{1, T} for
+// each item when Score is nil.
+func (d *Dataset) spans() []Span {
+	if d.Score != nil {
+		return d.Score
+	}
+	s := make([]Span, d.N)
+	for i := range s {
+		s[i] = Span{1, d.T}
+	}
+	return s
 }

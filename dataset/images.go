@@ -61,7 +61,7 @@ func ReadPreprocess(path string) (*Preprocess, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, "preprocessor_config.json")
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := formats.ReadRegularFile(path, formats.MaxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: image data needs the model's preprocessor_config.json: %v", formats.ErrInvalid, err)
 	}
@@ -247,7 +247,7 @@ func opaqueRGBA(img image.Image) *image.RGBA {
 // decodeImage reads an image file, refusing images beyond maxImagePixels
 // before decoding them.
 func decodeImage(path string) (image.Image, error) {
-	f, err := os.Open(path)
+	f, err := formats.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -75,6 +75,9 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Dataset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: not a regular file or a directory (%s)", path, formats.ErrInvalid, formats.DescribeMode(st.Mode()))
+	}
 	ext := strings.ToLower(filepath.Ext(path))
 	if opt.Labels != "" && (st.IsDir() || ext == ".txt" || ext == ".jsonl") {
 		return nil, fmt.Errorf("%s: %w: a labels tensor needs a safetensors data file", path, formats.ErrInvalid)
@@ -85,7 +88,7 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Dataset, error) {
 	case st.IsDir():
 		d, files, err = loadDir(ctx, path, opt)
 	case ext == ".txt" || ext == ".jsonl":
-		d, files, err = loadText(path, opt)
+		d, files, err = loadText(ctx, path, opt)
 	case ext == ".safetensors":
 		d, err = loadSafetensors(path, opt.Labels)
 	default:
@@ -97,7 +100,7 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Dataset, error) {
 		case kind == ".txt" && opt.Labels != "":
 			return nil, fmt.Errorf("%s: %w: a labels tensor needs a safetensors data file", path, formats.ErrInvalid)
 		case kind == ".txt":
-			d, files, err = loadText(path, opt)
+			d, files, err = loadText(ctx, path, opt)
 		default:
 			return nil, fmt.Errorf("%s: %w: unknown data file type %q (want .safetensors, .txt, .jsonl, UTF-8 text or a directory)", path, formats.ErrInvalid, ext)
 		}
@@ -136,7 +139,7 @@ func loadDir(ctx context.Context, dir string, opt LoadOptions) (*Dataset, []stri
 	case len(texts) > 0 && len(images) > 0:
 		return nil, nil, fmt.Errorf("%s: %w: holds both .txt files and images", dir, formats.ErrInvalid)
 	case len(texts) > 0:
-		return loadText(dir, opt)
+		return loadText(ctx, dir, opt)
 	case len(images) > 0:
 		return loadImageDir(ctx, dir, opt)
 	}
@@ -220,7 +223,7 @@ const sniffBytes = 64 << 10
 // safetensors header (a little-endian length, then a JSON object), ".txt"
 // for UTF-8 text, "" otherwise.
 func sniff(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := formats.OpenRegular(path)
 	if err != nil {
 		return "", err
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -25,14 +26,16 @@ const (
 	// MaxTextBytes bounds the text read from a data file or directory
 	// (256 MiB).
 	MaxTextBytes = 256 << 20
-	// maxJSONLLine bounds one line of a .jsonl file (64 MiB).
-	maxJSONLLine = 64 << 20
 	// maxWindowTokens bounds the tokens of all windows together (1 GiB of
 	// int ids), which overlapping windows multiply.
 	maxWindowTokens = 1 << 27
 	// DefaultTextField is the field of a .jsonl line that holds its text.
 	DefaultTextField = "text"
 )
+
+// maxJSONLLine bounds one line of a .jsonl file (64 MiB); tests shorten
+// it.
+var maxJSONLLine = 64 << 20
 
 // Span is the range [From, To) of positions of a sequence.
 type Span struct{ From, To int }
@@ -69,9 +72,11 @@ func resolveText(opt LoadOptions) (textOptions, error) {
 
 // readDocuments reads the documents of a text data source: a .txt file (one
 // document), a .jsonl file (one document per line, the string field named
-// field), or a directory, whose .txt files, in lexical order of their
-// relative paths, are one document each. It also returns the files read.
-func readDocuments(path, field string) (docs []string, files []string, err error) {
+// field), or a directory, whose .txt files (symbolic links to regular
+// files included), in lexical order of their relative paths, are one
+// document each. It also returns the files read. Each file must be a
+// regular file; a .txt file must be UTF-8 text (see CheckText).
+func readDocuments(ctx context.Context, path, field string) (docs []string, files []string, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, err
@@ -89,6 +94,9 @@ func readDocuments(path, field string) (docs []string, files []string, err error
 	}
 	var total int64
 	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
 		b, err := readBounded(f, MaxTextBytes-total)
 		if err != nil {
 			return nil, nil, err
@@ -98,7 +106,7 @@ func readDocuments(path, field string) (docs []string, files []string, err error
 			return nil, nil, err
 		}
 		if strings.EqualFold(filepath.Ext(f), ".jsonl") {
-			lines, err := jsonlTexts(f, b, cmp.Or(field, DefaultTextField))
+			lines, err := jsonlTexts(ctx, f, b, cmp.Or(field, DefaultTextField))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -110,9 +118,10 @@ func readDocuments(path, field string) (docs []string, files []string, err error
 	return docs, files, nil
 }
 
-// readBounded reads the file at path, refusing one longer than limit bytes.
+// readBounded reads the regular file at path, refusing one longer than
+// limit bytes.
 func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := formats.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -129,11 +138,17 @@ func readBounded(path string, limit int64) ([]byte, error) {
 
 // jsonlTexts returns the string field of every non-blank line of a .jsonl
 // file's content b.
-func jsonlTexts(path string, b []byte, field string) ([]string, error) {
+func jsonlTexts(ctx context.Context, path string, b []byte, field string) ([]string, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, maxJSONLLine)
 	var out []string
-	for line := 1; sc.Scan(); line++ {
+	line := 1
+	for ; sc.Scan(); line++ {
+		if line%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		raw := bytes.TrimSpace(sc.Bytes())
 		if len(raw) == 0 {
 			continue
@@ -152,8 +167,10 @@ func jsonlTexts(path string, b []byte, field string) ([]string, error) {
 		}
 		out = append(out, s)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", path, formats.ErrInvalid, err)
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, fmt.Errorf("%s:%d: %w: line longer than %d bytes (the limit of one line)", path, line, formats.ErrInvalid, maxJSONLLine)
+	} else if err != nil {
+		return nil, fmt.Errorf("%s:%d: %w: %v", path, line, formats.ErrInvalid, err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: %w: no lines", path, formats.ErrInvalid)
@@ -164,18 +181,22 @@ func jsonlTexts(path string, b []byte, field string) ([]string, error) {
 // loadText reads text data (see readDocuments), encodes every document with
 // the post-processor's special tokens, joins the token streams and cuts them
 // into windows (see Windows).
-func loadText(path string, opt LoadOptions) (*Dataset, []string, error) {
+func loadText(ctx context.Context, path string, opt LoadOptions) (*Dataset, []string, error) {
 	to, err := resolveText(opt)
 	if err != nil {
 		return nil, nil, err
 	}
-	docs, files, err := readDocuments(path, opt.TextField)
+	docs, files, err := readDocuments(ctx, path, opt.TextField)
 	if err != nil {
 		return nil, nil, err
 	}
 	var tokens []int
-	for _, d := range docs {
-		tokens = append(tokens, to.tok.Encode(d, true)...)
+	for i, d := range docs {
+		ids, err := to.tok.EncodeContext(ctx, d, true)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: tokenizing: %w", docName(path, files, i, len(docs)), err)
+		}
+		tokens = append(tokens, ids...)
 	}
 	d, err := Windows(tokens, to.seqLen, to.stride, addedBOS(to.tok), to.perplexity)
 	if err != nil {
@@ -183,6 +204,15 @@ func loadText(path string, opt LoadOptions) (*Dataset, []string, error) {
 	}
 	d.Source = path
 	return d, files, nil
+}
+
+// docName names document i of the n read from path: its file, or, for
+// the lines of a .jsonl file, the file and the document's number.
+func docName(path string, files []string, i, n int) string {
+	if len(files) == n {
+		return files[i]
+	}
+	return fmt.Sprintf("%s (document %d)", path, i+1)
 }
 
 // addedBOS returns the BOS token when the tokenizer's post-processor puts
@@ -255,20 +285,51 @@ func Windows(tokens []int, t, stride, bos int, perplexity bool) (*Dataset, error
 }
 
 // filesWithExt lists the files under dir whose names end in one of exts
-// (case-insensitive), in lexical order of their paths.
+// (case-insensitive), in lexical order of their paths. dir itself may be
+// a symbolic link to a directory. Symbolic links to regular files are
+// followed (listed under the link's path); a matching
+// entry that is not a regular file (a FIFO, a device, a broken link), and a
+// symbolic link to a directory, which is not walked, are errors wrapping
+// formats.ErrInvalid rather than skipped.
 func filesWithExt(dir string, exts ...string) ([]string, error) {
 	var files []string
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+	// With a trailing separator the walk starts inside dir also when dir
+	// itself is a symbolic link to a directory.
+	root := dir
+	if !strings.HasSuffix(root, string(filepath.Separator)) {
+		root += string(filepath.Separator)
+	}
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if e.Type().IsRegular() {
-			for _, x := range exts {
-				if strings.EqualFold(filepath.Ext(p), x) {
-					files = append(files, p)
-				}
-			}
+		if e.IsDir() {
+			return nil
 		}
+		match := false
+		for _, x := range exts {
+			match = match || strings.EqualFold(filepath.Ext(p), x)
+		}
+		mode := e.Type()
+		if mode&fs.ModeSymlink != 0 {
+			st, err := os.Stat(p)
+			switch {
+			case err != nil && match:
+				return fmt.Errorf("%s: %w: broken symbolic link: %v", p, formats.ErrInvalid, err)
+			case err != nil:
+				return nil
+			case st.IsDir():
+				return fmt.Errorf("%s: %w: symbolic link to a directory (not followed; link the files instead)", p, formats.ErrInvalid)
+			}
+			mode = st.Mode().Type()
+		}
+		if !match {
+			return nil
+		}
+		if !mode.IsRegular() {
+			return fmt.Errorf("%s: %w: not a regular file (%s)", p, formats.ErrInvalid, formats.DescribeMode(mode))
+		}
+		files = append(files, p)
 		return nil
 	})
 	slices.Sort(files)
@@ -279,7 +340,7 @@ func filesWithExt(dir string, exts ...string) ([]string, error) {
 // the SHA-256 of the lines "<SHA-256 of the file>  <path relative to dir>\n"
 // in lexical order of the paths (with / separators), which is what
 //
-//	cd DIR && find . -type f | LC_ALL=C sort | sed 's|^\./||' | xargs sha256sum | sha256sum
+//	cd DIR && find -L . -type f | LC_ALL=C sort | sed 's|^\./||' | xargs sha256sum | sha256sum
 //
 // prints when DIR holds only those files.
 func hashFiles(ctx context.Context, dir string, files []string) (string, error) {

@@ -71,6 +71,10 @@ func TestLoadText(t *testing.T) {
 	write("corpus/2.txt", "efgh")
 	write("corpus/1.txt", "abcd")
 	write("corpus/sub/0.txt", "ijkl")
+	// A symbolic link to a file outside is read as that file.
+	if err := os.Symlink(write("outside/m.txt", "mnop"), filepath.Join(corpus, "sub", "3.txt")); err != nil {
+		t.Fatal(err)
+	}
 	bytes := func(s string) []int {
 		var ids []int
 		for _, b := range []byte(s) {
@@ -89,7 +93,7 @@ func TestLoadText(t *testing.T) {
 		{"txt stride", txt, LoadOptions{SeqLen: 4, Stride: 3}, bytes("abcddefgghij")},
 		{"jsonl", jsonl, LoadOptions{SeqLen: 4}, bytes("abcdefgh")},
 		{"jsonl field", jsonl, LoadOptions{SeqLen: 8, TextField: "body"}, bytes("wxyzWXYZ")},
-		{"directory", corpus, LoadOptions{SeqLen: 4}, bytes("abcdefghijkl")},
+		{"directory", corpus, LoadOptions{SeqLen: 4}, bytes("abcdefghijklmnop")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opt.TokenizerPath = tok
@@ -107,7 +111,7 @@ func TestLoadText(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := exec.LookPath("sha256sum"); err == nil {
-		out, err := exec.Command("sh", "-c", `cd "$1" && find . -type f | LC_ALL=C sort | sed 's|^\./||' | xargs sha256sum | sha256sum`, "sh", corpus).Output()
+		out, err := exec.Command("sh", "-c", `cd "$1" && find -L . -type f | LC_ALL=C sort | sed 's|^\./||' | xargs sha256sum | sha256sum`, "sh", corpus).Output()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -110,7 +111,7 @@ func newBPE(vocab map[string]int, merges [][2]string, unk string, prefix, suffix
 const metaSpace = "\u2581"
 
 // tokenize appends the ids of one pre-tokenized word to dst.
-func (m *bpe) tokenize(dst []int, word string) []int {
+func (m *bpe) tokenize(ctx context.Context, dst []int, word string) []int {
 	if word == "" {
 		return dst
 	}
@@ -120,10 +121,10 @@ func (m *bpe) tokenize(dst []int, word string) []int {
 		}
 	}
 	if !m.metaChunks {
-		return m.tokenizeChunk(dst, word)
+		return m.tokenizeChunk(ctx, dst, word)
 	}
 	// Cut before each ▁ that follows a character no merge glues to it.
-	start := 0
+	start, chunks := 0, 0
 	for i := 1; i < len(word); {
 		j := strings.Index(word[i:], metaSpace)
 		if j < 0 {
@@ -131,12 +132,15 @@ func (m *bpe) tokenize(dst []int, word string) []int {
 		}
 		i += j
 		if m.canCutBefore(word, i) {
-			dst = m.tokenizeChunk(dst, word[start:i])
+			if chunks++; chunks%cancelCheckPieces == 0 {
+				checkCtx(ctx)
+			}
+			dst = m.tokenizeChunk(ctx, dst, word[start:i])
 			start = i
 		}
 		i += len(metaSpace)
 	}
-	return m.tokenizeChunk(dst, word[start:])
+	return m.tokenizeChunk(ctx, dst, word[start:])
 }
 
 // canCutBefore reports whether word can be cut before the ▁ at i (see
@@ -154,7 +158,7 @@ func (m *bpe) canCutBefore(word string, i int) bool {
 }
 
 // tokenizeChunk tokenizes a word, or a chunk of a word, through the cache.
-func (m *bpe) tokenizeChunk(dst []int, word string) []int {
+func (m *bpe) tokenizeChunk(ctx context.Context, dst []int, word string) []int {
 	if m.ignoreMerges {
 		if id, ok := m.vocab[word]; ok {
 			return append(dst, id)
@@ -175,7 +179,7 @@ func (m *bpe) tokenizeChunk(dst []int, word string) []int {
 		}
 	}
 	n := len(dst)
-	dst = m.mergeWord(dst, word)
+	dst = m.mergeWord(ctx, dst, word)
 	if cacheable {
 		m.mu.Lock()
 		if len(m.cache) >= bpeCacheEntries {
@@ -252,10 +256,15 @@ func (h *mergeHeap) pop() mergeItem {
 
 // initialSymbols splits a word into per-character tokens, with byte
 // fallback and unknown-token handling as Hugging Face does.
-func (m *bpe) initialSymbols(syms []symbol, word string) []symbol {
+func (m *bpe) initialSymbols(ctx context.Context, syms []symbol, word string) []symbol {
 	add := func(id int) { syms = append(syms, symbol{id: int32(id), alive: true}) }
 	unk, unkPending := 0, false
+	next := cancelCheckBytes
 	for i := 0; i < len(word); {
+		if i >= next {
+			checkCtx(ctx)
+			next += cancelCheckBytes
+		}
 		r, size := utf8.DecodeRuneInString(word[i:])
 		if int(r) < len(m.runeIDs) && m.runeIDs[r] >= 0 && (size > 1 || r != utf8.RuneError) {
 			if unkPending {
@@ -317,14 +326,20 @@ func (m *bpe) initialSymbols(syms []symbol, word string) []symbol {
 	return syms
 }
 
-// bpeScratch holds the buffers of one mergeWord call.
+// bpeScratch holds the buffers of one mergeWord call, and its context
+// (nil: not checked).
 type bpeScratch struct {
+	ctx   context.Context
 	syms  []symbol
 	ranks []merge
 	heap  mergeHeap
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(bpeScratch) }}
+
+// maxPooledSymbols bounds the symbols of the scratch buffers kept in
+// scratchPool for the next word.
+const maxPooledSymbols = 1 << 16
 
 // linearMergeLimit is the word length (in initial symbols) up to which the
 // best merge is found by scanning the cached pair ranks instead of through
@@ -336,11 +351,22 @@ var noMerge = merge{rank: 1<<31 - 1, id: -1}
 
 // mergeWord applies the merges to a word, lowest rank first and leftmost
 // first among equal ranks, and appends the resulting ids to dst.
-func (m *bpe) mergeWord(dst []int, word string) []int {
+func (m *bpe) mergeWord(ctx context.Context, dst []int, word string) []int {
 	sc := scratchPool.Get().(*bpeScratch)
-	defer scratchPool.Put(sc)
-	syms := m.initialSymbols(sc.syms[:0], word)
+	defer func() {
+		sc.ctx = nil
+		if cap(sc.syms) > maxPooledSymbols {
+			// A very long word's buffers are not kept for the next one.
+			sc.syms, sc.ranks, sc.heap = nil, nil, nil
+		}
+		scratchPool.Put(sc)
+	}()
+	sc.ctx = ctx
+	syms := m.initialSymbols(ctx, sc.syms[:0], word)
 	sc.syms = syms
+	if len(word) > cancelCheckMerges {
+		checkCtx(ctx)
+	}
 	switch {
 	case len(syms) == 0:
 	case len(syms) <= linearMergeLimit:
@@ -402,17 +428,31 @@ func (m *bpe) mergeLinear(sc *bpeScratch, syms []symbol) {
 	}
 }
 
+// cancelCheckMerges is how many merges of one word mergeHeap makes
+// between checks of the context, and cancelCheckBytes how many bytes of
+// a word initialSymbols reads between them.
+const (
+	cancelCheckMerges = 1 << 16
+	cancelCheckBytes  = 1 << 20
+)
+
 // mergeHeap merges through a priority queue of candidate merges, skipping
 // entries made stale by earlier merges.
 func (m *bpe) mergeHeap(sc *bpeScratch, syms []symbol) {
 	h := sc.heap[:0]
 	defer func() { sc.heap = h[:0] }()
 	for i := 0; i+1 < len(syms); i++ {
+		if i%cancelCheckMerges == 0 {
+			checkCtx(sc.ctx)
+		}
 		if mg, ok := m.merges.get(pairKey(syms[i].id, syms[i+1].id)); ok {
 			h.push(mergeItem{mg.rank, int32(i), mg.id})
 		}
 	}
-	for len(h) > 0 {
+	for n := 1; len(h) > 0; n++ {
+		if n%cancelCheckMerges == 0 {
+			checkCtx(sc.ctx)
+		}
 		top := h.pop()
 		cur := &syms[top.pos]
 		if !cur.alive || cur.next < 0 {

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -9,12 +10,12 @@ import (
 // preTokenize runs a pre-tokenizer built from its JSON form on s.
 func preTokenize(t *testing.T, js, s string) []string {
 	t.Helper()
-	p, err := buildPreTokenizer(json.RawMessage(js))
+	p, err := buildPreTokenizer(json.RawMessage(js), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, pc := range p.preTokenize([]piece{{s: s, first: true}}) {
+	for _, pc := range p.preTokenize(context.Background(), []piece{{s: s, first: true}}) {
 		out = append(out, pc.s)
 	}
 	return out
@@ -57,11 +58,11 @@ func TestPreTokenizers(t *testing.T) {
 }
 
 func TestMetaspaceFirst(t *testing.T) {
-	p, err := buildPreTokenizer(json.RawMessage(`{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}`))
+	p, err := buildPreTokenizer(json.RawMessage(`{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}`), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := p.preTokenize([]piece{{s: "a b", first: true}, {s: "c", first: false}})
+	got := p.preTokenize(context.Background(), []piece{{s: "a b", first: true}, {s: "c", first: false}})
 	if got[0].s != "▁a▁b" || got[1].s != "c" {
 		t.Errorf("got %q %q, want ▁a▁b c", got[0].s, got[1].s)
 	}
@@ -88,7 +89,7 @@ func TestNormalizers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n, err := buildNormalizer(json.RawMessage(c.json))
+			n, err := buildNormalizer(json.RawMessage(c.json), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +121,7 @@ func TestDecoders(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			d, err := buildDecoder(json.RawMessage(c.json))
+			d, err := buildDecoder(json.RawMessage(c.json), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +150,7 @@ func TestPostProcessors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := buildPostProcessor(json.RawMessage(c.json))
+			p, err := buildPostProcessor(json.RawMessage(c.json), 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -11,7 +12,7 @@ import (
 
 // fileJSON is the part of tokenizer.json this package reads.
 type fileJSON struct {
-	AddedTokens   []addedToken    `json:"added_tokens"`
+	AddedTokens   json.RawMessage `json:"added_tokens"`
 	Normalizer    json.RawMessage `json:"normalizer"`
 	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
 	PostProcessor json.RawMessage `json:"post_processor"`
@@ -121,6 +122,9 @@ func buildPattern(p *patternJSON, kind string) (matcher, error) {
 	case p.String != nil:
 		return literalMatcher(*p.String), nil
 	case p.Regex != nil:
+		if len(*p.Regex) > maxPatternLen {
+			return nil, fmt.Errorf("%s: regex of %d bytes, longer than %d", kind, len(*p.Regex), maxPatternLen)
+		}
 		m, err := compilePattern(*p.Regex)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", kind, err)
@@ -130,14 +134,14 @@ func buildPattern(p *patternJSON, kind string) (matcher, error) {
 	return nil, fmt.Errorf("%s: pattern has neither String nor Regex", kind)
 }
 
-func buildNormalizer(raw json.RawMessage) (normalizer, error) {
+func buildNormalizer(raw json.RawMessage, depth int) (normalizer, error) {
 	c, err := parseComponent(raw, "normalizer")
 	if err != nil {
 		return nil, err
 	}
 	switch c.Type {
 	case "Sequence":
-		seq, err := buildAll(c.Normalizers, buildNormalizer)
+		seq, err := buildAll(c.Normalizers, depth+1, "normalizer", buildNormalizer)
 		return normalizerSeq(seq), err
 	case "NFC":
 		return unicodeNorm{norm.NFC}, nil
@@ -189,11 +193,18 @@ func parseScheme(s string, addPrefixSpace *bool) (prependScheme, error) {
 	return 0, fmt.Errorf("unknown Metaspace prepend_scheme %q", s)
 }
 
-// buildAll builds the members of a Sequence component.
-func buildAll[T any](raws []json.RawMessage, build func(json.RawMessage) (T, error)) ([]T, error) {
+// buildAll builds the members of a Sequence component nested depth deep
+// (1 for a top-level Sequence's members).
+func buildAll[T any](raws []json.RawMessage, depth int, kind string, build func(json.RawMessage, int) (T, error)) ([]T, error) {
+	if depth > maxNesting {
+		return nil, fmt.Errorf("%s: Sequence nested more than %d deep", kind, maxNesting)
+	}
+	if len(raws) > maxSequence {
+		return nil, fmt.Errorf("%s: Sequence of %d members, more than %d", kind, len(raws), maxSequence)
+	}
 	out := make([]T, 0, len(raws))
 	for _, r := range raws {
-		x, err := build(r)
+		x, err := build(r, depth)
 		if err != nil {
 			return nil, err
 		}
@@ -212,14 +223,14 @@ func metaspaceConfig(c *component) (string, prependScheme, error) {
 	return c.Replacement, sc, err
 }
 
-func buildPreTokenizer(raw json.RawMessage) (preTokenizer, error) {
+func buildPreTokenizer(raw json.RawMessage, depth int) (preTokenizer, error) {
 	c, err := parseComponent(raw, "pre_tokenizer")
 	if err != nil {
 		return nil, err
 	}
 	switch c.Type {
 	case "Sequence":
-		seq, err := buildAll(c.PreTokenizers, buildPreTokenizer)
+		seq, err := buildAll(c.PreTokenizers, depth+1, "pre_tokenizer", buildPreTokenizer)
 		return preTokenizerSeq(seq), err
 	case "ByteLevel":
 		b := byteLevelPre{addPrefixSpace: boolOr(c.AddPrefixSpace, true)}
@@ -270,14 +281,14 @@ func tokenIDPair(raw []json.RawMessage, kind string) (int, error) {
 	return id, nil
 }
 
-func buildPostProcessor(raw json.RawMessage) (postProcessor, error) {
+func buildPostProcessor(raw json.RawMessage, depth int) (postProcessor, error) {
 	c, err := parseComponent(raw, "post_processor")
 	if err != nil {
 		return nil, err
 	}
 	switch c.Type {
 	case "Sequence":
-		seq, err := buildAll(c.Processors, buildPostProcessor)
+		seq, err := buildAll(c.Processors, depth+1, "post_processor", buildPostProcessor)
 		return procSeq(seq), err
 	case "ByteLevel":
 		return identityProc{}, nil
@@ -317,14 +328,14 @@ func buildPostProcessor(raw json.RawMessage) (postProcessor, error) {
 	return nil, fmt.Errorf("unsupported post_processor type %q", c.Type)
 }
 
-func buildDecoder(raw json.RawMessage) (decoder, error) {
+func buildDecoder(raw json.RawMessage, depth int) (decoder, error) {
 	c, err := parseComponent(raw, "decoder")
 	if err != nil {
 		return nil, err
 	}
 	switch c.Type {
 	case "Sequence":
-		seq, err := buildAll(c.Decoders, buildDecoder)
+		seq, err := buildAll(c.Decoders, depth+1, "decoder", buildDecoder)
 		return decoderSeq(seq), err
 	case "ByteLevel":
 		return byteLevelDec{}, nil
@@ -345,6 +356,10 @@ func buildDecoder(raw json.RawMessage) (decoder, error) {
 		r, _ := utf8.DecodeRuneInString(*c.Content)
 		return stripDec{content: r, start: c.Start, stop: c.Stop}, nil
 	case "Replace":
+		if c.Pattern != nil && c.Pattern.Regex != nil {
+			// Decoding has no error to report a runaway match with.
+			return nil, fmt.Errorf("Replace decoder: Regex patterns are not supported, only String")
+		}
 		m, err := buildPattern(c.Pattern, "Replace decoder")
 		if err != nil {
 			return nil, err
@@ -365,7 +380,9 @@ func buildDecoder(raw json.RawMessage) (decoder, error) {
 
 // tokenModel maps one pre-tokenized word to ids.
 type tokenModel interface {
-	tokenize(dst []int, word string) []int
+	// tokenize appends the ids of word to dst; on a long word it stops
+	// with an encodeAbort when ctx is done (see checkCtx).
+	tokenize(ctx context.Context, dst []int, word string) []int
 }
 
 func strOr(p *string, def string) string {
@@ -387,13 +404,13 @@ func buildModel(raw json.RawMessage) (tokenModel, map[string]int, error) {
 	if mj.Type != "BPE" && mj.Type != "WordPiece" {
 		return nil, nil, fmt.Errorf("unsupported model type %q", mj.Type)
 	}
-	var vocab map[string]int
-	if err := json.Unmarshal(mj.Vocab, &vocab); err != nil {
-		return nil, nil, fmt.Errorf("%s model vocab: %v", mj.Type, err)
+	vocab, err := decodeVocab(mj.Vocab, "model.vocab")
+	if err != nil {
+		return nil, nil, err
 	}
 	switch mj.Type {
 	case "BPE":
-		merges, err := parseMerges(mj.Merges)
+		merges, err := parseMerges(mj.Merges, maxMergesPerToken*len(vocab)+1024)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -407,24 +424,35 @@ func buildModel(raw json.RawMessage) (tokenModel, map[string]int, error) {
 	return nil, nil, fmt.Errorf("unsupported model type %q", mj.Type)
 }
 
-// parseMerges accepts both merge formats: "a b" strings and [a, b] pairs.
-func parseMerges(raw json.RawMessage) ([][2]string, error) {
+// parseMerges accepts both merge formats: "a b" strings and [a, b] pairs,
+// and refuses more than limit merges before decoding them.
+func parseMerges(raw json.RawMessage, limit int) ([][2]string, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
-	var pairs [][2]string
-	if err := json.Unmarshal(raw, &pairs); err == nil {
+	if n := countElements(raw, limit); n > limit {
+		return nil, fmt.Errorf("model.merges: more than %d entries", limit)
+	}
+	var lists [][]string
+	if err := json.Unmarshal(raw, &lists); err == nil {
+		pairs := make([][2]string, len(lists))
+		for i, l := range lists {
+			if len(l) != 2 {
+				return nil, fmt.Errorf("model.merges[%d]: want two tokens, not %d", i, len(l))
+			}
+			pairs[i] = [2]string{l[0], l[1]}
+		}
 		return pairs, nil
 	}
 	var lines []string
 	if err := json.Unmarshal(raw, &lines); err != nil {
-		return nil, fmt.Errorf("BPE merges: %v", err)
+		return nil, fmt.Errorf("model.merges: want \"a b\" strings or [a, b] pairs: %v", err)
 	}
-	pairs = make([][2]string, len(lines))
+	pairs := make([][2]string, len(lines))
 	for i, l := range lines {
 		a, b, ok := strings.Cut(l, " ")
 		if !ok || strings.Contains(b, " ") {
-			return nil, fmt.Errorf("BPE merge %d %q: expected two tokens separated by a space", i, l)
+			return nil, fmt.Errorf("model.merges[%d] %s: expected two tokens separated by a space", i, quoteShort(l))
 		}
 		pairs[i] = [2]string{a, b}
 	}

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"context"
 	"strings"
 	"unicode"
 )
@@ -15,15 +16,18 @@ type piece struct {
 // preTokenizer cuts pieces into smaller pieces (the "words" the model sees)
 // and may rewrite them.
 type preTokenizer interface {
-	preTokenize(pieces []piece) []piece
+	// preTokenize may stop the encoding with an encodeAbort when ctx is
+	// done (see checkCtx); a nil ctx is never done.
+	preTokenize(ctx context.Context, pieces []piece) []piece
 }
 
 // preTokenizerSeq applies pre-tokenizers in order.
 type preTokenizerSeq []preTokenizer
 
-func (seq preTokenizerSeq) preTokenize(pieces []piece) []piece {
+func (seq preTokenizerSeq) preTokenize(ctx context.Context, pieces []piece) []piece {
 	for _, p := range seq {
-		pieces = p.preTokenize(pieces)
+		checkCtx(ctx)
+		pieces = p.preTokenize(ctx, pieces)
 	}
 	return pieces
 }
@@ -35,7 +39,7 @@ type byteLevelPre struct {
 	split          *splitter // nil unless use_regex
 }
 
-func (b byteLevelPre) preTokenize(pieces []piece) []piece {
+func (b byteLevelPre) preTokenize(ctx context.Context, pieces []piece) []piece {
 	if b.addPrefixSpace {
 		for i, p := range pieces {
 			if !strings.HasPrefix(p.s, " ") {
@@ -44,8 +48,9 @@ func (b byteLevelPre) preTokenize(pieces []piece) []piece {
 		}
 	}
 	if b.split != nil {
-		pieces = b.split.preTokenize(pieces)
+		pieces = b.split.preTokenize(ctx, pieces)
 	}
+	checkCtx(ctx)
 	// Map all pieces into one string, then cut it: one allocation.
 	n := 0
 	for _, p := range pieces {
@@ -55,6 +60,9 @@ func (b byteLevelPre) preTokenize(pieces []piece) []piece {
 	sb.Grow(n)
 	ends := make([]int, len(pieces))
 	for i, p := range pieces {
+		if i%(1<<16) == 0 {
+			checkCtx(ctx)
+		}
 		for k := 0; k < len(p.s); k++ {
 			sb.WriteString(byteToString[p.s[k]])
 		}
@@ -86,7 +94,7 @@ type metaspacePre struct {
 	split       bool
 }
 
-func (m metaspacePre) preTokenize(pieces []piece) []piece {
+func (m metaspacePre) preTokenize(ctx context.Context, pieces []piece) []piece {
 	for i, p := range pieces {
 		s := strings.ReplaceAll(p.s, " ", m.replacement)
 		if (m.scheme == prependAlways || (m.scheme == prependFirst && p.first)) && !strings.HasPrefix(s, m.replacement) {
@@ -97,7 +105,7 @@ func (m metaspacePre) preTokenize(pieces []piece) []piece {
 	if !m.split {
 		return pieces
 	}
-	return splitter{m: literalMatcher(m.replacement), behavior: mergedWithNext}.preTokenize(pieces)
+	return splitter{m: literalMatcher(m.replacement), behavior: mergedWithNext}.preTokenize(ctx, pieces)
 }
 
 // isBertPunct is BERT's punctuation test: ASCII punctuation or a Unicode

@@ -37,7 +37,7 @@ func TestScannerMatchesRegexp2(t *testing.T) {
 			if !ok {
 				t.Fatal("pattern not recognized")
 			}
-			ref := regexMatcher{regexp2.MustCompile(expr, regexp2.None)}
+			ref := regexMatcher{regexp2.MustCompile(expr, regexp2.None), expr}
 			r := rand.New(rand.NewPCG(1, 2))
 			fixed := []string{"", "Hello world", "I'm ok  \n\n  you're FINE'S", "a  b   \n c\t\n", "12345 x1234y", " ?! \r\n\r\nz",
 				"CamelCaseHTTPServer's", "ǅemal ʰab", "x/y//\n", "日本語ab"}

@@ -1,11 +1,14 @@
 package tokenizer
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/dlclark/regexp2/v2"
+
+	"github.com/vlora-convert/vlora-convert/formats"
 )
 
 // span is a half-open byte range [start, end) of a string; match tells
@@ -52,15 +55,23 @@ func (m runeMatcher) find(dst [][2]int, s string) [][2]int {
 }
 
 // regexMatcher runs a general regular expression (backtracking engine, so
-// look-around works).
-type regexMatcher struct{ re *regexp2.Regexp }
+// look-around works). Each search for a match may take matchTimeout; a
+// search that runs out of it, or any other failure of the engine, stops
+// the encoding with an encodeAbort (see EncodeContext).
+type regexMatcher struct {
+	re   *regexp2.Regexp
+	expr string // the pattern as the file gives it
+}
 
 func (m regexMatcher) find(dst [][2]int, s string) [][2]int {
 	idx, err := m.re.FindAllStringIndex(s, -1)
 	if err != nil {
-		// Only timeouts and backtracking-stack exhaustion report errors;
-		// neither is configured here, so treat the rest as no match.
-		return dst
+		// The engine's message quotes the whole input; keep it out.
+		msg := "the regex engine failed"
+		if strings.Contains(err.Error(), "timeout") {
+			msg = fmt.Sprintf("a match took longer than %v (catastrophic backtracking?)", m.re.MatchTimeout)
+		}
+		panic(encodeAbort{fmt.Errorf("%w: regex %s on a piece of %d bytes: %s", ErrPattern, quoteShort(m.expr), len(s), msg)})
 	}
 	for _, p := range idx {
 		dst = append(dst, [2]int{p[0], p[1]})
@@ -68,35 +79,50 @@ func (m regexMatcher) find(dst [][2]int, s string) [][2]int {
 	return dst
 }
 
+// ErrPattern reports a regular expression of the tokenizer that could not
+// be matched within MatchTimeout; it wraps formats.ErrInvalid, since the
+// tokenizer file is at fault.
+var ErrPattern = fmt.Errorf("%w: tokenizer pattern", formats.ErrInvalid)
+
+// encodeAbort carries an error that ends an encoding (a regexMatcher's,
+// or the context's, see checkCtx) up to EncodeContext, which recovers it;
+// it never leaves the package.
+type encodeAbort struct{ err error }
+
 // compilePattern returns a matcher for a regular expression from a
 // tokenizer.json file: a hand-written scanner when the pattern is one of the
-// well-known split patterns, the regexp2 engine otherwise.
+// well-known split patterns, the regexp2 engine with the matchTimeout
+// budget otherwise.
 func compilePattern(expr string) (matcher, error) {
 	if sc, ok := knownScanner(expr); ok {
 		return sc, nil
 	}
 	re, err := regexp2.Compile(rewritePossessive(expr), regexp2.None)
 	if err != nil {
-		return nil, fmt.Errorf("regex %q: %v", expr, err)
+		return nil, fmt.Errorf("regex %s: %v", quoteShort(expr), err)
 	}
-	return regexMatcher{re}, nil
+	re.MatchTimeout = matchTimeout
+	return regexMatcher{re, expr}, nil
 }
 
 // splitSpans covers s with the matches of m and the gaps between them, in
 // order; an empty s gives one empty non-match. buf is scratch space for
 // the matches.
-func splitSpans(m matcher, s string, invert bool, buf *[][2]int) []span {
+func splitSpans(ctx context.Context, m matcher, s string, invert bool, buf *[][2]int) []span {
 	if s == "" {
 		return []span{{0, 0, invert}}
 	}
 	if cap(*buf) == 0 {
 		*buf = make([][2]int, 0, len(s)/4+1) // about one match per word
 	}
-	found := m.find((*buf)[:0], s)
+	found := findCtx(ctx, m, (*buf)[:0], s)
 	*buf = found
 	out := make([]span, 0, 2*len(found)+1)
 	prev := 0
-	for _, f := range found {
+	for k, f := range found {
+		if k%(1<<16) == 0 {
+			checkCtx(ctx)
+		}
 		if f[0] != prev {
 			out = append(out, span{prev, f[0], invert})
 		}
@@ -107,6 +133,43 @@ func splitSpans(m matcher, s string, invert bool, buf *[][2]int) []span {
 		out = append(out, span{prev, len(s), invert})
 	}
 	return out
+}
+
+// findLongPiece is the length of a piece from which on findCtx scans it
+// on its own goroutine, so that a cancellation need not wait for the scan
+// (seconds for tens of megabytes).
+const findLongPiece = 1 << 20
+
+// findCtx is m.find(dst, s), which stops the encoding (see checkCtx) as
+// soon as ctx is done, rather than when the scan ends, for a long s; the
+// abandoned scan finishes on its goroutine and is dropped. An encodeAbort
+// of the scan itself (a regular expression out of time) is passed on.
+func findCtx(ctx context.Context, m matcher, dst [][2]int, s string) [][2]int {
+	if ctx == nil || ctx.Done() == nil || len(s) < findLongPiece {
+		return m.find(dst, s)
+	}
+	type result struct {
+		found [][2]int
+		abort any
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- result{abort: r}
+			}
+		}()
+		done <- result{found: m.find(dst, s)}
+	}()
+	select {
+	case r := <-done:
+		if r.abort != nil {
+			panic(r.abort)
+		}
+		return r.found
+	case <-ctx.Done():
+		panic(encodeAbort{ctx.Err()})
+	}
 }
 
 // behavior says what a split does with the matched ranges.
@@ -202,15 +265,21 @@ type splitter struct {
 	invert   bool
 }
 
-func (sp splitter) preTokenize(pieces []piece) []piece {
+func (sp splitter) preTokenize(ctx context.Context, pieces []piece) []piece {
 	var out []piece
 	var buf [][2]int
-	for _, p := range pieces {
-		spans := applyBehavior(splitSpans(sp.m, p.s, sp.invert, &buf), sp.behavior)
+	for k, p := range pieces {
+		if k%cancelCheckPieces == 0 || len(p.s) > 1<<20 {
+			checkCtx(ctx)
+		}
+		spans := applyBehavior(splitSpans(ctx, sp.m, p.s, sp.invert, &buf), sp.behavior)
 		if out == nil {
 			out = make([]piece, 0, len(spans)+len(pieces)-1)
 		}
 		for i, s := range spans {
+			if i%(1<<16) == 1<<16-1 {
+				checkCtx(ctx)
+			}
 			out = append(out, piece{s: p.s[s.start:s.end], first: p.first && i == 0 && s.start == 0})
 		}
 	}

@@ -15,9 +15,17 @@
 //
 // Decode turns ids back into text; a StreamDecoder does so one id at a time
 // for streaming generation, without splitting a character.
+//
+// A tokenizer file is input like any other: Load reads regular files only,
+// bounds the file's size and every id, count and nesting depth it declares
+// before sizing anything from them, and EncodeContext stops on its
+// context and when a regular expression of the file exceeds MatchTimeout
+// for one match, so that no file can crash, exhaust memory or hang the
+// program.
 package tokenizer
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -49,20 +57,25 @@ type Tokenizer struct {
 // Load reads a tokenizer from a tokenizer.json file, or from a directory
 // that holds one. A tokenizer_config.json beside it supplies the BOS and
 // EOS tokens and whether decoding cleans up spaces before punctuation
-// (clean_up_tokenization_spaces). Malformed files give errors wrapping
-// formats.ErrInvalid.
+// (clean_up_tokenization_spaces).
+//
+// Both must be regular files (a FIFO or a device is refused before it is
+// opened) of at most MaxFileSize and MaxConfigSize bytes, and every token
+// id they declare must lie in [0, MaxVocabSize). Malformed or out-of-bound
+// files give errors wrapping formats.ErrInvalid that name the file and the
+// field.
 func Load(path string) (*Tokenizer, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, "tokenizer.json")
 	}
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	var cfg []byte
 	cfgPath := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
-	if c, err := os.ReadFile(cfgPath); err == nil {
-		cfg = c
+	cfg, err := readOptional(cfgPath, MaxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	t, err := parse(data, cfg)
 	if err != nil {
@@ -97,7 +110,17 @@ func invalid(err error) error { return fmt.Errorf("%w: %v", formats.ErrInvalid, 
 
 // parse builds a tokenizer from the contents of tokenizer.json and of
 // tokenizer_config.json (nil when absent).
-func parse(data, cfg []byte) (*Tokenizer, error) {
+func parse(data, cfg []byte) (tok *Tokenizer, err error) {
+	defer func() {
+		// Normalizing the added tokens runs the normalizer's patterns.
+		if r := recover(); r != nil {
+			mf, ok := r.(encodeAbort)
+			if !ok {
+				panic(r)
+			}
+			tok, err = nil, mf.err
+		}
+	}()
 	var f fileJSON
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, invalid(err)
@@ -105,12 +128,16 @@ func parse(data, cfg []byte) (*Tokenizer, error) {
 	if isNull(f.Model) {
 		return nil, invalid(fmt.Errorf("no model"))
 	}
+	var added []addedToken
+	if err := decodeBounded(f.AddedTokens, MaxVocabSize, "added_tokens", &added); err != nil {
+		return nil, invalid(err)
+	}
 	t := &Tokenizer{bos: -1, eos: -1}
 	vocab, err := t.buildPipeline(&f)
 	if err != nil {
 		return nil, invalid(err)
 	}
-	if err := t.buildVocab(vocab, f.AddedTokens); err != nil {
+	if err := t.buildVocab(vocab, added); err != nil {
 		return nil, invalid(err)
 	}
 	if err := t.readSpecials(cfg); err != nil {
@@ -129,22 +156,22 @@ func (t *Tokenizer) buildPipeline(f *fileJSON) (map[string]int, error) {
 	}
 	t.model = model
 	if !isNull(f.Normalizer) {
-		if t.norm, err = buildNormalizer(f.Normalizer); err != nil {
+		if t.norm, err = buildNormalizer(f.Normalizer, 0); err != nil {
 			return nil, err
 		}
 	}
 	if !isNull(f.PreTokenizer) {
-		if t.pre, err = buildPreTokenizer(f.PreTokenizer); err != nil {
+		if t.pre, err = buildPreTokenizer(f.PreTokenizer, 0); err != nil {
 			return nil, err
 		}
 	}
 	if !isNull(f.PostProcessor) {
-		if t.post, err = buildPostProcessor(f.PostProcessor); err != nil {
+		if t.post, err = buildPostProcessor(f.PostProcessor, 0); err != nil {
 			return nil, err
 		}
 	}
 	if !isNull(f.Decoder) {
-		if t.dec, err = buildDecoder(f.Decoder); err != nil {
+		if t.dec, err = buildDecoder(f.Decoder, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -153,20 +180,29 @@ func (t *Tokenizer) buildPipeline(f *fileJSON) (map[string]int, error) {
 
 // buildVocab fills the id tables from the model's vocabulary and the added
 // tokens, and the tries that match added tokens before the model runs
-// (normalized ones after normalization).
+// (normalized ones after normalization). Every id is below MaxVocabSize
+// (checked as they were read), and so is the size of the tables.
 func (t *Tokenizer) buildVocab(vocab map[string]int, added []addedToken) error {
 	size := 0
 	for _, id := range vocab {
-		if id < 0 {
-			return fmt.Errorf("negative token id %d", id)
+		if err := checkID(id, "model.vocab"); err != nil {
+			return err
 		}
 		size = max(size, id+1)
 	}
-	for _, a := range added {
-		if a.ID < 0 {
-			return fmt.Errorf("added token %q: negative id %d", a.Content, a.ID)
+	for i, a := range added {
+		if err := checkID(a.ID, fmt.Sprintf("added_tokens[%d] %s", i, quoteShort(a.Content))); err != nil {
+			return err
 		}
 		size = max(size, a.ID+1)
+	}
+	if t.post != nil {
+		before, after := t.post.specials()
+		for _, id := range append(append([]int(nil), before...), after...) {
+			if id < 0 || id >= size {
+				return fmt.Errorf("post_processor: special token id %d outside the vocabulary [0, %d)", id, size)
+			}
+		}
 	}
 	t.tokens = make([]string, size)
 	t.used = make([]bool, size)
@@ -265,12 +301,56 @@ func (t *Tokenizer) IsSpecial(id int) bool { return id >= 0 && id < len(t.specia
 
 // Encode returns the token ids of text. Added tokens in the text are always
 // recognized; addSpecial applies the post-processor (BOS, CLS/SEP...).
+//
+// Encode is EncodeContext without cancellation, for text and tokenizers
+// known to be benign: where EncodeContext fails (a regular expression of
+// the tokenizer runs out of MatchTimeout), Encode returns nil.
 func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
-	var ids []int
+	ids, err := t.EncodeContext(context.Background(), text, addSpecial)
+	if err != nil {
+		return nil
+	}
+	return ids
+}
+
+// cancelCheckPieces is how many pre-tokenized pieces EncodeContext encodes
+// between checks of its context.
+const cancelCheckPieces = 1024
+
+// checkCtx ends the encoding under way (see encodeAbort) when ctx is done;
+// the model calls it in the loops over long words.
+func checkCtx(ctx context.Context) {
+	if ctx == nil {
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		panic(encodeAbort{err})
+	}
+}
+
+// EncodeContext returns the token ids of text, as Encode does. It stops
+// with ctx's error when ctx is done (checked between added-token segments,
+// every cancelCheckPieces words and within long words), and with an error wrapping
+// ErrPattern when one search of a regular expression of the tokenizer
+// takes longer than MatchTimeout.
+func (t *Tokenizer) EncodeContext(ctx context.Context, text string, addSpecial bool) (ids []int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			mf, ok := r.(encodeAbort)
+			if !ok {
+				panic(r)
+			}
+			ids, err = nil, mf.err
+		}
+	}()
 	var segs, subs []segment
 	var pieces []piece
 	segs = t.rawTrie.split(segs, text)
+	words := 0
 	for k, seg := range segs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if seg.id >= 0 {
 			ids = append(ids, seg.id)
 			continue
@@ -290,10 +370,15 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 			}
 			pieces = append(pieces[:0], piece{s: sub.s, first: k == 0 && j == 0})
 			if t.pre != nil {
-				pieces = t.pre.preTokenize(pieces)
+				pieces = t.pre.preTokenize(ctx, pieces)
 			}
 			for _, p := range pieces {
-				ids = t.model.tokenize(ids, p.s)
+				if words++; words%cancelCheckPieces == 0 {
+					if err := ctx.Err(); err != nil {
+						return nil, err
+					}
+				}
+				ids = t.model.tokenize(ctx, ids, p.s)
 			}
 		}
 	}
@@ -303,7 +388,7 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 	if ids == nil {
 		ids = []int{}
 	}
-	return ids
+	return ids, nil
 }
 
 // Decode returns the text of ids. Unknown ids are skipped, and so are

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -209,14 +210,14 @@ func TestMergeStrategies(t *testing.T) {
 					pieces = append(pieces, piece{s: s})
 				}
 				if tok.pre != nil {
-					pieces = tok.pre.preTokenize(pieces)
+					pieces = tok.pre.preTokenize(context.Background(), pieces)
 				}
 				for _, p := range pieces {
 					if len(p.s) > 200 {
 						p.s = p.s[:200]
 					}
 					sc := &bpeScratch{}
-					a := m.initialSymbols(nil, p.s)
+					a := m.initialSymbols(context.Background(), nil, p.s)
 					b := slices.Clone(a)
 					if len(a) == 0 {
 						continue

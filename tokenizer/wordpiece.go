@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"context"
 	"fmt"
 	"unicode/utf8"
 )
@@ -26,7 +27,7 @@ func newWordPiece(vocab map[string]int, unk, prefix string, maxChars int) (*word
 	return &wordPiece{vocab: vocab, unk: id, prefix: prefix, maxChar: maxChars}, nil
 }
 
-func (w *wordPiece) tokenize(dst []int, word string) []int {
+func (w *wordPiece) tokenize(_ context.Context, dst []int, word string) []int {
 	if word == "" {
 		return dst
 	}

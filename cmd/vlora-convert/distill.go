@@ -429,7 +429,7 @@ func (o *distillOptions) run(ctx context.Context, d *outdir.Dir) error {
 	if err := o.flags.runStage(ctx, o.streams, target); err != nil {
 		return err
 	}
-	if cfg, err := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); err == nil {
+	if cfg, err := formats.ReadRegularFile(filepath.Join(filepath.Dir(o.input), "config.json"), formats.MaxConfigSize); err == nil {
 		if err := formats.WriteFileAtomic(filepath.Join(d.Work(), "config.json"), cfg); err != nil {
 			return err
 		}

@@ -170,7 +170,10 @@ func (o *generateOptions) Run(ctx context.Context) error {
 // runOne generates with m and streams the text to Out, under a heading
 // when label is set (the i-th of the --compare runs).
 func (o *generateOptions) runOne(ctx context.Context, tok *tokenizer.Tokenizer, m *model.Model, label, path string, i int) error {
-	prompt := tok.Encode(o.prompt, true)
+	prompt, err := tok.EncodeContext(ctx, o.prompt, true)
+	if err != nil {
+		return fmt.Errorf("--prompt: %w", err)
+	}
 	if len(prompt) == 0 {
 		return usagef("%w: the prompt encodes to no tokens and the tokenizer adds no BOS", formats.ErrInvalid)
 	}

@@ -801,6 +801,175 @@ func distillCorpus() []hostileCase {
 	}
 }
 
+// TestHostileTokenizerAndText runs the cases of hostile tokenizer files
+// (out-of-range ids, a backtracking pattern, non-regular files) and
+// hostile text data, each under a hard deadline: a case that blocks fails
+// after a minute instead of holding the suite.
+func TestHostileTokenizerAndText(t *testing.T) {
+	fx := newHostileFixture(t)
+	for _, tc := range tokenizerCorpus() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := fx.copies(t)
+			args := tc.setup(t, c)
+			before := snapshot(t, c.Root)
+			type result struct {
+				stderr string
+				code   int
+			}
+			done := make(chan result, 1)
+			start := time.Now()
+			go func() {
+				_, stderr, code := run(t, args...)
+				done <- result{stderr, code}
+			}()
+			var res result
+			select {
+			case res = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("no answer within a minute")
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("took %v", d)
+			}
+			line := strings.TrimSuffix(res.stderr, "\n")
+			if res.code != tc.code || strings.Contains(line, "\n") || len(line) >= 300 || line == "" {
+				t.Fatalf("exit %d, want %d with one line under 300 characters; stderr %q", res.code, tc.code, res.stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("error line %q does not name %q", line, w)
+				}
+			}
+			after := snapshot(t, c.Root)
+			if len(after) != len(before) {
+				t.Errorf("files before %d, after %d", len(before), len(after))
+			}
+			for p, h := range after {
+				if before[p] != h {
+					t.Errorf("left behind or modified: %s", p)
+				}
+			}
+		})
+	}
+}
+
+// hostileTokenizer writes dir/tokenizer.json: a BPE tokenizer over the
+// fixture's 96 ids (<unk> and the printable ASCII characters), edited by
+// edit.
+func hostileTokenizer(t *testing.T, dir string, edit func(tok map[string]any)) {
+	t.Helper()
+	var tok map[string]any
+	if err := json.Unmarshal(charTokenizer(t), &tok); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(tok)
+	}
+	b, err := json.Marshal(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tokenizerCorpus holds the hostile tokenizer and text-data cases:
+// out-of-range ids and inconsistent files (one error line naming the file
+// and the field), a catastrophically backtracking pattern (an error naming
+// it within seconds), FIFOs and devices where a file is expected (refused
+// at once), binary data named .txt and text directories holding a
+// symbolic link to a directory (reported, not skipped).
+func tokenizerCorpus() []hostileCase {
+	text := strings.Repeat("the quick brown fox jumps over the lazy dog. ", 8)
+	// withText writes text data and returns a compress command line
+	// reading it with the model's tokenizer.
+	withText := func(name, body string, edit func(tok map[string]any)) func(*testing.T, *hostileDirs) []string {
+		return func(t *testing.T, c *hostileDirs) []string {
+			hostileTokenizer(t, c.M, edit)
+			p := filepath.Join(c.Root, name)
+			if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return compressArgs(c, "--distill-steps", "2", "--data", p, "--seq-len", "8")
+		}
+	}
+	vocab := func(tok map[string]any) map[string]any {
+		return tok["model"].(map[string]any)["vocab"].(map[string]any)
+	}
+	fifo := func(t *testing.T, p string) {
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Skip(err)
+		}
+	}
+	return []hostileCase{
+		{"tokenizer id near 2^63", withText("calib.txt", text, func(tok map[string]any) {
+			vocab(tok)["x"] = json.Number("9223372036854775807")
+		}), 2, []string{"tokenizer.json", "model.vocab", "9223372036854775807"}},
+		{"tokenizer added token id in the billions", func(t *testing.T, c *hostileDirs) []string {
+			hostileTokenizer(t, c.M, func(tok map[string]any) {
+				tok["added_tokens"] = []any{map[string]any{"id": 3e9, "content": "<x>"}}
+			})
+			return []string{"tokenize", "--tokenizer", c.M}
+		}, 2, []string{"tokenizer.json", "added_tokens"}},
+		{"tokenizer merge of unknown tokens", func(t *testing.T, c *hostileDirs) []string {
+			hostileTokenizer(t, c.M, func(tok map[string]any) {
+				tok["model"].(map[string]any)["merges"] = []any{"<x> <y>"}
+			})
+			return []string{"tokenize", "--tokenizer", c.M}
+		}, 2, []string{"tokenizer.json", "merge"}},
+		{"tokenizer deeply nested", func(t *testing.T, c *hostileDirs) []string {
+			b := `{"model":` + strings.Repeat("[", 200000) + strings.Repeat("]", 200000) + `}`
+			os.WriteFile(filepath.Join(c.M, "tokenizer.json"), []byte(b), 0o644)
+			return []string{"tokenize", "--tokenizer", c.M}
+		}, 2, []string{"tokenizer.json", "depth"}},
+		{"tokenizer is a device", args("tokenize", "--tokenizer", os.DevNull), 2, []string{os.DevNull, "not a regular file"}},
+		{"tokenizer is a FIFO", func(t *testing.T, c *hostileDirs) []string {
+			fifo(t, filepath.Join(c.M, "tokenizer.json"))
+			return []string{"tokenize", "--tokenizer", c.M}
+		}, 2, []string{"tokenizer.json", "not a regular file"}},
+		{"tokenizer_config is a FIFO", func(t *testing.T, c *hostileDirs) []string {
+			hostileTokenizer(t, c.M, nil)
+			fifo(t, filepath.Join(c.M, "tokenizer_config.json"))
+			return compressArgs(c, "--distill-steps", "2", "--data", writeText(t, c.Root, "calib.txt", text), "--seq-len", "8")
+		}, 2, []string{"tokenizer_config.json", "not a regular file"}},
+		{"catastrophic Split pattern", withText("calib.txt", strings.Repeat("a", 300)+"!", func(tok map[string]any) {
+			tok["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"Regex": "(a|aa)+$"}, "behavior": "Isolated"}
+		}), 2, []string{"calib.txt", "(a|aa)+$"}},
+		{"data file is a FIFO", func(t *testing.T, c *hostileDirs) []string {
+			hostileTokenizer(t, c.M, nil)
+			p := filepath.Join(c.Root, "pipe.txt")
+			fifo(t, p)
+			return compressArgs(c, "--distill-steps", "2", "--data", p, "--seq-len", "8")
+		}, 2, []string{"pipe.txt", "not a regular file"}},
+		{"binary data named .txt", withText("calib.txt", "\x7fELF\x02\x01\x00\x00"+text, nil), 2, []string{"calib.txt", "not UTF-8 text"}},
+		{"text directory with a link to a directory", func(t *testing.T, c *hostileDirs) []string {
+			hostileTokenizer(t, c.M, nil)
+			d := filepath.Join(c.Root, "texts")
+			writeText(t, d, "a.txt", text)
+			writeText(t, filepath.Join(c.Root, "more"), "b.txt", text)
+			if err := os.Symlink(filepath.Join(c.Root, "more"), filepath.Join(d, "more")); err != nil {
+				t.Skip(err)
+			}
+			return compressArgs(c, "--distill-steps", "2", "--data", d, "--seq-len", "8")
+		}, 2, []string{"more", "symbolic link to a directory"}},
+	}
+}
+
+// writeText writes dir/name and returns its path.
+func writeText(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestRankZeroEndToEnd compresses a model whose layers 0 and 1 are equal,
 // so that layer 1's increments have rank 0 under --energy, and runs every
 // command on the result: a rank-0 increment is legal everywhere.

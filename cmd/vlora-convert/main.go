@@ -229,6 +229,8 @@ func execute(ctx context.Context, root *cobra.Command) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal cancels ctx; a second one terminates the process.
+	go func() { <-ctx.Done(); stop() }()
 	s := streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	err := execute(ctx, newRootCmd(s))
 	if err != nil {

@@ -66,7 +66,7 @@ func (o *tokenizeOptions) Validate() error {
 }
 
 // Run reads stdin, encodes or decodes it and prints the result.
-func (o *tokenizeOptions) Run(context.Context) error {
+func (o *tokenizeOptions) Run(ctx context.Context) error {
 	tok, err := tokenizer.Load(o.tokenizer)
 	if err != nil {
 		return err
@@ -74,12 +74,9 @@ func (o *tokenizeOptions) Run(context.Context) error {
 	if o.In == nil {
 		return usagef("%w: no input stream", formats.ErrInvalid)
 	}
-	in, err := io.ReadAll(io.LimitReader(o.In, maxTokenizeInput+1))
+	in, err := readStream(ctx, o.In, maxTokenizeInput)
 	if err != nil {
-		return fmt.Errorf("reading input: %w", err)
-	}
-	if len(in) > maxTokenizeInput {
-		return usagef("%w: input longer than %d bytes", formats.ErrInvalid, maxTokenizeInput)
+		return err
 	}
 	if o.decode {
 		ids, err := parseIDs(string(in), tok.VocabSize())
@@ -91,7 +88,10 @@ func (o *tokenizeOptions) Run(context.Context) error {
 		_, err = io.WriteString(o.Out, tok.Decode(ids, o.skip)+"\n")
 		return err
 	}
-	ids := tok.Encode(string(in), o.addSpecial)
+	ids, err := tok.EncodeContext(ctx, string(in), o.addSpecial)
+	if err != nil {
+		return err
+	}
 	if o.json {
 		if ids == nil {
 			ids = []int{}
@@ -135,4 +135,31 @@ func parseIDs(s string, vocab int) ([]int, error) {
 		}
 	}
 	return ids, nil
+}
+
+// readStream reads r to its end, at most limit bytes, and returns early
+// with ctx's error when ctx is done first (a pipe that never closes does
+// not hold the command past Ctrl-C).
+func readStream(ctx context.Context, r io.Reader, limit int64) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(io.LimitReader(r, limit+1))
+		done <- result{b, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case res := <-done:
+		if res.err != nil {
+			return nil, fmt.Errorf("reading input: %w", res.err)
+		}
+		if int64(len(res.b)) > limit {
+			return nil, usagef("%w: input longer than %d bytes", formats.ErrInvalid, limit)
+		}
+		return res.b, nil
+	}
 }
