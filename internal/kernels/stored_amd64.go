@@ -1,0 +1,81 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// storedAsm selects the assembly dot products of stored matrices: AVX2
+// with FMA and F16C. Tests clear it to exercise the portable path.
+var storedAsm = hasAVX2 && cpu.X86.HasAVX
+
+// halfDots computes the dot products of the BF16 or F16 row raw with the
+// four vectors xs over the largest multiple of 8 elements, writes them to
+// out and returns that count; 0 without the assembly.
+func halfDots(f Format, raw []byte, xs *[4][]float32, out *[4]float32) int {
+	n := len(raw) / 2 &^ 7
+	if !storedAsm || n == 0 {
+		*out = [4]float32{}
+		return 0
+	}
+	_ = raw[2*n-1]
+	for i := range xs {
+		_ = xs[i][n-1]
+	}
+	if f == BF16 {
+		dot4BF16AVX2(&raw[0], &xs[0][0], &xs[1][0], &xs[2][0], &xs[3][0], n, out)
+	} else {
+		dot4F16AVX2(&raw[0], &xs[0][0], &xs[1][0], &xs[2][0], &xs[3][0], n, out)
+	}
+	return n
+}
+
+// codeDots writes Σ code(first+t)·xs[i][off+t] over t < n; 8-bit codes go
+// through the assembly, other widths through the portable loop.
+func codeDots(w *Stored, first, n int, xs *[4][]float32, off int, seg *[4]float32) {
+	m := n &^ 7
+	if !storedAsm || w.Bits != 8 || m == 0 {
+		codeDotsGeneric(w, first, n, xs, off, seg)
+		return
+	}
+	_ = w.Raw[first+m-1]
+	for i := range xs {
+		_ = xs[i][off+m-1]
+	}
+	dot4Q8AVX2(&w.Raw[first], &xs[0][off], &xs[1][off], &xs[2][off], &xs[3][off], m, seg)
+	if m < n {
+		var t [4]float32
+		codeDotsGeneric(w, first+m, n-m, xs, off+m, &t)
+		for i := range seg {
+			seg[i] += t[i]
+		}
+	}
+}
+
+// q4GroupDots computes the dot products of a row of 4-bit codes (whole
+// groups of g elements, g a multiple of 16) and its scales with the four
+// vectors xs into out, and reports whether the assembly ran.
+func q4GroupDots(codes, scales []byte, xs *[4][]float32, g int, out *[4]float32) bool {
+	if !storedAsm || len(codes) == 0 {
+		return false
+	}
+	n := 2 * len(codes)
+	groups := n / g
+	_ = scales[2*groups-1]
+	for i := range xs {
+		_ = xs[i][n-1]
+	}
+	dot4Q4AVX2(&codes[0], &scales[0], &xs[0][0], &xs[1][0], &xs[2][0], &xs[3][0], groups, g/16, out)
+	return true
+}
+
+//go:noescape
+func dot4BF16AVX2(w *byte, x0, x1, x2, x3 *float32, n int, out *[4]float32)
+
+//go:noescape
+func dot4F16AVX2(w *byte, x0, x1, x2, x3 *float32, n int, out *[4]float32)
+
+//go:noescape
+func dot4Q8AVX2(w *byte, x0, x1, x2, x3 *float32, n int, out *[4]float32)
+
+//go:noescape
+func dot4Q4AVX2(codes, scales *byte, x0, x1, x2, x3 *float32, groups, chunks int, out *[4]float32)

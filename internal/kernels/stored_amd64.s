@@ -1,0 +1,203 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// The dot products of one stored row with four float32 vectors x0…x3
+// (MulStored): each 8- or 16-element chunk of the row is decoded once in
+// registers and multiplied into four accumulators, one per vector.
+
+// HSUM4 reduces the accumulators Y0…Y3 and stores them in out[0…3].
+#define HSUM4 \
+	VEXTRACTF128 $1, Y0, X5 \
+	VADDPS X5, X0, X0 \
+	VHADDPS X0, X0, X0 \
+	VHADDPS X0, X0, X0 \
+	VMOVSS X0, 0(DI) \
+	VEXTRACTF128 $1, Y1, X5 \
+	VADDPS X5, X1, X1 \
+	VHADDPS X1, X1, X1 \
+	VHADDPS X1, X1, X1 \
+	VMOVSS X1, 4(DI) \
+	VEXTRACTF128 $1, Y2, X5 \
+	VADDPS X5, X2, X2 \
+	VHADDPS X2, X2, X2 \
+	VHADDPS X2, X2, X2 \
+	VMOVSS X2, 8(DI) \
+	VEXTRACTF128 $1, Y3, X5 \
+	VADDPS X5, X3, X3 \
+	VHADDPS X3, X3, X3 \
+	VHADDPS X3, X3, X3 \
+	VMOVSS X3, 12(DI)
+
+// FMA4 adds the decoded chunk in Y4 times x0…x3 at OFF to Y0…Y3.
+#define FMA4(OFF, W) \
+	VFMADD231PS OFF(R8), W, Y0 \
+	VFMADD231PS OFF(R9), W, Y1 \
+	VFMADD231PS OFF(R10), W, Y2 \
+	VFMADD231PS OFF(R11), W, Y3
+
+#define LOADARGS \
+	MOVQ w+0(FP), SI \
+	MOVQ x0+8(FP), R8 \
+	MOVQ x1+16(FP), R9 \
+	MOVQ x2+24(FP), R10 \
+	MOVQ x3+32(FP), R11 \
+	MOVQ n+40(FP), CX \
+	MOVQ out+48(FP), DI \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3
+
+#define ADVANCE(XB) \
+	ADDQ $XB, R8 \
+	ADDQ $XB, R9 \
+	ADDQ $XB, R10 \
+	ADDQ $XB, R11
+
+// func dot4BF16AVX2(w *byte, x0, x1, x2, x3 *float32, n int, out *[4]float32)
+//
+// out[i] = Σ_{j<n} bf16(w[j])·xi[j]; n is a positive multiple of 8.
+TEXT ·dot4BF16AVX2(SB), NOSPLIT, $0-56
+	LOADARGS
+bf16loop16:
+	CMPQ CX, $16
+	JLT  bf16loop8
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y6
+	VPSLLD $16, Y4, Y4
+	VPSLLD $16, Y6, Y6
+	FMA4(0, Y4)
+	FMA4(32, Y6)
+	ADDQ $32, SI
+	ADVANCE(64)
+	SUBQ $16, CX
+	JMP  bf16loop16
+bf16loop8:
+	TESTQ CX, CX
+	JZ    bf16done
+	VPMOVZXWD (SI), Y4
+	VPSLLD $16, Y4, Y4
+	FMA4(0, Y4)
+bf16done:
+	HSUM4
+	VZEROUPPER
+	RET
+
+// func dot4F16AVX2(w *byte, x0, x1, x2, x3 *float32, n int, out *[4]float32)
+//
+// out[i] = Σ_{j<n} f16(w[j])·xi[j]; n is a positive multiple of 8.
+TEXT ·dot4F16AVX2(SB), NOSPLIT, $0-56
+	LOADARGS
+f16loop16:
+	CMPQ CX, $16
+	JLT  f16loop8
+	VCVTPH2PS (SI), Y4
+	VCVTPH2PS 16(SI), Y6
+	FMA4(0, Y4)
+	FMA4(32, Y6)
+	ADDQ $32, SI
+	ADVANCE(64)
+	SUBQ $16, CX
+	JMP  f16loop16
+f16loop8:
+	TESTQ CX, CX
+	JZ    f16done
+	VCVTPH2PS (SI), Y4
+	FMA4(0, Y4)
+f16done:
+	HSUM4
+	VZEROUPPER
+	RET
+
+// func dot4Q8AVX2(w *byte, x0, x1, x2, x3 *float32, n int, out *[4]float32)
+//
+// out[i] = Σ_{j<n} (codes[j]−128)·xi[j]; n is a positive multiple of 8.
+TEXT ·dot4Q8AVX2(SB), NOSPLIT, $0-56
+	LOADARGS
+	MOVL $0x43000000, AX // 128.0
+	VMOVD AX, X15
+	VBROADCASTSS X15, Y15
+q8loop:
+	VPMOVZXBD (SI), Y4
+	VCVTDQ2PS Y4, Y4
+	VSUBPS Y15, Y4, Y4
+	FMA4(0, Y4)
+	ADDQ $8, SI
+	ADVANCE(32)
+	SUBQ $8, CX
+	JNZ  q8loop
+	HSUM4
+	VZEROUPPER
+	RET
+
+// func dot4Q4AVX2(codes, scales *byte, x0, x1, x2, x3 *float32, groups, chunks int, out *[4]float32)
+//
+// out[i] = Σ_g scale[g]·Σ_{j in g} (code[j]−8)·xi[j] over groups of
+// 16·chunks 4-bit codes (two per byte, low nibble first) with F16 scales.
+TEXT ·dot4Q4AVX2(SB), NOSPLIT, $0-72
+	MOVQ codes+0(FP), SI
+	MOVQ scales+8(FP), DX
+	MOVQ x0+16(FP), R8
+	MOVQ x1+24(FP), R9
+	MOVQ x2+32(FP), R10
+	MOVQ x3+40(FP), R11
+	MOVQ groups+48(FP), BX
+	MOVQ chunks+56(FP), R12
+	MOVQ out+64(FP), DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVL $0x41000000, AX // 8.0
+	VMOVD AX, X15
+	VBROADCASTSS X15, Y15
+	MOVL $0x000F000F, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, X14
+q4group:
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ R12, CX
+q4chunk:
+	VMOVQ (SI), X8
+	VPMOVZXBW X8, X8
+	VPAND X14, X8, X9
+	VPSRLW $4, X8, X10
+	VPSLLW $8, X10, X10
+	VPOR X10, X9, X9
+	VPMOVZXBD X9, Y10
+	VPSHUFD $0x4E, X9, X9
+	VPMOVZXBD X9, Y11
+	VCVTDQ2PS Y10, Y10
+	VCVTDQ2PS Y11, Y11
+	VSUBPS Y15, Y10, Y10
+	VSUBPS Y15, Y11, Y11
+	VFMADD231PS (R8), Y10, Y4
+	VFMADD231PS 32(R8), Y11, Y4
+	VFMADD231PS (R9), Y10, Y5
+	VFMADD231PS 32(R9), Y11, Y5
+	VFMADD231PS (R10), Y10, Y6
+	VFMADD231PS 32(R10), Y11, Y6
+	VFMADD231PS (R11), Y10, Y7
+	VFMADD231PS 32(R11), Y11, Y7
+	ADDQ $8, SI
+	ADVANCE(64)
+	DECQ CX
+	JNZ  q4chunk
+	MOVWLZX (DX), AX
+	VMOVD AX, X12
+	VCVTPH2PS X12, X12
+	VBROADCASTSS X12, Y12
+	VFMADD231PS Y12, Y4, Y0
+	VFMADD231PS Y12, Y5, Y1
+	VFMADD231PS Y12, Y6, Y2
+	VFMADD231PS Y12, Y7, Y3
+	ADDQ $2, DX
+	DECQ BX
+	JNZ  q4group
+	HSUM4
+	VZEROUPPER
+	RET
