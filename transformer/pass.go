@@ -181,7 +181,11 @@ func (p *pass) embed(in *Input) []float32 {
 		for i := lo; i < hi; i++ {
 			r := x[i*H : i*H+H]
 			id := p.ids[i]
-			copy(r, n.tokens.Data[id*H:id*H+H])
+			if n.tokensOp != nil {
+				n.tokensOp.Row(id, r)
+			} else {
+				copy(r, n.tokens.Data[id*H:id*H+H])
+			}
 			if n.positions != nil {
 				t := p.start + i%T
 				addTo(r, n.positions.Data[t*H:t*H+H])
