@@ -34,7 +34,6 @@ func TestSamplingNext(t *testing.T) {
 	}
 }
 
-
 // TestOptionsValidate checks the ranges of the options.
 func TestOptionsValidate(t *testing.T) {
 	for _, o := range []Options{

@@ -38,4 +38,3 @@ func mapFile(path string) (*mapped, error) {
 	// while a command reads them.
 	return &mapped{data: data, unmap: func() error { return syscall.Munmap(data) }}, nil
 }
-

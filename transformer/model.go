@@ -95,17 +95,17 @@ type network struct {
 	hidden                   int
 	tokens, positions, types *Param
 	// tokensOp, when set, holds the token embeddings as stored.
-	tokensOp Operator
-	vocab, maxPos, numTypes  int
-	embNorm                  *norm
-	patch                    *patch
-	layers                   []layer
-	final                    *norm
-	finalInHidden            bool
-	headKind                 HeadKind
-	lm                       linear
-	pooler                   *linear
-	classifier               linear
+	tokensOp                Operator
+	vocab, maxPos, numTypes int
+	embNorm                 *norm
+	patch                   *patch
+	layers                  []layer
+	final                   *norm
+	finalInHidden           bool
+	headKind                HeadKind
+	lm                      linear
+	pooler                  *linear
+	classifier              linear
 }
 
 // Load builds the model described by cfg with parameters from w.
