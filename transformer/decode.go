@@ -73,7 +73,7 @@ type kvCache struct {
 // window, gives an error wrapping formats.ErrInvalid.
 //
 // The cache takes 2·max(batch, 2)·maxLen·kvHeads·headDim float32 values per
-// block; a cache beyond maxCacheValues in all is refused (formats.ErrInvalid).
+// block (2·batch·… on a model of stored operators, LoadOperators); a cache beyond maxCacheValues in all is refused (formats.ErrInvalid).
 func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 	n := &m.net
 	if n.headKind != HeadLM || n.patch != nil {
@@ -91,6 +91,11 @@ func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 		return nil, fmt.Errorf("transformer: %w: decoder length %d exceeds %d learned positions", formats.ErrInvalid, maxLen, n.maxPos)
 	}
 	rows := max(batch, minRows)
+	if m.operators {
+		// Products on stored operators group their sums their own way
+		// whatever the row count; a padding row would only cost work.
+		rows = batch
+	}
 	var total float64
 	for i := range n.layers {
 		a := &n.layers[i].attn

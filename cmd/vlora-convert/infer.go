@@ -54,7 +54,7 @@ func (o *inferOptions) Validate() error {
 
 // Run loads the model, runs it on the input file and writes the outputs.
 func (o *inferOptions) Run(context.Context) error {
-	m, err := model.LoadAs(o.model, model.Auto)
+	m, err := model.LoadAs(o.model, model.Stored)
 	if err != nil {
 		return err
 	}

@@ -280,7 +280,7 @@ func mulStoredRows(n int, x []float32, ldx int, w *Stored, y []float32, ldy int,
 			xs[i] = x[(i0+min(i, m-1))*ldx:][:w.Cols]
 		}
 		for r := r0; r < r1; r++ {
-			rowDots(w, r, &xs, &out)
+			rowDots(w, r, m, &xs, &out)
 			for i := range m {
 				p := (i0+i)*ldy + r
 				if beta == 0 {
@@ -293,20 +293,21 @@ func mulStoredRows(n int, x []float32, ldx int, w *Stored, y []float32, ldy int,
 	}
 }
 
-// rowDots writes the dot products of row r of w with the four vectors xs.
-func rowDots(w *Stored, r int, xs *[4][]float32, out *[4]float32) {
+// rowDots writes the dot products of row r of w with the first m of the
+// four vectors xs (the others repeat the first).
+func rowDots(w *Stored, r, m int, xs *[4][]float32, out *[4]float32) {
 	c := w.Cols
 	switch w.Format {
 	case BF16, F16:
 		raw := w.Raw[2*r*c : 2*(r+1)*c]
-		done := halfDots(w.Format, raw, xs, out)
+		done := halfDots(w.Format, raw, m, xs, out)
 		if done < c {
-			for i := range 4 {
+			for i := range m {
 				out[i] += halfDotGeneric(w.Format, raw[2*done:], xs[i][done:])
 			}
 		}
 	case Quant:
-		quantRowDots(w, r, xs, out)
+		quantRowDots(w, r, m, xs, out)
 	}
 }
 
@@ -332,13 +333,13 @@ func halfDotGeneric(f Format, raw []byte, x []float32) float32 {
 
 // quantRowDots computes the dot products of row r of the quantized w, one
 // segment (the part of a group inside the row) at a time.
-func quantRowDots(w *Stored, r int, xs *[4][]float32, out *[4]float32) {
+func quantRowDots(w *Stored, r, m int, xs *[4][]float32, out *[4]float32) {
 	c, g := w.Cols, w.group()
 	base := r * c
 	*out = [4]float32{}
 	if w.Bits == 4 && g%16 == 0 && c%g == 0 {
 		// Whole groups inside the row, 16 codes (8 bytes) at a time.
-		if q4GroupDots(w.Raw[base/2:(base+c)/2], w.Scales[2*(base/g):2*((base+c)/g)], xs, g, out) {
+		if q4GroupDots(w.Raw[base/2:(base+c)/2], w.Scales[2*(base/g):2*((base+c)/g)], m, xs, g, out) {
 			return
 		}
 	}
@@ -346,26 +347,28 @@ func quantRowDots(w *Stored, r int, xs *[4][]float32, out *[4]float32) {
 	for j := 0; j < c; {
 		k := (base + j) / g
 		end := min((k+1)*g-base, c)
-		codeDots(w, base+j, end-j, xs, j, &seg)
+		codeDots(w, base+j, end-j, m, xs, j, &seg)
 		s := w.scale(k)
-		for i := range 4 {
+		for i := range m {
 			out[i] += seg[i] * s
 		}
 		j = end
 	}
 }
 
-// codeDotsGeneric writes Σ code(first+t)·xs[i][off+t] over t < n.
-func codeDotsGeneric(w *Stored, first, n int, xs *[4][]float32, off int, seg *[4]float32) {
+// codeDotsGeneric writes Σ code(first+t)·xs[i][off+t] over t < n for
+// i < m.
+func codeDotsGeneric(w *Stored, first, n, m int, xs *[4][]float32, off int, seg *[4]float32) {
 	var buf [64]float32
 	*seg = [4]float32{}
+	rows := m
 	for t0 := 0; t0 < n; t0 += len(buf) {
-		m := min(len(buf), n-t0)
-		for t := range m {
+		k := min(len(buf), n-t0)
+		for t := range k {
 			buf[t] = w.code(first + t0 + t)
 		}
-		for i := range 4 {
-			seg[i] += dotGeneric(buf[:m], xs[i][off+t0:off+t0+m])
+		for i := range rows {
+			seg[i] += dotGeneric(buf[:k], xs[i][off+t0:off+t0+k])
 		}
 	}
 }

@@ -9,9 +9,9 @@ import "golang.org/x/sys/cpu"
 var storedAsm = hasAVX2 && cpu.X86.HasAVX
 
 // halfDots computes the dot products of the BF16 or F16 row raw with the
-// four vectors xs over the largest multiple of 8 elements, writes them to
-// out and returns that count; 0 without the assembly.
-func halfDots(f Format, raw []byte, xs *[4][]float32, out *[4]float32) int {
+// first m of the four vectors xs over the largest multiple of 8 elements,
+// writes them to out and returns that count; 0 without the assembly.
+func halfDots(f Format, raw []byte, m int, xs *[4][]float32, out *[4]float32) int {
 	n := len(raw) / 2 &^ 7
 	if !storedAsm || n == 0 {
 		*out = [4]float32{}
@@ -21,6 +21,14 @@ func halfDots(f Format, raw []byte, xs *[4][]float32, out *[4]float32) int {
 	for i := range xs {
 		_ = xs[i][n-1]
 	}
+	if m == 1 {
+		if f == BF16 {
+			out[0] = dot1BF16AVX2(&raw[0], &xs[0][0], n)
+		} else {
+			out[0] = dot1F16AVX2(&raw[0], &xs[0][0], n)
+		}
+		return n
+	}
 	if f == BF16 {
 		dot4BF16AVX2(&raw[0], &xs[0][0], &xs[1][0], &xs[2][0], &xs[3][0], n, out)
 	} else {
@@ -29,22 +37,27 @@ func halfDots(f Format, raw []byte, xs *[4][]float32, out *[4]float32) int {
 	return n
 }
 
-// codeDots writes Σ code(first+t)·xs[i][off+t] over t < n; 8-bit codes go
-// through the assembly, other widths through the portable loop.
-func codeDots(w *Stored, first, n int, xs *[4][]float32, off int, seg *[4]float32) {
+// codeDots writes Σ code(first+t)·xs[i][off+t] over t < n for i < rows;
+// 8-bit codes go through the assembly, other widths through the portable
+// loop.
+func codeDots(w *Stored, first, n, rows int, xs *[4][]float32, off int, seg *[4]float32) {
 	m := n &^ 7
 	if !storedAsm || w.Bits != 8 || m == 0 {
-		codeDotsGeneric(w, first, n, xs, off, seg)
+		codeDotsGeneric(w, first, n, rows, xs, off, seg)
 		return
 	}
 	_ = w.Raw[first+m-1]
 	for i := range xs {
 		_ = xs[i][off+m-1]
 	}
-	dot4Q8AVX2(&w.Raw[first], &xs[0][off], &xs[1][off], &xs[2][off], &xs[3][off], m, seg)
+	if rows == 1 {
+		seg[0] = dot1Q8AVX2(&w.Raw[first], &xs[0][off], m)
+	} else {
+		dot4Q8AVX2(&w.Raw[first], &xs[0][off], &xs[1][off], &xs[2][off], &xs[3][off], m, seg)
+	}
 	if m < n {
 		var t [4]float32
-		codeDotsGeneric(w, first+m, n-m, xs, off+m, &t)
+		codeDotsGeneric(w, first+m, n-m, rows, xs, off+m, &t)
 		for i := range seg {
 			seg[i] += t[i]
 		}
@@ -52,9 +65,9 @@ func codeDots(w *Stored, first, n int, xs *[4][]float32, off int, seg *[4]float3
 }
 
 // q4GroupDots computes the dot products of a row of 4-bit codes (whole
-// groups of g elements, g a multiple of 16) and its scales with the four
-// vectors xs into out, and reports whether the assembly ran.
-func q4GroupDots(codes, scales []byte, xs *[4][]float32, g int, out *[4]float32) bool {
+// groups of g elements, g a multiple of 16) and its scales with the first m
+// of the four vectors xs into out, and reports whether the assembly ran.
+func q4GroupDots(codes, scales []byte, m int, xs *[4][]float32, g int, out *[4]float32) bool {
 	if !storedAsm || len(codes) == 0 {
 		return false
 	}
@@ -63,6 +76,10 @@ func q4GroupDots(codes, scales []byte, xs *[4][]float32, g int, out *[4]float32)
 	_ = scales[2*groups-1]
 	for i := range xs {
 		_ = xs[i][n-1]
+	}
+	if m == 1 {
+		out[0] = dot1Q4AVX2(&codes[0], &scales[0], &xs[0][0], groups, g/16)
+		return true
 	}
 	dot4Q4AVX2(&codes[0], &scales[0], &xs[0][0], &xs[1][0], &xs[2][0], &xs[3][0], groups, g/16, out)
 	return true
@@ -79,3 +96,15 @@ func dot4Q8AVX2(w *byte, x0, x1, x2, x3 *float32, n int, out *[4]float32)
 
 //go:noescape
 func dot4Q4AVX2(codes, scales *byte, x0, x1, x2, x3 *float32, groups, chunks int, out *[4]float32)
+
+//go:noescape
+func dot1BF16AVX2(w *byte, x *float32, n int) float32
+
+//go:noescape
+func dot1F16AVX2(w *byte, x *float32, n int) float32
+
+//go:noescape
+func dot1Q8AVX2(w *byte, x *float32, n int) float32
+
+//go:noescape
+func dot1Q4AVX2(codes, scales *byte, x *float32, groups, chunks int) float32

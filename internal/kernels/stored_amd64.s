@@ -55,6 +55,26 @@
 	ADDQ $XB, R10 \
 	ADDQ $XB, R11
 
+// HSUM1 reduces Y0 + Y1 + Y2 + Y3 and stores it in ret.
+#define HSUM1(RET) \
+	VADDPS Y1, Y0, Y0 \
+	VADDPS Y3, Y2, Y2 \
+	VADDPS Y2, Y0, Y0 \
+	VEXTRACTF128 $1, Y0, X5 \
+	VADDPS X5, X0, X0 \
+	VHADDPS X0, X0, X0 \
+	VHADDPS X0, X0, X0 \
+	VMOVSS X0, RET
+
+#define LOADARGS1 \
+	MOVQ w+0(FP), SI \
+	MOVQ x+8(FP), R8 \
+	MOVQ n+16(FP), CX \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3
+
 // func dot4BF16AVX2(w *byte, x0, x1, x2, x3 *float32, n int, out *[4]float32)
 //
 // out[i] = Σ_{j<n} bf16(w[j])·xi[j]; n is a positive multiple of 8.
@@ -199,5 +219,170 @@ q4chunk:
 	DECQ BX
 	JNZ  q4group
 	HSUM4
+	VZEROUPPER
+	RET
+
+// func dot1BF16AVX2(w *byte, x *float32, n int) float32
+//
+// Returns Σ_{j<n} bf16(w[j])·x[j]; n is a positive multiple of 8.
+TEXT ·dot1BF16AVX2(SB), NOSPLIT, $0-28
+	LOADARGS1
+b1loop32:
+	CMPQ CX, $32
+	JLT  b1loop8
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y6
+	VPMOVZXWD 32(SI), Y7
+	VPMOVZXWD 48(SI), Y8
+	VPSLLD $16, Y4, Y4
+	VPSLLD $16, Y6, Y6
+	VPSLLD $16, Y7, Y7
+	VPSLLD $16, Y8, Y8
+	VFMADD231PS (R8), Y4, Y0
+	VFMADD231PS 32(R8), Y6, Y1
+	VFMADD231PS 64(R8), Y7, Y2
+	VFMADD231PS 96(R8), Y8, Y3
+	ADDQ $64, SI
+	ADDQ $128, R8
+	SUBQ $32, CX
+	JMP  b1loop32
+b1loop8:
+	TESTQ CX, CX
+	JZ    b1done
+	VPMOVZXWD (SI), Y4
+	VPSLLD $16, Y4, Y4
+	VFMADD231PS (R8), Y4, Y0
+	ADDQ $16, SI
+	ADDQ $32, R8
+	SUBQ $8, CX
+	JMP  b1loop8
+b1done:
+	HSUM1(ret+24(FP))
+	VZEROUPPER
+	RET
+
+// func dot1F16AVX2(w *byte, x *float32, n int) float32
+//
+// Returns Σ_{j<n} f16(w[j])·x[j]; n is a positive multiple of 8.
+TEXT ·dot1F16AVX2(SB), NOSPLIT, $0-28
+	LOADARGS1
+h1loop32:
+	CMPQ CX, $32
+	JLT  h1loop8
+	VCVTPH2PS (SI), Y4
+	VCVTPH2PS 16(SI), Y6
+	VCVTPH2PS 32(SI), Y7
+	VCVTPH2PS 48(SI), Y8
+	VFMADD231PS (R8), Y4, Y0
+	VFMADD231PS 32(R8), Y6, Y1
+	VFMADD231PS 64(R8), Y7, Y2
+	VFMADD231PS 96(R8), Y8, Y3
+	ADDQ $64, SI
+	ADDQ $128, R8
+	SUBQ $32, CX
+	JMP  h1loop32
+h1loop8:
+	TESTQ CX, CX
+	JZ    h1done
+	VCVTPH2PS (SI), Y4
+	VFMADD231PS (R8), Y4, Y0
+	ADDQ $16, SI
+	ADDQ $32, R8
+	SUBQ $8, CX
+	JMP  h1loop8
+h1done:
+	HSUM1(ret+24(FP))
+	VZEROUPPER
+	RET
+
+// func dot1Q8AVX2(w *byte, x *float32, n int) float32
+//
+// Returns Σ_{j<n} (w[j]−128)·x[j]; n is a positive multiple of 8.
+TEXT ·dot1Q8AVX2(SB), NOSPLIT, $0-28
+	LOADARGS1
+	MOVL $0x43000000, AX // 128.0
+	VMOVD AX, X15
+	VBROADCASTSS X15, Y15
+q81loop16:
+	CMPQ CX, $16
+	JLT  q81loop8
+	VPMOVZXBD (SI), Y4
+	VPMOVZXBD 8(SI), Y6
+	VCVTDQ2PS Y4, Y4
+	VCVTDQ2PS Y6, Y6
+	VSUBPS Y15, Y4, Y4
+	VSUBPS Y15, Y6, Y6
+	VFMADD231PS (R8), Y4, Y0
+	VFMADD231PS 32(R8), Y6, Y1
+	ADDQ $16, SI
+	ADDQ $64, R8
+	SUBQ $16, CX
+	JMP  q81loop16
+q81loop8:
+	TESTQ CX, CX
+	JZ    q81done
+	VPMOVZXBD (SI), Y4
+	VCVTDQ2PS Y4, Y4
+	VSUBPS Y15, Y4, Y4
+	VFMADD231PS (R8), Y4, Y0
+q81done:
+	HSUM1(ret+24(FP))
+	VZEROUPPER
+	RET
+
+// func dot1Q4AVX2(codes, scales *byte, x *float32, groups, chunks int) float32
+//
+// Returns Σ_g scale[g]·Σ_{j in g} (code[j]−8)·x[j] over groups of
+// 16·chunks 4-bit codes with F16 scales.
+TEXT ·dot1Q4AVX2(SB), NOSPLIT, $0-44
+	MOVQ codes+0(FP), SI
+	MOVQ scales+8(FP), DX
+	MOVQ x+16(FP), R8
+	MOVQ groups+24(FP), BX
+	MOVQ chunks+32(FP), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVL $0x41000000, AX // 8.0
+	VMOVD AX, X15
+	VBROADCASTSS X15, Y15
+	MOVL $0x000F000F, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, X14
+q41group:
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ R12, CX
+q41chunk:
+	VMOVQ (SI), X8
+	VPMOVZXBW X8, X8
+	VPAND X14, X8, X9
+	VPSRLW $4, X8, X10
+	VPSLLW $8, X10, X10
+	VPOR X10, X9, X9
+	VPMOVZXBD X9, Y10
+	VPSHUFD $0x4E, X9, X9
+	VPMOVZXBD X9, Y11
+	VCVTDQ2PS Y10, Y10
+	VCVTDQ2PS Y11, Y11
+	VSUBPS Y15, Y10, Y10
+	VSUBPS Y15, Y11, Y11
+	VFMADD231PS (R8), Y10, Y4
+	VFMADD231PS 32(R8), Y11, Y5
+	ADDQ $8, SI
+	ADDQ $64, R8
+	DECQ CX
+	JNZ  q41chunk
+	MOVWLZX (DX), AX
+	VMOVD AX, X12
+	VCVTPH2PS X12, X12
+	VBROADCASTSS X12, Y12
+	VADDPS Y5, Y4, Y4
+	VFMADD231PS Y12, Y4, Y0
+	ADDQ $2, DX
+	DECQ BX
+	JNZ  q41group
+	HSUM1(ret+40(FP))
 	VZEROUPPER
 	RET
