@@ -273,11 +273,19 @@ func (o Options) MulStored(n int, x []float32, ldx int, w *Stored, y []float32, 
 func mulStoredRows(n int, x []float32, ldx int, w *Stored, y []float32, ldy int, beta float32, r0, r1 int) {
 	var xs [4][]float32
 	var out [4]float32
+	var perm *buffer
+	if w.q4Chunked() {
+		perm = getBuffer(4 * w.Cols)
+		defer perm.release()
+	}
 	for i0 := 0; i0 < n; i0 += 4 {
 		m := min(4, n-i0)
 		for i := range 4 {
 			// Missing rows repeat the first, whose results are dropped.
 			xs[i] = x[(i0+min(i, m-1))*ldx:][:w.Cols]
+			if perm != nil {
+				xs[i] = q4Order(perm.s[i*w.Cols:(i+1)*w.Cols], xs[i])
+			}
 		}
 		for r := r0; r < r1; r++ {
 			rowDots(w, r, m, &xs, &out)
@@ -291,6 +299,26 @@ func mulStoredRows(n int, x []float32, ldx int, w *Stored, y []float32, ldy int,
 			}
 		}
 	}
+}
+
+// q4Chunked reports whether products with w go through the 4-bit chunk
+// kernels: 4-bit codes in whole groups of a multiple of 16 inside each row,
+// with the assembly available. Their vectors are then in q4Order.
+func (w *Stored) q4Chunked() bool {
+	g := w.group()
+	return storedAsm && w.Format == Quant && w.Bits == 4 && g%16 == 0 && w.Cols%g == 0
+}
+
+// q4Order writes x into dst in chunk order — of every 16 elements, the 8 of
+// even index, then the 8 of odd index — and returns dst.
+func q4Order(dst, x []float32) []float32 {
+	for c := 0; c+16 <= len(x); c += 16 {
+		src, d := x[c:c+16], dst[c:c+16]
+		for j := range 8 {
+			d[j], d[8+j] = src[2*j], src[2*j+1]
+		}
+	}
+	return dst
 }
 
 // rowDots writes the dot products of row r of w with the first m of the
@@ -337,11 +365,11 @@ func quantRowDots(w *Stored, r, m int, xs *[4][]float32, out *[4]float32) {
 	c, g := w.Cols, w.group()
 	base := r * c
 	*out = [4]float32{}
-	if w.Bits == 4 && g%16 == 0 && c%g == 0 {
-		// Whole groups inside the row, 16 codes (8 bytes) at a time.
-		if q4GroupDots(w.Raw[base/2:(base+c)/2], w.Scales[2*(base/g):2*((base+c)/g)], m, xs, g, out) {
-			return
-		}
+	if w.q4Chunked() {
+		// Whole groups inside the row, 16 codes (8 bytes) at a time, the
+		// vectors in chunk order.
+		q4GroupDots(w.Raw[base/2:(base+c)/2], w.Scales[2*(base/g):2*((base+c)/g)], m, xs, g, out)
+		return
 	}
 	var seg [4]float32
 	for j := 0; j < c; {

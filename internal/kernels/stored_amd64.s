@@ -155,6 +155,9 @@ q8loop:
 //
 // out[i] = Σ_g scale[g]·Σ_{j in g} (code[j]−8)·xi[j] over groups of
 // 16·chunks 4-bit codes (two per byte, low nibble first) with F16 scales.
+// Each xi is given in chunk order (q4Order): of every 16 elements, the 8
+// of even index, then the 8 of odd index, so that the low and the high
+// nibbles of 8 bytes meet their elements without a shuffle.
 TEXT ·dot4Q4AVX2(SB), NOSPLIT, $0-72
 	MOVQ codes+0(FP), SI
 	MOVQ scales+8(FP), DX
@@ -172,9 +175,9 @@ TEXT ·dot4Q4AVX2(SB), NOSPLIT, $0-72
 	MOVL $0x41000000, AX // 8.0
 	VMOVD AX, X15
 	VBROADCASTSS X15, Y15
-	MOVL $0x000F000F, AX
+	MOVL $0x0000000F, AX
 	VMOVD AX, X14
-	VPBROADCASTD X14, X14
+	VPBROADCASTD X14, Y14
 q4group:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
@@ -182,15 +185,9 @@ q4group:
 	VXORPS Y7, Y7, Y7
 	MOVQ R12, CX
 q4chunk:
-	VMOVQ (SI), X8
-	VPMOVZXBW X8, X8
-	VPAND X14, X8, X9
-	VPSRLW $4, X8, X10
-	VPSLLW $8, X10, X10
-	VPOR X10, X9, X9
-	VPMOVZXBD X9, Y10
-	VPSHUFD $0x4E, X9, X9
-	VPMOVZXBD X9, Y11
+	VPMOVZXBD (SI), Y10
+	VPSRLD $4, Y10, Y11
+	VPAND Y14, Y10, Y10
 	VCVTDQ2PS Y10, Y10
 	VCVTDQ2PS Y11, Y11
 	VSUBPS Y15, Y10, Y10
@@ -333,7 +330,7 @@ q81done:
 // func dot1Q4AVX2(codes, scales *byte, x *float32, groups, chunks int) float32
 //
 // Returns Σ_g scale[g]·Σ_{j in g} (code[j]−8)·x[j] over groups of
-// 16·chunks 4-bit codes with F16 scales.
+// 16·chunks 4-bit codes with F16 scales, x in chunk order (q4Order).
 TEXT ·dot1Q4AVX2(SB), NOSPLIT, $0-44
 	MOVQ codes+0(FP), SI
 	MOVQ scales+8(FP), DX
@@ -347,23 +344,17 @@ TEXT ·dot1Q4AVX2(SB), NOSPLIT, $0-44
 	MOVL $0x41000000, AX // 8.0
 	VMOVD AX, X15
 	VBROADCASTSS X15, Y15
-	MOVL $0x000F000F, AX
+	MOVL $0x0000000F, AX
 	VMOVD AX, X14
-	VPBROADCASTD X14, X14
+	VPBROADCASTD X14, Y14
 q41group:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	MOVQ R12, CX
 q41chunk:
-	VMOVQ (SI), X8
-	VPMOVZXBW X8, X8
-	VPAND X14, X8, X9
-	VPSRLW $4, X8, X10
-	VPSLLW $8, X10, X10
-	VPOR X10, X9, X9
-	VPMOVZXBD X9, Y10
-	VPSHUFD $0x4E, X9, X9
-	VPMOVZXBD X9, Y11
+	VPMOVZXBD (SI), Y10
+	VPSRLD $4, Y10, Y11
+	VPAND Y14, Y10, Y10
 	VCVTDQ2PS Y10, Y10
 	VCVTDQ2PS Y11, Y11
 	VSUBPS Y15, Y10, Y10

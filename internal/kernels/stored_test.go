@@ -227,8 +227,12 @@ func BenchmarkMulStored(b *testing.B) {
 					}
 					y := make([]float32, n*tc.rows)
 					b.SetBytes(w.Bytes())
+					cpu0, ok := processCPUTime()
 					for b.Loop() {
 						Options{Threads: threads}.MulStored(n, x, tc.cols, w, y, tc.rows, 0)
+					}
+					if cpu1, ok1 := processCPUTime(); ok && ok1 && cpu1 > cpu0 {
+						b.ReportMetric(float64(w.Bytes())*float64(b.N)/(cpu1-cpu0).Seconds()/1e6, "MB/cpu-s")
 					}
 				})
 			}
