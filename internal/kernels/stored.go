@@ -274,9 +274,11 @@ func mulStoredRows(n int, x []float32, ldx int, w *Stored, y []float32, ldy int,
 	var xs [4][]float32
 	var out [4]float32
 	var perm *buffer
+	width := 0
 	if w.q4Chunked() {
 		perm = getBuffer(4 * w.Cols)
 		defer perm.release()
+		width = q4Width(n, w.group())
 	}
 	for i0 := 0; i0 < n; i0 += 4 {
 		m := min(4, n-i0)
@@ -284,11 +286,11 @@ func mulStoredRows(n int, x []float32, ldx int, w *Stored, y []float32, ldy int,
 			// Missing rows repeat the first, whose results are dropped.
 			xs[i] = x[(i0+min(i, m-1))*ldx:][:w.Cols]
 			if perm != nil {
-				xs[i] = q4Order(perm.s[i*w.Cols:(i+1)*w.Cols], xs[i])
+				xs[i] = q4Order(perm.s[i*w.Cols:(i+1)*w.Cols], xs[i], width)
 			}
 		}
 		for r := r0; r < r1; r++ {
-			rowDots(w, r, m, &xs, &out)
+			rowDots(w, r, m, width, &xs, &out)
 			for i := range m {
 				p := (i0+i)*ldy + r
 				if beta == 0 {
@@ -309,21 +311,24 @@ func (w *Stored) q4Chunked() bool {
 	return storedAsm && w.Format == Quant && w.Bits == 4 && g%16 == 0 && w.Cols%g == 0
 }
 
-// q4Order writes x into dst in chunk order — of every 16 elements, the 8 of
-// even index, then the 8 of odd index — and returns dst.
-func q4Order(dst, x []float32) []float32 {
-	for c := 0; c+16 <= len(x); c += 16 {
-		src, d := x[c:c+16], dst[c:c+16]
-		for j := range 8 {
-			d[j], d[8+j] = src[2*j], src[2*j+1]
+// q4Order writes x into dst in chunk order of width (16 or 32) — of every
+// width elements, those of even index, then those of odd index — and
+// returns dst.
+func q4Order(dst, x []float32, width int) []float32 {
+	h := width / 2
+	for c := 0; c+width <= len(x); c += width {
+		src, d := x[c:c+width], dst[c:c+width]
+		for j := range h {
+			d[j], d[h+j] = src[2*j], src[2*j+1]
 		}
 	}
 	return dst
 }
 
 // rowDots writes the dot products of row r of w with the first m of the
-// four vectors xs (the others repeat the first).
-func rowDots(w *Stored, r, m int, xs *[4][]float32, out *[4]float32) {
+// four vectors xs (the others repeat the first; for the 4-bit chunk
+// kernels, in chunk order of width).
+func rowDots(w *Stored, r, m, width int, xs *[4][]float32, out *[4]float32) {
 	c := w.Cols
 	switch w.Format {
 	case BF16, F16:
@@ -335,7 +340,7 @@ func rowDots(w *Stored, r, m int, xs *[4][]float32, out *[4]float32) {
 			}
 		}
 	case Quant:
-		quantRowDots(w, r, m, xs, out)
+		quantRowDots(w, r, m, width, xs, out)
 	}
 }
 
@@ -361,14 +366,14 @@ func halfDotGeneric(f Format, raw []byte, x []float32) float32 {
 
 // quantRowDots computes the dot products of row r of the quantized w, one
 // segment (the part of a group inside the row) at a time.
-func quantRowDots(w *Stored, r, m int, xs *[4][]float32, out *[4]float32) {
+func quantRowDots(w *Stored, r, m, width int, xs *[4][]float32, out *[4]float32) {
 	c, g := w.Cols, w.group()
 	base := r * c
 	*out = [4]float32{}
 	if w.q4Chunked() {
 		// Whole groups inside the row, 16 codes (8 bytes) at a time, the
 		// vectors in chunk order.
-		q4GroupDots(w.Raw[base/2:(base+c)/2], w.Scales[2*(base/g):2*((base+c)/g)], m, xs, g, out)
+		q4GroupDots(w.Raw[base/2:(base+c)/2], w.Scales[2*(base/g):2*((base+c)/g)], m, xs, g, width, out)
 		return
 	}
 	var seg [4]float32

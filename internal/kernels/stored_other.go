@@ -13,7 +13,9 @@ func codeDots(w *Stored, first, n, m int, xs *[4][]float32, off int, seg *[4]flo
 	codeDotsGeneric(w, first, n, m, xs, off, seg)
 }
 
-func q4GroupDots([]byte, []byte, int, *[4][]float32, int, *[4]float32) bool { return false }
+func q4GroupDots([]byte, []byte, int, *[4][]float32, int, int, *[4]float32) bool { return false }
 
-// storedAsm is false: this build has no assembly.
-var storedAsm = false
+func q4Width(int, int) int { return 16 }
+
+// storedAsm and storedAVX512 are false: this build has no assembly.
+var storedAsm, storedAVX512 = false, false

@@ -96,16 +96,25 @@ func (tc storedCase) build(t *testing.T, rng *rand.Rand) (*Stored, []float64) {
 // bound rather than to one another.
 func storedSumBound(k int) float64 { return float64(k+3) * unitRoundoff }
 
+// forEachStoredPath runs f on every implementation this CPU has: the
+// portable loops, AVX2, and AVX-512 for one-row products.
 func forEachStoredPath(t *testing.T, f func(t *testing.T)) {
-	paths := []bool{false}
-	if storedAsm {
-		paths = append(paths, true)
+	type path struct {
+		name        string
+		asm, avx512 bool
 	}
-	saved := storedAsm
-	defer func() { storedAsm = saved }()
-	for _, asm := range paths {
-		storedAsm = asm
-		t.Run(fmt.Sprintf("asm=%v", asm), f)
+	paths := []path{{"go", false, false}}
+	if storedAsm {
+		paths = append(paths, path{"avx2", true, false})
+	}
+	if storedAVX512 {
+		paths = append(paths, path{"avx512", true, true})
+	}
+	savedAsm, saved512 := storedAsm, storedAVX512
+	defer func() { storedAsm, storedAVX512 = savedAsm, saved512 }()
+	for _, p := range paths {
+		storedAsm, storedAVX512 = p.asm, p.avx512
+		t.Run(p.name, f)
 	}
 }
 
@@ -220,7 +229,8 @@ func BenchmarkMulStored(b *testing.B) {
 		w, _ := tc.build(t, rand.New(rand.NewPCG(1, 2)))
 		for _, n := range []int{1, 4} {
 			for _, threads := range []int{1, 2} {
-				b.Run(fmt.Sprintf("%s/n=%d/threads=%d", tc.name, n, threads), func(b *testing.B) {
+				name := fmt.Sprintf("%s/n=%d/threads=%d", tc.name, n, threads)
+				b.Run(name, func(b *testing.B) {
 					x := make([]float32, n*tc.cols)
 					for i := range x {
 						x[i] = float32(i%7) - 3
@@ -235,6 +245,23 @@ func BenchmarkMulStored(b *testing.B) {
 						b.ReportMetric(float64(w.Bytes())*float64(b.N)/(cpu1-cpu0).Seconds()/1e6, "MB/cpu-s")
 					}
 				})
+				if n == 1 && storedAVX512 {
+					// The same product on the AVX2 kernels, for comparison.
+					b.Run(name+"/avx2", func(b *testing.B) {
+						storedAVX512 = false
+						defer func() { storedAVX512 = true }()
+						x := make([]float32, tc.cols)
+						y := make([]float32, tc.rows)
+						b.SetBytes(w.Bytes())
+						cpu0, ok := processCPUTime()
+						for b.Loop() {
+							Options{Threads: threads}.MulStored(1, x, tc.cols, w, y, tc.rows, 0)
+						}
+						if cpu1, ok1 := processCPUTime(); ok && ok1 && cpu1 > cpu0 {
+							b.ReportMetric(float64(w.Bytes())*float64(b.N)/(cpu1-cpu0).Seconds()/1e6, "MB/cpu-s")
+						}
+					})
+				}
 			}
 		}
 	}
