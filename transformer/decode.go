@@ -20,7 +20,9 @@ var ErrNotCausal = errors.New("not a causal language model")
 // forward pass over the whole prefix.
 //
 // Step at position t performs the float32 arithmetic of Forward at position
-// t of the same sequences (see minRows), so it gives the same logits. The
+// t of the same sequences (see minRows), so it gives the same logits; on a
+// model of stored operators (LoadOperators) the products group their sums
+// differently from Forward's, and the logits agree to rounding. The
 // cache reflects the parameters
 // in use when each position was decoded: parameters changed between steps
 // call for a Reset. A Decoder is not safe for concurrent use; several
