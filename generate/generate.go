@@ -62,7 +62,8 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// Run continues prompt with m through its key/value cache, calling emit
+// Run continues prompt with m through its key/value cache (the prompt in
+// one pass, transformer.Decoder.Prefill, then a step per token), calling emit
 // with each new token as it is chosen, and returns the new tokens. It stops
 // after opt.MaxTokens tokens, after a token of opt.EOS (which is emitted
 // and returned), or at the model's last learned position. When ctx is
@@ -102,14 +103,11 @@ func Run(ctx context.Context, m *model.Model, prompt []int, opt Options, emit fu
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x6e6e))
-	var logits []float32
-	for _, id := range prompt {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if logits, err = dec.Step([]int{id}); err != nil {
-			return nil, err
-		}
+	// The prompt goes through in one pass (the matrix-multiply path),
+	// then one decoding step per token.
+	logits, err := dec.Prefill(prompt, len(prompt))
+	if err != nil {
+		return nil, err
 	}
 	var out []int
 	for len(prompt)+len(out) < total {

@@ -276,7 +276,7 @@ func (p *pass) attentionHalf(li int, l *layer, t *layerTape, x []float32) {
 		t.lse = p.ar.alloc(p.B * a.nh * p.T)
 	}
 	if p.cache != nil {
-		p.cache.attend(li, a, p.workers, t.qkv, t.att)
+		p.cache.attend(li, a, p.workers, p.T, t.qkv, t.att)
 	} else {
 		attentionForward(p.geom(a), p.workers, t.qkv, t.att, t.lse)
 	}
