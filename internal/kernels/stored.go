@@ -249,9 +249,12 @@ func (o Options) MulStored(n int, x []float32, ldx int, w *Stored, y []float32, 
 		}
 		return
 	}
-	// Parallel over bands of output rows; a band is at least 64 rows so
-	// that small matrices stay on one goroutine.
-	bands := min(threads, max(1, w.Rows/64))
+	// Parallel over bands of output rows; a band is at least 64 rows and
+	// 512 KiB of stored matrix, so that small matrices (a VLoRA layer's
+	// factors) stay on the calling goroutine: each band costs a hand-off
+	// between threads, which on a busy machine can take longer than the
+	// product.
+	bands := min(threads, max(1, w.Rows/64), max(1, int(w.Bytes()>>19)))
 	if bands == 1 {
 		mulStoredRows(n, x, ldx, w, y, ldy, beta, 0, w.Rows)
 		return

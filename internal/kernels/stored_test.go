@@ -39,6 +39,9 @@ var storedCases = []storedCase{
 	{"int3-g32", 31, 70, Quant, quant.Scheme{Bits: 3, GroupSize: 32}},
 	{"int2-g32", 31, 70, Quant, quant.Scheme{Bits: 2, GroupSize: 32, Full: true}},
 	{"int5-g16", 7, 40, Quant, quant.Scheme{Bits: 5, GroupSize: 16}},
+	// Large enough (over 1 MiB) to be split into bands across threads.
+	{"bf16-banded", 1031, 520, BF16, quant.Scheme{}},
+	{"int4-banded", 2051, 1024, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
 }
 
 // build returns the stored matrix of the case and its float64 values, as
