@@ -125,6 +125,9 @@ func TestMulStored(t *testing.T) {
 	forEachStoredPath(t, func(t *testing.T) {
 		for _, tc := range storedCases {
 			for _, n := range []int{1, 2, 3, 5, 8, 9} {
+				if tc.rows*tc.cols > 1<<19 && n != 1 && n != 5 {
+					continue // the banded cases: one row, and several
+				}
 				for _, beta := range []float32{0, 0.5} {
 					t.Run(fmt.Sprintf("%s/n=%d/beta=%g", tc.name, n, beta), func(t *testing.T) {
 						rng := rand.New(rand.NewPCG(uint64(tc.rows*1000+n), 7))
