@@ -393,18 +393,45 @@ func quantRowDots(w *Stored, r, m, width int, xs *[4][]float32, out *[4]float32)
 }
 
 // codeDotsGeneric writes Σ code(first+t)·xs[i][off+t] over t < n for
-// i < m.
+// i < m, decoding 64 codes at a time.
 func codeDotsGeneric(w *Stored, first, n, m int, xs *[4][]float32, off int, seg *[4]float32) {
 	var buf [64]float32
 	*seg = [4]float32{}
 	rows := m
 	for t0 := 0; t0 < n; t0 += len(buf) {
 		k := min(len(buf), n-t0)
-		for t := range k {
-			buf[t] = w.code(first + t0 + t)
-		}
+		decodeCodes(w, first+t0, buf[:k])
 		for i := range rows {
-			seg[i] += dotGeneric(buf[:k], xs[i][off+t0:off+t0+k])
+			seg[i] += dot(buf[:k], xs[i][off+t0:off+t0+k])
+		}
+	}
+}
+
+// decodeCodes writes the signed codes of elements first … first+len(dst)−1
+// of the quantized w into dst.
+func decodeCodes(w *Stored, first int, dst []float32) {
+	switch w.Bits {
+	case 8:
+		for j, b := range w.Raw[first : first+len(dst)] {
+			dst[j] = float32(int(b) - 128)
+		}
+	case 4:
+		i, j := first, 0
+		if i&1 == 1 && len(dst) > 0 {
+			dst[0] = float32(int(w.Raw[i>>1]>>4) - 8)
+			i, j = i+1, 1
+		}
+		for ; j+1 < len(dst); j += 2 {
+			b := w.Raw[i>>1]
+			dst[j], dst[j+1] = float32(int(b&15)-8), float32(int(b>>4)-8)
+			i += 2
+		}
+		if j < len(dst) {
+			dst[j] = float32(int(w.Raw[i>>1]&15) - 8)
+		}
+	default:
+		for j := range dst {
+			dst[j] = w.code(first + j)
 		}
 	}
 }
