@@ -185,9 +185,12 @@ func (w *Stored) DecodeRows(r0, r1 int, dst []float32) {
 			k := e / g
 			end := min((k+1)*g-base, len(dst))
 			s := w.scale(k)
-			for ; i < end; i++ {
-				dst[i] = w.code(base+i) * s
+			seg := dst[i:end]
+			decodeCodes(w, base+i, seg)
+			for j := range seg {
+				seg[j] *= s
 			}
+			i = end
 		}
 	}
 }
