@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -37,7 +38,18 @@ func main() {
 	seed := flag.Uint64("seed", 1, "seed of the prompt")
 	bw := flag.Float64("bandwidth", 0, "measured memory bandwidth in GB/s, for the bound")
 	measure := flag.Bool("measure-bandwidth", false, "measure the streaming-read bandwidth and exit")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "decodebench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	runtime.GOMAXPROCS(*threads)
 	if *measure {
 		gbs := bandwidth(*threads)
@@ -45,6 +57,7 @@ func main() {
 		return
 	}
 	if err := run(*path, *residency, *promptLen, *tokens, *threads, *seed, *bw); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "decodebench:", err)
 		os.Exit(1)
 	}
