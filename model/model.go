@@ -165,8 +165,8 @@ func (m *Model) MaterializeLayer(l int) error {
 	if m.VLoRA == nil {
 		return errNotVLoRA
 	}
-	if m.Net.Streamed() {
-		return nil // built from m.VLoRA during every pass
+	if m.Net.Streamed() || m.Net.Operators() {
+		return nil // built from m.VLoRA during every pass, or computed on its tensors
 	}
 	for _, suf := range m.VLoRA.Manifest.Suffixes {
 		p, ok := m.Net.Params[m.VLoRA.LayerName(l, suf.Name)]
@@ -186,7 +186,7 @@ func (m *Model) Materialize() error {
 	if m.VLoRA == nil {
 		return errNotVLoRA
 	}
-	if m.Net.Streamed() {
+	if m.Net.Streamed() || m.Net.Operators() {
 		return nil // blocks are built during every pass; pass-through tensors are shared
 	}
 	for l := range m.VLoRA.Manifest.NumLayers {

@@ -24,6 +24,15 @@ const (
 	// (transformer.LoadStreamed). Memory is then the stored model plus one
 	// block's float32 weights.
 	Streamed
+	// Stored computes on the weights as stored, for inference only
+	// (transformer.LoadOperators): a file's matrices stay in its dtype
+	// (BF16, F16 or quantized codes, memory-mapped; F32 read once), and a
+	// VLoRA layer stays a base and its factors, applied as
+	// x·baseᵀ + (x·Aᵀ)·Bᵀ. A decoding step reads each stored byte once and
+	// builds no float32 matrix; a longer pass decodes each matrix a block
+	// of rows at a time. Memory is the stored model plus the activations.
+	// A model built by it cannot be trained; Close releases the mapping.
+	Stored
 )
 
 // StreamThreshold is the size of a model's dense float32 weights above
@@ -43,6 +52,9 @@ func LoadAs(path string, r Residency) (*Model, error) {
 	if !IsVLoRA(path) {
 		return LoadDenseAs(path, r)
 	}
+	if r == Stored {
+		return loadVLoRAStored(path)
+	}
 	vm, err := vlora.Load(path)
 	if err != nil {
 		return nil, err
@@ -59,6 +71,12 @@ func LoadAs(path string, r Residency) (*Model, error) {
 // keeps the checkpoint open and reads each block from it during every
 // pass; Close releases it.
 func LoadDenseAs(dir string, r Residency) (*Model, error) {
+	if r == Stored {
+		if IsVLoRA(dir) {
+			return nil, fmt.Errorf("%s: %w: a VLoRA file, not a dense model directory", dir, formats.ErrInvalid)
+		}
+		return loadDenseStored(dir)
+	}
 	ck, err := formats.OpenCheckpoint(dir)
 	if err != nil {
 		return nil, err
@@ -91,10 +109,15 @@ func LoadDenseAs(dir string, r Residency) (*Model, error) {
 	return m, nil
 }
 
-// FromVLoRAAs is FromVLoRA with a choice of residency. A streamed model
+// FromVLoRAAs is FromVLoRA with a choice of residency. A Stored model
+// shares vm's float32 tensors, each layer applied as its base and factors.
+// A streamed model
 // shares vm's pass-through tensors and materializes each block from vm
 // while a pass runs it, so it always reflects vm's current tensors.
 func FromVLoRAAs(vm *vlora.Model, r Residency) (*Model, error) {
+	if r == Stored {
+		return fromVLoRAStoredInMemory(vm)
+	}
 	if !r.streams(vm.Manifest.Counts.ParamsOriginal) {
 		return FromVLoRA(vm)
 	}

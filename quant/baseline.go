@@ -29,11 +29,16 @@ func (f Footprint) BitsPerWeight() float64 {
 }
 
 // Measure returns the footprint of ws when every 2-D weight is stored in
-// scheme s (codes and F16 scales) and every other tensor in F32.
+// scheme s (codes and F16 scales) and every other tensor in F32. It reads
+// the shapes only, so the weights need no Data (a model that keeps its
+// weights as stored).
 func Measure(ws []Weight, s Scheme) Footprint {
 	var f Footprint
 	for _, w := range ws {
-		n := int64(len(w.Data))
+		n := int64(1)
+		for _, d := range w.Shape {
+			n *= int64(d)
+		}
 		f.Params += n
 		if len(w.Shape) == 2 {
 			f.Bits += s.StorageBits(w.Shape[0], w.Shape[1])

@@ -20,7 +20,9 @@ var ErrNotCausal = errors.New("not a causal language model")
 // forward pass over the whole prefix.
 //
 // Step at position t performs the float32 arithmetic of Forward at position
-// t of the same sequences (see minRows), so it gives the same logits. The
+// t of the same sequences (see minRows), so it gives the same logits; on a
+// model of stored operators (LoadOperators) the products group their sums
+// differently from Forward's, and the logits agree to rounding. The
 // cache reflects the parameters
 // in use when each position was decoded: parameters changed between steps
 // call for a Reset. A Decoder is not safe for concurrent use; several
@@ -73,7 +75,7 @@ type kvCache struct {
 // window, gives an error wrapping formats.ErrInvalid.
 //
 // The cache takes 2·max(batch, 2)·maxLen·kvHeads·headDim float32 values per
-// block; a cache beyond maxCacheValues in all is refused (formats.ErrInvalid).
+// block (2·batch·… on a model of stored operators, LoadOperators); a cache beyond maxCacheValues in all is refused (formats.ErrInvalid).
 func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 	n := &m.net
 	if n.headKind != HeadLM || n.patch != nil {
@@ -91,6 +93,11 @@ func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 		return nil, fmt.Errorf("transformer: %w: decoder length %d exceeds %d learned positions", formats.ErrInvalid, maxLen, n.maxPos)
 	}
 	rows := max(batch, minRows)
+	if m.operators {
+		// Products on stored operators group their sums their own way
+		// whatever the row count; a padding row would only cost work.
+		rows = batch
+	}
 	var total float64
 	for i := range n.layers {
 		a := &n.layers[i].attn
@@ -142,40 +149,66 @@ func (d *Decoder) Reset() { d.cache.pos = 0 }
 // batch entries, an id is outside the vocabulary, or the decoder already
 // holds maxLen positions; the decoder is then unchanged.
 func (d *Decoder) Step(ids []int) ([]float32, error) {
-	if d.cache.pos >= d.maxLen {
-		return nil, fmt.Errorf("transformer: %w: decoder holds its maximum of %d positions", formats.ErrInvalid, d.maxLen)
+	return d.Prefill(ids, 1)
+}
+
+// Prefill appends t tokens to each sequence at once — ids holds batch rows
+// of t tokens, row-major — and returns the logits for the token that
+// follows each sequence's last one, [batch, vocab] row-major, in a new
+// slice owned by the caller. The pass runs all batch·t positions together
+// (a prompt's products go through the matrix-multiply path), each position
+// attending to the cached ones and to those before it; the cache then holds
+// t more positions. Errors are those of Step, and a t that would take the
+// decoder past maxLen; the decoder is then unchanged.
+func (d *Decoder) Prefill(ids []int, t int) ([]float32, error) {
+	if t < 1 || d.cache.pos+t > d.maxLen {
+		return nil, fmt.Errorf("transformer: %w: %d more positions for a decoder holding %d of its maximum of %d", formats.ErrInvalid, t, d.cache.pos, d.maxLen)
 	}
-	in := &Input{Batch: d.batch, Seq: 1, IDs: ids}
+	in := &Input{Batch: d.batch, Seq: t, IDs: ids}
 	if _, _, err := d.m.positions(in); err != nil {
 		return nil, err
 	}
-	copy(d.ids, ids)
+	if cap(d.ids) < d.rows*t {
+		d.ids = make([]int, d.rows*t)
+	}
+	all := d.ids[:d.rows*t]
+	copy(all, ids)
 	for i := d.batch; i < d.rows; i++ {
-		d.ids[i] = ids[0]
+		copy(all[i*t:(i+1)*t], ids[:t])
 	}
 	d.ar.reset()
-	p := d.m.newPass(d.rows, 1, false, &d.ar)
+	p := d.m.newPass(d.rows, t, false, &d.ar)
 	p.ropes, p.start, p.cache = d.ropes, d.cache.pos, &d.cache
-	if err := p.run(&Input{Batch: d.rows, Seq: 1, IDs: d.ids}); err != nil {
+	if err := p.run(&Input{Batch: d.rows, Seq: t, IDs: all}); err != nil {
 		return nil, err
 	}
-	d.cache.pos++
-	n := d.batch * d.m.net.lm.out
-	return p.logits[:n:n], nil
+	d.cache.pos += t
+	V := d.m.net.lm.out
+	if t == 1 {
+		n := d.batch * V
+		return p.logits[:n:n], nil
+	}
+	out := make([]float32, d.batch*V)
+	for b := range d.batch {
+		copy(out[b*V:(b+1)*V], p.logits[(b*t+t-1)*V:(b*t+t)*V])
+	}
+	return out, nil
 }
 
-// attend stores the keys and values of the new position (one row of qkv per
-// sequence, laid out as in a pass) in block li's cache and writes the
-// attention of the new queries over all cached positions into out (row
-// stride nh·hd). Each (sequence, key/value head) pair is one task; its rep
-// query heads are consecutive in the qkv row and form one product with the
-// cached keys, as the stacked heads of attentionForward do. A lone query
-// (rep = 1) is stacked twice, for the reason given at minRows.
-func (c *kvCache) attend(li int, a *attention, workers int, qkv, out []float32) {
+// attend stores the keys and values of the T new positions of every
+// sequence (rows b·T … b·T+T−1 of qkv, laid out as in a pass) in block li's
+// cache and writes the attention of their queries over the cached
+// positions up to each one into out (row stride nh·hd). Each (sequence,
+// key/value head) pair is one task, which takes its new positions in
+// order; the rep query heads of a position are consecutive in the qkv row
+// and form one product with the cached keys, as the stacked heads of
+// attentionForward do. A lone query (rep = 1) is stacked twice, for the
+// reason given at minRows.
+func (c *kvCache) attend(li int, a *attention, workers, T int, qkv, out []float32) {
 	one := kernels.Options{Threads: 1}
-	rep, hd, L := a.nh/a.nkv, a.hd, c.pos+1
+	rep, hd := a.nh/a.nkv, a.hd
 	m := max(rep, minRows)
-	W, ldo, lds := a.width(), a.nh*a.hd, roundUp8(L)
+	W, ldo, lds := a.width(), a.nh*a.hd, roundUp8(c.pos+T)
 	kc, vc := c.k[li], c.v[li]
 	for len(c.scratch) < workers {
 		c.scratch = append(c.scratch, nil)
@@ -190,29 +223,33 @@ func (c *kvCache) attend(li int, a *attention, workers int, qkv, out []float32) 
 		inv, buf := buf[:m], buf[m:]
 		q, o := buf[:m*hd], buf[m*hd:2*m*hd]
 		b, kv := task/a.nkv, task%a.nkv
-		row := qkv[b*W : (b+1)*W]
 		kT, v := kc[task*hd*c.maxLen:], vc[task*hd*c.maxLen:]
 		ko, vo := (a.nh+kv)*hd, (a.nh+a.nkv+kv)*hd
-		for d, k := range row[ko : ko+hd] {
-			kT[d*c.maxLen+c.pos] = k
-		}
-		copy(v[c.pos*hd:L*hd], row[vo:vo+hd])
 		h0 := kv * rep
-		for r := range m {
-			h := h0 + min(r, rep-1)
-			copy(q[r*hd:(r+1)*hd], row[h*hd:(h+1)*hd])
-		}
-		one.Sgemm(false, false, m, L, hd, a.scale, q, hd, kT, c.maxLen, 0, s, lds)
-		for r := range m {
-			_, sum := expScores(s[r*lds:(r+1)*lds], L)
-			inv[r] = 1 / sum
-		}
-		one.Sgemm(false, false, m, hd, L, 1, s, lds, v, hd, 0, o, hd)
-		dst := out[b*ldo+h0*hd : b*ldo+(h0+rep)*hd]
-		for r := range rep {
-			f := inv[r]
-			for d, x := range o[r*hd : (r+1)*hd] {
-				dst[r*hd+d] = x * f
+		for t := range T {
+			pos := c.pos + t
+			L := pos + 1
+			row := qkv[(b*T+t)*W : (b*T+t+1)*W]
+			for d, k := range row[ko : ko+hd] {
+				kT[d*c.maxLen+pos] = k
+			}
+			copy(v[pos*hd:L*hd], row[vo:vo+hd])
+			for r := range m {
+				h := h0 + min(r, rep-1)
+				copy(q[r*hd:(r+1)*hd], row[h*hd:(h+1)*hd])
+			}
+			one.Sgemm(false, false, m, L, hd, a.scale, q, hd, kT, c.maxLen, 0, s, lds)
+			for r := range m {
+				_, sum := expScores(s[r*lds:(r+1)*lds], L)
+				inv[r] = 1 / sum
+			}
+			one.Sgemm(false, false, m, hd, L, 1, s, lds, v, hd, 0, o, hd)
+			dst := out[(b*T+t)*ldo+h0*hd : (b*T+t)*ldo+(h0+rep)*hd]
+			for r := range rep {
+				f := inv[r]
+				for d, x := range o[r*hd : (r+1)*hd] {
+					dst[r*hd+d] = x * f
+				}
 			}
 		}
 	})

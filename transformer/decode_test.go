@@ -146,6 +146,60 @@ func checkDecoder(t *testing.T, m *Model, in *Input) float64 {
 	return worst
 }
 
+// TestDecoderPrefillMatchesForward prefills the first half of each
+// sequence in one pass (Prefill), then decodes the rest step by step, and
+// checks the logits after the prefill and after every step against
+// Forward's at those positions.
+func TestDecoderPrefillMatchesForward(t *testing.T) {
+	for _, tc := range decodeCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			m, in := tc.load(t)
+			B, T := in.Batch, in.Seq
+			out, err := m.Forward(in, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			V := out.LogitsShape[2]
+			d, err := m.NewDecoder(B, T)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := max(1, T/2)
+			head := make([]int, B*k)
+			for b := range B {
+				copy(head[b*k:(b+1)*k], in.IDs[b*T:b*T+k])
+			}
+			got, err := d.Prefill(head, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(pos int, got []float32) {
+				t.Helper()
+				for b := range B {
+					want := out.Logits[(b*T+pos)*V : (b*T+pos+1)*V]
+					if e := relErr(got[b*V:(b+1)*V], want); e > decodeTol {
+						t.Fatalf("sequence %d, position %d: rel err %.3e > %.0e", b, pos, e, decodeTol)
+					}
+				}
+			}
+			check(k-1, got)
+			col := make([]int, B)
+			for pos := k; pos < T; pos++ {
+				for b := range col {
+					col[b] = in.IDs[b*T+pos]
+				}
+				if got, err = d.Step(col); err != nil {
+					t.Fatal(err)
+				}
+				check(pos, got)
+			}
+			if _, err := d.Prefill(head[:B], 1); !errors.Is(err, formats.ErrInvalid) {
+				t.Errorf("prefill beyond maxLen: %v", err)
+			}
+		})
+	}
+}
+
 // TestDecoderErrors checks the models and arguments a Decoder rejects.
 func TestDecoderErrors(t *testing.T) {
 	models := map[string]*Model{}

@@ -8,6 +8,10 @@ func gemmOpts(workers int) kernels.Options { return kernels.Options{Threads: wor
 // forward computes y = x·Wᵀ + beta·y for the n rows of x (row stride ldx)
 // into y (row stride ldy), without the bias.
 func (l *linear) forward(o kernels.Options, n int, x []float32, ldx int, y []float32, ldy int, beta float32) {
+	if l.op != nil {
+		l.op.MulT(o.Threads, n, x, ldx, y, ldy, beta)
+		return
+	}
 	if l.inOut {
 		o.Sgemm(false, false, n, l.out, l.in, 1, x, ldx, l.w.Data, l.out, beta, y, ldy)
 	} else {

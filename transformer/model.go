@@ -29,6 +29,8 @@ type Model struct {
 	blocks [][]*Param
 	// stream, when set, fills the blocks' weights during passes.
 	stream *streaming
+	// operators is set by LoadOperators.
+	operators bool
 	// arenas recycles the work buffers of inference passes.
 	arenas sync.Pool
 }
@@ -36,7 +38,10 @@ type Model struct {
 // linear, norm, attention, mlp, layer and network are a Spec resolved onto
 // parameter pointers.
 type linear struct {
-	w, b    *Param
+	w, b *Param
+	// op, when set, computes the products on the stored weight; w then
+	// has no Data.
+	op      Operator
 	in, out int
 	inOut   bool
 }
@@ -89,16 +94,18 @@ type patch struct {
 type network struct {
 	hidden                   int
 	tokens, positions, types *Param
-	vocab, maxPos, numTypes  int
-	embNorm                  *norm
-	patch                    *patch
-	layers                   []layer
-	final                    *norm
-	finalInHidden            bool
-	headKind                 HeadKind
-	lm                       linear
-	pooler                   *linear
-	classifier               linear
+	// tokensOp, when set, holds the token embeddings as stored.
+	tokensOp                Operator
+	vocab, maxPos, numTypes int
+	embNorm                 *norm
+	patch                   *patch
+	layers                  []layer
+	final                   *norm
+	finalInHidden           bool
+	headKind                HeadKind
+	lm                      linear
+	pooler                  *linear
+	classifier              linear
 }
 
 // Load builds the model described by cfg with parameters from w.
@@ -148,16 +155,24 @@ func (s *Spec) Parameters() ([]ParamInfo, error) {
 func loadSpec(spec *Spec, w Weights, streamed bool) (*Model, []ParamInfo, error) {
 	m := &Model{Spec: spec, Params: map[string]*Param{}, blocks: make([][]*Param, len(spec.Layers))}
 	ld := loader{m: m, w: w, block: -1, streamed: streamed}
-	n := &m.net
+	if err := ld.build(spec); err != nil {
+		return nil, nil, err
+	}
+	return m, ld.order, nil
+}
+
+// build loads every parameter of spec into ld.m.
+func (ld *loader) build(spec *Spec) error {
+	n := &ld.m.net
 	n.hidden = spec.Hidden
 	if err := ld.embeddings(n, spec); err != nil {
-		return nil, nil, err
+		return err
 	}
 	for i, ls := range spec.Layers {
 		ld.block = i
 		l, err := ld.layer(i, ls, spec.Hidden)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", formats.ErrInvalid, err)
+			return fmt.Errorf("%w: %w", formats.ErrInvalid, err)
 		}
 		n.layers = append(n.layers, l)
 	}
@@ -165,12 +180,12 @@ func loadSpec(spec *Spec, w Weights, streamed bool) (*Model, []ParamInfo, error)
 	ld.head(n, spec)
 	if ld.err != nil {
 		if errors.Is(ld.err, formats.ErrInvalid) {
-			return nil, nil, fmt.Errorf("transformer: %w", ld.err)
+			return fmt.Errorf("transformer: %w", ld.err)
 		}
 		// Weights that do not fit the spec are bad input.
-		return nil, nil, fmt.Errorf("transformer: %w: %w", formats.ErrInvalid, ld.err)
+		return fmt.Errorf("transformer: %w: %w", formats.ErrInvalid, ld.err)
 	}
-	return m, ld.order, nil
+	return nil
 }
 
 // embeddings loads the patch or token embeddings and their norm.
@@ -190,7 +205,11 @@ func (ld *loader) embeddings(n *network, spec *Spec) error {
 			ch:  p.Channels, size: p.Size, h: p.ImageH, w_: p.ImageW,
 		}
 	} else {
-		n.tokens = ld.param(e.Tokens, e.Vocab, H)
+		if op := ld.operator(e.Tokens, e.Vocab, H, false); op != nil {
+			n.tokens, n.tokensOp = ld.m.Params[e.Tokens], op
+		} else {
+			n.tokens = ld.param(e.Tokens, e.Vocab, H)
+		}
 		n.vocab = e.Vocab
 		if e.Positions != "" {
 			n.positions = ld.param(e.Positions, e.MaxPos, H)
@@ -296,6 +315,9 @@ type loader struct {
 	// streamed leaves the blocks' parameters without data and keeps the
 	// other tensors' data without a copy.
 	streamed bool
+	// ops, when set, supplies the linear weights and token embeddings as
+	// stored operators (LoadOperators).
+	ops Operators
 }
 
 func (l *loader) fail(err error) {
@@ -370,6 +392,9 @@ func (l *loader) linear(s LinearSpec) linear {
 	if s.In <= 0 || s.Out <= 0 {
 		l.fail(fmt.Errorf("%s: bad dimensions %d→%d", s.Weight, s.In, s.Out))
 		return linear{}
+	}
+	if op := l.operator(s.Weight, s.Out, s.In, s.InOut); op != nil {
+		return linear{w: l.m.Params[s.Weight], op: op, b: l.optional(s.Bias, s.Out), in: s.In, out: s.Out}
 	}
 	return linear{w: l.param(s.Weight, s.weightShape()...), b: l.optional(s.Bias, s.Out), in: s.In, out: s.Out, inOut: s.InOut}
 }

@@ -181,7 +181,11 @@ func (p *pass) embed(in *Input) []float32 {
 		for i := lo; i < hi; i++ {
 			r := x[i*H : i*H+H]
 			id := p.ids[i]
-			copy(r, n.tokens.Data[id*H:id*H+H])
+			if n.tokensOp != nil {
+				n.tokensOp.Row(id, r)
+			} else {
+				copy(r, n.tokens.Data[id*H:id*H+H])
+			}
 			if n.positions != nil {
 				t := p.start + i%T
 				addTo(r, n.positions.Data[t*H:t*H+H])
@@ -272,7 +276,7 @@ func (p *pass) attentionHalf(li int, l *layer, t *layerTape, x []float32) {
 		t.lse = p.ar.alloc(p.B * a.nh * p.T)
 	}
 	if p.cache != nil {
-		p.cache.attend(li, a, p.workers, t.qkv, t.att)
+		p.cache.attend(li, a, p.workers, p.T, t.qkv, t.att)
 	} else {
 		attentionForward(p.geom(a), p.workers, t.qkv, t.att, t.lse)
 	}

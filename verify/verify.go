@@ -177,14 +177,15 @@ func CheckCompressedPath(path string) error {
 
 // RunPaths loads the original model directory and the compressed model (a
 // VLoRA file or a directory holding one; a dense checkpoint is refused) and
-// runs Run on them. Large models are streamed (model.Auto): each keeps its
-// weights as stored and builds a layer's dense weights only while the layer
-// runs.
+// runs Run on them. The original runs on its weights as stored
+// (model.Stored: memory-mapped, never converted to float32 as a whole); a
+// large compressed model is streamed (model.Auto), keeping its bases and
+// factors and building a layer's dense weights only while the layer runs.
 func RunPaths(ctx context.Context, originalDir, compressed string, opt Options) (*Report, error) {
 	if err := CheckCompressedPath(compressed); err != nil {
 		return nil, err
 	}
-	orig, err := model.LoadDenseAs(originalDir, model.Auto)
+	orig, err := model.LoadDenseAs(originalDir, model.Stored)
 	if err != nil {
 		return nil, err
 	}

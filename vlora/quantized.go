@@ -82,6 +82,13 @@ func (p QuantPlan) SchemeOf(name string, shape []int) (quant.Scheme, bool) {
 	return s, s.Bits != 0
 }
 
+// SchemeOf reports whether the manifest stores the tensor name of shape
+// shape quantized, and in which scheme: its codes then lie under name and
+// its F16 scales under ScalesName(name).
+func (mf *Manifest) SchemeOf(name string, shape []int) (quant.Scheme, bool) {
+	return mf.schemeOf(name, shape)
+}
+
 // schemeOf returns the scheme the manifest's plan gives a stored tensor.
 func (mf *Manifest) schemeOf(name string, shape []int) (quant.Scheme, bool) {
 	if mf.Quant == nil {

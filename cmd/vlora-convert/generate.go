@@ -3,23 +3,20 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/generate"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/tokenizer"
-	"github.com/vlora-convert/vlora-convert/transformer"
 )
 
 // Defaults of the generate command.
@@ -31,7 +28,7 @@ const (
 	// minTemperature is the smallest sampling temperature above 0: below
 	// it the logits divided by it overflow, and sampling becomes greedy
 	// decoding in disguise or, at denormals, picks the least likely tokens.
-	minTemperature = 1e-3
+	minTemperature = generate.MinTemperature
 )
 
 // generateOptions are the options of the generate command.
@@ -42,21 +39,9 @@ type generateOptions struct {
 	quiet, ignoreEOS                  bool
 }
 
-// sampling configures the choice of each next token.
-type sampling struct {
-	// MaxTokens is the most tokens generated after the prompt.
-	MaxTokens int
-	// Temperature divides the logits; 0 selects the most likely token
-	// (greedy decoding).
-	Temperature float64
-	// TopK > 0 keeps the TopK most likely tokens.
-	TopK int
-	// TopP in (0, 1) keeps the smallest set of most likely tokens whose
-	// probabilities sum to at least TopP; 1 keeps all.
-	TopP float64
-	// Seed seeds the random choice.
-	Seed uint64
-}
+// sampling configures the choice of each next token and the stop
+// conditions (generate.Options).
+type sampling = generate.Options
 
 func newGenerateCmd(s streams) *cobra.Command {
 	o := &generateOptions{streams: s}
@@ -151,7 +136,7 @@ func (o *generateOptions) Run(ctx context.Context) error {
 		runs = []run{{"original", o.compare}, {"compressed", o.model}}
 	}
 	for i, r := range runs {
-		m, err := model.LoadAs(r.path, model.Auto)
+		m, err := model.LoadAs(r.path, model.Stored)
 		if err != nil {
 			return err
 		}
@@ -183,9 +168,9 @@ func (o *generateOptions) runOne(ctx context.Context, tok *tokenizer.Tokenizer, 
 		}
 		fmt.Fprintf(o.Out, "== %s (%s) ==\n%s", label, path, o.prompt)
 	}
-	var eos []int
+	opt := o.sampling
 	if !o.ignoreEOS {
-		eos = eosIDs(m, tok)
+		opt.EOS = generate.EOS(m, tok)
 	}
 	stream := tok.NewStreamDecoder(true)
 	last := ""
@@ -198,7 +183,7 @@ func (o *generateOptions) runOne(ctx context.Context, tok *tokenizer.Tokenizer, 
 		return err
 	}
 	start := time.Now()
-	ids, err := generate(ctx, m, prompt, o.sampling, eos, func(id int) error { return write(stream.Next(id)) })
+	ids, err := generate.Run(ctx, m, prompt, opt, func(id int) error { return write(stream.Next(id)) })
 	if err == nil {
 		err = write(stream.Flush())
 	}
@@ -271,155 +256,4 @@ func digest(path string) ([sha256.Size]byte, error) {
 	}
 	h.Sum(sum[:0])
 	return sum, err
-}
-
-// eosIDs returns the end-of-sequence ids: generation_config.json's
-// eos_token_id (a number or a list) beside the model, else config.json's,
-// else the tokenizer's; none when no source names one.
-func eosIDs(m *model.Model, tok *tokenizer.Tokenizer) []int {
-	if m.Path != "" {
-		// Checked by checkModels.
-		if ids, _ := model.GenerationEOS(m.Path); len(ids) > 0 {
-			return ids
-		}
-	}
-	if ids := intList(m.Config.Raw["eos_token_id"]); len(ids) > 0 {
-		return ids
-	}
-	if e := tok.EOS(); e >= 0 {
-		return []int{e}
-	}
-	return nil
-}
-
-// intList reads a JSON number or list of numbers.
-func intList(v any) []int {
-	switch x := v.(type) {
-	case float64:
-		return []int{int(x)}
-	case []any:
-		var ids []int
-		for _, e := range x {
-			if f, ok := e.(float64); ok {
-				ids = append(ids, int(f))
-			}
-		}
-		return ids
-	}
-	return nil
-}
-
-// generate continues prompt with m through its key/value cache, calling
-// emit with each new token as it is chosen, and returns the new tokens. It
-// stops after s.MaxTokens tokens, after a token of eos (which is emitted
-// and returned), or at the model's last learned position.
-func generate(ctx context.Context, m *model.Model, prompt []int, s sampling, eos []int, emit func(id int) error) ([]int, error) {
-	if !m.IsCausalLM() {
-		return nil, fmt.Errorf("%w: generate needs a causal language model, not %s", formats.ErrInvalid, m.Config.Architecture())
-	}
-	vocab := m.Config.VocabSize
-	for i, id := range prompt {
-		if id < 0 || id >= vocab {
-			return nil, fmt.Errorf("%w: prompt token %d at position %d outside the model's vocabulary [0, %d)", formats.ErrInvalid, id, i, vocab)
-		}
-	}
-	total := len(prompt) + s.MaxTokens
-	if mp := m.Config.MaxPositions; mp > 0 && total > mp {
-		total = mp
-	}
-	if len(prompt) >= total {
-		return nil, fmt.Errorf("%w: the prompt's %d tokens fill the model's %d positions", formats.ErrInvalid, len(prompt), total)
-	}
-	dec, err := m.Net.NewDecoder(1, total)
-	if errors.Is(err, transformer.ErrNotCausal) {
-		return nil, fmt.Errorf("%w: generate needs a causal language model: %v", formats.ErrInvalid, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	rng := rand.New(rand.NewPCG(s.Seed, 0x6e6e))
-	var logits []float32
-	for _, id := range prompt {
-		if logits, err = dec.Step([]int{id}); err != nil {
-			return nil, err
-		}
-	}
-	var out []int
-	for len(prompt)+len(out) < total {
-		if err := ctx.Err(); err != nil {
-			return out, err
-		}
-		id := s.next(logits[:vocab], rng)
-		out = append(out, id)
-		if err := emit(id); err != nil {
-			return out, err
-		}
-		if slices.Contains(eos, id) || len(prompt)+len(out) == total {
-			break
-		}
-		if logits, err = dec.Step([]int{id}); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
-// next chooses the token that follows logits.
-func (s sampling) next(logits []float32, rng *rand.Rand) int {
-	if s.Temperature == 0 {
-		best := 0
-		for i, v := range logits {
-			if v > logits[best] {
-				best = i
-			}
-		}
-		return best
-	}
-	// Candidates sorted by decreasing logit (ties by id, for determinism).
-	idx := make([]int, len(logits))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case logits[a] > logits[b]:
-			return -1
-		case logits[a] < logits[b]:
-			return 1
-		}
-		return 0
-	})
-	if s.TopK > 0 && s.TopK < len(idx) {
-		idx = idx[:s.TopK]
-	}
-	p := make([]float64, len(idx))
-	mx := float64(logits[idx[0]]) / s.Temperature
-	var sum float64
-	for i, id := range idx {
-		p[i] = math.Exp(float64(logits[id])/s.Temperature - mx)
-		sum += p[i]
-	}
-	keep := len(idx)
-	if s.TopP < 1 {
-		var cum float64
-		for i := range p {
-			cum += p[i] / sum
-			if cum >= s.TopP {
-				keep = i + 1
-				break
-			}
-		}
-	}
-	var kept float64
-	for _, v := range p[:keep] {
-		kept += v
-	}
-	u := rng.Float64() * kept
-	for i, v := range p[:keep] {
-		u -= v
-		if u < 0 {
-			return idx[i]
-		}
-	}
-	return idx[keep-1]
 }

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/vlora-convert/vlora-convert/generate"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/tokenizer"
@@ -46,13 +46,19 @@ func greedyByForward(t *testing.T, m *model.Model, prompt []int, n int, eos []in
 
 // TestGenerateGreedyMatchesForward checks that greedy generation through
 // the key/value cache gives the tokens of the reference greedy loop, for
-// bytellama's directory and for its full-rank VLoRA file, and that the
-// command prints their text.
+// bytellama's directory, its full-rank VLoRA file and a VLoRA file stored
+// as int4 codes, both on the resident model and on the weights as stored
+// (model.Stored, what the command runs), and that the command prints their
+// text.
 func TestGenerateGreedyMatchesForward(t *testing.T) {
 	dir := testenv.SharedModel(t, "bytellama")
 	vl := filepath.Join(t.TempDir(), "vlora")
 	if _, stderr, code := run(t, "compress", "--model", dir, "--out", vl, "--energy", "1", "-k", "4", "--base", "mean", "--distill-steps", "0", "-q"); code != 0 {
 		t.Fatalf("compress: %s", stderr)
+	}
+	vlq := filepath.Join(t.TempDir(), "vlora-int4")
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", vlq, "-r", "16", "-k", "4", "--base", "mean", "--dtype", "int4", "--distill-steps", "0", "-q"); code != 0 {
+		t.Fatalf("compress --dtype int4: %s", stderr)
 	}
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
@@ -60,25 +66,32 @@ func TestGenerateGreedyMatchesForward(t *testing.T) {
 	}
 	const promptText = "def read_file(path):\n    with open("
 	const n = 40
-	for _, path := range []string{dir, vl} {
+	for _, path := range []string{dir, vl, vlq} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			m, err := model.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			prompt := tok.Encode(promptText, true)
-			// No end-of-sequence token here: bytellama's is the newline,
-			// and the comparison wants a long continuation.
-			got, err := generate(context.Background(), m, prompt, sampling{MaxTokens: n}, nil, func(int) error { return nil })
+			stored, err := model.LoadAs(path, model.Stored)
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer stored.Close()
+			prompt := tok.Encode(promptText, true)
 			want := greedyByForward(t, m, prompt, n, nil)
-			if !slices.Equal(got, want) {
-				t.Fatalf("cached greedy tokens %v\nreference          %v", got, want)
+			for _, mm := range []*model.Model{m, stored} {
+				// No end-of-sequence token here: bytellama's is the
+				// newline, and the comparison wants a long continuation.
+				got, err := generate.Run(context.Background(), mm, prompt, sampling{MaxTokens: n}, func(int) error { return nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("cached greedy tokens (stored %v) %v\nreference          %v", mm.Net.Operators(), got, want)
+				}
 			}
 			// Through the command, which stops at the newline (EOS 10).
-			wantEOS := greedyByForward(t, m, prompt, n, eosIDs(m, tok))
+			wantEOS := greedyByForward(t, m, prompt, n, generate.EOS(m, tok))
 			stdout, stderr, code := run(t, "generate", "--model", path, "--tokenizer", dir, "--prompt", promptText, "--max-tokens", "40", "-q")
 			if code != 0 {
 				t.Fatalf("generate: %s", stderr)
@@ -101,35 +114,6 @@ func TestGenerateGreedyMatchesForward(t *testing.T) {
 	stdout, stderr, code := run(t, "generate", "--model", vl, "--compare", dir, "--prompt", promptText, "--max-tokens", "8", "-q")
 	if code != 0 || !strings.Contains(stdout, "== original") || !strings.Contains(stdout, "== compressed") {
 		t.Errorf("generate --compare: exit %d, %s\n%s", code, stderr, stdout)
-	}
-}
-
-// TestSamplingNext checks the token choice: greedy takes the arg max, top-k
-// 1 does too at any temperature, top-p keeps only the tokens it should, and
-// a seed fixes the draws.
-func TestSamplingNext(t *testing.T) {
-	logits := []float32{0.1, 3, 2.9, -1, 0}
-	rng := func() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
-	if got := (sampling{}).next(logits, rng()); got != 1 {
-		t.Errorf("greedy chose %d", got)
-	}
-	for i := 0; i < 50; i++ {
-		r := rand.New(rand.NewPCG(uint64(i), 0))
-		if got := (sampling{Temperature: 5, TopK: 1, TopP: 1}).next(logits, r); got != 1 {
-			t.Fatalf("top-k 1 chose %d", got)
-		}
-		// p(1) ≈ 0.5 and p(2) ≈ 0.45 at temperature 1: top-p 0.9 keeps
-		// exactly those two.
-		if got := (sampling{Temperature: 1, TopP: 0.9}).next(logits, r); got != 1 && got != 2 {
-			t.Fatalf("top-p 0.9 chose %d", got)
-		}
-	}
-	a, b := rng(), rng()
-	for i := 0; i < 20; i++ {
-		s := sampling{Temperature: 2, TopP: 1}
-		if s.next(logits, a) != s.next(logits, b) {
-			t.Fatal("same seed, different draws")
-		}
 	}
 }
 

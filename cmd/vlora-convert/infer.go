@@ -87,7 +87,7 @@ func isInferOutput(path string) bool {
 
 // Run loads the model, runs it on the input file and writes the outputs.
 func (o *inferOptions) Run(context.Context) error {
-	m, err := model.LoadAs(o.model, model.Auto)
+	m, err := model.LoadAs(o.model, model.Stored)
 	if err != nil {
 		return err
 	}

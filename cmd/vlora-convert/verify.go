@@ -111,7 +111,8 @@ func (o *verifyOptions) Validate() error {
 // Run loads both models, verifies and prints the report; a missed threshold
 // is exit code 1 after the report.
 //
-// Large models are streamed (model.Auto), as verify.RunPaths does.
+// The original runs on its weights as stored (model.Stored) and a large
+// compressed model is streamed (model.Auto), as verify.RunPaths does.
 func (o *verifyOptions) Run(ctx context.Context) error {
 	if err := verify.CheckCompressedPath(o.compressed); err != nil {
 		return err
@@ -120,7 +121,7 @@ func (o *verifyOptions) Run(ctx context.Context) error {
 	var orig, comp *model.Model
 	err := clock.run("read", func() error {
 		var err error
-		if orig, err = model.LoadDenseAs(o.original, model.Auto); err != nil {
+		if orig, err = model.LoadDenseAs(o.original, model.Stored); err != nil {
 			return err
 		}
 		comp, err = model.LoadAs(o.compressed, model.Auto)

@@ -1,0 +1,21 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// Without assembly the stored-matrix dot products are the portable Go loops.
+
+func halfDots(_ Format, _ []byte, _ int, _ *[4][]float32, out *[4]float32) int {
+	*out = [4]float32{}
+	return 0
+}
+
+func codeDots(w *Stored, first, n, m int, xs *[4][]float32, off int, seg *[4]float32) {
+	codeDotsGeneric(w, first, n, m, xs, off, seg)
+}
+
+func q4GroupDots([]byte, []byte, int, *[4][]float32, int, int, *[4]float32) bool { return false }
+
+func q4Width(int, int) int { return 16 }
+
+// storedAsm and storedAVX512 are false: this build has no assembly.
+var storedAsm, storedAVX512 = false, false
