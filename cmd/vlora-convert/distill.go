@@ -36,6 +36,8 @@ type distillFlags struct {
 	augmentIfLM bool
 	// storage is how the distilled file is stored.
 	storage storageFlags
+	// eng is the engine that runs the stage (distill command only).
+	eng engineFlags
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -303,12 +305,22 @@ func newDistillCmd(s streams) *cobra.Command {
 		Long: `distill fine-tunes the bases, factors and deltas of a VLoRA file so that its outputs match the
 original model's (KL(original‖compressed) on logits), with AdamW, warm-up and a cosine (or --decay linear) decay. The
 result replaces FILE (or goes to --out DIR), with the loss log (CSV) and a loss-curve PNG beside it.
-Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with --resume.`,
+Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with --resume.
+
+With --engine torch the same recipe runs on the PyTorch engine (python/vlora_torch; on GPUs, with
+--nproc processes under torchrun, DDP or --fsdp): the flags are checked here, text data is encoded
+here with the original's tokenizer, the batches are the ones the Go engine would draw, and the
+engine's progress is shown here. It needs the environment scripts/pyenv.sh builds (.venv, or
+$VLORA_PYTHON); without it the command stops before any work, with exit code 2.`,
 		Example: `  vlora-convert distill ./bytellama-vlora --original ./bytellama --steps 300 \
       --data calib.safetensors --eval-data eval.safetensors
 
   # data-free: train on sequences sampled from the original
-  vlora-convert distill ./m-vlora --original ./m --steps 100 --json`,
+  vlora-convert distill ./m-vlora --original ./m --steps 100 --json
+
+  # on GPUs with the PyTorch engine (install it once with scripts/pyenv.sh)
+  vlora-convert distill ./m-vlora --original ./m --data train.jsonl --tokens 10000000 \
+      --engine torch --nproc 8 --engine-dtype bf16`,
 		Args: cobra.ExactArgs(1),
 		RunE: runE(o),
 	}
@@ -322,6 +334,7 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 	o.flags.addFlags(fl)
 	o.flags.addSourceCheckFlag(fl)
 	o.flags.storage.addFlags(fl, "")
+	o.flags.eng.addFlags(fl)
 	cmd.MarkFlagRequired("original")
 	return cmd
 }
@@ -349,7 +362,7 @@ func (o *distillOptions) Complete(cmd *cobra.Command, args []string) error {
 // Validate checks the stage's flags and that no output lands in or over
 // an input: the original, the data files, or (with --out) the VLoRA file.
 func (o *distillOptions) Validate() error {
-	if err := firstError(intRange("steps", o.flags.steps, 0, maxSteps), o.flags.validate()); err != nil {
+	if err := firstError(intRange("steps", o.flags.steps, 0, maxSteps), o.flags.validate(), o.flags.eng.validate(&o.flags)); err != nil {
 		return err
 	}
 	if o.out == "" {
@@ -364,6 +377,9 @@ func (o *distillOptions) Validate() error {
 // output directory and runs the distillation stage; config.json is copied
 // beside the result once it is written.
 func (o *distillOptions) Run(ctx context.Context) error {
+	if o.flags.eng.torch() {
+		return o.runTorch(ctx)
+	}
 	clock := &stageClock{}
 	var student *vlora.Model
 	var data *preparedData
