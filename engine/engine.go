@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -317,10 +318,13 @@ func (l *Launch) Run(ctx context.Context) (*Event, error) {
 	argv := l.Command()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = l.env()
-	stderr := l.Stderr
-	if stderr == nil {
-		stderr = os.Stderr
+	var stderr io.Writer = os.Stderr
+	if l.Stderr != nil {
+		stderr = l.Stderr
 	}
+	// The engine's stderr is copied on another goroutine; lines of its
+	// stdout join it here.
+	stderr = &lockedWriter{w: stderr}
 	cmd.Stderr = stderr
 	// Its own process group: a Ctrl-C at the terminal reaches the engine
 	// once, through Run, not twice.
@@ -459,4 +463,16 @@ func toInt32(x []int) []int32 {
 		y[i] = int32(v)
 	}
 	return y
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
