@@ -254,6 +254,9 @@ type Event struct {
 	EvalKL    *float64 `json:"eval_kl"`
 	// TokensPerSec is sent by engines that measure it in their done event.
 	TokensPerSec float64 `json:"tokens_per_s"`
+	// Raw is the event's line as the engine wrote it, with any field the
+	// protocol does not name (such as the peak accelerator memory).
+	Raw json.RawMessage `json:"-"`
 }
 
 // ExitError is the engine's non-zero exit status. Its messages went to the
@@ -378,6 +381,7 @@ func (l *Launch) Run(ctx context.Context) (*Event, error) {
 			fmt.Fprintf(stderr, "%s\n", line)
 			continue
 		}
+		ev.Raw = append(json.RawMessage(nil), line...)
 		if ev.Event == "done" {
 			e := ev
 			done = &e

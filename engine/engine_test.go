@@ -164,7 +164,7 @@ echo '{"event":"done","out":"o.safetensors","steps":2,"final_loss":0.375,"eval_k
 	if len(events) != 4 || events[0].Event != "start" || events[2].Loss != 0.25 || events[2].Tokens != 32 {
 		t.Errorf("events %+v", events)
 	}
-	if done.Out != "o.safetensors" || done.FinalLoss != 0.375 || done.EvalKL != nil {
+	if done.Out != "o.safetensors" || done.FinalLoss != 0.375 || done.EvalKL != nil || !strings.Contains(string(done.Raw), `"final_loss":0.375`) {
 		t.Errorf("done %+v", done)
 	}
 	for _, want := range []string{"a log line on stdout", "warming up"} {

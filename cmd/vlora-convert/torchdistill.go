@@ -282,7 +282,7 @@ func (d *distillFlags) launch(ctx context.Context, s streams, rt engine.Runtime,
 		return nil, err
 	}
 	sum := &distillSummary{Output: job.Out, Steps: steps, FinalLoss: done.FinalLoss, TrainData: job.Train.Source,
-		Resumed: res.Resumed, EvalNLL: evalNLL}
+		Resumed: res.Resumed, EvalNLL: evalNLL, Engine: done.Raw}
 	if done.EvalKL != nil {
 		sum.EvalKL = *done.EvalKL
 	} else {
