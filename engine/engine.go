@@ -434,9 +434,20 @@ func WriteBatchOrder(path string, seed uint64, steps, batch, n int) error {
 	return w.Commit()
 }
 
+// Metadata keys of a token file written by WriteTokens: where the tokens
+// came from (the data file the user named) and that file's SHA-256. The
+// engine records them in the distillation record instead of the token
+// file's own path and digest, as distill.Run records dataset.Dataset's
+// Source and SHA256.
+const (
+	MetaSource = "vlora.source"
+	MetaSHA256 = "vlora.sha256"
+)
+
 // WriteTokens writes the token sequences of ds to path (atomically) as the
 // engine reads them: the I32 tensor "tokens" [N, T], with
-// "token_type_ids" when ds has token types. Images give an error wrapping
+// "token_type_ids" when ds has token types, and ds's Source and SHA256
+// under MetaSource and MetaSHA256. Images give an error wrapping
 // formats.ErrInvalid.
 func WriteTokens(path string, ds *dataset.Dataset) error {
 	if ds.IsImages() {
@@ -446,7 +457,7 @@ func WriteTokens(path string, ds *dataset.Dataset) error {
 	if ds.TokenTypes != nil {
 		specs = append(specs, formats.TensorSpec{Name: "token_type_ids", DType: formats.I32, Shape: []int{ds.N, ds.T}})
 	}
-	w, err := formats.Create(path, map[string]string{"source": ds.Source}, specs)
+	w, err := formats.Create(path, map[string]string{MetaSource: ds.Source, MetaSHA256: ds.SHA256}, specs)
 	if err != nil {
 		return err
 	}

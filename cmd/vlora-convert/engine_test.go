@@ -184,25 +184,59 @@ func verifyKL(t *testing.T, fx *engineFixture, compressed string) float64 {
 	return *rep.KLMean
 }
 
-// TestEngineParity is the engine's parity with the Go engine: from one
-// initial file and the same batches, 20 steps in float32 give the same loss
-// at every step (within 1%: the two sum in different orders, and the
-// difference compounds through 20 Adam steps) and the same final KL from
-// verify (within 2%). It is also the end-to-end check of distill --engine
-// torch on bytellama: verify and inspect read the file it writes.
-func TestEngineParity(t *testing.T) {
+// TestEngineTorch holds the engine's checks against the Go engine on
+// bytellama, on the CPU. One 20-step float32 run of the engine (one
+// process, checkpoints every 4 steps) is the reference of every subtest:
+//   - parity: from the same initial file and the same batches, the Go
+//     engine's loss at every step within 1% (the two sum in different orders,
+//     and the difference compounds through 20 Adam steps) and the final KL
+//     from verify within 2%; verify and inspect read the file, and the
+//     manifest records the run (the end-to-end check of distill --engine
+//     torch);
+//   - ddp, fsdp: two processes (gloo, the global batch split between them)
+//     give the one process's tensors within 1e-4 relative (the all-reduce
+//     sums the two halves in another order);
+//   - resume: a run stopped after its first checkpoint and resumed writes
+//     the same bytes.
+func TestEngineTorch(t *testing.T) {
 	testenv.Quality(t)
 	enginePython(t)
 	fx := newEngineFixture(t)
-	goOut, torchOut := filepath.Join(fx.dir, "go"), filepath.Join(fx.dir, "torch")
+	ref := filepath.Join(fx.dir, "torch")
+	refArgs := fx.distillArgs(ref, torchArgs("--checkpoint-every", "4")...)
+	if _, stderr, code := timed(t, "torch distill, 1 process", refArgs...); code != 0 {
+		t.Fatalf("torch distill: %d %s", code, stderr)
+	}
+	refFile := filepath.Join(ref, vlora.FileName)
+	t.Run("parity", func(t *testing.T) { engineParity(t, fx, ref) })
+	for _, mode := range []struct {
+		name  string
+		extra []string
+	}{{"ddp", nil}, {"fsdp", []string{"--fsdp"}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			out := filepath.Join(fx.dir, mode.name)
+			args := fx.distillArgs(out, torchArgs(append([]string{"--nproc", "2"}, mode.extra...)...)...)
+			if _, stderr, code := timed(t, "2 processes "+mode.name, args...); code != 0 {
+				t.Fatalf("2 processes: %d %s", code, stderr)
+			}
+			rel := compareModels(t, filepath.Join(out, vlora.FileName), refFile)
+			t.Logf("%s: largest relative tensor difference to one process %.3g", mode.name, rel)
+			if rel > 1e-4 {
+				t.Errorf("%s: two processes differ from one by %.3g relative, want ≤ 1e-4", mode.name, rel)
+			}
+		})
+	}
+	t.Run("resume", func(t *testing.T) { engineResume(t, fx, refFile) })
+}
+
+// engineParity compares the Go engine's run with the engine's run in ref.
+func engineParity(t *testing.T, fx *engineFixture, ref string) {
+	goOut := filepath.Join(fx.dir, "go")
 	if _, stderr, code := timed(t, "go distill", fx.distillArgs(goOut)...); code != 0 {
 		t.Fatalf("go distill: %d %s", code, stderr)
 	}
-	if _, stderr, code := timed(t, "torch distill", fx.distillArgs(torchOut, torchArgs()...)...); code != 0 {
-		t.Fatalf("torch distill: %d %s", code, stderr)
-	}
 	csvName := strings.TrimSuffix(vlora.FileName, ".safetensors") + ".loss.csv"
-	gl, tl := lossLog(t, filepath.Join(goOut, csvName)), lossLog(t, filepath.Join(torchOut, csvName))
+	gl, tl := lossLog(t, filepath.Join(goOut, csvName)), lossLog(t, filepath.Join(ref, csvName))
 	if len(gl) != 20 || len(tl) != 20 {
 		t.Fatalf("steps: go %d, torch %d, want 20", len(gl), len(tl))
 	}
@@ -214,25 +248,71 @@ func TestEngineParity(t *testing.T) {
 			t.Errorf("step %d: loss go %.6g, torch %.6g (%.2g relative, want ≤ 1%%)", i+1, gl[i], tl[i], rel)
 		}
 	}
-	t.Logf("loss: first go %.5g torch %.5g, last go %.5g torch %.5g, worst relative difference %.3g", gl[0], tl[0], gl[19], tl[19], worst)
-	gk, tk := verifyKL(t, fx, goOut), verifyKL(t, fx, torchOut)
-	t.Logf("verify KL: go %.5g, torch %.5g (%.3g relative)", gk, tk, math.Abs(tk-gk)/gk)
+	t.Logf("loss: first go %.6g torch %.6g, last go %.6g torch %.6g, worst relative difference %.3g", gl[0], tl[0], gl[19], tl[19], worst)
+	gk, tk := verifyKL(t, fx, goOut), verifyKL(t, fx, ref)
+	t.Logf("verify KL: go %.6g, torch %.6g (%.3g relative)", gk, tk, math.Abs(tk-gk)/gk)
 	if math.Abs(tk-gk) > 0.02*gk {
 		t.Errorf("final KL go %.5g, torch %.5g: want within 2%%", gk, tk)
 	}
-	if _, stderr, code := run(t, "inspect", torchOut, "--json"); code != 0 {
+	if _, stderr, code := run(t, "inspect", ref, "--json"); code != 0 {
 		t.Errorf("inspect: exit %d: %s", code, stderr)
 	}
-	m, err := vlora.Load(filepath.Join(torchOut, vlora.FileName))
+	m, err := vlora.Load(filepath.Join(ref, vlora.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := m.Manifest.Distill; d == nil || d.Steps != 20 || d.Batch != 8 || d.SeqLen != 64 {
+	if d := m.Manifest.Distill; d == nil || d.Steps != 20 || d.Batch != 8 || d.SeqLen != 64 || d.Seed != 3 {
 		t.Errorf("distillation record %+v", d)
 	}
 }
 
-// compareFiles returns the largest relative difference ‖a−b‖/‖b‖ over the
+// engineResume stops a run as soon as its first checkpoint is on disk,
+// resumes it, and compares the file with ref, the uninterrupted run's.
+func engineResume(t *testing.T, fx *engineFixture, ref string) {
+	cut := filepath.Join(fx.dir, "cut")
+	args := fx.distillArgs(cut, torchArgs("--checkpoint-every", "4")...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if m, _ := filepath.Glob(filepath.Join(cut, vlora.FileName+".ckpt*")); len(m) > 0 {
+				time.Sleep(50 * time.Millisecond) // let the checkpoint's companion files land
+				cancel()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	t0 := time.Now()
+	stderr, code := runCtx(t, ctx, args...)
+	t.Logf("stopped run: %.1f s", time.Since(t0).Seconds())
+	if code == 0 {
+		t.Fatal("the run finished before it was stopped; nothing to resume")
+	}
+	if !strings.Contains(stderr, "--resume") {
+		t.Errorf("the stopped run does not say how to continue: %q", stderr)
+	}
+	if _, err := os.Stat(filepath.Join(cut, vlora.FileName)); err == nil {
+		t.Fatal("the stopped run left an output file")
+	}
+	if _, stderr, code := timed(t, "resumed", append(args, "--resume")...); code != 0 {
+		t.Fatalf("resume: %d %s", code, stderr)
+	}
+	a, err := os.ReadFile(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(cut, vlora.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("the resumed file differs from the uninterrupted one (largest relative tensor difference %.3g)",
+			compareModels(t, filepath.Join(cut, vlora.FileName), ref))
+	}
+}
+
+// compareModels returns the largest relative difference ‖a−b‖/‖b‖ over the
 // tensors of two VLoRA files of the same layout.
 func compareModels(t *testing.T, a, b string) float64 {
 	t.Helper()
@@ -266,84 +346,4 @@ func compareModels(t *testing.T, a, b string) float64 {
 		t.Fatalf("%s holds no tensors", b)
 	}
 	return worst
-}
-
-// TestEngineMultiProcess checks that two processes (gloo, the global batch
-// split between them) give the result of one process with the same global
-// batch, within 1e-4 relative per tensor (the all-reduce sums the two
-// halves in another order than one process does): with DDP, and with FSDP.
-func TestEngineMultiProcess(t *testing.T) {
-	testenv.Quality(t)
-	enginePython(t)
-	fx := newEngineFixture(t)
-	one := filepath.Join(fx.dir, "one")
-	if _, stderr, code := timed(t, "1 process", fx.distillArgs(one, torchArgs()...)...); code != 0 {
-		t.Fatalf("1 process: %d %s", code, stderr)
-	}
-	for _, mode := range []struct {
-		name  string
-		extra []string
-	}{{"ddp", nil}, {"fsdp", []string{"--fsdp"}}} {
-		t.Run(mode.name, func(t *testing.T) {
-			out := filepath.Join(fx.dir, mode.name)
-			args := fx.distillArgs(out, torchArgs(append([]string{"--nproc", "2"}, mode.extra...)...)...)
-			if _, stderr, code := timed(t, "2 processes "+mode.name, args...); code != 0 {
-				t.Fatalf("2 processes: %d %s", code, stderr)
-			}
-			rel := compareModels(t, filepath.Join(out, vlora.FileName), filepath.Join(one, vlora.FileName))
-			t.Logf("%s: largest relative tensor difference to one process %.3g", mode.name, rel)
-			if rel > 1e-4 {
-				t.Errorf("%s: two processes differ from one by %.3g relative, want ≤ 1e-4", mode.name, rel)
-			}
-		})
-	}
-}
-
-// TestEngineResume checks that an engine run stopped after a checkpoint
-// and resumed writes the same bytes as an uninterrupted run.
-func TestEngineResume(t *testing.T) {
-	testenv.Quality(t)
-	enginePython(t)
-	fx := newEngineFixture(t)
-	extra := torchArgs("--checkpoint-every", "4")
-	full, cut := filepath.Join(fx.dir, "full"), filepath.Join(fx.dir, "cut")
-	if _, stderr, code := timed(t, "uninterrupted", append(fx.distillArgs(full, extra...), "--steps", "40")...); code != 0 {
-		t.Fatalf("uninterrupted: %d %s", code, stderr)
-	}
-	// Stop the run as soon as its first checkpoint is on disk.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		for ctx.Err() == nil {
-			if m, _ := filepath.Glob(filepath.Join(cut, vlora.FileName+".ckpt*")); len(m) > 0 {
-				time.Sleep(50 * time.Millisecond) // let the checkpoint's files complete
-				cancel()
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	os.MkdirAll(cut, 0o755)
-	_, code := runCtx(t, ctx, append(fx.distillArgs(cut, extra...), "--steps", "40")...)
-	if code == 0 {
-		t.Fatal("the run finished before it was stopped; nothing to resume")
-	}
-	if _, err := os.Stat(filepath.Join(cut, vlora.FileName)); err == nil {
-		t.Fatal("the stopped run left an output file")
-	}
-	if _, stderr, code := timed(t, "resumed", append(fx.distillArgs(cut, extra...), "--steps", "40", "--resume")...); code != 0 {
-		t.Fatalf("resume: %d %s", code, stderr)
-	}
-	a, err := os.ReadFile(filepath.Join(full, vlora.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(cut, vlora.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(a) != string(b) {
-		t.Errorf("the resumed file differs from the uninterrupted one (largest relative tensor difference %.3g)",
-			compareModels(t, filepath.Join(cut, vlora.FileName), filepath.Join(full, vlora.FileName)))
-	}
 }

@@ -20,6 +20,16 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+def data_record(path: str) -> tuple[str, str]:
+    """The source and SHA-256 a distillation record names for the token file at path: those the Go
+    launcher wrote into its metadata (vlora.source, vlora.sha256: the data file the user named, before
+    it was encoded) when present, else the file's own path and digest."""
+    meta, _ = read_safetensors(path)
+    if meta.get("vlora.source"):
+        return meta["vlora.source"], meta.get("vlora.sha256", "")
+    return path, sha256_file(path)
+
+
 def load_tokens(path: str, seq_len: int = 0, samples: int = 0, vocab: int = 0, flag="--data") -> np.ndarray:
     """Reads tokens (or input_ids) int [N, T]; keeps the first samples rows (0: all), truncates to seq_len (0: all)."""
     _, raw = read_safetensors(path)

@@ -155,8 +155,7 @@ class Run:
         self.teacher = S.load_teacher(cfg.original, device=env.device)
         vocab = self.teacher.config.get_text_config().vocab_size if hasattr(self.teacher.config, "get_text_config") else self.teacher.config.vocab_size
         self.train_ids = D.load_tokens(cfg.data, cfg.seq_len, 0, vocab, "--data")
-        self.train_source = cfg.data
-        self.train_sha = D.sha256_file(cfg.data)
+        self.train_source, self.train_sha = D.data_record(cfg.data)
         self.eval_ids = None
         if cfg.eval_data:
             self.eval_ids = D.load_tokens(cfg.eval_data, cfg.seq_len, cfg.eval_samples or 64, vocab, "--eval-data")
@@ -198,7 +197,7 @@ class Run:
             self.aug = D.continuations(self.teacher, self.train_ids, cfg.augment, self.aug_keep, cfg.seed, env.device, env.rank, W)
         if self.aug is not None:
             self.train_ids = np.concatenate([self.train_ids, self.aug])
-            self.train_source = f"{cfg.data} + {cfg.augment} continuations by the original model (seed {cfg.seed}) of the first {self.aug_keep} tokens of {cfg.data}"
+            self.train_source = f"{self.train_source} + {cfg.augment} continuations by the original model (seed {cfg.seed}) of the first {self.aug_keep} tokens of {cfg.data}"
         self.N = self.train_ids.shape[0]
         if cfg.batch_order:
             self.order = load_batch_order(cfg.batch_order, cfg.steps, cfg.batch, self.N)
@@ -448,7 +447,7 @@ class Run:
                      "final_loss": final})
         if eval_kl:
             info["eval_kl"] = eval_kl
-            info["eval_data"] = cfg.eval_data
+            info["eval_data"] = D.data_record(cfg.eval_data)[0]
         if cfg.temperature:
             info["temperature"] = cfg.temperature
         if cfg.hidden_weight:
