@@ -275,8 +275,9 @@ func engineResume(t *testing.T, fx *engineFixture, ref string) {
 	defer cancel()
 	go func() {
 		for ctx.Err() == nil {
-			if m, _ := filepath.Glob(filepath.Join(cut, vlora.FileName+".ckpt*")); len(m) > 0 {
-				time.Sleep(50 * time.Millisecond) // let the checkpoint's companion files land
+			// The engine writes OUT.ckpt.tmp and renames it: the name
+			// appears complete.
+			if _, err := os.Stat(filepath.Join(cut, vlora.FileName+".ckpt")); err == nil {
 				cancel()
 				return
 			}
