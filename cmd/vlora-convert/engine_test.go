@@ -60,6 +60,15 @@ func TestEngineMissing(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Errorf("%s was created", out)
 	}
+	// compress hands its distillation stage to the engine: the same stop,
+	// before the SVD stage writes anything.
+	_, stderr, code = run(t, "compress", "--model", model, "--out", out, "-k", "2", "-r", "4", "--distill-steps", "2", "--engine", "torch", "-q")
+	if code != 2 || !strings.Contains(stderr, "scripts/pyenv.sh") {
+		t.Errorf("compress: exit %d, stderr %q; want 2 naming scripts/pyenv.sh", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("compress created %s", out)
+	}
 }
 
 // TestEngineFlagErrors checks the engine flags' validation, which runs
@@ -88,6 +97,21 @@ func TestEngineFlagErrors(t *testing.T) {
 		_, stderr, code := run(t, args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nproc", "2"}, "--nproc needs --engine torch"},
+		{[]string{"--engine", "torch", "--dtype", "int4"}, "--dtype"},
+		{[]string{"--engine", "torch", "--local-steps", "3"}, "--local-steps"},
+	} {
+		args := append([]string{"compress", "--model", model, "--out", out, "-q"}, tc.args...)
+		_, stderr, code := run(t, args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("compress %v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
 		}
 	}
 }

@@ -26,6 +26,9 @@ type engineFlags struct {
 	name string
 	opt  engine.Options
 	fl   *pflag.FlagSet
+	// compress is set for compress, whose --dtype sets the SVD stage's
+	// float dtype (the engine keeps it).
+	compress bool
 }
 
 // engineOnly are the flags that only --engine torch takes.
@@ -75,7 +78,7 @@ func (e *engineFlags) validate(d *distillFlags) error {
 		return usagef("--local-steps is not supported by --engine torch")
 	case d.scaledGD:
 		return usagef("--scaled-gd is not supported by --engine torch")
-	case d.storage.set():
+	case d.storage.plan.Active() || (d.storage.set() && !e.compress):
 		return usagef("--dtype and --quant are not supported by --engine torch (it keeps the file's storage)")
 	case d.recompute && e.fl != nil && e.fl.Changed("activation-checkpointing") && !e.opt.ActivationCheckpointing:
 		return usagef("--recompute and --activation-checkpointing=false contradict each other")
@@ -86,37 +89,22 @@ func (e *engineFlags) validate(d *distillFlags) error {
 	return nil
 }
 
-// runTorch runs the distill command's stage on the PyTorch engine: it
-// checks that the engine is installed before any work, checks the pairing
-// of the file and the original, prepares the data and the batch order as
-// the Go engine would draw it, runs the engine with a progress bar, and
-// writes the loss log beside the result.
+// runTorch runs the distill command's stage on the PyTorch engine (see
+// distillFlags.runEngine), then copies config.json and the companion files
+// beside the result when it goes to --out.
 func (o *distillOptions) runTorch(ctx context.Context) error {
-	rt := engine.DefaultRuntime()
-	if _, err := rt.Check(ctx); err != nil {
-		return err
-	}
-	d := &o.flags
-	mf, f, err := vlora.ReadManifest(o.input)
+	rt, err := engineRuntime(ctx)
 	if err != nil {
 		return err
 	}
-	f.Close()
-	if err := d.checkSource(ctx, mf, o.original); err != nil {
-		return err
-	}
-	job, err := d.engineJob(ctx, o.input, mf, o.original, o.seed, bars{o.ErrOut, o.quiet})
-	if err != nil {
-		return err
-	}
-	job.Out = o.output
 	var cleanup func(bool)
 	if o.out != "" {
 		if cleanup, err = newOutputDir(o.out); err != nil {
 			return err
 		}
 	}
-	sum, err := d.launch(ctx, o.streams, rt, job, o.quiet)
+	err = o.flags.runEngine(ctx, o.streams, rt, distillTarget{original: o.original, input: o.input, output: o.output,
+		seed: o.seed, quiet: o.quiet, json: o.json})
 	if err == nil && o.out != "" {
 		if cfg, rerr := os.ReadFile(filepath.Join(filepath.Dir(o.input), "config.json")); rerr == nil {
 			err = formats.WriteFileAtomic(filepath.Join(o.out, "config.json"), cfg)
@@ -128,10 +116,41 @@ func (o *distillOptions) runTorch(ctx context.Context) error {
 	if cleanup != nil {
 		cleanup(err != nil)
 	}
+	return err
+}
+
+// engineRuntime locates the PyTorch engine and checks, before any work,
+// that it runs: the interpreter imports torch, transformers, safetensors
+// and vlora_torch. Otherwise the error names scripts/pyenv.sh (exit 2).
+func engineRuntime(ctx context.Context) (engine.Runtime, error) {
+	rt := engine.DefaultRuntime()
+	_, err := rt.Check(ctx)
+	return rt, err
+}
+
+// runEngine runs the distillation stage on the PyTorch engine: it checks
+// the pairing of t.input and the original, prepares the data and the batch
+// order as the Go engine would draw them, runs the engine with a progress
+// bar and writes the loss log beside the result, then prints the summary.
+func (d *distillFlags) runEngine(ctx context.Context, s streams, rt engine.Runtime, t distillTarget) error {
+	mf, f, err := vlora.ReadManifest(t.input)
 	if err != nil {
 		return err
 	}
-	return printDistill(o.streams, sum, distillTarget{json: o.json})
+	f.Close()
+	if err := d.checkSource(ctx, mf, t.original); err != nil {
+		return err
+	}
+	job, err := d.engineJob(ctx, t.input, mf, t.original, t.seed, bars{s.ErrOut, t.quiet})
+	if err != nil {
+		return err
+	}
+	job.Out = t.output
+	sum, err := d.launch(ctx, s, rt, job, t.quiet)
+	if err != nil {
+		return err
+	}
+	return printDistill(s, sum, t)
 }
 
 // checkSource checks that the original in dir is the checkpoint mf was made
