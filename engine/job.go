@@ -40,6 +40,10 @@ type Job struct {
 	// EvalSamples is the number of evaluation items (0: the engine's
 	// default).
 	EvalSamples int
+	// SeqLen is vlora-convert distill's --seq-len (0: the data's length),
+	// which the engine applies to the files it is given as they are.
+	// Prepared token files are already of Train's and Eval's lengths.
+	SeqLen int
 }
 
 // Check reports what of j the engine cannot run. Errors wrap
@@ -138,7 +142,7 @@ func (j *Job) Prepare(dir string) ([]string, error) {
 	}
 	args := []string{j.Init, "--original", j.Original, "--out", j.Out,
 		"--data", train, "--batch-order", order,
-		"--steps", strconv.Itoa(steps), "--batch", strconv.Itoa(batch), "--seq-len", strconv.Itoa(j.Train.T),
+		"--steps", strconv.Itoa(steps), "--batch", strconv.Itoa(batch), "--seq-len", strconv.Itoa(j.SeqLen),
 		"--lr", f(j.LR()), "--warmup", strconv.Itoa(warmup), "--decay", decay,
 		"--min-lr-ratio", f(dflt(o.MinLRRatio, distill.DefaultMinLRRatio)),
 		"--clip", f(o.ClipNorm), "--weight-decay", f(o.WeightDecay), "--beta2", f(dflt(o.Beta2, 0.999)),

@@ -32,7 +32,7 @@ func TestJobPrepare(t *testing.T) {
 		set  []string          // flags present without a value
 	}{
 		{"defaults", Job{Distill: distill.Options{Steps: 7}},
-			map[string]string{"--steps": "7", "--batch": "8", "--seq-len": "4", "--lr": "0.002", "--warmup": "20",
+			map[string]string{"--steps": "7", "--batch": "8", "--seq-len": "0", "--lr": "0.002", "--warmup": "20",
 				"--decay": "cosine", "--min-lr-ratio": "0.01", "--beta2": "0.999", "--train": "bases", "--temperature": "1",
 				"--seed": "0", "--augment": "", "--eval-data": ""}, nil},
 		{"tokens", Job{Distill: distill.Options{Tokens: 100, Batch: 3, LR: 1e-3, Decay: distill.DecayLinear, Seed: 9,

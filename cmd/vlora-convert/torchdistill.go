@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -180,7 +181,7 @@ func (d *distillFlags) engineJob(ctx context.Context, init string, mf *vlora.Man
 		return nil, err
 	}
 	job := &engine.Job{Init: init, Manifest: mf, Original: original,
-		Distill: d.options(seed), EvalSamples: d.evalSamples}
+		Distill: d.options(seed), EvalSamples: d.evalSamples, SeqLen: d.seqLen}
 	lo := dataset.LoadOptions{SeqLen: d.seqLen, MaxSeqLen: cfg.MaxPositions, TokenizerPath: d.tokenizer,
 		TextField: d.textField, Stride: d.stride}
 	if lo.TokenizerPath == "" {
@@ -206,7 +207,7 @@ func (d *distillFlags) engineJob(ctx context.Context, init string, mf *vlora.Man
 	}
 	if d.evalData != "" {
 		elo := lo
-		elo.Samples = d.evalSamples
+		elo.Samples = cmp.Or(d.evalSamples, 64)
 		if job.Eval, err = dataset.Load(ctx, d.evalData, elo); err != nil {
 			return nil, err
 		}
