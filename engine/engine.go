@@ -355,13 +355,22 @@ func (l *Launch) Run(ctx context.Context) (*Event, error) {
 			case <-waited:
 				return
 			case s := <-sigs:
+				ctxDone = nil // the signal cancels ctx too: one stop is enough
 				cmd.Process.Signal(s)
 				if kill == nil {
 					kill = time.After(grace)
 				}
 			case <-ctxDone:
 				ctxDone = nil
-				cmd.Process.Signal(syscall.SIGTERM)
+				// A signal to this process cancels ctx as well (the
+				// command's signal.NotifyContext); forward that signal
+				// itself when it comes, SIGTERM otherwise.
+				var s os.Signal = syscall.SIGTERM
+				select {
+				case s = <-sigs:
+				case <-time.After(100 * time.Millisecond):
+				}
+				cmd.Process.Signal(s)
 				if kill == nil {
 					kill = time.After(grace)
 				}

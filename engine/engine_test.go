@@ -235,3 +235,27 @@ while :; do sleep 0.05; done
 		t.Fatalf("got %v, want killed", err)
 	}
 }
+
+// TestRunForwardsSignal checks that a SIGINT to this process reaches the
+// engine as SIGINT (once), and that its exit status comes back.
+func TestRunForwardsSignal(t *testing.T) {
+	rt := fakeEngine(t, `trap 'echo "got INT" >&2; exit 4' INT
+trap 'echo "got TERM" >&2; exit 5' TERM
+echo '{"event":"start","steps":9,"start_step":0,"tokens_per_step":1,"world_size":1,"device":"cpu"}'
+while :; do sleep 0.05; done
+`)
+	var stderr bytes.Buffer
+	l := &Launch{Runtime: rt, Stderr: &stderr, OnEvent: func(e Event) {
+		if e.Event == "start" {
+			syscall.Kill(os.Getpid(), syscall.SIGINT)
+		}
+	}}
+	_, err := l.Run(context.Background())
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 4 {
+		t.Fatalf("got %v (stderr %q), want exit status 4", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "TERM") {
+		t.Errorf("the engine got SIGTERM too: %q", stderr.String())
+	}
+}
