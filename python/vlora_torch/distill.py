@@ -210,6 +210,13 @@ class Run:
         self.train_names = names
         self.train_params = [st.params[n] for n in names]
         model = st.model
+        # Where each stored tensor's parameter is registered, to find it again after sharding.
+        homes = {}
+        ids = {id(st.params[n]): n for n in names}
+        for mod in model.modules():
+            for attr, p in mod._parameters.items():
+                if p is not None and id(p) in ids:
+                    homes.setdefault(ids[id(p)], (mod, attr))
         if cfg.fsdp:
             if not env.on:
                 _log("note: --fsdp with one process shards nothing")
@@ -224,6 +231,9 @@ class Run:
         self.net = model
         # After wrapping (FSDP replaces parameters by sharded ones), look them up again by identity of modules.
         if cfg.fsdp and env.on:
+            for n in names:
+                mod, attr = homes[n]
+                st.params[n] = mod._parameters[attr]
             self.train_params = [st.params[n] for n in names]
         groups = {}
         for n, p in zip(names, self.train_params):
