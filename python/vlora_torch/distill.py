@@ -497,7 +497,7 @@ def main(argv=None) -> int:
         if os.path.abspath(cfg.out) in {os.path.abspath(p) for p in (cfg.original, cfg.data, cfg.eval_data) if p}:
             raise C.UsageError(f"--out {cfg.out} would overwrite an input")
         env = Dist(cfg.device)
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed & ((1 << 63) - 1))
         run = Run(cfg, env)
         run.run()
     except SystemExit:
