@@ -212,7 +212,7 @@ class Run:
         model = st.model
         # Where each stored tensor's parameter is registered, to find it again after sharding.
         homes = {}
-        ids = {id(st.params[n]): n for n in names}
+        ids = {id(p): n for n, p in st.params.items()}
         for mod in model.modules():
             for attr, p in mod._parameters.items():
                 if p is not None and id(p) in ids:
@@ -231,8 +231,7 @@ class Run:
         self.net = model
         # After wrapping (FSDP replaces parameters by sharded ones), look them up again by identity of modules.
         if cfg.fsdp and env.on:
-            for n in names:
-                mod, attr = homes[n]
+            for n, (mod, attr) in homes.items():
                 st.params[n] = mod._parameters[attr]
             self.train_params = [st.params[n] for n in names]
         groups = {}
@@ -271,8 +270,9 @@ class Run:
         """The stored tensors after training (fake quantization committed), gathered on every rank."""
         st = self.student
         out = dict(self.file.tensors)
-        for name, p in st.params.items():
-            t = _full(p)
+        for name in self.train_names:
+            # Frozen tensors keep the values read from the file.
+            t = _full(st.params[name])
             s = st.schemes.get(name)
             if s is not None:
                 from .fakequant import fake_quant_value
