@@ -18,6 +18,7 @@ CASES = [
     ("llama-gqa-untied", ["-k", "2", "--rank", "4", "--base", "first"]),
     ("llama-gqa-untied", ["-k", "4", "--rank", "4", "--base", "mean", "--dtype", "int4"]),
     ("llama-gqa-untied", ["-k", "2", "--rank", "3", "--base", "mean", "--dtype", "int8", "--quant", "factors=none"]),
+    ("qwen2-bias-tied", ["-k", "2", "--rank", "4", "--base", "mean", "--dtype", "f16"]),
     ("gpt2", ["-k", "2", "--rank", "4", "--base", "mean"]),
     ("gpt2", ["-k", "4", "--rank", "3", "--base", "first", "--dtype", "bf16"]),
     ("gpt2", ["-k", "2", "--rank", "4", "--base", "first", "--dtype", "int4"]),

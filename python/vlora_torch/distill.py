@@ -209,6 +209,13 @@ class Run:
         self.train_names = names
         self.train_params = [st.params[n] for n in names]
         model = st.model
+        # Where each stored tensor's parameter is registered, to find it again after sharding.
+        homes = {}
+        ids = {id(p): n for n, p in st.params.items()}
+        for mod in model.modules():
+            for attr, p in mod._parameters.items():
+                if p is not None and id(p) in ids:
+                    homes.setdefault(ids[id(p)], (mod, attr))
         if cfg.fsdp:
             if not env.on:
                 _log("note: --fsdp with one process shards nothing")
@@ -223,6 +230,8 @@ class Run:
         self.net = model
         # After wrapping (FSDP replaces parameters by sharded ones), look them up again by identity of modules.
         if cfg.fsdp and env.on:
+            for n, (mod, attr) in homes.items():
+                st.params[n] = mod._parameters[attr]
             self.train_params = [st.params[n] for n in names]
         groups = {}
         for n, p in zip(names, self.train_params):
@@ -260,8 +269,9 @@ class Run:
         """The stored tensors after training (fake quantization committed), gathered on every rank."""
         st = self.student
         out = dict(self.file.tensors)
-        for name, p in st.params.items():
-            t = _full(p)
+        for name in self.train_names:
+            # Frozen tensors keep the values read from the file.
+            t = _full(st.params[name])
             s = st.schemes.get(name)
             if s is not None:
                 from .fakequant import fake_quant_value
@@ -486,7 +496,7 @@ def main(argv=None) -> int:
         if os.path.abspath(cfg.out) in {os.path.abspath(p) for p in (cfg.original, cfg.data, cfg.eval_data) if p}:
             raise C.UsageError(f"--out {cfg.out} would overwrite an input")
         env = Dist(cfg.device)
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed & ((1 << 63) - 1))
         run = Run(cfg, env)
         run.run()
     except SystemExit:

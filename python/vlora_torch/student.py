@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import vlora_file as vf
-from .fakequant import fake_quant_ste, fake_quant_value
+from .fakequant import fake_quant_ste
 from .vlora_file import FormatError
 
 
@@ -167,17 +167,6 @@ class Student:
         if k == "base":
             return self.train in ("bases", "all")
         return self.train == "all"
-
-    def state_arrays(self) -> dict:
-        """The stored tensors as float32 arrays: trained values, fake-quantized ones committed."""
-        out = dict(self.file.tensors)
-        for name, p in self.params.items():
-            t = p.detach().float()
-            s = self.schemes.get(name)
-            if s is not None:
-                t = fake_quant_value(t, s)
-            out[name] = t.cpu().numpy().astype(np.float32).reshape(self.file.tensors[name].shape)
-        return out
 
 
 def build_student(teacher_or_model: nn.Module, file: vf.VLoRAFile, train: str = "bases", copy=True) -> Student:
