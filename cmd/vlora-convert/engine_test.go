@@ -225,6 +225,11 @@ func verifyKL(t *testing.T, fx *engineFixture, compressed string) float64 {
 func TestEngineTorch(t *testing.T) {
 	testenv.Quality(t)
 	enginePython(t)
+	// One thread per process: on a loaded machine two OpenMP threads in one
+	// process spin against each other (a 20-step run took 474 s with two
+	// and 36 s with one here). Both runs of the resume check see the same
+	// setting, so their results stay comparable byte for byte.
+	t.Setenv("OMP_NUM_THREADS", "1")
 	fx := newEngineFixture(t)
 	ref := filepath.Join(fx.dir, "torch")
 	refArgs := fx.distillArgs(ref, torchArgs("--checkpoint-every", "4")...)
