@@ -20,7 +20,7 @@
 #   scripts/gpu-check.sh --cpu-smoke   # the same path on the CPU with tiny budgets, float32
 #
 # Environment: WORK (default /tmp/vlora-gpu-check), SHARED (default ../shared),
-# TOKENS_BYTELLAMA (default 10000000), TOKENS_1B (default 2000000),
+# TOKENS_BYTELLAMA (default 10000000), TOKENS_1B (default 1000000),
 # PEAK_TFLOPS (default 989).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +48,7 @@ if [ "$mode" = gpu ]; then
     { echo "gpu-check: torch sees no CUDA device; run with --cpu-smoke for the CPU path" >&2; exit 1; }
   engine=(--engine torch --device cuda --engine-dtype bf16)
   tokens_byte=${TOKENS_BYTELLAMA:-10000000}; augment=16384
-  tokens_1b=${TOKENS_1B:-2000000}; synth=(-shape tinyllama); seq_1b=512; batch_1b=16
+  tokens_1b=${TOKENS_1B:-1000000}; synth=(-shape tinyllama); seq_1b=512; batch_1b=16
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 else
   engine=(--engine torch --device cpu --engine-dtype float32)
@@ -67,6 +67,9 @@ start_sampler() {
   fi
 }
 stop_sampler() { if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; fi; }
+
+# jget FILE KEY prints a number of a JSON file, to 4 decimals.
+jget() { "$py" -c 'import json, sys; v = json.load(open(sys.argv[1])).get(sys.argv[2]); print("n/a" if v is None else "%.4f" % v)' "$1" "$2"; }
 
 # report NAME SUMMARY_JSON ORIGINAL_DIR SAMPLES KL prints the figures of one run.
 report() {
@@ -130,8 +133,9 @@ if [ -d "$byte_model" ]; then
       --tokens "$tokens_byte" --batch 16 --hidden-decay --checkpoint-every 0 "${engine[@]}" --json -q > "$WORK/byte-summary.json"
   t1=$(date +%s)
   stop_sampler
-  kl=$("$vc" verify --original "$byte_model" --compressed "$WORK/byte-out" --data "$byte_data/eval.safetensors" \
-      --baseline none --json -q | "$py" -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"kl_mean\"]:.4f} (verify, held-out bytes; NLL {r.get(\"nll_compressed\")})")')
+  "$vc" verify --original "$byte_model" --compressed "$WORK/byte-out" --data "$byte_data/eval.safetensors" \
+      --baseline none --json -q > "$WORK/byte-verify.json"
+  kl="$(jget "$WORK/byte-verify.json" kl_mean) (verify on the held-out bytes; NLL $(jget "$WORK/byte-verify.json" nll_compressed), original $(jget "$WORK/byte-verify.json" nll_original))"
   report "bytellama, $tokens_byte tokens (wall $((t1 - t0)) s with loading and augmentation)" "$WORK/byte-summary.json" "$byte_model" "$WORK/byte-mem.txt" "$kl"
 else
   echo "== bytellama: $byte_model is absent (set SHARED); skipped" >&2
@@ -163,7 +167,7 @@ t0=$(date +%s)
     "${engine[@]}" --json -q > "$WORK/synth-summary.json"
 t1=$(date +%s)
 stop_sampler
-kl=$("$py" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(f"{s[\"eval_kl\"]:.4f} (the engine'"'"'s held-out evaluation, random tokens)")' "$WORK/synth-summary.json")
+kl="$(jget "$WORK/synth-summary.json" eval_kl) (the engine's held-out evaluation, random tokens)"
 report "synthetic TinyLlama pair ($("$py" -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["num_hidden_layers"], "layers, hidden", c["hidden_size"])' "$pair/orig/config.json")), $tokens_1b tokens (wall $((t1 - t0)) s with loading)" \
     "$WORK/synth-summary.json" "$pair/orig" "$WORK/synth-mem.txt" "$kl"
 echo "gpu-check: $mode run done in $(( $(date +%s) - t_start )) s"
