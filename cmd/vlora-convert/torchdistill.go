@@ -242,10 +242,11 @@ func (d *distillFlags) engineJob(ctx context.Context, init string, mf *vlora.Man
 	return job, nil
 }
 
-// asIs reports whether the engine can read the data file path as it is:
-// a token safetensors file that --seq-len did not cut.
+// asIs reports whether the engine can read the data file path as it is: a
+// token safetensors file taken whole (no --seq-len), so that the engine
+// records the file the user named.
 func asIs(path string, seqLen int, ds *dataset.Dataset) bool {
-	return strings.EqualFold(filepath.Ext(path), ".safetensors") && (seqLen == 0 || seqLen == ds.T) && ds.Score == nil
+	return strings.EqualFold(filepath.Ext(path), ".safetensors") && seqLen == 0 && ds.Score == nil
 }
 
 // launch prepares the job's inputs in a temporary folder beside the output,
