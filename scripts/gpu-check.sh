@@ -18,6 +18,7 @@
 #
 #   scripts/gpu-check.sh               # on the GPU, bf16 (well under 10 minutes on one H200)
 #   scripts/gpu-check.sh --cpu-smoke   # the same path on the CPU with tiny budgets, float32
+#                                      # (bytellama compressed with -k 4 -r 16 --base mean)
 #
 # Environment: WORK (default /tmp/vlora-gpu-check), SHARED (default ../shared),
 # TOKENS_BYTELLAMA (default 10000000), TOKENS_1B (default 1000000),
@@ -48,11 +49,13 @@ if [ "$mode" = gpu ]; then
     { echo "gpu-check: torch sees no CUDA device; run with --cpu-smoke for the CPU path" >&2; exit 1; }
   engine=(--engine torch --device cuda --engine-dtype bf16)
   tokens_byte=${TOKENS_BYTELLAMA:-10000000}; augment=16384
+  byte_recipe=()  # the default recipe, as in docs/quality.md
   tokens_1b=${TOKENS_1B:-1000000}; synth=(-shape tinyllama); seq_1b=512; batch_1b=16
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 else
   engine=(--engine torch --device cpu --engine-dtype float32)
   tokens_byte=${TOKENS_BYTELLAMA:-8192}; augment=16
+  byte_recipe=(-k 4 -r 16 --base mean)  # no calibration passes: the engine's path is what is smoke-tested
   tokens_1b=${TOKENS_1B:-1024}; synth=(-shape tinyllama -layers 2 -hidden 256 -intermediate 688 -heads 8 -kv-heads 4 -vocab 512); seq_1b=64; batch_1b=4
 fi
 
@@ -122,13 +125,14 @@ PY
 byte_model=$SHARED/models/bytellama
 byte_data=$SHARED/data/stdlib-bytes
 if [ -d "$byte_model" ]; then
-  if [ ! -f "$WORK/byte-init/model.vlora.safetensors" ]; then
-    "$vc" compress --model "$byte_model" --data "$byte_data/calib.safetensors" --out "$WORK/byte-init" --distill-steps 0 -q > /dev/null
+  if [ ! -f "$WORK/byte-init-$mode/model.vlora.safetensors" ]; then
+    "$vc" compress --model "$byte_model" --data "$byte_data/calib.safetensors" --out "$WORK/byte-init-$mode" \
+        "${byte_recipe[@]}" --distill-steps 0 -q > /dev/null
   fi
   rm -rf "$WORK/byte-out"
   start_sampler "$WORK/byte-mem.txt"
   t0=$(date +%s)
-  "$vc" distill "$WORK/byte-init" --out "$WORK/byte-out" --original "$byte_model" --train all \
+  "$vc" distill "$WORK/byte-init-$mode" --out "$WORK/byte-out" --original "$byte_model" --train all \
       --data "$byte_data/calib.safetensors" --augment "$augment" --eval-data "$byte_data/eval.safetensors" \
       --tokens "$tokens_byte" --batch 16 --hidden-decay --checkpoint-every 0 "${engine[@]}" --json -q > "$WORK/byte-summary.json"
   t1=$(date +%s)

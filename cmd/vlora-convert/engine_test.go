@@ -377,3 +377,44 @@ func compareModels(t *testing.T, a, b string) float64 {
 	}
 	return worst
 }
+
+// TestCompressEngineTorch checks that compress hands its distillation
+// stage to the engine: the SVD stage's file, distilled in place, with the
+// engine's record, read by inspect and verify.
+func TestCompressEngineTorch(t *testing.T) {
+	testenv.Quality(t)
+	enginePython(t)
+	t.Setenv("OMP_NUM_THREADS", "1") // see TestEngineTorch
+	model := testenv.GoldenModel(t, "llama-gqa-untied")
+	out := filepath.Join(t.TempDir(), "out")
+	stdout, stderr, code := timed(t, "compress --engine torch", "compress", "--model", model, "--out", out, "-k", "2", "-r", "4",
+		"--distill-steps", "3", "--batch", "4", "--seq-len", "16", "--engine", "torch", "--device", "cpu", "--json", "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var sum struct {
+		Steps    int             `json:"steps"`
+		Engine   json.RawMessage `json:"engine"`
+		Compress *struct {
+			ParamsStored int64 `json:"params_stored"`
+		} `json:"compress"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.Steps != 3 || sum.Engine == nil || sum.Compress == nil {
+		t.Fatalf("summary %v: %s", err, stdout)
+	}
+	m, err := vlora.Load(filepath.Join(out, vlora.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := m.Manifest.Distill; d == nil || d.Steps != 3 || d.Batch != 4 || d.SeqLen != 16 {
+		t.Errorf("distillation record %+v", d)
+	}
+	for _, args := range [][]string{{"inspect", out}, {"verify", "--original", model, "--compressed", out, "--samples", "4", "--seq-len", "16", "-q"}} {
+		if _, stderr, code := run(t, args...); code != 0 {
+			t.Errorf("%s: exit %d: %s", args[0], code, stderr)
+		}
+	}
+	if ckpts, _ := filepath.Glob(filepath.Join(out, "*.ckpt*")); len(ckpts) > 0 {
+		t.Errorf("checkpoints left behind: %v", ckpts)
+	}
+}
