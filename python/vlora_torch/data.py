@@ -56,6 +56,8 @@ def continuations(teacher, ids: np.ndarray, n: int, keep: int, seed: int, device
     order = np.concatenate([rng.permutation(N) for _ in range((n + N - 1) // N)])[:n]
     per = (n + world - 1) // world
     mine = order[rank * per:(rank + 1) * per]
+    # Every rank samples exactly per sequences (sharded models run their forward passes together).
+    mine = np.concatenate([mine, np.full(per - len(mine), order[0], dtype=mine.dtype)])
     out = np.zeros((per, T), dtype=np.int64)
     gen = torch.Generator(device=device)
     gen.manual_seed((seed * 1000003 + rank) & ((1 << 63) - 1))

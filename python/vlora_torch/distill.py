@@ -152,7 +152,9 @@ class Run:
         mf = self.file.manifest
         if cfg.lr == 0:
             cfg.lr = C.default_lr(mf)
-        self.teacher = S.load_teacher(cfg.original, device=env.device)
+        # Under FSDP the models are loaded on the CPU and each device receives only its shards.
+        self.sharded = cfg.fsdp and env.on
+        self.teacher = S.load_teacher(cfg.original, device="cpu" if self.sharded else env.device)
         vocab = self.teacher.config.get_text_config().vocab_size if hasattr(self.teacher.config, "get_text_config") else self.teacher.config.vocab_size
         self.train_ids = D.load_tokens(cfg.data, cfg.seq_len, 0, vocab, "--data")
         self.train_source = cfg.data
@@ -193,8 +195,10 @@ class Run:
             with torch.no_grad():
                 for name, t in ck["params"].items():
                     self.student.params[name].copy_(t.to(self.student.params[name].device))
+        self._wrap()
         if cfg.augment > 0 and self.aug is None:
-            _log(f"augment: sampling {cfg.augment} continuations of {self.aug_keep} tokens on {env.device}")
+            if env.rank == 0:
+                _log(f"augment: sampling {cfg.augment} continuations of {self.aug_keep} tokens on {env.device}")
             self.aug = D.continuations(self.teacher, self.train_ids, cfg.augment, self.aug_keep, cfg.seed, env.device, env.rank, W)
         if self.aug is not None:
             self.train_ids = np.concatenate([self.train_ids, self.aug])
@@ -202,7 +206,6 @@ class Run:
         self.N = self.train_ids.shape[0]
         if cfg.batch_order:
             self.order = load_batch_order(cfg.batch_order, cfg.steps, cfg.batch, self.N)
-        self._wrap()
 
     def _wrap(self):
         cfg, env, st = self.cfg, self.env, self.student
