@@ -188,6 +188,7 @@ def test_batch_order_file_is_used(setup, capsys):
 def bad_cases(s):
     root = s["root"]
     oov = tokens_file(str(root / "oov.safetensors"), np.full((4, 16), 500))
+    long = tokens_file(str(root / "long.safetensors"), np.zeros((4, 65)))
     return {
         "missing init": (["/nonexistent.vlora"] + base_args(s, str(root / "x.safetensors"))[1:], "INIT_FILE"),
         "not a VLoRA file": ([os.path.join(LLAMA, "model.safetensors")] + base_args(s, str(root / "x.safetensors"))[1:], "not a VLoRA file"),
@@ -195,11 +196,12 @@ def bad_cases(s):
         "batch out of range": (base_args(s, str(root / "x.safetensors"), 2, "--batch", "0"), "--batch"),
         "token outside vocabulary": (base_args(s, str(root / "x.safetensors"), 2, "--data", oov), "outside the vocabulary"),
         "unknown flag": (base_args(s, str(root / "x.safetensors"), 2, "--bogus"), "--bogus"),
+        "sequences too long": (base_args(s, str(root / "x.safetensors"), 2, "--data", long), "64 positions"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing init", "not a VLoRA file", "bad train set", "batch out of range",
-                                  "token outside vocabulary", "unknown flag"])
+                                  "token outside vocabulary", "unknown flag", "sequences too long"])
 def test_bad_input_exits_2_with_one_line(setup, capsys, case):
     args, needle = bad_cases(setup)[case]
     capsys.readouterr()

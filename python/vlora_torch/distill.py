@@ -155,7 +155,9 @@ class Run:
         # Under FSDP the models are loaded on the CPU and each device receives only its shards.
         self.sharded = cfg.fsdp and env.on
         self.teacher = S.load_teacher(cfg.original, device="cpu" if self.sharded else env.device)
-        vocab = self.teacher.config.get_text_config().vocab_size if hasattr(self.teacher.config, "get_text_config") else self.teacher.config.vocab_size
+        tc = self.teacher.config.get_text_config() if hasattr(self.teacher.config, "get_text_config") else self.teacher.config
+        vocab = tc.vocab_size
+        maxpos = getattr(tc, "max_position_embeddings", None) or getattr(tc, "n_positions", None)
         self.train_ids = D.load_tokens(cfg.data, cfg.seq_len, 0, vocab, "--data")
         self.train_source = cfg.data
         self.train_sha = D.sha256_file(cfg.data)
@@ -164,6 +166,8 @@ class Run:
             self.eval_ids = D.load_tokens(cfg.eval_data, cfg.seq_len, cfg.eval_samples or 64, vocab, "--eval-data")
         N, T = self.train_ids.shape
         self.T = T
+        if maxpos and T > maxpos:
+            raise C.UsageError(f"--data {cfg.data}: sequences of {T} tokens exceed the model's {maxpos} positions (set --seq-len)")
         if cfg.tokens > 0:
             per = cfg.batch * T
             cfg.steps = (cfg.tokens + per - 1) // per
