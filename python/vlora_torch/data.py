@@ -20,9 +20,22 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def load_tokens(path: str, seq_len: int = 0, samples: int = 0, vocab: int = 0, flag="--data") -> np.ndarray:
-    """Reads tokens (or input_ids) int [N, T]; keeps the first samples rows (0: all), truncates to seq_len (0: all)."""
+def load_tokens(path: str, seq_len: int = 0, samples: int = 0, vocab: int = 0, flag="--data", images=False) -> np.ndarray:
+    """Reads tokens (or input_ids) int [N, T]; keeps the first samples rows (0: all), truncates to seq_len (0: all).
+
+    With images, reads pixel_values float [N, C, H, W] instead (image models).
+    """
     _, raw = read_safetensors(path)
+    if images:
+        t = raw.get("pixel_values")
+        if t is None or len(t.shape) != 4 or t.dtype not in ("F32", "F16", "BF16", "F64"):
+            raise FormatError(f"{flag} {path}: want a float pixel_values tensor [N, C, H, W] for an image model")
+        from .vlora_file import decode_float
+
+        px = decode_float(t.data, t.dtype, int(np.prod(t.shape))).reshape(t.shape)
+        if px.shape[0] == 0:
+            raise FormatError(f"{flag} {path}: no images")
+        return np.ascontiguousarray(px[:samples] if samples > 0 else px)
     t = raw.get("tokens") or raw.get("input_ids")
     if t is None:
         raise FormatError(f"{flag} {path}: no tensor named tokens or input_ids")
