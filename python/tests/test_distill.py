@@ -188,6 +188,7 @@ def test_batch_order_file_is_used(setup, capsys):
 def bad_cases(s):
     root = s["root"]
     oov = tokens_file(str(root / "oov.safetensors"), np.full((4, 16), 500))
+    long = tokens_file(str(root / "long.safetensors"), np.zeros((4, 65)))
     return {
         "missing init": (["/nonexistent.vlora"] + base_args(s, str(root / "x.safetensors"))[1:], "INIT_FILE"),
         "not a VLoRA file": ([os.path.join(LLAMA, "model.safetensors")] + base_args(s, str(root / "x.safetensors"))[1:], "not a VLoRA file"),
@@ -195,11 +196,12 @@ def bad_cases(s):
         "batch out of range": (base_args(s, str(root / "x.safetensors"), 2, "--batch", "0"), "--batch"),
         "token outside vocabulary": (base_args(s, str(root / "x.safetensors"), 2, "--data", oov), "outside the vocabulary"),
         "unknown flag": (base_args(s, str(root / "x.safetensors"), 2, "--bogus"), "--bogus"),
+        "sequences too long": (base_args(s, str(root / "x.safetensors"), 2, "--data", long), "64 positions"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing init", "not a VLoRA file", "bad train set", "batch out of range",
-                                  "token outside vocabulary", "unknown flag"])
+                                  "token outside vocabulary", "unknown flag", "sequences too long"])
 def test_bad_input_exits_2_with_one_line(setup, capsys, case):
     args, needle = bad_cases(setup)[case]
     capsys.readouterr()
@@ -218,3 +220,29 @@ def test_module_runs_as_a_program(setup):
                         "/tmp/x.safetensors", "--data", setup["train"]], capture_output=True, text=True, env=e, cwd=PYTHON_DIR)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("vlora_torch: INIT_FILE /nonexistent")
+
+
+def test_go_parity_vit(tmp_path, capsys):
+    """Image classifiers: class logits on pixel_values, an image counting as one token."""
+    exe = go_cli(str(tmp_path.parent))
+    model = os.path.join(GOLDEN, "vit")
+    init = compress(exe, model, str(tmp_path / "init"), "-k", "2", "--rank", "4", "--base", "mean")
+    rng = np.random.default_rng(2)
+    px = rng.standard_normal((16, 3, 16, 16)).astype("<f4")
+    data = str(tmp_path / "px.safetensors")
+    vf.write_safetensors(data, None, [("pixel_values", "F32", [16, 3, 16, 16], px.tobytes())])
+    go_out = str(tmp_path / "go")
+    run([exe, "distill", init, "--original", model, "--out", go_out, "--steps", "10", "--batch", "4",
+         "--data", data, "--eval-data", data, "--checkpoint-every", "0", "-q"])
+    with open(os.path.join(go_out, "model.vlora.loss.csv")) as f:
+        go = [float(r["loss"]) for r in csv.DictReader(f) if r["stage"] == "global"]
+    out = str(tmp_path / "py.safetensors")
+    ev = engine(capsys, [init, "--original", model, "--out", out, "--data", data, "--eval-data", data, "--steps", "10",
+                         "--batch", "4", "--checkpoint-every", "0", "--progress-json"])
+    py = [e["loss"] for e in steps_of(ev)]
+    assert len(go) == len(py) == 10
+    for g, p in zip(go, py):
+        assert abs(g - p) <= GO_PARITY_TOL * abs(g)
+    rec = vf.load(out).manifest.obj["distill"]
+    assert rec["seq_len"] == 0 and rec["tokens"] == 40
+    assert abs(rec["eval_kl"] - vf.load(go_out).manifest.obj["distill"]["eval_kl"]) <= 0.02 * rec["eval_kl"]

@@ -64,3 +64,23 @@ def test_shared_base_is_one_parameter(tmp_path_factory):
     lg, _ = S.logits(st.model, ids)
     lg.square().mean().backward()
     assert base.grad is not None and base.grad.abs().sum() > 0
+
+
+def test_vit_logits_equal_go_infer(tmp_path_factory):
+    exe = go_cli(str(tmp_path_factory.getbasetemp()))
+    out = tmp_path_factory.mktemp("vit")
+    model = os.path.join(GOLDEN, "vit")
+    path = compress(exe, model, str(out), "-k", "2", "--rank", "4", "--base", "mean", "--dtype", "int8")
+    golden = os.path.join(model, "golden.safetensors")
+    ref_path = str(out / "infer.safetensors")
+    run([exe, "infer", "--model", path, "--input", golden, "--out", ref_path])
+    _, raw = vf.read_safetensors(ref_path)
+    lt = raw["logits"]
+    ref = vf.decode_float(lt.data, lt.dtype, int(np.prod(lt.shape))).reshape(lt.shape)
+    _, g = vf.read_safetensors(golden)
+    px = vf.decode_float(g["pixel_values"].data, "F32", int(np.prod(g["pixel_values"].shape))).reshape(g["pixel_values"].shape)
+    st = S.build_student(S.load_teacher(model), vf.load(path))
+    with torch.no_grad():
+        got = st.model(pixel_values=torch.from_numpy(px)).logits
+    rel = np.linalg.norm(got.numpy() - ref) / np.linalg.norm(ref)
+    assert rel <= LOGITS_TOL, f"relative logits error {rel:.3g}"

@@ -183,5 +183,9 @@ def default_lr(manifest) -> float:
 
 
 def die(msg: str, code: int = 2):
-    print("vlora_torch: " + " ".join(str(msg).split()), file=sys.stderr)
+    """Prints one line and exits; invalid input (code 2), the same on every rank, is printed by rank 0 only."""
+    import os
+
+    if code != 2 or os.environ.get("RANK", "0") == "0":
+        print("vlora_torch: " + " ".join(str(msg).split()), file=sys.stderr)
     sys.exit(code)

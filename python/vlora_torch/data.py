@@ -30,9 +30,22 @@ def data_record(path: str) -> tuple[str, str]:
     return path, sha256_file(path)
 
 
-def load_tokens(path: str, seq_len: int = 0, samples: int = 0, vocab: int = 0, flag="--data") -> np.ndarray:
-    """Reads tokens (or input_ids) int [N, T]; keeps the first samples rows (0: all), truncates to seq_len (0: all)."""
+def load_tokens(path: str, seq_len: int = 0, samples: int = 0, vocab: int = 0, flag="--data", images=False) -> np.ndarray:
+    """Reads tokens (or input_ids) int [N, T]; keeps the first samples rows (0: all), truncates to seq_len (0: all).
+
+    With images, reads pixel_values float [N, C, H, W] instead (image models).
+    """
     _, raw = read_safetensors(path)
+    if images:
+        t = raw.get("pixel_values")
+        if t is None or len(t.shape) != 4 or t.dtype not in ("F32", "F16", "BF16", "F64"):
+            raise FormatError(f"{flag} {path}: want a float pixel_values tensor [N, C, H, W] for an image model")
+        from .vlora_file import decode_float
+
+        px = decode_float(t.data, t.dtype, int(np.prod(t.shape))).reshape(t.shape)
+        if px.shape[0] == 0:
+            raise FormatError(f"{flag} {path}: no images")
+        return np.ascontiguousarray(px[:samples] if samples > 0 else px)
     t = raw.get("tokens") or raw.get("input_ids")
     if t is None:
         raise FormatError(f"{flag} {path}: no tensor named tokens or input_ids")
@@ -66,6 +79,8 @@ def continuations(teacher, ids: np.ndarray, n: int, keep: int, seed: int, device
     order = np.concatenate([rng.permutation(N) for _ in range((n + N - 1) // N)])[:n]
     per = (n + world - 1) // world
     mine = order[rank * per:(rank + 1) * per]
+    # Every rank samples exactly per sequences (sharded models run their forward passes together).
+    mine = np.concatenate([mine, np.full(per - len(mine), order[0], dtype=mine.dtype)])
     out = np.zeros((per, T), dtype=np.int64)
     gen = torch.Generator(device=device)
     gen.manual_seed((seed * 1000003 + rank) & ((1 << 63) - 1))

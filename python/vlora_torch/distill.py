@@ -152,21 +152,33 @@ class Run:
         mf = self.file.manifest
         if cfg.lr == 0:
             cfg.lr = C.default_lr(mf)
-        self.teacher = S.load_teacher(cfg.original, device=env.device)
-        vocab = self.teacher.config.get_text_config().vocab_size if hasattr(self.teacher.config, "get_text_config") else self.teacher.config.vocab_size
-        self.train_ids = D.load_tokens(cfg.data, cfg.seq_len, 0, vocab, "--data")
+        # Under FSDP the models are loaded on the CPU and each device receives only its shards.
+        self.sharded = cfg.fsdp and env.on
+        self.teacher = S.load_teacher(cfg.original, device="cpu" if self.sharded else env.device)
+        tc = self.teacher.config.get_text_config() if hasattr(self.teacher.config, "get_text_config") else self.teacher.config
+        # Image classifiers (ViT) match class logits on pixel_values; language models next-token logits.
+        self.images = getattr(self.teacher, "main_input_name", "input_ids") == "pixel_values"
+        vocab = getattr(tc, "vocab_size", 0) if not self.images else 0
+        maxpos = None if self.images else getattr(tc, "max_position_embeddings", None) or getattr(tc, "n_positions", None)
+        self.train_ids = D.load_tokens(cfg.data, cfg.seq_len, 0, vocab, "--data", self.images)
         self.train_source, self.train_sha = D.data_record(cfg.data)
         self.eval_ids = None
         if cfg.eval_data:
-            self.eval_ids = D.load_tokens(cfg.eval_data, cfg.seq_len, cfg.eval_samples or 64, vocab, "--eval-data")
-        N, T = self.train_ids.shape
+            self.eval_ids = D.load_tokens(cfg.eval_data, cfg.seq_len, cfg.eval_samples or 64, vocab, "--eval-data", self.images)
+        N, T = self.train_ids.shape[:2]
+        if self.images:
+            T = 1  # an image counts as one token, and gives one row of logits
         self.T = T
+        if maxpos and T > maxpos:
+            raise C.UsageError(f"--data {cfg.data}: sequences of {T} tokens exceed the model's {maxpos} positions (set --seq-len)")
         if cfg.tokens > 0:
             per = cfg.batch * T
             cfg.steps = (cfg.tokens + per - 1) // per
         W = env.world
         if cfg.batch % (W * cfg.grad_accum) != 0:
             raise C.UsageError(f"--batch {cfg.batch} must be a multiple of the {W} ranks times --grad-accum {cfg.grad_accum}")
+        if cfg.augment > 0 and self.images:
+            raise C.UsageError("--augment needs a language model and token data")
         if cfg.augment > 0:
             keep = cfg.augment_prefix or max(1, min(32, T // 8))
             if keep >= T:
@@ -192,8 +204,10 @@ class Run:
             with torch.no_grad():
                 for name, t in ck["params"].items():
                     self.student.params[name].copy_(t.to(self.student.params[name].device))
+        self._wrap()
         if cfg.augment > 0 and self.aug is None:
-            _log(f"augment: sampling {cfg.augment} continuations of {self.aug_keep} tokens on {env.device}")
+            if env.rank == 0:
+                _log(f"augment: sampling {cfg.augment} continuations of {self.aug_keep} tokens on {env.device}")
             self.aug = D.continuations(self.teacher, self.train_ids, cfg.augment, self.aug_keep, cfg.seed, env.device, env.rank, W)
         if self.aug is not None:
             self.train_ids = np.concatenate([self.train_ids, self.aug])
@@ -201,7 +215,6 @@ class Run:
         self.N = self.train_ids.shape[0]
         if cfg.batch_order:
             self.order = load_batch_order(cfg.batch_order, cfg.steps, cfg.batch, self.N)
-        self._wrap()
 
     def _wrap(self):
         cfg, env, st = self.cfg, self.env, self.student
@@ -293,6 +306,13 @@ class Run:
         os.replace(tmp, path)
 
     # --- one step
+    def _inputs(self, data, sel):
+        """Model keyword arguments for the items sel of data (token ids or pixel values)."""
+        x = torch.from_numpy(data[sel]).to(self.env.device)
+        if self.images:
+            return {"pixel_values": x}
+        return {"input_ids": x, "use_cache": False}
+
     def _indices(self, s):
         if self.order is not None:
             return [int(i) for i in self.order[s]]
@@ -318,8 +338,8 @@ class Run:
         den = None
         with torch.no_grad(), self._autocast():
             for m in range(A):
-                ids = torch.from_numpy(self.train_ids[mine[m * micro:(m + 1) * micro]]).to(env.device)
-                o = self.teacher(input_ids=ids, output_hidden_states=want_hidden, use_cache=False)
+                ids = self._inputs(self.train_ids, mine[m * micro:(m + 1) * micro])
+                o = self.teacher(**ids, output_hidden_states=want_hidden)
                 hs = [h.float() for h in o.hidden_states[1:]] if want_hidden else None
                 tout.append((ids, o.logits.float(), hs))
                 if want_hidden:
@@ -337,7 +357,7 @@ class Run:
             ctx = self._no_sync(sync)
             with ctx:
                 with self._autocast():
-                    o = self.net(input_ids=ids, output_hidden_states=want_hidden, use_cache=False)
+                    o = self.net(**ids, output_hidden_states=want_hidden)
                 kl = R.kl_rows_sum(tl, o.logits, tau) / rows_global
                 loss = kl * (tau * tau)
                 kl_sum += kl.detach().double()
@@ -392,20 +412,22 @@ class Run:
             lo = (r * env.world + env.rank) * per
             sel = list(range(lo, min(lo + per, n)))
             real = len(sel) > 0
-            ids = torch.from_numpy(ids_all[sel if real else [0]]).to(env.device)
+            kw = self._inputs(ids_all, sel if real else [0])
             with self._autocast():
-                t = self.teacher(input_ids=ids, use_cache=False).logits.float()
-                s = self.net(input_ids=ids, use_cache=False).logits.float()
+                t = self.teacher(**kw).logits.float()
+                s = self.net(**kw).logits.float()
             if not real:
                 continue
             kl += R.kl_rows_sum(t, s, 1.0).double()
-            rows += ids.numel()
-            lp = torch.log_softmax(s[:, :-1], dim=-1)
-            nll += -lp.gather(-1, ids[:, 1:, None]).sum().double()
-            preds += ids[:, 1:].numel()
+            rows += t.numel() // t.shape[-1]
+            if not self.images:
+                ids = kw["input_ids"]
+                lp = torch.log_softmax(s[:, :-1], dim=-1)
+                nll += -lp.gather(-1, ids[:, 1:, None]).sum().double()
+                preds += ids[:, 1:].numel()
         for x in (kl, nll, rows, preds):
             env.all_sum(x)
-        return float(kl / rows), float(nll / max(float(preds), 1.0))
+        return float(kl / rows), (float(nll / preds) if float(preds) > 0 else 0.0)
 
     # --- the whole run
     def run(self):
@@ -453,7 +475,7 @@ class Run:
             info["data"] = self.train_source
         if self.train_sha:
             info["data_sha256"] = self.train_sha
-        info.update({"seed": cfg.seed, "lr": cfg.lr, "batch": cfg.batch, "seq_len": self.T, "train": cfg.train,
+        info.update({"seed": cfg.seed, "lr": cfg.lr, "batch": cfg.batch, "seq_len": 0 if self.images else self.T, "train": cfg.train,
                      "final_loss": final})
         if eval_kl:
             info["eval_kl"] = eval_kl

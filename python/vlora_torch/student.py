@@ -107,8 +107,10 @@ def _install(module: nn.Module, attr: str, provider: nn.Module):
 
         module.register_forward_pre_hook(pre_hook)
     holder.attrs[attr] = provider
-    # A placeholder value until the first forward.
-    object.__setattr__(module, attr, None)
+    # The value at install time, for code that reads the attribute outside the
+    # module's forward (its dtype or device); the forward always recomputes it.
+    with torch.no_grad():
+        object.__setattr__(module, attr, provider().detach())
 
 
 def _hf_param_index(model: nn.Module):
@@ -122,10 +124,38 @@ def _hf_param_index(model: nn.Module):
     return out
 
 
-def _resolve(index: dict, name: str):
-    """Finds the model entry of the checkpoint tensor name (exact, or by a dotted suffix either way)."""
+def _renamer(model):
+    """The checkpoint-key renaming transformers applies when loading model (pure renamings only), or None."""
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+    except ImportError:
+        return None
+    try:
+        transforms = get_model_conversion_mapping(model)
+    except Exception:  # noqa: BLE001  (models without a mapping)
+        return None
+    ren = [t for t in transforms if isinstance(t, WeightRenaming)]
+    conv = [t for t in transforms if isinstance(t, WeightConverter)]
+    if not ren and not conv:
+        return None
+    meta = {k: True for k, _ in model.named_parameters(remove_duplicate=False)}
+
+    def rename(name):
+        key, converted = rename_source_key(name, ren, conv, getattr(model, "base_model_prefix", None), meta)
+        return None if converted is not None else key
+
+    return rename
+
+
+def _resolve(index: dict, name: str, rename=None):
+    """Finds the model entry of the checkpoint tensor name: exact, as transformers renames it, or by a dotted suffix."""
     if name in index:
         return name
+    if rename is not None:
+        key = rename(name)
+        if key is not None and key in index:
+            return key
     cands = [k for k in index if k.endswith("." + name)]
     if len(cands) == 1:
         return cands[0]
@@ -182,6 +212,7 @@ def build_student(teacher_or_model: nn.Module, file: vf.VLoRAFile, train: str = 
     model.eval()
     mf = file.manifest
     index = _hf_param_index(model)
+    rename = _renamer(model)
     device = next(model.parameters()).device
     params, kind, schemes = {}, {}, {}
     plan_active = mf.quant_plan() is not None
@@ -202,7 +233,7 @@ def build_student(teacher_or_model: nn.Module, file: vf.VLoRAFile, train: str = 
         c = mf.compound_of(l)
         for sname, sdesc in suffixes.items():
             orig = mf.layer_name(l, sname)
-            key = _resolve(index, orig)
+            key = _resolve(index, orig, rename)
             if key is None:
                 continue  # stored but unused by this architecture, as Go's distill ignores it
             mod, attr, ref = index[key]
@@ -232,7 +263,7 @@ def build_student(teacher_or_model: nn.Module, file: vf.VLoRAFile, train: str = 
     # Pass-through tensors: the model's own parameters, loaded from the file.
     for p in mf.passthrough:
         name = p["name"]
-        key = _resolve(index, name)
+        key = _resolve(index, name, rename)
         if key is None:
             continue
         mod, attr, ref = index[key]
