@@ -290,7 +290,7 @@ func engineParity(t *testing.T, fx *engineFixture, ref string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := m.Manifest.Distill; d == nil || d.Steps != 20 || d.Batch != 8 || d.SeqLen != 64 || d.Seed != 3 {
+	if d := m.Manifest.Distill; d == nil || d.Steps != 20 || d.Batch != 8 || d.SeqLen != 64 || d.Seed != 3 || d.Engine != "torch" {
 		t.Errorf("distillation record %+v", d)
 	}
 }
@@ -406,7 +406,7 @@ func TestCompressEngineTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := m.Manifest.Distill; d == nil || d.Steps != 3 || d.Batch != 4 || d.SeqLen != 16 {
+	if d := m.Manifest.Distill; d == nil || d.Steps != 3 || d.Batch != 4 || d.SeqLen != 16 || d.Engine != "torch" {
 		t.Errorf("distillation record %+v", d)
 	}
 	for _, args := range [][]string{{"inspect", out}, {"verify", "--original", model, "--compressed", out, "--samples", "4", "--seq-len", "16", "-q"}} {
