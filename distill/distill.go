@@ -161,7 +161,19 @@ const DefaultQATLR = 5e-4
 
 // defaultLR returns the default learning rate for training vm under plan.
 func defaultLR(plan vlora.QuantPlan, vm *vlora.Model) float64 {
-	if !plan.Active() || len(vm.Manifest.Increments) > 0 {
+	return DefaultLRFor(plan, vm.Manifest)
+}
+
+// DefaultLRFor returns the learning rate Run takes when Options.LR is zero,
+// for the model mf describes trained under plan (the zero plan: the one mf
+// records, if any, else float): DefaultQATLR for quantization-aware
+// training of a model without increments whose quantized families all have
+// 3 bits or more, DefaultLR otherwise.
+func DefaultLRFor(plan vlora.QuantPlan, mf *vlora.Manifest) float64 {
+	if !plan.Active() && mf.Quant != nil {
+		plan = *mf.Quant
+	}
+	if !plan.Active() || len(mf.Increments) > 0 {
 		return DefaultLR
 	}
 	for _, s := range []quant.Scheme{plan.Bases, plan.Factors, plan.Passthrough} {
@@ -285,8 +297,7 @@ func Run(ctx context.Context, teacher *model.Model, vm *vlora.Model, train *data
 		return nil, err
 	}
 	if prm.Tokens > 0 {
-		per := int64(prm.Batch) * int64(max(train.T, 1))
-		prm.Steps = int((prm.Tokens + per - 1) / per)
+		prm.Steps = StepsForTokens(prm.Tokens, prm.Batch, train.T)
 	}
 	r, err := newRun(teacher, vm, train, prm)
 	if err != nil {
@@ -533,9 +544,24 @@ func record(vm *vlora.Model, res *Result, train *dataset.Dataset, opt params) {
 	vm.Manifest.Distill = info
 }
 
-// batchIndices draws the items of step s with replacement, from a stream
-// that depends only on (seed, s), so that a resumed run sees the same
-// batches.
+// StepsForTokens returns the fewest steps of batch sequences of length t
+// (an image, t = 0, counts as one token) that train on at least tokens
+// tokens: Options.Tokens resolved as Run resolves it.
+func StepsForTokens(tokens int64, batch, t int) int {
+	per := int64(max(batch, 1)) * int64(max(t, 1))
+	return int((tokens + per - 1) / per)
+}
+
+// BatchIndices returns the items Run trains on at step s (0-based) with
+// Options.Seed seed and Options.Batch batch, of a training set of n items:
+// batch indices in [0, n) drawn with replacement from a PCG stream seeded by
+// (seed, s+1). A step's batch depends only on these four numbers, so a
+// resumed run sees the same batches, and another engine given them
+// (vlora-convert distill --engine torch writes them to its --batch-order
+// file) trains on exactly the batches Run would.
+func BatchIndices(seed uint64, s, batch, n int) []int { return batchIndices(seed, s, batch, n) }
+
+// batchIndices is BatchIndices.
 func batchIndices(seed uint64, s, batch, n int) []int {
 	rng := rand.New(rand.NewPCG(seed, uint64(s)+1))
 	idx := make([]int, batch)

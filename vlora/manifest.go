@@ -147,6 +147,9 @@ type DistillInfo struct {
 	HiddenDecay bool `json:"hidden_decay,omitempty"`
 	// LocalSteps is the number of local-stage steps per compound.
 	LocalSteps int `json:"local_steps,omitempty"`
+	// Engine names the engine of the last run when it was not this
+	// program's: "torch" for the PyTorch engine (python/vlora_torch).
+	Engine string `json:"engine,omitempty"`
 }
 
 // Manifest is the self-description stored in a VLoRA file.

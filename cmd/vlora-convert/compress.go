@@ -101,6 +101,8 @@ original.`,
 	o.distill.addSourceCheckFlag(fl)
 	o.plan.addFlags(fl)
 	o.distill.storage.addFlags(fl, "f32")
+	o.distill.eng.addFlags(fl)
+	o.distill.eng.compress = true
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("out")
 	return cmd
@@ -174,7 +176,7 @@ func (o *compressOptions) Validate() error {
 			return err
 		}
 	}
-	if err := o.distill.validate(); err != nil {
+	if err := firstError(o.distill.validate(), o.distill.eng.validate(&o.distill)); err != nil {
 		return err
 	}
 	return guardOutputs("--out", o.distill.outputs(o.out), o.model, o.distill.data, o.distill.evalData)
@@ -198,6 +200,9 @@ func (o *compressOptions) Run(ctx context.Context) error {
 // run runs the SVD stage (unless a distillation checkpoint is to be
 // resumed) and then the distillation stage.
 func (o *compressOptions) run(ctx context.Context) error {
+	if o.distill.eng.torch() && o.distill.active() {
+		return o.runTorch(ctx)
+	}
 	if o.distill.resume && resumable(o.work) {
 		// A checkpoint from an interrupted distillation: skip the SVD stage.
 		p := filepath.Join(o.work, vlora.FileName)
@@ -368,3 +373,39 @@ func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error)
 // compressMemoryLimit is the soft heap limit of the SVD stage (1.5 GiB),
 // unless GOMEMLIMIT says otherwise.
 const compressMemoryLimit = 1536 << 20
+
+// runTorch hands the distillation stage to the PyTorch engine: it checks
+// that the engine runs before any work, runs the SVD stage alone (as with
+// --distill-steps 0), then the engine on the file it wrote, which the
+// result replaces. With --resume and the engine's checkpoint beside the
+// file, the SVD stage is skipped.
+func (o *compressOptions) runTorch(ctx context.Context) error {
+	rt, err := engineRuntime(ctx)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(o.work, vlora.FileName)
+	target := distillTarget{original: o.model, input: path, output: path, seed: o.seed, quiet: o.quiet, json: o.json,
+		display: filepath.Join(o.out, vlora.FileName)}
+	if _, cerr := os.Stat(path + ".ckpt"); o.distill.resume && cerr == nil {
+		return o.distill.runEngine(ctx, o.streams, rt, target)
+	}
+	steps, tokens := o.distill.steps, o.distill.tokens
+	o.distill.steps, o.distill.tokens = 0, 0 // the SVD stage alone
+	var clock stageClock
+	_, _, err = o.prepare(ctx, &clock)
+	if err == nil {
+		var s *summary
+		if _, s, err = o.svdStage(ctx, &clock, false); err == nil {
+			target.compressed = s
+		}
+	}
+	o.distill.steps, o.distill.tokens = steps, tokens
+	if err != nil {
+		return err
+	}
+	if !o.json {
+		fmt.Fprintln(o.Out)
+	}
+	return o.distill.runEngine(ctx, o.streams, rt, target)
+}

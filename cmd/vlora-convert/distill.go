@@ -37,6 +37,8 @@ type distillFlags struct {
 	augmentIfLM bool
 	// storage is how the distilled file is stored.
 	storage storageFlags
+	// eng is the engine that runs the stage (distill command only).
+	eng engineFlags
 }
 
 // addFlags registers the stage's flags (all but the step count).
@@ -258,13 +260,20 @@ func (d *distillFlags) runStage(ctx context.Context, s streams, t distillTarget)
 		return err
 	}
 	sum.Stages = t.clock.stats
-	if t.display != "" {
-		dir := filepath.Dir(t.display)
-		sum.Output = t.display
-		sum.LossCSV = filepath.Join(dir, filepath.Base(sum.LossCSV))
-		sum.LossPlot = filepath.Join(dir, filepath.Base(sum.LossPlot))
-	}
+	sum.display(t)
 	return printDistill(s, sum, t)
+}
+
+// display names the files of sum where they will be once the run's
+// output directory is committed (t.display), not in its staging directory.
+func (sum *distillSummary) display(t distillTarget) {
+	if t.display == "" {
+		return
+	}
+	dir := filepath.Dir(t.display)
+	sum.Output = t.display
+	sum.LossCSV = filepath.Join(dir, filepath.Base(sum.LossCSV))
+	sum.LossPlot = filepath.Join(dir, filepath.Base(sum.LossPlot))
 }
 
 // printDistill prints the stage's summary, as JSON when asked (together
@@ -288,7 +297,11 @@ func printDistill(s streams, sum *distillSummary, t distillTarget) error {
 	fmt.Fprintf(w, "distilled %d steps (%d tokens) in %.1f s, %.0f tokens/s\n", sum.Steps, sum.Tokens, sum.TrainSeconds, sum.TokensPerSecond)
 	fmt.Fprintf(w, "train data  %s\n", sum.TrainData)
 	fmt.Fprintf(w, "final loss  %.4f (mean of the last 10 steps)\n", sum.FinalLoss)
-	fmt.Fprintf(w, "eval        KL %.4f, top-1 agreement %.4f on %s\n", sum.EvalKL, sum.EvalAgreement, sum.EvalData)
+	if sum.EvalData != "" {
+		fmt.Fprintf(w, "eval        KL %.4f, top-1 agreement %.4f on %s\n", sum.EvalKL, sum.EvalAgreement, sum.EvalData)
+	} else {
+		fmt.Fprintln(w, "eval        none (no --eval-data)")
+	}
 	fmt.Fprintf(w, "loss log    %s, %s\n", sum.LossCSV, sum.LossPlot)
 	return nil
 }
@@ -315,12 +328,22 @@ func newDistillCmd(s streams) *cobra.Command {
 		Long: `distill fine-tunes the bases, factors and deltas of a VLoRA file so that its outputs match the
 original model's (KL(original‖compressed) on logits), with AdamW, warm-up and a cosine (or --decay linear) decay. The
 result replaces FILE (or goes to --out DIR), with the loss log (CSV) and a loss-curve PNG beside it.
-Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with --resume.`,
+Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with --resume.
+
+With --engine torch the same recipe runs on the PyTorch engine (python/vlora_torch; on GPUs, with
+--nproc processes under torchrun, DDP or --fsdp): the flags are checked here, text data is encoded
+here with the original's tokenizer, the batches are the ones the Go engine would draw, and the
+engine's progress is shown here. It needs the environment scripts/pyenv.sh builds (.venv, or
+$VLORA_PYTHON); without it the command stops before any work, with exit code 2.`,
 		Example: `  vlora-convert distill ./bytellama-vlora --original ./bytellama --steps 300 \
       --data calib.safetensors --eval-data eval.safetensors
 
   # data-free: train on sequences sampled from the original
-  vlora-convert distill ./m-vlora --original ./m --steps 100 --json`,
+  vlora-convert distill ./m-vlora --original ./m --steps 100 --json
+
+  # on GPUs with the PyTorch engine (install it once with scripts/pyenv.sh)
+  vlora-convert distill ./m-vlora --original ./m --data train.jsonl --tokens 10000000 \
+      --engine torch --nproc 8 --engine-dtype bf16`,
 		Args: cobra.ExactArgs(1),
 		RunE: runE(o),
 	}
@@ -335,6 +358,7 @@ Checkpoints are written every --checkpoint-every steps; after Ctrl-C, rerun with
 	o.flags.addFlags(fl)
 	o.flags.addSourceCheckFlag(fl)
 	o.flags.storage.addFlags(fl, "")
+	o.flags.eng.addFlags(fl)
 	cmd.MarkFlagRequired("original")
 	return cmd
 }
@@ -365,7 +389,7 @@ func (o *distillOptions) Complete(cmd *cobra.Command, args []string) error {
 // Validate checks the stage's flags and that no output lands in or over
 // an input: the original, the data files, or (with --out) the VLoRA file.
 func (o *distillOptions) Validate() error {
-	if err := firstError(intRange("steps", o.flags.steps, 0, maxSteps), o.flags.validate()); err != nil {
+	if err := firstError(intRange("steps", o.flags.steps, 0, maxSteps), o.flags.validate(), o.flags.eng.validate(&o.flags)); err != nil {
 		return err
 	}
 	if o.out == "" {
@@ -406,6 +430,9 @@ func (o *distillOptions) Run(ctx context.Context) error {
 
 // run reads the models and the data and runs the stage into d.
 func (o *distillOptions) run(ctx context.Context, d *outdir.Dir) error {
+	if o.flags.eng.torch() {
+		return o.runTorch(ctx, d)
+	}
 	clock := &stageClock{}
 	var student *vlora.Model
 	var data *preparedData

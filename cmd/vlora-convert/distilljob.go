@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -58,6 +59,8 @@ type distillSummary struct {
 	// Stages are the wall time and peak memory of each stage of the
 	// command, in the order they finished.
 	Stages []stageStat `json:"stages,omitempty"`
+	// Engine is the PyTorch engine's done event (--engine torch).
+	Engine json.RawMessage `json:"engine,omitempty"`
 }
 
 // run performs j. Intermediate checkpoints go beside Output; on success they

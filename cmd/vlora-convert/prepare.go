@@ -159,17 +159,8 @@ func (d *distillFlags) loadStudent(ctx context.Context, path, dir string, pb bar
 		return nil, err
 	}
 	f.Close()
-	ck, err := formats.OpenCheckpoint(dir)
-	if err != nil {
+	if err := d.checkSource(ctx, mf, dir); err != nil {
 		return nil, err
-	}
-	err = vlora.CheckPair(ctx, mf, ck, !d.skipSourceCheck)
-	ck.Close()
-	if errors.Is(err, vlora.ErrSourceMismatch) && !d.skipSourceCheck {
-		return nil, fmt.Errorf("--original %w (--skip-source-check accepts other files of the same shapes)", err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("--original %w", err)
 	}
 	bar := pb.start("read")
 	defer bar.Close()
