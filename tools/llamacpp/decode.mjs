@@ -1,0 +1,99 @@
+// decode.mjs greedy-decodes a GGUF model with llama.cpp (through
+// node-llama-cpp's prebuilt CPU binaries, never building or downloading
+// anything) and prints one JSON object on stdout:
+//
+//	{"prompt": [ids], "tokens": [ids], "text": "...", "prompt_s": s,
+//	 "generate_s": s, "tokens_per_s": t, "decode_tokens_per_s": t}
+//
+// Usage:
+//
+//	node decode.mjs --model FILE (--prompt-ids 1,2,3 | --prompt TEXT [--add-bos])
+//	                [--tokens N] [--threads T] [--ctx C]
+//
+// tokens_per_s is the generated tokens over the time from the start of the
+// prompt's evaluation to the last token (prompt processing included), the
+// measure `vlora-convert generate` prints; decode_tokens_per_s leaves the
+// prompt and the first token out. End-of-generation tokens do not stop the
+// decoding: exactly N tokens are generated.
+import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { parseArgs } from "node:util";
+
+const { values: a } = parseArgs({
+    options: {
+        model: { type: "string" },
+        "prompt-ids": { type: "string" },
+        prompt: { type: "string" },
+        "add-bos": { type: "boolean", default: false },
+        tokens: { type: "string", default: "32" },
+        threads: { type: "string", default: "2" },
+        ctx: { type: "string", default: "0" },
+    },
+});
+
+function fail(msg) {
+    process.stderr.write(`decode.mjs: ${msg}\n`);
+    process.exit(2);
+}
+
+if (!a.model) fail("--model is required");
+if ((a["prompt-ids"] == null) === (a.prompt == null)) fail("give one of --prompt-ids and --prompt");
+const n = Number(a.tokens);
+const threads = Number(a.threads);
+if (!Number.isInteger(n) || n < 1) fail(`--tokens ${a.tokens} must be a positive integer`);
+if (!Number.isInteger(threads) || threads < 1) fail(`--threads ${a.threads} must be a positive integer`);
+
+const llama = await getLlama({
+    gpu: false,
+    build: "never",
+    skipDownload: true,
+    usePrebuiltBinaries: true,
+    progressLogs: false,
+    maxThreads: threads,
+    logLevel: LlamaLogLevel.error,
+});
+const model = await llama.loadModel({ modelPath: a.model, gpuLayers: 0 });
+
+let prompt;
+if (a["prompt-ids"] != null) {
+    prompt = a["prompt-ids"].split(/[\s,]+/).filter((s) => s !== "").map(Number);
+    if (prompt.some((t) => !Number.isInteger(t) || t < 0)) fail(`--prompt-ids ${a["prompt-ids"]}: not a list of token ids`);
+} else {
+    prompt = Array.from(model.tokenize(a.prompt, false));
+    if (a["add-bos"] && model.tokens.bos != null) prompt.unshift(model.tokens.bos);
+}
+if (prompt.length === 0) fail("the prompt has no tokens");
+
+let ctxSize = Number(a.ctx);
+if (ctxSize <= 0) ctxSize = prompt.length + n;
+const context = await model.createContext({
+    contextSize: ctxSize,
+    batchSize: Math.max(prompt.length, 1),
+    threads: { ideal: threads, min: threads },
+    flashAttention: false,
+});
+const seq = context.getSequence();
+
+const out = [];
+const t0 = performance.now();
+let tFirst = t0;
+for await (const tok of seq.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
+    if (out.length === 0) tFirst = performance.now();
+    out.push(tok);
+    if (out.length >= n) break;
+}
+const t1 = performance.now();
+
+const res = {
+    prompt,
+    tokens: out,
+    text: model.detokenize(out),
+    prompt_s: (tFirst - t0) / 1000,
+    generate_s: (t1 - t0) / 1000,
+    tokens_per_s: out.length / ((t1 - t0) / 1000),
+    decode_tokens_per_s: out.length > 1 ? (out.length - 1) / ((t1 - tFirst) / 1000) : null,
+    threads: context.currentThreads,
+};
+process.stdout.write(JSON.stringify(res) + "\n");
+await context.dispose();
+await model.dispose();
+await llama.dispose();
