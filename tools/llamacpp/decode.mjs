@@ -68,7 +68,7 @@ if (ctxSize <= 0) ctxSize = prompt.length + n;
 const context = await model.createContext({
     contextSize: ctxSize,
     batchSize: Math.max(prompt.length, 1),
-    threads: { ideal: threads, min: threads },
+    threads,
     flashAttention: false,
 });
 const seq = context.getSequence();
