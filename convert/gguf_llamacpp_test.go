@@ -13,9 +13,12 @@ import (
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/formats/gguf"
+	"github.com/vlora-convert/vlora-convert/internal/synth"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/tokenizer"
 )
 
 // llamacppDir returns tools/llamacpp with node-llama-cpp installed, running
@@ -61,13 +64,17 @@ var (
 // llamaJob is one decoding job of tools/llamacpp/decode.mjs.
 type llamaJob struct {
 	Model     string `json:"model"`
-	PromptIDs []int  `json:"prompt_ids"`
+	PromptIDs []int  `json:"prompt_ids,omitempty"`
+	Prompt    string `json:"prompt,omitempty"`
+	AddBOS    bool   `json:"add_bos,omitempty"`
+	Special   bool   `json:"special,omitempty"`
 	Tokens    int    `json:"tokens"`
 }
 
 // llamaResult is decode.mjs's answer to a job.
 type llamaResult struct {
 	Model  string `json:"model"`
+	Prompt []int  `json:"prompt"`
 	Tokens []int  `json:"tokens"`
 	Text   string `json:"text"`
 }
@@ -205,8 +212,8 @@ func ggufCases(t *testing.T) []ggufCase {
 	}
 	return []ggufCase{
 		{"bytellama", byteLlama, "", []int{100, 101, 102, 32, 109, 97, 105, 110, 40, 41, 58, 10}}, // "def main():\n"
-		{"tinystories260K", stories, "", []int{1, 403, 407, 261, 378}},                              // <s> Once upon a time
-		{"bytellama-vlora", vdir, byteLlama, []int{105, 109, 112, 111, 114, 116, 32}},               // "import "
+		{"tinystories260K", stories, "", []int{1, 403, 407, 261, 378}},                            // <s> Once upon a time
+		{"bytellama-vlora", vdir, byteLlama, []int{105, 109, 112, 111, 114, 116, 32}},             // "import "
 	}
 }
 
@@ -293,4 +300,96 @@ func TestGGUFQuantizedDecodes(t *testing.T) {
 			t.Errorf("%s %v: llama.cpp's tokens are not the F32 model's: ranks %v (want all < %d, ≥ %.0f%% zero)", e.c.name, e.typ, ranks, minRankOK, 100*minTop1)
 		}
 	}
+}
+
+// TestGGUFTokenizerMatchesLlamaCpp writes the real Llama 2, Llama 3 and
+// Qwen3 tokenizers into GGUF files (with a tiny random Llama of their
+// vocabulary size) and checks that llama.cpp encodes the reference texts
+// as Hugging Face does (golden.json's ids, special tokens parsed) and
+// agrees on adding BOS. Texts on which llama.cpp's own tokenizer is known
+// to differ from Hugging Face's are logged (Qwen3's NFC normalizer, which
+// llama.cpp does not apply), and the test requires at least minAgree of
+// them to match exactly. Llama 3 and Qwen3, with vocabularies of 128 K and
+// 152 K tokens, run only with VLORA_QUALITY=1 (as in CI).
+func TestGGUFTokenizerMatchesLlamaCpp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs llama.cpp; skipped with -short")
+	}
+	llamacppDir(t)
+	const minAgree = 0.9
+	type golden struct {
+		Cases []struct {
+			Text           string `json:"text"`
+			IDs            []int  `json:"ids"`
+			IDsWithSpecial []int  `json:"ids_with_special"`
+		} `json:"cases"`
+	}
+	dir := t.TempDir()
+	names := []string{"llama2"}
+	if os.Getenv("VLORA_QUALITY") == "1" {
+		names = append(names, "llama3", "qwen3")
+	}
+	var jobs []llamaJob
+	var want [][]int
+	var texts []string
+	for _, name := range names {
+		tokDir := testenv.Shared(t, filepath.Join("tokenizers", name))
+		raw, err := os.ReadFile(filepath.Join(tokDir, "golden.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g golden
+		if err := json.Unmarshal(raw, &g); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := tokenizer.Load(tokDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mdir := filepath.Join(dir, name)
+		shape := synth.LlamaShape{Layers: 1, Hidden: 32, Intermediate: 32, Heads: 2, KVHeads: 1, Vocab: tok.VocabSize()}
+		if err := synth.WriteLlama(mdir, shape, formats.F32, 1); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, name+".gguf")
+		if err := convert.ExpandGGUF(context.Background(), mdir, out, convert.GGUFOptions{Type: gguf.F16, Tokenizer: tokDir}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, c := range g.Cases {
+			jobs = append(jobs, llamaJob{Model: out, Prompt: c.Text, Special: true, AddBOS: len(c.IDsWithSpecial) > len(c.IDs)})
+			want = append(want, c.IDsWithSpecial)
+			texts = append(texts, name)
+		}
+	}
+	res := llamacppDecode(t, jobs)
+	agree := map[string]int{}
+	total := map[string]int{}
+	for i, r := range res {
+		total[texts[i]]++
+		if slices.Equal(r.Prompt, want[i]) || (len(r.Prompt) == 0 && len(want[i]) == 0) {
+			agree[texts[i]]++
+			continue
+		}
+		t.Logf("%s: %q\n hf:        %v\n llama.cpp: %v", texts[i], truncate(jobs[i].Prompt, 60), head(want[i]), head(r.Prompt))
+	}
+	for _, name := range names {
+		t.Logf("%s: llama.cpp encodes %d of %d reference texts as Hugging Face does", name, agree[name], total[name])
+		if float64(agree[name]) < minAgree*float64(total[name]) {
+			t.Errorf("%s: only %d of %d texts encode alike", name, agree[name], total[name])
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func head(ids []int) []int {
+	if len(ids) > 16 {
+		return ids[:16]
+	}
+	return ids
 }

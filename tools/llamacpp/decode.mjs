@@ -12,8 +12,10 @@
 //	node decode.mjs --jobs [--threads T] < jobs.jsonl
 //
 // With --jobs, stdin holds one job per line, {"model": FILE, "prompt_ids":
-// [...] or "prompt": TEXT, "add_bos": bool, "tokens": N}, and stdout one
-// result per line, so one process (one start of the runtime) runs them all.
+// [...] or "prompt": TEXT, "add_bos": bool, "special": bool, "tokens": N},
+// and stdout one result per line, so one process (one start of the runtime)
+// runs them all. "special" parses special-token text in the prompt;
+// "tokens": 0 only tokenizes.
 //
 // tokens_per_s is the generated tokens over the time from the start of the
 // prompt's evaluation to the last token (prompt processing included), the
@@ -22,7 +24,6 @@
 // decoding: exactly N tokens are generated.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { parseArgs } from "node:util";
-import { readFileSync } from "node:fs";
 
 const { values: a } = parseArgs({
     options: {
@@ -60,14 +61,18 @@ const llama = await getLlama({
 });
 // decode loads modelPath and greedy-decodes n tokens after the prompt
 // (token ids, or text encoded by the model's tokenizer).
-async function decode(modelPath, promptIds, promptText, addBos, n) {
-    const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+async function decode(modelPath, promptIds, promptText, addBos, n, special = false) {
+    const model = await loadModel(modelPath);
     let prompt;
     if (promptIds != null) {
         prompt = promptIds;
     } else {
-        prompt = Array.from(model.tokenize(promptText, false));
+        prompt = Array.from(model.tokenize(promptText, special));
         if (addBos && model.tokens.bos != null) prompt.unshift(model.tokens.bos);
+    }
+    if (n === 0) {
+        // Tokenize only.
+        return { model: modelPath, prompt, tokens: [], text: "" };
     }
     if (prompt.length === 0) fail("the prompt has no tokens");
     let ctxSize = Number(a.ctx);
@@ -100,8 +105,14 @@ async function decode(modelPath, promptIds, promptText, addBos, n) {
         threads: context.currentThreads,
     };
     await context.dispose();
-    await model.dispose();
     return res;
+}
+
+// loadModel loads each model file once per process.
+const models = new Map();
+async function loadModel(modelPath) {
+    if (!models.has(modelPath)) models.set(modelPath, await llama.loadModel({ modelPath, gpuLayers: 0 }));
+    return models.get(modelPath);
 }
 
 function parseIds(s) {
@@ -112,12 +123,14 @@ function parseIds(s) {
 
 if (a.jobs) {
     // One JSON object per line on stdin: {"model", "prompt_ids" | "prompt", "add_bos", "tokens"}.
-    const input = readFileSync(0, "utf8");
+    let input = "";
+    process.stdin.setEncoding("utf8");
+    for await (const chunk of process.stdin) input += chunk;
     for (const line of input.split("\n")) {
         if (line.trim() === "") continue;
         const j = JSON.parse(line);
         const ids = j.prompt_ids != null ? j.prompt_ids : null;
-        const res = await decode(j.model, ids, j.prompt, !!j.add_bos, j.tokens ?? n);
+        const res = await decode(j.model, ids, j.prompt ?? "", !!j.add_bos, j.tokens ?? n, !!j.special);
         process.stdout.write(JSON.stringify(res) + "\n");
     }
 } else {
@@ -125,4 +138,5 @@ if (a.jobs) {
     const res = await decode(a.model, ids, a.prompt, a["add-bos"], n);
     process.stdout.write(JSON.stringify(res) + "\n");
 }
+for (const m of models.values()) await m.dispose();
 await llama.dispose();
