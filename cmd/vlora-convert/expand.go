@@ -69,9 +69,9 @@ func (o *expandOptions) Validate() error {
 	default:
 		return usagef("--format %q: want safetensors or gguf", o.format)
 	}
-	for flag, v := range map[string]string{"--dtype": o.dtype, "--tokenizer": o.tokenizer, "--name": o.name} {
-		if v != "" {
-			return usagef("%s applies only to --format gguf", flag)
+	for _, f := range []struct{ flag, v string }{{"--dtype", o.dtype}, {"--tokenizer", o.tokenizer}, {"--name", o.name}} {
+		if f.v != "" {
+			return usagef("%s applies only to --format gguf", f.flag)
 		}
 	}
 	inputs := []string{o.in}
