@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/formats/gguf"
@@ -30,6 +31,7 @@ type GGUFOptions struct {
 // ggufSource is what an export reads: dense tensors under their Hugging
 // Face names, and the model's config.
 type ggufSource interface {
+	names() []string
 	shape(name string) ([]int, bool)
 	read(name string) ([]float32, error)
 	close() error
@@ -37,6 +39,7 @@ type ggufSource interface {
 
 type denseSource struct{ ck *formats.Checkpoint }
 
+func (s denseSource) names() []string { return s.ck.Names() }
 func (s denseSource) shape(name string) ([]int, bool) {
 	info, ok := s.ck.Info(name)
 	if !ok {
@@ -49,11 +52,13 @@ func (s denseSource) close() error                        { return s.ck.Close() 
 
 type vloraSource struct {
 	m     *vlora.Model
-	names map[string]bool
+	known map[string]bool
 }
 
+func (s vloraSource) names() []string { return s.m.OriginalNames() }
+
 func (s vloraSource) shape(name string) ([]int, bool) {
-	if !s.names[name] {
+	if !s.known[name] {
 		return nil, false
 	}
 	sh, err := s.m.Shape(name)
@@ -91,7 +96,7 @@ func openGGUFSource(path string) (ggufSource, *formats.Config, string, error) {
 		for _, n := range m.OriginalNames() {
 			names[n] = true
 		}
-		return vloraSource{m, names}, cfg, dir, nil
+		return vloraSource{m: m, known: names}, cfg, dir, nil
 	}
 	ck, err := formats.OpenCheckpoint(path)
 	if err != nil {
@@ -182,6 +187,9 @@ func ExpandGGUF(ctx context.Context, path, out string, opt GGUFOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	if err := checkAllMapped(src, ts, cfg); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	tokPath := opt.Tokenizer
 	if tokPath == "" {
 		tokPath = dir
@@ -237,6 +245,25 @@ func ExpandGGUF(ctx context.Context, path, out string, opt GGUFOptions) error {
 		}
 	}
 	return w.Commit()
+}
+
+// checkAllMapped refuses a source tensor that the export would drop (an
+// MLP bias, say, which llama.cpp's architecture has no place for), except
+// buffers that carry no weights and a tied head stored anyway.
+func checkAllMapped(src ggufSource, ts []ggufTensor, cfg *formats.Config) error {
+	used := map[string]bool{}
+	for _, t := range ts {
+		used[t.src] = true
+	}
+	for _, n := range src.names() {
+		switch {
+		case used[n], strings.HasSuffix(n, "rotary_emb.inv_freq"), strings.HasSuffix(n, ".attn.bias"), strings.HasSuffix(n, ".attn.masked_bias"):
+		case cfg.TieWordEmbeddings && n == "lm_head.weight":
+		default:
+			return fmt.Errorf("%w: tensor %q has no place in llama.cpp's %s architecture", formats.ErrInvalid, n, cfg.Architecture())
+		}
+	}
+	return nil
 }
 
 // need returns the shape of the source tensor name, checked against want

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/formats"
@@ -201,7 +202,7 @@ type ggufCase struct {
 
 // ggufCases returns bytellama (byte tokens: a Python prompt), the genuine
 // tinystories260K (BOS, then "Once upon a time" in its SentencePiece
-// tokens), and a VLoRA file of bytellama (K=4, rank 16, SVD only).
+// tokens), a VLoRA file of bytellama (K=4, rank 16, SVD only) and bytegpt2.
 func ggufCases(t *testing.T) []ggufCase {
 	t.Helper()
 	byteLlama := testenv.SharedModel(t, "bytellama")
@@ -214,6 +215,7 @@ func ggufCases(t *testing.T) []ggufCase {
 		{"bytellama", byteLlama, "", []int{100, 101, 102, 32, 109, 97, 105, 110, 40, 41, 58, 10}}, // "def main():\n"
 		{"tinystories260K", stories, "", []int{1, 403, 407, 261, 378}},                            // <s> Once upon a time
 		{"bytellama-vlora", vdir, byteLlama, []int{105, 109, 112, 111, 114, 116, 32}},             // "import "
+		{"bytegpt2", testenv.SharedModel(t, "bytegpt2"), "", []int{99, 108, 97, 115, 115, 32}},    // "class "
 	}
 }
 
@@ -392,4 +394,61 @@ func head(ids []int) []int {
 		return ids[:16]
 	}
 	return ids
+}
+
+// TestGGUFModelTokenizersMatch checks that llama.cpp encodes text with the
+// tokenizers of the exported tinystories260K (SentencePiece-style, scores
+// from the merge ranks) and bytellama (bytes) as this project's tokenizer
+// does, BOS included: the stories of tinystories260K's calib.txt and the
+// Python lines of stdlib-text.
+func TestGGUFModelTokenizersMatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs llama.cpp; skipped with -short")
+	}
+	llamacppDir(t)
+	const lines = 24
+	dir := t.TempDir()
+	var jobs []llamaJob
+	var want [][]int
+	for _, c := range []struct{ model, text string }{
+		{"tinystories260K", "data/tinystories260K/calib.txt"},
+		{"bytellama", "data/stdlib-text/eval.txt"},
+	} {
+		src := testenv.SharedModel(t, c.model)
+		out := filepath.Join(dir, c.model+".gguf")
+		if err := convert.ExpandGGUF(context.Background(), src, out, convert.GGUFOptions{Type: gguf.F16}); err != nil {
+			t.Fatal(err)
+		}
+		g, err := gguf.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addBOS, _ := g.KV["tokenizer.ggml.add_bos_token"].(bool)
+		g.Close()
+		tok, err := tokenizer.Load(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(testenv.Shared(t, c.text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.TrimSpace(line) == "" || !utf8.ValidString(line) {
+				continue
+			}
+			jobs = append(jobs, llamaJob{Model: out, Prompt: line, AddBOS: addBOS})
+			want = append(want, tok.Encode(line, true))
+			if n++; n == lines {
+				break
+			}
+		}
+	}
+	res := llamacppDecode(t, jobs)
+	for i, r := range res {
+		if !slices.Equal(r.Prompt, want[i]) {
+			t.Errorf("%s: %q\n ours:      %v\n llama.cpp: %v", filepath.Base(jobs[i].Model), truncate(jobs[i].Prompt, 60), head(want[i]), head(r.Prompt))
+		}
+	}
 }
