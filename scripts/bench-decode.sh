@@ -20,7 +20,9 @@
 #   OURGEN=8 scripts/bench-decode.sh         # fewer tokens for vlora-convert generate
 #
 # Environment: WORK (default /tmp/vlora-decode-bench; needs about 8 GB of disk
-# for tinyllama), GEN (128), OURGEN (GEN), THREADS (2), REPS (1), MODELS.
+# for tinyllama), GEN (128), OURGEN (GEN), THREADS (2; GOMAXPROCS of
+# vlora-convert, llama.cpp's threads), LLAMA_THREADS (THREADS; a list such as
+# "2 1" adds llama.cpp rows at other thread counts), REPS (1), MODELS.
 # Output: one Markdown table row per run on stdout; logs in $WORK/logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,7 @@ WORK=${WORK:-/tmp/vlora-decode-bench}
 GEN=${GEN:-128}
 OURGEN=${OURGEN:-$GEN}
 THREADS=${THREADS:-2}
+LLAMA_THREADS=${LLAMA_THREADS:-$THREADS}
 REPS=${REPS:-1}
 MODELS=${MODELS:-"bytellama tinyllama"}
 SHARED=${SHARED:-$ROOT/../shared}
@@ -59,17 +62,20 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 # llamacpp NAME GGUF IDS WEIGHTS VOCAB HIDDEN EMBED_BYTES
 llamacpp() {
   local name=$1 gguf=$2 ids=$3 weights=$4
+  for th in $LLAMA_THREADS; do
   for r in $(seq "$REPS"); do
-    local l log=$WORK/logs/$name-llamacpp-$weights-$r
+    local l log=$WORK/logs/$name-llamacpp-$weights-t$th-$r label=llama.cpp
+    [ "$th" = "$THREADS" ] || label="llama.cpp, $th thread(s)"
     l=$(load)
-    /usr/bin/time -v node tools/llamacpp/decode.mjs --model "$gguf" --prompt-ids "$ids" --tokens "$GEN" --threads "$THREADS" \
+    /usr/bin/time -v node tools/llamacpp/decode.mjs --model "$gguf" --prompt-ids "$ids" --tokens "$GEN" --threads "$th" \
       > "$log.json" 2> "$log.time"
-    python3 - "$log.json" "$name" "$weights" "$(mib "$gguf")" "$(bound "$(stat -c %s "$gguf")" "$5" "$6" "$7")" "$(rss "$log.time")" "$l" <<'EOF'
+    python3 - "$log.json" "$name" "$weights" "$(mib "$gguf")" "$(bound "$(stat -c %s "$gguf")" "$5" "$6" "$7")" "$(rss "$log.time")" "$l" "$label" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-_, _, name, weights, size, bound, rss, load = sys.argv
-print(f"| {name} | llama.cpp | {weights} GGUF | {size} | {len(r['prompt'])} | {len(r['tokens'])} | {r['tokens_per_s']:.2f} | {r['decode_tokens_per_s']:.2f} | {bound} | {rss} | {load} |")
+_, _, name, weights, size, bound, rss, load, label = sys.argv
+print(f"| {name} | {label} | {weights} GGUF | {size} | {len(r['prompt'])} | {len(r['tokens'])} | {r['tokens_per_s']:.2f} | {r['decode_tokens_per_s']:.2f} | {bound} | {rss} | {load} |")
 EOF
+  done
   done
 }
 
@@ -77,9 +83,9 @@ EOF
 ours() {
   local name=$1 model=$2 tok=$3 prompt=$4 weights=$5
   for r in $(seq "$REPS"); do
-    local l log=$WORK/logs/$name-ours-$weights-$r
+    local l log=$WORK/logs/$name-ours-${weights// /-}-$r
     l=$(load)
-    /usr/bin/time -v "$B" generate --model "$model" --tokenizer "$tok" --prompt "$prompt" --temperature 0 \
+    GOMAXPROCS=$THREADS /usr/bin/time -v "$B" generate --model "$model" --tokenizer "$tok" --prompt "$prompt" --temperature 0 \
       --max-tokens "$OURGEN" --ignore-eos > "$log.out" 2> "$log.time"
     # "N prompt + M generated tokens in S s (R tokens/s)"
     local line
