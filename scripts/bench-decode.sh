@@ -115,18 +115,18 @@ for m in $MODELS; do
       prompt='Once upon a time, there was a little girl named Lily. She loved to play outside in the sunny park with her best friends every single day and'
       denseDType=BF16
       if [ ! -f "$dense/model.safetensors" ]; then
-        nice -n 10 "$WORK/mksynth" -out "$dense" -dtype bf16 >&2
+        "$WORK/mksynth" -out "$dense" -dtype bf16 >&2
       fi ;;
     *) echo "unknown model $m" >&2; exit 2 ;;
   esac
   ids=$(tokens "$tok" "$prompt")
   for t in f16 q8_0; do
     g=$WORK/$m-$t.gguf
-    [ -f "$g" ] || nice -n 10 "$B" expand "$dense" --format gguf --dtype "$t" --tokenizer "$tok" --out "$g" >&2
+    [ -f "$g" ] || "$B" expand "$dense" --format gguf --dtype "$t" --tokenizer "$tok" --out "$g" >&2
   done
   for d in bf16 int4; do
     v=$WORK/$m-vlora-$d
-    [ -f "$v/model.vlora.safetensors" ] || nice -n 10 "$B" compress --model "$dense" --out "$v" -k 4 -r "$rank" --base mean \
+    [ -f "$v/model.vlora.safetensors" ] || "$B" compress --model "$dense" --out "$v" -k 4 -r "$rank" --base mean \
       --svd "$svd" --distill-steps 0 --dtype "$d" -q >&2
   done
   ebytes=2; [ "$denseDType" = F32 ] && ebytes=4
