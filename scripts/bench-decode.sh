@@ -22,7 +22,8 @@
 # Environment: WORK (default /tmp/vlora-decode-bench; needs about 8 GB of disk
 # for tinyllama), GEN (128), OURGEN (GEN), THREADS (2; GOMAXPROCS of
 # vlora-convert, llama.cpp's threads), LLAMA_THREADS (THREADS; a list such as
-# "2 1" adds llama.cpp rows at other thread counts), REPS (1), MODELS.
+# "2 1" adds llama.cpp rows at other thread counts), REPS (1), MODELS,
+# RUNS ("llamacpp ours": which runtimes), VLORA ("bf16 int4": the VLoRA files).
 # Output: one Markdown table row per run on stdout; logs in $WORK/logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,8 @@ THREADS=${THREADS:-2}
 LLAMA_THREADS=${LLAMA_THREADS:-$THREADS}
 REPS=${REPS:-1}
 MODELS=${MODELS:-"bytellama tinyllama"}
+RUNS=${RUNS:-"llamacpp ours"}
+VLORA=${VLORA:-"bf16 int4"}
 SHARED=${SHARED:-$ROOT/../shared}
 mkdir -p "$WORK/logs"
 df -h "$WORK" | tail -1 >&2
@@ -120,19 +123,23 @@ for m in $MODELS; do
     *) echo "unknown model $m" >&2; exit 2 ;;
   esac
   ids=$(tokens "$tok" "$prompt")
-  for t in f16 q8_0; do
-    g=$WORK/$m-$t.gguf
-    [ -f "$g" ] || "$B" expand "$dense" --format gguf --dtype "$t" --tokenizer "$tok" --out "$g" >&2
-  done
-  for d in bf16 int4; do
-    v=$WORK/$m-vlora-$d
-    [ -f "$v/model.vlora.safetensors" ] || "$B" compress --model "$dense" --out "$v" -k 4 -r "$rank" --base mean \
-      --svd "$svd" --distill-steps 0 --dtype "$d" -q >&2
-  done
   ebytes=2; [ "$denseDType" = F32 ] && ebytes=4
-  llamacpp "$m" "$WORK/$m-f16.gguf" "$ids" F16 "$vocab" "$hidden" 2
-  llamacpp "$m" "$WORK/$m-q8_0.gguf" "$ids" Q8_0 "$vocab" "$hidden" 1.0625
-  ours "$m" "$dense" "$tok" "$prompt" "dense $denseDType" "$(size "$dense/model.safetensors")" "$vocab" "$hidden" "$ebytes"
-  ours "$m" "$WORK/$m-vlora-bf16" "$tok" "$prompt" "VLoRA BF16" "$(size "$WORK/$m-vlora-bf16/model.vlora.safetensors")" "$vocab" "$hidden" 2
-  ours "$m" "$WORK/$m-vlora-int4" "$tok" "$prompt" "VLoRA int4" "$(size "$WORK/$m-vlora-int4/model.vlora.safetensors")" "$vocab" "$hidden" 0.5625
+  if [[ " $RUNS " == *" llamacpp "* ]]; then
+    for t in f16 q8_0; do
+      g=$WORK/$m-$t.gguf
+      [ -f "$g" ] || "$B" expand "$dense" --format gguf --dtype "$t" --tokenizer "$tok" --out "$g" >&2
+    done
+    llamacpp "$m" "$WORK/$m-f16.gguf" "$ids" F16 "$vocab" "$hidden" 2
+    llamacpp "$m" "$WORK/$m-q8_0.gguf" "$ids" Q8_0 "$vocab" "$hidden" 1.0625
+  fi
+  if [[ " $RUNS " == *" ours "* ]]; then
+    ours "$m" "$dense" "$tok" "$prompt" "dense $denseDType" "$(size "$dense/model.safetensors")" "$vocab" "$hidden" "$ebytes"
+    for d in $VLORA; do
+      v=$WORK/$m-vlora-$d
+      [ -f "$v/model.vlora.safetensors" ] || "$B" compress --model "$dense" --out "$v" -k 4 -r "$rank" --base mean \
+        --svd "$svd" --distill-steps 0 --dtype "$d" -q >&2
+      e=2; [ "$d" = int4 ] && e=0.5625
+      ours "$m" "$v" "$tok" "$prompt" "VLoRA ${d^^}" "$(size "$v/model.vlora.safetensors")" "$vocab" "$hidden" "$e"
+    done
+  fi
 done
