@@ -51,8 +51,8 @@ fi
 BW=$("$WORK/membw" -threads "$THREADS")
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average $(cut -d' ' -f1-3 /proc/loadavg); read bandwidth with $THREADS threads ${BW} GB/s; vlora-convert $(git rev-parse --short HEAD)"
 echo
-echo "| model | runtime | weights | file MiB | prompt | generated | tokens/s | decode tokens/s | bound tokens/s | peak RSS MiB | load |"
-echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| model | runtime | weights | file MiB | prompt | generated | tokens/s | decode tokens/s | bound tokens/s | peak RSS MiB | CPU s | load |"
+echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 
 # mib FILE... : total size in MiB.
 mib() { du -cbL "$@" | tail -1 | awk '{printf "%.1f", $1/1048576}'; }
@@ -60,6 +60,8 @@ mib() { du -cbL "$@" | tail -1 | awk '{printf "%.1f", $1/1048576}'; }
 # for one token, the weights less all rows but one of the token embedding.
 bound() { awk -v s="$1" -v v="$2" -v h="$3" -v e="$4" -v bw="$BW" 'BEGIN { b = s - (v - 1) * h * e; printf "%.1f", bw * 1e9 / b }'; }
 rss() { grep "Maximum resident set size" "$1" | awk '{printf "%.0f", $NF/1024}'; }
+# cpu TIMELOG: user + system seconds of the run (steadier than wall time on a loaded machine).
+cpu() { awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.1f", s }' "$1"; }
 load() { cut -d' ' -f1 /proc/loadavg; }
 
 # llamacpp NAME GGUF IDS WEIGHTS VOCAB HIDDEN EMBED_BYTES
@@ -72,11 +74,11 @@ llamacpp() {
     l=$(load)
     /usr/bin/time -v node tools/llamacpp/decode.mjs --model "$gguf" --prompt-ids "$ids" --tokens "$GEN" --threads "$th" \
       > "$log.json" 2> "$log.time"
-    python3 - "$log.json" "$name" "$weights" "$(mib "$gguf")" "$(bound "$(stat -c %s "$gguf")" "$5" "$6" "$7")" "$(rss "$log.time")" "$l" "$label" <<'EOF'
+    python3 - "$log.json" "$name" "$weights" "$(mib "$gguf")" "$(bound "$(stat -c %s "$gguf")" "$5" "$6" "$7")" "$(rss "$log.time")" "$l" "$label" "$(cpu "$log.time")" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-_, _, name, weights, size, bound, rss, load, label = sys.argv
-print(f"| {name} | {label} | {weights} GGUF | {size} | {len(r['prompt'])} | {len(r['tokens'])} | {r['tokens_per_s']:.2f} | {r['decode_tokens_per_s']:.2f} | {bound} | {rss} | {load} |")
+_, _, name, weights, size, bound, rss, load, label, cpu = sys.argv
+print(f"| {name} | {label} | {weights} GGUF | {size} | {len(r['prompt'])} | {len(r['tokens'])} | {r['tokens_per_s']:.2f} | {r['decode_tokens_per_s']:.2f} | {bound} | {rss} | {cpu} | {load} |")
 EOF
   done
   done
@@ -94,8 +96,8 @@ ours() {
     local line
     line=$(grep -E "prompt \+ [0-9]+ generated tokens" "$log.time" | tail -1)
     echo "$line" | awk -v name="$name" -v w="$weights" -v size="$(awk -v s="$6" 'BEGIN{printf "%.1f", s/1048576}')" \
-      -v bound="$(bound "$6" "$7" "$8" "$9")" -v rss="$(rss "$log.time")" -v load="$l" \
-      '{ gsub(/\(/, "", $10); printf "| %s | vlora-convert | %s | %s | %s | %s | %s | – | %s | %s | %s |\n", name, w, size, $1, $4, $10, bound, rss, load }'
+      -v bound="$(bound "$6" "$7" "$8" "$9")" -v rss="$(rss "$log.time")" -v load="$l" -v cpu="$(cpu "$log.time")" \
+      '{ gsub(/\(/, "", $10); printf "| %s | vlora-convert | %s | %s | %s | %s | %s | – | %s | %s | %s | %s |\n", name, w, size, $1, $4, $10, bound, rss, cpu, load }'
   done
 }
 
