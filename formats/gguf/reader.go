@@ -124,7 +124,7 @@ func (g *File) readHeader(r *reader, size int64) error {
 		if err := t.validate(); err != nil {
 			return err
 		}
-		if off > 1<<50 || off%Alignment != 0 {
+		if off > 1<<50 {
 			return fmt.Errorf("%w: tensor %q: offset %d", formats.ErrInvalid, t.Name, off)
 		}
 		t.Offset = int64(off)
@@ -137,7 +137,14 @@ func (g *File) readHeader(r *reader, size int64) error {
 	if r.err != nil {
 		return r.err
 	}
-	g.data = align(r.n)
+	al := int64(Alignment)
+	if v, ok := g.KV["general.alignment"].(uint32); ok {
+		if v == 0 || v&(v-1) != 0 {
+			return fmt.Errorf("%w: general.alignment %d is not a power of two", formats.ErrInvalid, v)
+		}
+		al = int64(v)
+	}
+	g.data = (r.n + al - 1) / al * al
 	for _, t := range g.Tensors {
 		if end := g.data + t.Offset + int64(t.Bytes()); end > size {
 			return fmt.Errorf("%w: tensor %q ends at byte %d of a %d-byte file", formats.ErrInvalid, t.Name, end, size)
