@@ -97,7 +97,7 @@ ours() {
     line=$(grep -E "prompt \+ [0-9]+ generated tokens" "$log.time" | tail -1)
     echo "$line" | awk -v name="$name" -v w="$weights" -v size="$(awk -v s="$6" 'BEGIN{printf "%.1f", s/1048576}')" \
       -v bound="$(bound "$6" "$7" "$8" "$9")" -v rss="$(rss "$log.time")" -v load="$l" -v cpu="$(cpu "$log.time")" \
-      '{ gsub(/\(/, "", $10); printf "| %s | vlora-convert | %s | %s | %s | %s | %s | – | %s | %s | %s | %s |\n", name, w, size, $1, $4, $10, bound, rss, cpu, load }'
+      '{ printf "| %s | vlora-convert | %s | %s | %s | %s | %.3g | – | %s | %s | %s | %s |\n", name, w, size, $1, $4, $4 / $8, bound, rss, cpu, load }'
   done
 }
 
