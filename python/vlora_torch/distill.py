@@ -537,7 +537,23 @@ def main(argv=None) -> int:
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+            # Interpreter teardown after a gloo process group can abort in
+            # a destructor of one of its threads ("terminate called without
+            # an active exception") after the work is done; end the
+            # process here instead, with the outcome already decided.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(_exit_code(sys.exc_info()[1]))
     return 0
+
+
+def _exit_code(exc) -> int:
+    """The exit status for a run ending with exc (None: success)."""
+    if exc is None:
+        return 0
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else 1
+    return 1
 
 
 if __name__ == "__main__":
