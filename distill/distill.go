@@ -149,22 +149,32 @@ const (
 )
 
 // DefaultQATLR is the learning rate taken by the zero value of Options.LR
-// for quantization-aware training of a student without sharing (every
-// layer its own base, no increments: compound size 1, or the first layer of
-// each compound) under a plan whose quantized families all have 3 bits or
-// more. Such a student starts close to the teacher, and Adam's steps of
-// about lr per weight at DefaultLR are a sizeable fraction of an int4 step:
-// on bytellama, dense int4/g32 ends worse than round to nearest at 2e-3
-// and better at 5e-4 (docs/quality.md). Students with increments, and
-// 2-bit plans, start far from the teacher and keep DefaultLR.
+// for quantization-aware training of a student without low-rank
+// increments (every tensor dense: compound size 1, the first layer of each
+// compound as base, or a bit plan that keeps every layer tensor dense)
+// under a plan whose quantized tensors all have 3 bits or more. Such a
+// student starts close to the teacher, and Adam's steps of about lr per
+// weight at DefaultLR are a sizeable fraction of an int4 step: on
+// bytellama, dense int4/g32 ends worse than round to nearest at 2e-3 and
+// better at 5e-4 (docs/quality.md). Students with low-rank increments, and
+// plans with 2-bit tensors, start far from the teacher and keep DefaultLR.
 const DefaultQATLR = 5e-4
 
 // defaultLR returns the default learning rate for training vm under plan.
 func defaultLR(plan vlora.QuantPlan, vm *vlora.Model) float64 {
-	if !plan.Active() || len(vm.Manifest.Increments) > 0 {
+	if !plan.Active() {
 		return DefaultLR
 	}
-	for _, s := range []quant.Scheme{plan.Bases, plan.Factors, plan.Passthrough} {
+	for _, inc := range vm.Manifest.Increments {
+		if inc.Kind == vlora.KindLowRank || vm.Manifest.HasBase(inc.Suffix) {
+			return DefaultLR
+		}
+	}
+	schemes := []quant.Scheme{plan.Bases, plan.Factors, plan.Passthrough}
+	for _, s := range plan.Tensors {
+		schemes = append(schemes, s)
+	}
+	for _, s := range schemes {
 		if s.Bits != 0 && s.Bits < 3 {
 			return DefaultLR
 		}

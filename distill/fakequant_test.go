@@ -219,7 +219,13 @@ func TestDefaultLR(t *testing.T) {
 	int4 := vlora.UniformPlan(quant.Scheme{Bits: 4, GroupSize: 32, Full: true})
 	int2 := vlora.UniformPlan(quant.Scheme{Bits: 2, GroupSize: 32, Full: true})
 	dense := &vlora.Model{Manifest: &vlora.Manifest{}}
-	shared := &vlora.Model{Manifest: &vlora.Manifest{Increments: []vlora.IncrementDesc{{Layer: 1, Suffix: "w"}}}}
+	shared := &vlora.Model{Manifest: &vlora.Manifest{BaseMode: vlora.BaseFirst, Increments: []vlora.IncrementDesc{{Layer: 1, Suffix: "w", Kind: vlora.KindDense}}}}
+	// A bit plan stores every layer tensor as its own increment, no base.
+	ownDense := &vlora.Model{Manifest: &vlora.Manifest{BaseMode: vlora.BaseZero, Increments: []vlora.IncrementDesc{{Layer: 1, Suffix: "w", Kind: vlora.KindDense}}}}
+	ownLowRank := &vlora.Model{Manifest: &vlora.Manifest{BaseMode: vlora.BaseZero, Increments: []vlora.IncrementDesc{{Layer: 1, Suffix: "w", Kind: vlora.KindLowRank, Rank: 3}}}}
+	perTensor := func(bits int) vlora.QuantPlan {
+		return vlora.QuantPlan{Tensors: map[string]quant.Scheme{"a": {Bits: 4, GroupSize: 32, Full: true}, "b": {Bits: bits, GroupSize: 32, Full: true}}}
+	}
 	for _, c := range []struct {
 		name string
 		plan vlora.QuantPlan
@@ -231,6 +237,9 @@ func TestDefaultLR(t *testing.T) {
 		{"int4 bases only", vlora.QuantPlan{Bases: int4.Bases}, dense, DefaultQATLR},
 		{"int2 dense", int2, dense, DefaultLR},
 		{"int4 shared", int4, shared, DefaultLR},
+		{"per tensor 4 and 3 bits, dense, no base", perTensor(3), ownDense, DefaultQATLR},
+		{"per tensor 4 and 2 bits, dense, no base", perTensor(2), ownDense, DefaultLR},
+		{"per tensor, low rank, no base", perTensor(4), ownLowRank, DefaultLR},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := defaultLR(c.plan, c.vm); got != c.want {

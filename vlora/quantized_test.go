@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -123,7 +124,7 @@ func TestQuantizedSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Manifest.FormatVersion != 2 || back.Manifest.Quant == nil || *back.Manifest.Quant != testPlan {
+	if back.Manifest.FormatVersion != 2 || back.Manifest.Quant == nil || !reflect.DeepEqual(*back.Manifest.Quant, testPlan) {
 		t.Fatalf("manifest version %d, plan %v", back.Manifest.FormatVersion, back.Manifest.Quant)
 	}
 	for n, tn := range back.Tensors {
