@@ -172,6 +172,10 @@ func family(name string, shape []int) string {
 	return FamilyPassthrough
 }
 
+// SchemeMixed is FamilyStorage.Scheme of a family whose tensors are
+// stored in more than one way (a plan chosen per tensor).
+const SchemeMixed = "mixed"
+
 // Storage returns the cost of each family of stored tensors (bases,
 // factors, passthrough, vectors; families with no tensor are left out) and
 // their total in bits: quantized tensors at their codes and F16 scales, the
@@ -192,9 +196,16 @@ func (mf *Manifest) Storage() ([]FamilyStorage, int64, error) {
 		}
 		n := int64(NumElements(shape))
 		bits := n * int64(dt.Size()) * 8
+		scheme := strings.ToLower(dt.String())
 		if s, ok := mf.schemeOf(name, shape); ok {
 			rows, cols := Matrix(shape)
-			bits, fs.Scheme = s.StorageBits(rows, cols), s.String()
+			bits, scheme = s.StorageBits(rows, cols), s.String()
+		}
+		switch {
+		case fs.Params == 0:
+			fs.Scheme = scheme
+		case fs.Scheme != scheme:
+			fs.Scheme = SchemeMixed
 		}
 		fs.Params += n
 		fs.Bits += bits

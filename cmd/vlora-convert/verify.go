@@ -34,7 +34,7 @@ runs both models on data and reports KL(original‖compressed) per position (mea
 agreement, NLL and perplexity of both (LMs), accuracy (classifiers with --labels), the relative
 error of every layer's hidden state, parameter and byte counts, and the file's bits per original
 weight. Beside it, the same-size baseline: the original with every 2-D tensor rounded to nearest
-(--baseline; by default the standard size nearest the file's), measured on the same data; the
+(--baseline; by default the largest standard size not above the file's), measured on the same data; the
 report says when the file loses to it.
 
 Without --data, language models are checked on sequences sampled from the original model and
@@ -78,7 +78,7 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 	fl.IntVar(&o.opt.SeqLen, "seq-len", 0, fmt.Sprintf("sequence length, 0…65536 (0: the data's, or %d generated)", dataset.DefaultSeqLen))
 	fl.Uint64Var(&o.opt.Seed, "seed", 0, "seed for generated inputs")
 	fl.IntVar(&o.opt.Batch, "batch", verify.DefaultBatch, "evaluation batch size, 1…65536")
-	fl.StringVar(&o.opt.Baseline, "baseline", verify.BaselineAuto, "same-size round-to-nearest baseline of the original, measured on the same data: auto (the standard size nearest the file's bits per weight), none, int8 (per row), int4, int3 or int2 (groups of 32, F16 scales, symmetric)")
+	fl.StringVar(&o.opt.Baseline, "baseline", verify.BaselineAuto, "same-size round-to-nearest baseline of the original, measured on the same data: auto (the largest standard size not above the file's bits per weight), none, int8 (per row), int4, int3 or int2 (groups of 32, F16 scales, symmetric), or int4/g64, int4/g128, int3/g64 … int2/g128")
 	fl.Float64Var(&o.opt.MaxKL, "max-kl", 0, "fail (exit 1) when the mean KL exceeds this (finite, ≥ 0; 0: off)")
 	fl.Float64Var(&o.opt.MinAgreement, "min-agreement", 0, "fail (exit 1) when top-1 agreement is below this, [0, 1] (0: off)")
 	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
@@ -188,6 +188,13 @@ func printReport(w io.Writer, r *verify.Report) {
 	if r.BitsPerWeight != nil {
 		fmt.Fprintf(tw, "bits per weight\t%.3f per original weight\n", *r.BitsPerWeight)
 	}
+	for i, g := range r.Plan {
+		label := ""
+		if i == 0 {
+			label = "plan"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, g)
+	}
 	if r.KLMean != nil {
 		fmt.Fprintf(tw, "Mean    KLD\t%s\n", f4(r.KLMean))
 		fmt.Fprintf(tw, "95.0%%   KLD\t%s\n", f4(r.KLP95))
@@ -250,7 +257,7 @@ func printBaseline(w io.Writer, r *verify.Report) {
 		return
 	}
 	fmt.Fprintln(w, "\t")
-	fmt.Fprintf(w, "same-size baseline\tround to nearest %s\n", b.Scheme)
+	fmt.Fprintf(w, "same-size baseline\tround to nearest %s (the largest standard scheme not above the file's size, unless --baseline names one)\n", b.Scheme)
 	fmt.Fprintf(w, "  \tcompressed  baseline\n")
 	fmt.Fprintf(w, "  bits per weight\t%10.3f  %8.3f\n", *r.BitsPerWeight, b.BitsPerWeight)
 	fmt.Fprintf(w, "  mean KLD\t%10.4f  %8.4f\n", *r.KLMean, b.KLMean)
