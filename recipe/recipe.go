@@ -298,6 +298,10 @@ func (o *Options) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	out := &Result{Result: res, Plan: plan}
+	if plan != nil && plan.Bits != nil {
+		// The bit plan keeps tensors dense by choice; its report says so.
+		res.DenseFallbacks = nil
+	}
 	if !o.NoRefit && cal != nil {
 		if err := applyRefit(ctx, cal, res.Model, res.Path, o.Log); err != nil && !errors.Is(err, distill.ErrUnsupported) {
 			return nil, err
