@@ -109,6 +109,9 @@ func TestRecipeFlagsCompose(t *testing.T) {
 		{"--target-bits", "3", "--target-params", "0.5"},
 		{"--target-bits", "3", "--dtype", "int4"},
 		{"-r", "3", "--plan-sensitivity"},
+		{"--target-bits", "0.5"},
+		{"--target-bits", "40"},
+		{"--target-bits", "3", "--align"},
 	} {
 		_, stderr, code := run(t, append([]string{"compress", "--model", dir, "--out", filepath.Join(root, "x")}, args...)...)
 		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
