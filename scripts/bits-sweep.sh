@@ -12,7 +12,8 @@
 # evaluated on the last 64, split by scripts/holdout.py into OUTDIR), METHOD
 # bits (--target-bits SIZE) or qat (every layer its own base, uniform
 # --dtype SIZE, e.g. int4: dense quantization-aware training). Each run
-# writes OUTDIR/RUN/compress.json and verify.json.
+# writes OUTDIR/RUN/compress.json and verify.json. Flags in $EXTRA (e.g.
+# "--tokens 307200 --augment 256") are added to every compress.
 set -euo pipefail
 vc=$1 outdir=$2
 shift 2
@@ -35,10 +36,10 @@ for run in "$@"; do
     qat) flags=(-k 1 --energy 1 --dtype "$size") ;;
     *) echo "unknown method $method" >&2; exit 2 ;;
   esac
-  dir=$outdir/$m-$method-$size
+  dir=$outdir/$m-$method-$size${SUFFIX:-}
   rm -rf "$dir"
   echo "== $run: compress ${flags[*]}" >&2
-  "$vc" compress --model "$model" --out "$dir" --data "$train" --eval-data "$eval" "${flags[@]}" --json -q \
+  "$vc" compress --model "$model" --out "$dir" --data "$train" --eval-data "$eval" "${flags[@]}" ${EXTRA:-} --json -q \
     >"$dir.compress.json" 2>"$dir.compress.log"
   mv "$dir.compress.json" "$dir.compress.log" "$dir/"
   "$vc" verify --original "$model" --compressed "$dir" --data "$eval" --samples 64 --json >"$dir/verify.json" 2>"$dir/verify.log" || true

@@ -38,7 +38,7 @@ func TestRecipeFlagsCompose(t *testing.T) {
 	dir := testenv.GoldenModel(t, "llama-gqa-untied")
 	root := t.TempDir()
 	data := filepath.Join(root, "data.safetensors")
-	writeInts(t, data, "tokens", []int{4, 16}, func(i int) int32 { return int32(i*7 % 96) })
+	writeInts(t, data, "tokens", []int{4, 16}, func(i int) int32 { return int32(i * 7 % 96) })
 	common := []string{"--model", dir, "--data", data, "--calib-samples", "4", "--distill-steps", "2", "--batch", "2", "--augment", "4", "-q"}
 	for _, tc := range []struct {
 		name  string
