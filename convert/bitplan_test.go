@@ -147,7 +147,7 @@ func eye(n int) *mat.SymDense {
 func TestBitPlanMeetsTheTarget(t *testing.T) {
 	dir := testenv.GoldenModel(t, "llama-gqa-untied")
 	ctx := context.Background()
-	bp, err := NewBitPlanner(ctx, dir, Options{})
+	bp, err := NewBitPlanner(ctx, dir, Options{}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,12 +152,14 @@ const (
 // for quantization-aware training of a student without low-rank
 // increments (every tensor dense: compound size 1, the first layer of each
 // compound as base, or a bit plan that keeps every layer tensor dense)
-// under a plan whose quantized tensors all have 3 bits or more. Such a
+// under a plan that stores most of its quantized values in 3 bits or
+// more. Such a
 // student starts close to the teacher, and Adam's steps of about lr per
 // weight at DefaultLR are a sizeable fraction of an int4 step: on
 // bytellama, dense int4/g32 ends worse than round to nearest at 2e-3 and
 // better at 5e-4 (docs/quality.md). Students with low-rank increments, and
-// plans with 2-bit tensors, start far from the teacher and keep DefaultLR.
+// plans with most values in 2 bits, start far from the teacher and keep
+// DefaultLR.
 const DefaultQATLR = 5e-4
 
 // defaultLR returns the default learning rate for training vm under plan.
@@ -170,14 +172,27 @@ func defaultLR(plan vlora.QuantPlan, vm *vlora.Model) float64 {
 			return DefaultLR
 		}
 	}
-	schemes := []quant.Scheme{plan.Bases, plan.Factors, plan.Passthrough}
-	for _, s := range plan.Tensors {
-		schemes = append(schemes, s)
-	}
-	for _, s := range schemes {
-		if s.Bits != 0 && s.Bits < 3 {
-			return DefaultLR
+	// Below 3 bits training starts far from the teacher: the higher rate,
+	// when most quantized values are stored so.
+	var low, all int
+	for name, t := range vm.Tensors {
+		if s, ok := plan.SchemeOf(name, t.Shape); ok {
+			all += len(t.Data)
+			if s.Bits < 3 {
+				low += len(t.Data)
+			}
 		}
+	}
+	if all == 0 {
+		// No tensors to count (a manifest alone): by the family schemes.
+		for _, s := range []quant.Scheme{plan.Bases, plan.Factors, plan.Passthrough} {
+			if s.Bits != 0 && s.Bits < 3 {
+				return DefaultLR
+			}
+		}
+	}
+	if 2*low > all {
+		return DefaultLR
 	}
 	return DefaultQATLR
 }

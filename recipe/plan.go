@@ -83,7 +83,7 @@ func (o *Options) planParams(ctx context.Context, cal *calibration, opt *convert
 // tensor alone rounded to SensitivityProbe, per unit of that rounding's
 // relative loss.
 func (o *Options) planBits(ctx context.Context, cal *calibration, opt *convert.Options) (*Plan, error) {
-	bp, err := convert.NewBitPlanner(ctx, o.Model, *opt)
+	bp, err := convert.NewBitPlanner(ctx, o.Model, *opt, o.BitsLowRank)
 	if err != nil {
 		return nil, err
 	}

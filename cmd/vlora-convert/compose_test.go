@@ -112,6 +112,7 @@ func TestRecipeFlagsCompose(t *testing.T) {
 		{"--target-bits", "0.5"},
 		{"--target-bits", "40"},
 		{"--target-bits", "3", "--align"},
+		{"--bits-lowrank"},
 	} {
 		_, stderr, code := run(t, append([]string{"compress", "--model", dir, "--out", filepath.Join(root, "x")}, args...)...)
 		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {

@@ -19,6 +19,7 @@ import (
 type planFlags struct {
 	init         string
 	target, bits float64
+	bitsLowRank  bool
 	calibSamples int
 	bases        []string
 	refit        bool
@@ -40,7 +41,8 @@ const (
 func (p *planFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&p.init, "init", string(recipe.InitWhitened), "increment initialisation: whitened (SVD in the space of the layer inputs on the calibration data) or plain (SVD of the weights)")
 	fl.Float64Var(&p.target, "target-params", defaultTargetParams, "store at most this fraction of the original's parameters, ranks and base modes chosen per tensor (off with --target-bits, --rank or --energy)")
-	fl.Float64Var(&p.bits, "target-bits", 0, "store at most this many bits per original weight (whole file, as inspect counts them): every 2-D tensor dense at 8, 4, 3 or 2 bits or low rank with int8 or int4 factors, chosen per tensor; quantization-aware distillation at the plan (replaces --target-params)")
+	fl.Float64Var(&p.bits, "target-bits", 0, "store at most this many bits per original weight (whole file, as inspect counts them): every 2-D tensor dense at 8, 4, 3 or 2 bits (groups of 32, 64 or 128), chosen per tensor by its measured sensitivity; quantization-aware distillation at the plan (replaces --target-params)")
+	fl.BoolVar(&p.bitsLowRank, "bits-lowrank", false, "with --target-bits: also offer each layer tensor low rank (no base, int8 or int4 factors); off by default, where it measured worse")
 	fl.IntVar(&p.calibSamples, "calib-samples", recipe.DefaultCalibSamples, "calibration sequences of the whitened initialisation, the sensitivity pass and the refit: the first N of --data, or N sampled from the original")
 	fl.BoolVar(&p.refit, "refit", true, "after the SVD, correct each increment's B in closed form, layer by layer, on the compressed model's own inputs")
 	fl.BoolVar(&p.sensitivity, "plan-sensitivity", true, "with a budget: measure how much each tensor's approximation alone moves the original's output (KL on the calibration data), and allocate with every tensor's loss weighted by that sensitivity; one pass over the calibration data per tensor, skipped below 1,024 output positions")
@@ -68,6 +70,9 @@ func (p *planFlags) validate(rankSet bool) error {
 	if (p.targetSet || p.bits != 0) && rankSet {
 		return usagef("a budget (--target-params, --target-bits) chooses the ranks: it excludes --rank and --energy")
 	}
+	if p.bitsLowRank && p.bits == 0 {
+		return usagef("--bits-lowrank needs --target-bits")
+	}
 	if p.sensitivitySet && p.sensitivity && p.target == 0 && p.bits == 0 {
 		return usagef("--plan-sensitivity needs a budget (--target-params or --target-bits)")
 	}
@@ -90,7 +95,7 @@ func (p *planFlags) validate(rankSet bool) error {
 
 // options fills the plan fields of the recipe's options.
 func (p *planFlags) options(o *recipe.Options) {
-	o.TargetParams, o.TargetBits = p.target, p.bits
+	o.TargetParams, o.TargetBits, o.BitsLowRank = p.target, p.bits, p.bitsLowRank
 	o.Init, o.NoRefit, o.NoSensitivity = recipe.Init(p.init), !p.refit, !p.sensitivity
 	if !p.initSet {
 		// The default falls back to the plain initialisation, with a
