@@ -13,7 +13,8 @@
 # bits (--target-bits SIZE) or qat (every layer its own base, uniform
 # --dtype SIZE, e.g. int4: dense quantization-aware training). Each run
 # writes OUTDIR/RUN/compress.json and verify.json. Flags in $EXTRA (e.g.
-# "--tokens 307200 --augment 256") are added to every compress.
+# "--tokens 307200 --augment 256") are added to every compress, and $SUFFIX
+# to every run's directory name.
 set -euo pipefail
 vc=$1 outdir=$2
 shift 2

@@ -251,10 +251,10 @@ func drawPareto(models []string, by map[string][]point, out string) error {
 			lo, hi = math.Min(lo, q.kl), math.Max(hi, q.kl)
 		}
 		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: 2}
-		p.Y.Min, p.Y.Max = lo/1.5, hi*math.Pow(3, float64(len(by[m])/4+1))
+		p.Y.Min, p.Y.Max = lo/2, hi*1e3
 		p.X.Min, p.X.Max = p.X.Min-0.1, p.X.Max+0.1
 		p.Legend.Left, p.Legend.Top = false, true
-		p.Draw(tiles.At(dc, 0, i))
+		p.Draw(tiles.At(dc, i, 0))
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".quality-*.png")
 	if err != nil {
