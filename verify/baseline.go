@@ -21,9 +21,13 @@ type Baseline struct {
 	KLMean        float64 `json:"kl_mean"`
 	Top1Agreement float64 `json:"top1_agreement"`
 	NLL           float64 `json:"nll,omitempty"`
-	// CompressedWins is true when the compressed model is no larger (in
-	// bits per original weight) and no further from the original (mean KL)
-	// than the baseline.
+	// Automatic is set when the scheme was chosen as the largest standard
+	// one not above the compressed model's size.
+	Automatic bool `json:"automatic,omitempty"`
+	// CompressedWins is true when the compressed model is no further from
+	// the original (mean KL) than the baseline and, unless the baseline
+	// was chosen automatically (and so stores no more than the file), no
+	// larger in bits per original weight.
 	CompressedWins bool `json:"compressed_wins"`
 }
 
@@ -143,7 +147,8 @@ func baseline(ctx context.Context, rep *Report, orig *model.Model, data *dataset
 	if b.NLLCompressed != nil {
 		bl.NLL = *b.NLLCompressed
 	}
-	bl.CompressedWins = *rep.BitsPerWeight <= bits && *rep.KLMean <= bl.KLMean
+	bl.Automatic = opt.Baseline == "" || opt.Baseline == BaselineAuto
+	bl.CompressedWins = *rep.KLMean <= bl.KLMean && (bl.Automatic || *rep.BitsPerWeight <= bits)
 	rep.Baseline = bl
 	return nil
 }

@@ -257,7 +257,11 @@ func printBaseline(w io.Writer, r *verify.Report) {
 		return
 	}
 	fmt.Fprintln(w, "\t")
-	fmt.Fprintf(w, "same-size baseline\tround to nearest %s (the largest standard scheme not above the file's size, unless --baseline names one)\n", b.Scheme)
+	how := "named by --baseline"
+	if b.Automatic {
+		how = "the largest standard scheme not above the file's size"
+	}
+	fmt.Fprintf(w, "same-size baseline\tround to nearest %s (%s)\n", b.Scheme, how)
 	fmt.Fprintf(w, "  \tcompressed  baseline\n")
 	fmt.Fprintf(w, "  bits per weight\t%10.3f  %8.3f\n", *r.BitsPerWeight, b.BitsPerWeight)
 	fmt.Fprintf(w, "  mean KLD\t%10.4f  %8.4f\n", *r.KLMean, b.KLMean)
@@ -265,7 +269,9 @@ func printBaseline(w io.Writer, r *verify.Report) {
 	if r.NLLCompressed != nil {
 		fmt.Fprintf(w, "  NLL\t%10.4f  %8.4f\n", *r.NLLCompressed, b.NLL)
 	}
-	if b.CompressedWins {
+	if b.CompressedWins && b.Automatic && *r.BitsPerWeight > b.BitsPerWeight {
+		fmt.Fprintf(w, "  verdict\tthe file is closer to the original than round to nearest %s, the largest standard rounding no larger than it\n", b.Scheme)
+	} else if b.CompressedWins {
 		fmt.Fprintf(w, "  verdict\tthe file is no larger and closer to the original than round to nearest %s\n", b.Scheme)
 	} else {
 		fmt.Fprintf(w, "  verdict\tTHE FILE LOSES to round to nearest %s (%s)\n", b.Scheme, lossReason(r))
@@ -276,7 +282,7 @@ func printBaseline(w io.Writer, r *verify.Report) {
 // lossReason says in what the compressed model loses to its baseline.
 func lossReason(r *verify.Report) string {
 	b := r.Baseline
-	larger, further := *r.BitsPerWeight > b.BitsPerWeight, *r.KLMean > b.KLMean
+	larger, further := *r.BitsPerWeight > b.BitsPerWeight && !b.Automatic, *r.KLMean > b.KLMean
 	switch {
 	case larger && further:
 		return fmt.Sprintf("larger, %.3f against %.3f bits per weight, and further from the original, KL %.4f against %.4f", *r.BitsPerWeight, b.BitsPerWeight, *r.KLMean, b.KLMean)
