@@ -226,6 +226,7 @@ func writeOutput(outPath string, cfg *formats.Config, mf *vlora.Manifest, sp *sp
 	if err != nil {
 		return fmt.Errorf("internal: %w", err)
 	}
+	mf.FormatVersion = mf.NeededVersion()
 	names := mf.StorageOrder()
 	expect := mf.ExpectedTensors()
 	specs := make([]formats.TensorSpec, len(names))

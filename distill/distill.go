@@ -149,37 +149,70 @@ const (
 )
 
 // DefaultQATLR is the learning rate taken by the zero value of Options.LR
-// for quantization-aware training of a student without sharing (every
-// layer its own base, no increments: compound size 1, or the first layer of
-// each compound) under a plan whose quantized families all have 3 bits or
-// more. Such a student starts close to the teacher, and Adam's steps of
-// about lr per weight at DefaultLR are a sizeable fraction of an int4 step:
-// on bytellama, dense int4/g32 ends worse than round to nearest at 2e-3
-// and better at 5e-4 (docs/quality.md). Students with increments, and
-// 2-bit plans, start far from the teacher and keep DefaultLR.
+// for quantization-aware training of a student without low-rank
+// increments (every tensor dense: compound size 1, the first layer of each
+// compound as base, or a bit plan that keeps every layer tensor dense)
+// under a plan that stores most of its quantized values in 3 bits or
+// more. Such a
+// student starts close to the teacher, and Adam's steps of about lr per
+// weight at DefaultLR are a sizeable fraction of an int4 step: on
+// bytellama, dense int4/g32 ends worse than round to nearest at 2e-3 and
+// better at 5e-4 (docs/quality.md). Students with low-rank increments, and
+// plans with most values in 2 bits, start far from the teacher and keep
+// DefaultLR.
 const DefaultQATLR = 5e-4
 
 // defaultLR returns the default learning rate for training vm under plan.
 func defaultLR(plan vlora.QuantPlan, vm *vlora.Model) float64 {
-	return DefaultLRFor(plan, vm.Manifest)
+	return lrFor(plan, vm.Manifest, vm.Tensors)
 }
 
 // DefaultLRFor returns the learning rate Run takes when Options.LR is zero,
 // for the model mf describes trained under plan (the zero plan: the one mf
 // records, if any, else float): DefaultQATLR for quantization-aware
-// training of a model without increments whose quantized families all have
-// 3 bits or more, DefaultLR otherwise.
+// training of a model without low-rank increments or shared bases whose
+// quantized values are mostly stored in 3 bits or more, DefaultLR
+// otherwise. With the manifest alone the quantized values are judged by
+// the family schemes.
 func DefaultLRFor(plan vlora.QuantPlan, mf *vlora.Manifest) float64 {
 	if !plan.Active() && mf.Quant != nil {
 		plan = *mf.Quant
 	}
-	if !plan.Active() || len(mf.Increments) > 0 {
+	return lrFor(plan, mf, nil)
+}
+
+// lrFor is defaultLR and DefaultLRFor: tensors (may be nil) are the
+// model's, to count the quantized values by their schemes.
+func lrFor(plan vlora.QuantPlan, mf *vlora.Manifest, tensors map[string]*vlora.Tensor) float64 {
+	if !plan.Active() {
 		return DefaultLR
 	}
-	for _, s := range []quant.Scheme{plan.Bases, plan.Factors, plan.Passthrough} {
-		if s.Bits != 0 && s.Bits < 3 {
+	for _, inc := range mf.Increments {
+		if inc.Kind == vlora.KindLowRank || mf.HasBase(inc.Suffix) {
 			return DefaultLR
 		}
+	}
+	// Below 3 bits training starts far from the teacher: the higher rate,
+	// when most quantized values are stored so.
+	var low, all int
+	for name, t := range tensors {
+		if s, ok := plan.SchemeOf(name, t.Shape); ok {
+			all += len(t.Data)
+			if s.Bits < 3 {
+				low += len(t.Data)
+			}
+		}
+	}
+	if all == 0 {
+		// No tensors to count (a manifest alone): by the family schemes.
+		for _, s := range []quant.Scheme{plan.Bases, plan.Factors, plan.Passthrough} {
+			if s.Bits != 0 && s.Bits < 3 {
+				return DefaultLR
+			}
+		}
+	}
+	if 2*low > all {
+		return DefaultLR
 	}
 	return DefaultQATLR
 }

@@ -219,7 +219,15 @@ func TestDefaultLR(t *testing.T) {
 	int4 := vlora.UniformPlan(quant.Scheme{Bits: 4, GroupSize: 32, Full: true})
 	int2 := vlora.UniformPlan(quant.Scheme{Bits: 2, GroupSize: 32, Full: true})
 	dense := &vlora.Model{Manifest: &vlora.Manifest{}}
-	shared := &vlora.Model{Manifest: &vlora.Manifest{Increments: []vlora.IncrementDesc{{Layer: 1, Suffix: "w"}}}}
+	shared := &vlora.Model{Manifest: &vlora.Manifest{BaseMode: vlora.BaseFirst, Increments: []vlora.IncrementDesc{{Layer: 1, Suffix: "w", Kind: vlora.KindDense}}}}
+	// A bit plan stores every layer tensor as its own increment, no base.
+	// "a" holds 64 values, "b" 16: the rate follows where most values are.
+	tensors := map[string]*vlora.Tensor{"a": {Data: make([]float32, 64), Shape: []int{8, 8}}, "b": {Data: make([]float32, 16), Shape: []int{4, 4}}}
+	ownDense := &vlora.Model{Manifest: &vlora.Manifest{BaseMode: vlora.BaseZero, Increments: []vlora.IncrementDesc{{Layer: 1, Suffix: "w", Kind: vlora.KindDense}}}, Tensors: tensors}
+	ownLowRank := &vlora.Model{Manifest: &vlora.Manifest{BaseMode: vlora.BaseZero, Increments: []vlora.IncrementDesc{{Layer: 1, Suffix: "w", Kind: vlora.KindLowRank, Rank: 3}}}}
+	perTensor := func(a, b int) vlora.QuantPlan {
+		return vlora.QuantPlan{Tensors: map[string]quant.Scheme{"a": {Bits: a, GroupSize: 32, Full: true}, "b": {Bits: b, GroupSize: 32, Full: true}}}
+	}
 	for _, c := range []struct {
 		name string
 		plan vlora.QuantPlan
@@ -231,6 +239,10 @@ func TestDefaultLR(t *testing.T) {
 		{"int4 bases only", vlora.QuantPlan{Bases: int4.Bases}, dense, DefaultQATLR},
 		{"int2 dense", int2, dense, DefaultLR},
 		{"int4 shared", int4, shared, DefaultLR},
+		{"per tensor 4 and 3 bits, dense, no base", perTensor(4, 3), ownDense, DefaultQATLR},
+		{"per tensor, most values 4 bits, a few 2", perTensor(4, 2), ownDense, DefaultQATLR},
+		{"per tensor, most values 2 bits", perTensor(2, 4), ownDense, DefaultLR},
+		{"per tensor, low rank, no base", perTensor(4, 4), ownLowRank, DefaultLR},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := defaultLR(c.plan, c.vm); got != c.want {

@@ -21,9 +21,13 @@ type Baseline struct {
 	KLMean        float64 `json:"kl_mean"`
 	Top1Agreement float64 `json:"top1_agreement"`
 	NLL           float64 `json:"nll,omitempty"`
-	// CompressedWins is true when the compressed model is no larger (in
-	// bits per original weight) and no further from the original (mean KL)
-	// than the baseline.
+	// Automatic is set when the scheme was chosen as the largest standard
+	// one not above the compressed model's size.
+	Automatic bool `json:"automatic,omitempty"`
+	// CompressedWins is true when the compressed model is no further from
+	// the original (mean KL) than the baseline and, unless the baseline
+	// was chosen automatically (and so stores no more than the file), no
+	// larger in bits per original weight.
 	CompressedWins bool `json:"compressed_wins"`
 }
 
@@ -34,14 +38,18 @@ const (
 )
 
 // StandardSchemes are the baselines verify measures, by name: int8 with
-// one scale per row, int4, int3 and int2 in groups of 32, all with
-// symmetric codes and F16 scales (the usual reference convention).
+// one scale per row, int4, int3 and int2 in groups of 32 (and, named
+// "int4/g64" and so on, of 64 and 128), all with symmetric codes and F16
+// scales (the usual reference convention).
 var StandardSchemes = map[string]quant.Scheme{
 	"int8": {Bits: 8},
-	"int4": {Bits: 4, GroupSize: 32},
-	"int3": {Bits: 3, GroupSize: 32},
-	"int2": {Bits: 2, GroupSize: 32},
+	"int4": {Bits: 4, GroupSize: 32}, "int4/g64": {Bits: 4, GroupSize: 64}, "int4/g128": {Bits: 4, GroupSize: 128},
+	"int3": {Bits: 3, GroupSize: 32}, "int3/g64": {Bits: 3, GroupSize: 64}, "int3/g128": {Bits: 3, GroupSize: 128},
+	"int2": {Bits: 2, GroupSize: 32}, "int2/g64": {Bits: 2, GroupSize: 64}, "int2/g128": {Bits: 2, GroupSize: 128},
 }
+
+// standardOrder lists StandardSchemes from the largest to the smallest.
+var standardOrder = []string{"int8", "int4", "int4/g64", "int4/g128", "int3", "int3/g64", "int3/g128", "int2", "int2/g64", "int2/g128"}
 
 // BitsPerWeight returns the bits the compressed model stores per weight of
 // the original (params original weights): a VLoRA file's tensors by their
@@ -56,25 +64,29 @@ func BitsPerWeight(comp *model.Model, params int64) (float64, error) {
 	return float64(8*comp.StoredBytes) / float64(params), nil
 }
 
-// chooseBaseline returns the scheme name opt asks for: the standard one
-// nearest in size to bits under "auto" (or ""), "" under "none".
+// chooseBaseline returns the scheme name opt asks for: under "auto" (or
+// "") the largest standard one that stores no more bits per weight than
+// the file (the smallest when every one is larger), "" under "none".
 func chooseBaseline(choice string, orig *model.Model, bits float64) (string, error) {
 	switch choice {
 	case BaselineNone:
 		return "", nil
 	case "", BaselineAuto:
 		ws := weights(orig)
-		best, bestD := "", math.Inf(1)
-		for _, name := range []string{"int8", "int4", "int3", "int2"} {
-			d := math.Abs(quant.Measure(ws, StandardSchemes[name]).BitsPerWeight() - bits)
-			if d < bestD {
-				best, bestD = name, d
+		best, bestBits := "", math.Inf(-1)
+		for _, name := range standardOrder {
+			b := quant.Measure(ws, StandardSchemes[name]).BitsPerWeight()
+			if b <= bits && b > bestBits {
+				best, bestBits = name, b
 			}
+		}
+		if best == "" {
+			best = standardOrder[len(standardOrder)-1]
 		}
 		return best, nil
 	}
 	if _, ok := StandardSchemes[choice]; !ok {
-		return "", fmt.Errorf("%w: baseline %q (want auto, none, int8, int4, int3 or int2)", formats.ErrInvalid, choice)
+		return "", fmt.Errorf("%w: baseline %q (want auto, none, int8, int4, int3 or int2, or int4, int3 or int2 with /g64 or /g128)", formats.ErrInvalid, choice)
 	}
 	return choice, nil
 }
@@ -135,7 +147,8 @@ func baseline(ctx context.Context, rep *Report, orig *model.Model, data *dataset
 	if b.NLLCompressed != nil {
 		bl.NLL = *b.NLLCompressed
 	}
-	bl.CompressedWins = *rep.BitsPerWeight <= bits && *rep.KLMean <= bl.KLMean
+	bl.Automatic = opt.Baseline == "" || opt.Baseline == BaselineAuto
+	bl.CompressedWins = *rep.KLMean <= bl.KLMean && (bl.Automatic || *rep.BitsPerWeight <= bits)
 	rep.Baseline = bl
 	return nil
 }

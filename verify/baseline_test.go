@@ -11,6 +11,7 @@ import (
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/quant"
 )
 
 // TestBaselineOnTinyModel checks the baseline's choice, its presence in
@@ -114,5 +115,34 @@ func TestBaselineAgreesWithQuant(t *testing.T) {
 				t.Errorf("a model at 1 bit and KL 0 must win")
 			}
 		})
+	}
+}
+
+// TestAutoBaselineIsNotLarger checks that the automatic baseline is the
+// largest standard scheme that stores no more bits per weight than the
+// file, and the smallest when every one stores more.
+func TestAutoBaselineIsNotLarger(t *testing.T) {
+	orig, err := model.LoadDense(testenv.GoldenModel(t, "llama-gqa-untied"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := weights(orig)
+	size := func(name string) float64 { return quant.Measure(ws, StandardSchemes[name]).BitsPerWeight() }
+	for _, tc := range []struct {
+		bits float64
+		want string
+	}{
+		{17.6, "int8"},
+		{size("int8"), "int8"},
+		{size("int8") - 1e-9, "int4"},
+		{size("int4") - 1e-9, "int4/g64"},
+		{(size("int3") + size("int4/g128")) / 2, "int3"},
+		{size("int2/g128") - 1e-9, "int2/g128"},
+		{0.5, "int2/g128"},
+	} {
+		got, err := chooseBaseline(BaselineAuto, orig, tc.bits)
+		if err != nil || got != tc.want {
+			t.Errorf("%.4f bits: %q, %v; want %q", tc.bits, got, err, tc.want)
+		}
 	}
 }

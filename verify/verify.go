@@ -143,6 +143,9 @@ type Report struct {
 	// BitsPerWeight is what the compressed model stores per weight of the
 	// original (see BitsPerWeight).
 	BitsPerWeight *float64 `json:"bits_per_weight"`
+	// Plan is how a VLoRA file stores the original's 2-D tensors, grouped
+	// (vlora.Manifest.Plan); nil for a dense model.
+	Plan []vlora.PlanGroup `json:"plan,omitempty"`
 	// Baseline is the same-size round-to-nearest baseline, nil when off.
 	Baseline *Baseline `json:"baseline,omitempty"`
 
@@ -233,6 +236,9 @@ func Run(ctx context.Context, orig, comp *model.Model, o Options) (*Report, erro
 	}
 	if bits, err := BitsPerWeight(comp, orig.StoredParams); err == nil {
 		rep.BitsPerWeight = &bits
+		if comp.VLoRA != nil {
+			rep.Plan = comp.VLoRA.Manifest.Plan()
+		}
 	}
 	if err := baseline(ctx, rep, orig, data, opt); err != nil {
 		return nil, err

@@ -15,10 +15,23 @@ import (
 	"github.com/vlora-convert/vlora-convert/formats"
 )
 
-// FormatVersion is the manifest version this package writes. Version 2
-// added quantized storage (Manifest.Quant); version 1 files, which have
-// none, are still read.
-const FormatVersion = 2
+// FormatVersion is the newest manifest version this package reads and
+// writes. Version 2 added quantized storage (Manifest.Quant), version 3
+// per-tensor schemes (QuantPlan.Tensors); a file is written with the
+// lowest version that holds it (Manifest.NeededVersion), so files without
+// per-tensor schemes stay readable by version-2 readers, and version 1
+// and 2 files are still read.
+const FormatVersion = 3
+
+// NeededVersion returns the lowest format version that holds m: 3 with
+// per-tensor schemes, 2 with quantized storage, else 1… but at least 2,
+// the version this package wrote before per-tensor schemes.
+func (m *Manifest) NeededVersion() int {
+	if m.Quant != nil && len(m.Quant.Tensors) > 0 {
+		return 3
+	}
+	return 2
+}
 
 // FormatName identifies VLoRA files in the manifest's "format" field.
 const FormatName = "vlora"
@@ -278,6 +291,9 @@ func (m *Manifest) validateLayout() error {
 	}
 	if m.Quant != nil && m.FormatVersion < 2 {
 		return manifestErr("quantized storage needs format version 2, not %d", m.FormatVersion)
+	}
+	if m.Quant != nil && len(m.Quant.Tensors) > 0 && m.FormatVersion < 3 {
+		return manifestErr("per-tensor quantized storage needs format version 3, not %d", m.FormatVersion)
 	}
 	if m.Quant != nil {
 		if err := m.Quant.Validate(); err != nil {

@@ -440,7 +440,7 @@ func (m *Model) Save(path string) error {
 		specs = append(specs, m.Manifest.quantizedSpecs(n, t.Shape, dt)...)
 		params += int64(len(t.Data))
 	}
-	m.Manifest.FormatVersion = FormatVersion
+	m.Manifest.FormatVersion = m.Manifest.NeededVersion()
 	_, bits, err := m.Manifest.Storage()
 	if err != nil {
 		return err

@@ -31,6 +31,11 @@ type QuantPlan struct {
 	// Passthrough applies to the tensors stored as they are: embeddings
 	// and the LM head.
 	Passthrough quant.Scheme `json:"passthrough"`
+	// Tensors, when set, gives the scheme of individual stored 2-D tensors
+	// by stored name, over their family's (format version 3): a plan
+	// chosen per tensor, as a bit budget makes it. A zero scheme keeps
+	// that tensor in the manifest's float dtype.
+	Tensors map[string]quant.Scheme `json:"tensors,omitempty"`
 }
 
 // UniformPlan applies s to every family.
@@ -38,7 +43,15 @@ func UniformPlan(s quant.Scheme) QuantPlan { return QuantPlan{Bases: s, Factors:
 
 // Active reports whether the plan quantizes anything.
 func (p QuantPlan) Active() bool {
-	return p.Bases.Bits != 0 || p.Factors.Bits != 0 || p.Passthrough.Bits != 0
+	if p.Bases.Bits != 0 || p.Factors.Bits != 0 || p.Passthrough.Bits != 0 {
+		return true
+	}
+	for _, s := range p.Tensors {
+		if s.Bits != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate checks every scheme the plan uses; errors wrap formats.ErrInvalid.
@@ -49,6 +62,14 @@ func (p QuantPlan) Validate() error {
 		}
 		if err := s.Validate(); err != nil {
 			return err
+		}
+	}
+	for name, s := range p.Tensors {
+		if s.Bits == 0 {
+			continue
+		}
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("tensor %q: %w", name, err)
 		}
 	}
 	return nil
@@ -63,13 +84,23 @@ func (p QuantPlan) String() string {
 		}
 		return s.String()
 	}
-	return "bases=" + f(p.Bases) + ",factors=" + f(p.Factors) + ",passthrough=" + f(p.Passthrough)
+	out := "bases=" + f(p.Bases) + ",factors=" + f(p.Factors) + ",passthrough=" + f(p.Passthrough)
+	if len(p.Tensors) > 0 {
+		out += fmt.Sprintf(" (%d tensors chosen one by one)", len(p.Tensors))
+	}
+	return out
 }
 
 // SchemeOf returns the scheme the plan gives a stored tensor of the given
 // name and shape, and whether the tensor is quantized: 2-D tensors by
-// family, never 1-D ones.
+// their entry in Tensors, else by family; never 1-D ones.
 func (p QuantPlan) SchemeOf(name string, shape []int) (quant.Scheme, bool) {
+	if len(shape) < 2 {
+		return quant.Scheme{}, false
+	}
+	if s, ok := p.Tensors[name]; ok {
+		return s, s.Bits != 0
+	}
 	var s quant.Scheme
 	switch family(name, shape) {
 	case FamilyBases:
@@ -148,6 +179,10 @@ func family(name string, shape []int) string {
 	return FamilyPassthrough
 }
 
+// SchemeMixed is FamilyStorage.Scheme of a family whose tensors are
+// stored in more than one way (a plan chosen per tensor).
+const SchemeMixed = "mixed"
+
 // Storage returns the cost of each family of stored tensors (bases,
 // factors, passthrough, vectors; families with no tensor are left out) and
 // their total in bits: quantized tensors at their codes and F16 scales, the
@@ -168,9 +203,16 @@ func (mf *Manifest) Storage() ([]FamilyStorage, int64, error) {
 		}
 		n := int64(NumElements(shape))
 		bits := n * int64(dt.Size()) * 8
+		scheme := strings.ToLower(dt.String())
 		if s, ok := mf.schemeOf(name, shape); ok {
 			rows, cols := Matrix(shape)
-			bits, fs.Scheme = s.StorageBits(rows, cols), s.String()
+			bits, scheme = s.StorageBits(rows, cols), s.String()
+		}
+		switch {
+		case fs.Params == 0:
+			fs.Scheme = scheme
+		case fs.Scheme != scheme:
+			fs.Scheme = SchemeMixed
 		}
 		fs.Params += n
 		fs.Bits += bits

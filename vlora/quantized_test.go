@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -123,7 +124,7 @@ func TestQuantizedSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Manifest.FormatVersion != 2 || back.Manifest.Quant == nil || *back.Manifest.Quant != testPlan {
+	if back.Manifest.FormatVersion != 2 || back.Manifest.Quant == nil || !reflect.DeepEqual(*back.Manifest.Quant, testPlan) {
 		t.Fatalf("manifest version %d, plan %v", back.Manifest.FormatVersion, back.Manifest.Quant)
 	}
 	for n, tn := range back.Tensors {
@@ -206,4 +207,69 @@ func TestQuantizedFileErrors(t *testing.T) {
 			t.Errorf("error %v, want ErrInvalid", err)
 		}
 	})
+}
+
+// TestPerTensorSchemes stores individual tensors in their own schemes over
+// the family plan: the file is written as format version 3, each tensor
+// reads back rounded in its own scheme (a zero scheme keeps it float), a
+// version-2 manifest with per-tensor schemes is refused, and a file
+// without them is still written as version 2.
+func TestPerTensorSchemes(t *testing.T) {
+	m := randomModel(t)
+	orig := map[string][]float32{}
+	var twoD []string
+	for n, tn := range m.Tensors {
+		orig[n] = slices.Clone(tn.Data)
+		if len(tn.Shape) >= 2 {
+			twoD = append(twoD, n)
+		}
+	}
+	slices.Sort(twoD)
+	if len(twoD) < 3 {
+		t.Fatalf("fixture has %d 2-D tensors", len(twoD))
+	}
+	plan := QuantPlan{Factors: quant.Scheme{Bits: 8}, Tensors: map[string]quant.Scheme{
+		twoD[0]: {Bits: 2, GroupSize: 16, Full: true},
+		twoD[1]: {}, // float
+		twoD[2]: {Bits: 5, GroupSize: 4},
+	}}
+	m.Manifest.Quant = &plan
+	path := filepath.Join(t.TempDir(), FileName)
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Manifest.FormatVersion != 3 || !reflect.DeepEqual(*back.Manifest.Quant, plan) {
+		t.Fatalf("version %d, plan %+v", back.Manifest.FormatVersion, back.Manifest.Quant)
+	}
+	for _, n := range twoD[:3] {
+		s, ok := back.SchemeOf(n)
+		if want := plan.Tensors[n]; s != want || ok != (want.Bits != 0) {
+			t.Errorf("%s: scheme %v (%v), want %v", n, s, ok, want)
+		}
+		want := orig[n]
+		if ok {
+			rows, cols := Matrix(back.Tensors[n].Shape)
+			want = make([]float32, len(want))
+			quant.FakeQuant(want, orig[n], rows, cols, s)
+		}
+		if !slices.Equal(back.Tensors[n].Data, want) {
+			t.Errorf("%s: read back differs from %v rounding", n, s)
+		}
+	}
+	mf := *back.Manifest
+	mf.FormatVersion = 2
+	if err := mf.Validate(); err == nil || !strings.Contains(err.Error(), "version 3") {
+		t.Errorf("version 2 with per-tensor schemes: %v", err)
+	}
+	m.Manifest.Quant = &QuantPlan{Factors: quant.Scheme{Bits: 8}}
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if back, err = Load(path); err != nil || back.Manifest.FormatVersion != 2 {
+		t.Errorf("family plan only: version %d, %v; want 2", back.Manifest.FormatVersion, err)
+	}
 }

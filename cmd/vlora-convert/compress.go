@@ -4,22 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vlora-convert/vlora-convert/convert"
 	"github.com/vlora-convert/vlora-convert/distill"
+	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/outdir"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/recipe"
 	"github.com/vlora-convert/vlora-convert/svd"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
-// compressOptions are the options of the compress command.
+// compressOptions are the options of the compress command: flags turned
+// into recipe.Options, and the distillation stage's flags.
 type compressOptions struct {
 	streams
 	model, out, base, svd  string
@@ -37,11 +39,6 @@ type compressOptions struct {
 
 	// opt is the SVD stage's configuration, set by Complete.
 	opt convert.Options
-	// cal is the original model with the calibration data, loaded by Run
-	// when the plan needs them, and shared with the distillation stage.
-	cal *calibration
-	// recipe is set when no recipe flag was given (the default recipe).
-	recipe bool
 	// dir is the output directory, owned while Run runs; work is where
 	// the run writes (dir's staging directory).
 	dir  *outdir.Dir
@@ -57,17 +54,25 @@ func newCompressCmd(s streams) *cobra.Command {
 (prefix.{i}.suffix), cuts it into compounds of K layers, factorizes every layer's difference from
 its compound base by truncated SVD, and writes DIR/model.vlora.safetensors and DIR/config.json.
 
-Without a recipe flag (--rank, --energy, --base, --target-params, --init, --refit, --plan-bases)
-it stores at most 55% of the original's parameters, ranks and bases chosen per tensor, truncated in
-the space of the layer inputs on calibration data (--data, or sampled from the original), refitted
-layer by layer, and distills every tensor on --data plus 1024 continuations of its sequences by
-the original (language models), which keeps the student from fitting the data set instead of the
-original.`,
+The default recipe (package recipe) stores at most 55% of the original's parameters
+(--target-params), ranks and bases chosen per tensor and weighted by each tensor's measured effect
+on the output (--plan-sensitivity), truncated in the space of the layer inputs on calibration data
+(--init whitened; --data, or sampled from the original), refitted layer by layer (--refit), and
+distills every tensor (--train all) on --data plus 1024 continuations of its sequences by the
+original (--augment, language models), which keeps the student from fitting the data set instead
+of the original. Each flag changes only what it names: --target-bits 3.5 spends a budget in bits
+instead (every tensor dense at 8, 4, 3 or 2 bits or low rank, and quantization-aware
+distillation), --rank 32 or --energy 0.9 replace the budget by one rank or energy, --dtype int4
+stores the plan in int4, --base mean or -k 4 change only the base or the compound size; the rest of
+the recipe stays.`,
 		Example: `  # the default recipe, calibrated and distilled on a data file
   vlora-convert compress --model ./bytellama --out ./bytellama-vlora --data calib.safetensors
 
-  # K=8, rank 32, first layer of each compound as base
-  vlora-convert compress --model ./bytellama --out ./bytellama-vlora --compound-size 8 --rank 32
+  # 3.5 bits per weight, every tensor's storage chosen for it, quantization-aware distillation
+  vlora-convert compress --model ./bytellama --out ./bytellama-3.5 --data calib.safetensors --target-bits 3.5
+
+  # K=8, rank 32, first layer of each compound as base, no distillation
+  vlora-convert compress --model ./bytellama --out ./bytellama-vlora --compound-size 8 --rank 32 --distill-steps 0
 
   # keep 90% of each increment's energy, mean base, randomized SVD, bf16 output
   vlora-convert compress --model ./m --out ./m-vlora --energy 0.9 --base mean --svd randomized --dtype bf16
@@ -86,7 +91,7 @@ original.`,
 	fl.IntVarP(&o.k, "compound-size", "k", convert.DefaultCompoundSize, "layers per compound (K), 1…65536")
 	fl.IntVarP(&o.rank, "rank", "r", 0, fmt.Sprintf("increment rank, 1…65536 (default %d unless --energy is given)", convert.DefaultRank))
 	fl.Float64Var(&o.energy, "energy", 0, "keep this fraction of each increment's squared singular values (0<E<=1; 1 is exact)")
-	fl.StringVar(&o.base, "base", "first", "compound base: first or mean")
+	fl.StringVar(&o.base, "base", "", "compound base: first, mean or zero (default: chosen per tensor among --plan-bases under --target-params; first with --rank or --energy)")
 	fl.StringVar(&o.svd, "svd", "exact", "SVD method: exact or randomized")
 	fl.Uint64Var(&o.seed, "seed", 0, "seed of the randomized SVD")
 	fl.IntVar(&o.oversample, "oversample", svd.DefaultOversample, "extra sketch columns of the randomized SVD, 0…4096")
@@ -100,9 +105,17 @@ original.`,
 	o.distill.addFlags(fl)
 	o.distill.addSourceCheckFlag(fl)
 	o.plan.addFlags(fl)
-	o.distill.storage.addFlags(fl, "f32")
+	o.distill.storage.addFlags(fl, "")
 	o.distill.eng.addFlags(fl)
 	o.distill.eng.compress = true
+	// The default recipe's distillation: every tensor, on the data and
+	// continuations of it by the original (language models).
+	o.distill.train = string(recipe.DefaultTrain)
+	fl.Lookup("train").DefValue = string(recipe.DefaultTrain)
+	o.distill.augment = defaultAugment
+	fl.Lookup("augment").DefValue = fmt.Sprint(defaultAugment)
+	fl.Lookup("augment").Usage += " (default recipe: language models with token data only)"
+	fl.Lookup("dtype").DefValue = "f32"
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("out")
 	return cmd
@@ -110,11 +123,15 @@ original.`,
 
 // Complete builds the SVD stage's options from the flags.
 func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
-	o.rankSet, o.energySet = cmd.Flags().Changed("rank"), cmd.Flags().Changed("energy")
+	fl := cmd.Flags()
+	o.rankSet, o.energySet = fl.Changed("rank"), fl.Changed("energy")
 	if err := o.distill.useTokens(cmd, "distill-steps"); err != nil {
 		return err
 	}
-	o.recipe = o.useDefaultRecipe(cmd)
+	o.plan.complete(fl)
+	if !fl.Changed("augment") {
+		o.distill.augmentIfLM = true
+	}
 	randomized := strings.EqualFold(o.svd, "randomized")
 	err := refuseInert(cmd, append(o.distill.inertRules(),
 		inertRule{"oversample", !randomized, "the randomized SVD (--svd randomized)"},
@@ -130,8 +147,10 @@ func (o *compressOptions) Complete(cmd *cobra.Command, _ []string) error {
 	if o.powerIters == 0 {
 		o.opt.PowerIters = svd.NoPowerIters
 	}
-	if o.opt.Base, err = vlora.ParseBaseMode(o.base); err != nil {
-		return usageError{err}
+	if o.base != "" {
+		if o.opt.Base, err = vlora.ParseBaseMode(o.base); err != nil {
+			return usageError{err}
+		}
 	}
 	if o.opt.SVD, err = svd.ParseMethod(o.svd); err != nil {
 		return usageError{err}
@@ -150,9 +169,6 @@ func (o *compressOptions) Validate() error {
 	if o.rankSet && o.energySet {
 		return usagef("--rank and --energy are exclusive")
 	}
-	if o.plan.target > 0 && (o.rankSet || o.energySet) {
-		return usagef("--target-params chooses every tensor's rank; leave out --rank and --energy, or --target-params")
-	}
 	err := firstError(
 		intRange("compound-size", o.k, 1, maxCompoundSize),
 		intRange("oversample", o.oversample, 0, maxOversample),
@@ -163,8 +179,14 @@ func (o *compressOptions) Validate() error {
 	if err != nil {
 		return err
 	}
-	if err := o.plan.validate(); err != nil {
+	if err := o.plan.validate(o.rankSet || o.energySet); err != nil {
 		return err
+	}
+	if o.plan.bits != 0 && (o.distill.storage.plan.Active() || o.distill.storage.float != formats.F32) {
+		return usagef("--target-bits chooses each tensor's storage: it excludes a quantized or 16-bit --dtype and --quant")
+	}
+	if o.plan.bits != 0 && o.align {
+		return usagef("--target-bits does not align layers: drop --align")
 	}
 	if o.rankSet {
 		if err := intRange("rank", o.rank, 1, maxRank); err != nil {
@@ -197,8 +219,8 @@ func (o *compressOptions) Run(ctx context.Context) error {
 	return err
 }
 
-// run runs the SVD stage (unless a distillation checkpoint is to be
-// resumed) and then the distillation stage.
+// run runs the recipe (unless a distillation checkpoint is to be resumed),
+// or hands its distillation stage to the PyTorch engine.
 func (o *compressOptions) run(ctx context.Context) error {
 	if o.distill.eng.torch() && o.distill.active() {
 		return o.runTorch(ctx)
@@ -210,175 +232,88 @@ func (o *compressOptions) run(ctx context.Context) error {
 			display: filepath.Join(o.out, vlora.FileName)})
 		return err
 	}
+	_, err := o.runRecipe(ctx, true)
+	return err
+}
+
+// runRecipe runs flags → recipe.Options → recipe.Run into the staging
+// directory, with the command's distillation stage (loss log,
+// checkpoints, report) as its distiller. final says that no later stage
+// rewrites the file (the PyTorch engine's does), so that the report
+// names it as written. It returns the SVD stage's summary.
+func (o *compressOptions) runRecipe(ctx context.Context, final bool) (*summary, error) {
 	var clock stageClock
 	data, unsupported, err := o.prepare(ctx, &clock)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res, s, err := o.svdStage(ctx, &clock, !o.distill.active() || unsupported != nil)
+	ro, err := o.recipeOptions(ctx, data, unsupported == nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if unsupported != nil {
-		fmt.Fprintf(o.ErrOut, "note: %v; the file holds the SVD initialisation only\n", unsupported)
-	} else if o.distill.active() {
-		if !o.json {
-			fmt.Fprintln(o.Out)
+	display := filepath.Join(o.out, vlora.FileName)
+	stopSVD := clock.start("svd")
+	// Calibration, the sensitivity pass and the refit report no progress
+	// of their own: a plain line every few seconds when stderr is not a
+	// terminal.
+	stopBeat := heartbeat(o.ErrOut, o.quiet, "compress")
+	var s *summary
+	// compressed finishes the SVD stage: companion files and its report.
+	compressed := func(res *convert.Result, final bool) error {
+		stopSVD()
+		stopBeat()
+		if err := copyCompanions(o.model, o.work); err != nil {
+			return err
 		}
-		ran, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
-			display: filepath.Join(o.out, vlora.FileName), seed: o.seed, quiet: o.quiet, json: o.json,
-			compressed: s, clock: &clock, data: data})
-		if err != nil || ran {
+		s = o.report(res, final)
+		return nil
+	}
+	distilling := false
+	if o.distill.active() && unsupported == nil {
+		ro.Distiller = func(ctx context.Context, _ *model.Model, res *convert.Result) error {
+			if err := compressed(res, false); err != nil {
+				return err
+			}
+			distilling = true
+			if !o.json {
+				fmt.Fprintln(o.Out)
+			}
+			_, err := o.distill.run(ctx, o.streams, distillTarget{original: o.model, student: res.Model, output: res.Path,
+				display: display, seed: o.seed, quiet: o.quiet, json: o.json, compressed: s, clock: &clock, data: data})
 			return err
 		}
 	}
-	if o.json {
-		return printJSON(o.Out, struct {
+	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
+	ro.Convert.Progress = bar.Report
+	res, err := recipe.Run(ctx, ro)
+	bar.Close()
+	stopBeat()
+	if err != nil {
+		return nil, err
+	}
+	if unsupported != nil {
+		fmt.Fprintf(o.ErrOut, "note: %v; the file holds the SVD initialisation only\n", unsupported)
+	}
+	if distilling {
+		return s, nil
+	}
+	if err := compressed(res.Result, final); err != nil {
+		return nil, err
+	}
+	if o.json && final {
+		return s, printJSON(o.Out, struct {
 			*summary
 			Stages []stageStat `json:"stages"`
 		}{s, clock.stats})
 	}
-	return nil
+	return s, nil
 }
-
-// prepare loads and checks everything the later stages read before the SVD
-// stage writes its first byte: the original with the distillation data
-// ("read"), and the calibration data of the plan ("calibrate"). A model the
-// distillation stage cannot train is reported in unsupported, and keeps the
-// SVD initialisation with a note (distillFlags.run).
-func (o *compressOptions) prepare(ctx context.Context, clock *stageClock) (data *preparedData, unsupported, err error) {
-	if o.distill.active() {
-		err = clock.run("read", func() error {
-			var err error
-			data, err = o.distill.prepareFromDir(ctx, o.model, o.seed, bars{o.ErrOut, o.quiet})
-			if errors.Is(err, distill.ErrUnsupported) {
-				unsupported, err = err, nil
-			}
-			return err
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-	}
-	if o.plan.needsCalibration() {
-		err := clock.run("calibrate", func() error {
-			defer heartbeat(o.ErrOut, o.quiet, "calibrate")()
-			return o.calibrate(ctx, data)
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-	}
-	return data, unsupported, nil
-}
-
-// svdStage writes the SVD-stage file (rounded to nearest when stored
-// quantized without distillation) with the original's companion files, and
-// prints its summary unless --json; final says that no later stage
-// rewrites the file, so that the summary names it as written.
-func (o *compressOptions) svdStage(ctx context.Context, clock *stageClock, final bool) (*convert.Result, *summary, error) {
-	var res *convert.Result
-	err := clock.run("svd", func() error {
-		var err error
-		res, err = o.compress(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if !o.distill.active() && o.distill.storage.plan.Active() {
-		// No distillation: round the stored tensors to nearest.
-		o.distill.storage.apply(res.Model)
-		if err := res.Model.Save(res.Path); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := copyCompanions(o.model, o.work); err != nil {
-		return nil, nil, err
-	}
-	s := summarize(res.Manifest)
-	if !o.json {
-		if final {
-			fmt.Fprintf(o.Out, "wrote %s\n", filepath.Join(o.out, vlora.FileName))
-		}
-		printSummary(o.Out, s)
-		for _, fb := range res.DenseFallbacks {
-			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
-		}
-		if plan := o.distill.storage.plan; plan.Active() && o.distill.active() {
-			fmt.Fprintf(o.Out, "the SVD stage's file is float; distillation trains for and writes %s\n", plan)
-		}
-	}
-	return res, &s, nil
-}
-
-// compress runs the plan and the SVD stage with a progress bar under a soft
-// memory limit, then the refit when asked. The model is kept in memory for
-// the refit and the distillation stage.
-func (o *compressOptions) compress(ctx context.Context) (*convert.Result, error) {
-	opt := o.opt
-	if opt.Align {
-		var err error
-		if opt.Alignment, err = convert.Align(ctx, o.model, opt); err != nil {
-			return nil, err
-		}
-		if o.cal != nil {
-			if err := o.cal.align(o.model, opt.Alignment); err != nil {
-				return nil, err
-			}
-		}
-	}
-	// With the sensitivity pass only the final plan is reported.
-	planLog := o.ErrOut
-	if o.plan.sensitivity {
-		planLog = io.Discard
-	}
-	planner, err := o.plan.apply(ctx, o.model, o.cal, &opt, nil, planLog)
-	if err != nil {
-		return nil, err
-	}
-	if o.plan.sensitivity {
-		stop := heartbeat(o.ErrOut, o.quiet, "plan sensitivity")
-		w, err := o.sensitivityWeights(ctx, opt, o.ErrOut)
-		stop()
-		if err != nil {
-			return nil, fmt.Errorf("plan sensitivity: %w", err)
-		}
-		opt.LossWeights = w
-		if _, err := o.plan.apply(ctx, o.model, o.cal, &opt, planner, o.ErrOut); err != nil {
-			return nil, err
-		}
-	}
-	bar := newProgress(o.ErrOut, o.quiet, "compress", 1, nil)
-	opt.Progress = bar.Report
-	opt.KeepModel = o.distill.active() || o.plan.refit || o.distill.storage.plan.Active()
-	// The SVD stage's live memory is bounded by a few layer tensors; a soft
-	// limit keeps the garbage collector from letting the heap double past it.
-	prevLimit := int64(-1)
-	if os.Getenv("GOMEMLIMIT") == "" && !opt.KeepModel {
-		prevLimit = debug.SetMemoryLimit(compressMemoryLimit)
-	}
-	res, err := convert.Compress(ctx, o.model, o.work, opt)
-	if prevLimit >= 0 {
-		debug.SetMemoryLimit(prevLimit)
-	}
-	bar.Close()
-	if err != nil || !o.plan.refit {
-		return res, err
-	}
-	defer heartbeat(o.ErrOut, o.quiet, "refit")()
-	return res, applyRefit(ctx, o.cal, res.Model, res.Path, o.ErrOut)
-}
-
-// compressMemoryLimit is the soft heap limit of the SVD stage (1.5 GiB),
-// unless GOMEMLIMIT says otherwise.
-const compressMemoryLimit = 1536 << 20
 
 // runTorch hands the distillation stage to the PyTorch engine: it checks
-// that the engine runs before any work, runs the SVD stage alone (as with
-// --distill-steps 0), then the engine on the file it wrote, which the
-// result replaces. With --resume and the engine's checkpoint beside the
-// file, the SVD stage is skipped.
+// that the engine runs before any work, runs the recipe without its
+// distillation (as with --distill-steps 0), then the engine on the file it
+// wrote, which the result replaces. With --resume and the engine's
+// checkpoint beside the file, the SVD stage is skipped.
 func (o *compressOptions) runTorch(ctx context.Context) error {
 	rt, err := engineRuntime(ctx)
 	if err != nil {
@@ -392,20 +327,87 @@ func (o *compressOptions) runTorch(ctx context.Context) error {
 	}
 	steps, tokens := o.distill.steps, o.distill.tokens
 	o.distill.steps, o.distill.tokens = 0, 0 // the SVD stage alone
-	var clock stageClock
-	_, _, err = o.prepare(ctx, &clock)
-	if err == nil {
-		var s *summary
-		if _, s, err = o.svdStage(ctx, &clock, false); err == nil {
-			target.compressed = s
-		}
-	}
+	s, err := o.runRecipe(ctx, false)
 	o.distill.steps, o.distill.tokens = steps, tokens
 	if err != nil {
 		return err
 	}
+	target.compressed = s
 	if !o.json {
 		fmt.Fprintln(o.Out)
 	}
 	return o.distill.runEngine(ctx, o.streams, rt, target)
+}
+
+// recipeOptions turns the flags into the recipe's options; data, when set,
+// is the distillation stage's, whose teacher the recipe shares.
+func (o *compressOptions) recipeOptions(ctx context.Context, data *preparedData, distills bool) (recipe.Options, error) {
+	ro := recipe.Options{Model: o.model, Out: o.work, Convert: o.opt, Seed: o.seed, Log: o.ErrOut, CalibSeqLen: o.distill.seqLen}
+	o.plan.options(&ro)
+	if p := o.distill.storage.plan; p.Active() {
+		ro.Storage = &p
+	}
+	if data != nil {
+		ro.Teacher = data.teacher
+	}
+	if o.distill.data == "" || !ro.NeedsCalibration() {
+		return ro, nil
+	}
+	// Calibration sequences: the first of --data.
+	teacher := ro.Teacher
+	if teacher == nil {
+		var err error
+		teacher, err = model.LoadDense(o.model)
+		if errors.Is(err, model.ErrUnsupportedArchitecture) && ro.Init == "" {
+			return ro, nil // the recipe notes it and falls back
+		}
+		if err != nil {
+			return ro, err
+		}
+		ro.Teacher = teacher
+	}
+	var err error
+	if ro.Calibration, err = calibrationData(ctx, teacher, &o.distill, o.plan.calibSamples); err != nil {
+		return ro, fmt.Errorf("calibration data: %w", err)
+	}
+	return ro, nil
+}
+
+// report prints the SVD stage's summary and plan unless --json, and
+// returns the summary; final says that the file is the run's result, which
+// is then named as written, where it will be once the output directory is
+// committed.
+func (o *compressOptions) report(res *convert.Result, final bool) *summary {
+	s := summarize(res.Manifest)
+	if !o.json {
+		if final {
+			fmt.Fprintf(o.Out, "wrote %s\n", filepath.Join(o.out, vlora.FileName))
+		}
+		printSummary(o.Out, s)
+		for _, fb := range res.DenseFallbacks {
+			fmt.Fprintf(o.ErrOut, "note: stored dense: %s\n", fb)
+		}
+		if plan := res.Manifest.Quant; plan != nil && o.distill.active() {
+			fmt.Fprintf(o.Out, "the SVD stage's file is float; distillation trains for and writes %s\n", plan)
+		}
+	}
+	return &s
+}
+
+// prepare loads and checks the distillation stage's data before anything
+// is written ("read"). A model the distillation stage cannot train is
+// reported in unsupported, and keeps the SVD initialisation with a note.
+func (o *compressOptions) prepare(ctx context.Context, clock *stageClock) (data *preparedData, unsupported, err error) {
+	if !o.distill.active() {
+		return nil, nil, nil
+	}
+	err = clock.run("read", func() error {
+		var err error
+		data, err = o.distill.prepareFromDir(ctx, o.model, o.seed, bars{o.ErrOut, o.quiet})
+		if errors.Is(err, distill.ErrUnsupported) {
+			unsupported, err = err, nil
+		}
+		return err
+	})
+	return data, unsupported, err
 }

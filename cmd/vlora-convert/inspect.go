@@ -39,6 +39,11 @@ type summary struct {
 	// BitsPerWeight the file's bits per original weight.
 	Storage       []vlora.FamilyStorage `json:"storage"`
 	BitsPerWeight float64               `json:"bits_per_weight"`
+	// Plan is how the original's 2-D tensors are stored, grouped.
+	Plan []vlora.PlanGroup `json:"plan"`
+	// MinRank and MaxRank bound the stored ranks.
+	MinRank int `json:"min_rank"`
+	MaxRank int `json:"max_rank"`
 }
 
 func summarize(m *vlora.Manifest) summary {
@@ -52,6 +57,8 @@ func summarize(m *vlora.Manifest) summary {
 	// Manifests that passed validation have a known dtype.
 	s.Storage, _, _ = m.Storage()
 	s.BitsPerWeight, _ = m.BitsPerOriginalWeight()
+	s.Plan = m.Plan()
+	s.MinRank, s.MaxRank = m.RankRange()
 	if m.Counts.ParamsOriginal > 0 {
 		s.Reduction = 1 - float64(m.Counts.ParamsStored)/float64(m.Counts.ParamsOriginal)
 	}
@@ -79,16 +86,36 @@ func printSummary(w io.Writer, s summary) {
 	if a := s.Align; a != nil {
 		fmt.Fprintf(tw, "aligned\texact symmetry alignment to the compound %s (%d re-alignments)\n", a.Reference, a.Iterations)
 	}
-	rank := fmt.Sprintf("rank %d", s.SVD.Rank)
-	if s.SVD.Energy > 0 {
-		rank = fmt.Sprintf("energy %g", s.SVD.Energy)
+	// The ranks stored, which a plan chooses per tensor.
+	var rank string
+	switch {
+	case s.MaxRank == 0:
+		rank = "no low-rank increments"
+	case s.MinRank == s.MaxRank:
+		rank = fmt.Sprintf("rank %d", s.MaxRank)
+	default:
+		rank = fmt.Sprintf("ranks %d–%d", s.MinRank, s.MaxRank)
 	}
-	fmt.Fprintf(tw, "increments\t%s, %s SVD, stored %s\n", rank, s.SVD.Method, s.DType)
+	if s.SVD.Energy > 0 {
+		rank += fmt.Sprintf(" (energy %g)", s.SVD.Energy)
+	}
+	stored := s.DType
+	if s.Quant != nil && s.Quant.Active() {
+		stored = "quantized as the plan says, the rest " + s.DType
+	}
+	fmt.Fprintf(tw, "increments\t%s, %s SVD, stored %s\n", rank, s.SVD.Method, stored)
 	fmt.Fprintf(tw, "parameters\t%d stored / %d original (%.1f%% fewer)\n", s.ParamsStored, s.ParamsOriginal, 100*s.Reduction)
 	fmt.Fprintf(tw, "bytes\t%s stored / %s original\n", humanBytes(s.BytesStored), humanBytes(s.BytesOriginal))
 	fmt.Fprintf(tw, "bits per weight\t%.3f per original weight (whole file)\n", s.BitsPerWeight)
 	for _, f := range s.Storage {
 		fmt.Fprintf(tw, "  %s\t%d values, %s, %.3f bits each\n", f.Family, f.Params, f.Scheme, f.BitsPerWeight())
+	}
+	for i, g := range s.Plan {
+		label := ""
+		if i == 0 {
+			label = "plan"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, g)
 	}
 	fmt.Fprintf(tw, "mean weight error\t%.4f (‖W − Ŵ‖/‖W‖ over low-rank increments, at compression)\n", s.MeanRelError)
 	if d := s.Distill; d != nil {

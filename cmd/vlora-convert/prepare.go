@@ -80,8 +80,15 @@ func (d *distillFlags) trainData(ctx context.Context, teacher *model.Model, seed
 		if err != nil || d.augment == 0 {
 			return ds, err
 		}
-		if d.augmentIfLM && (!teacher.IsCausalLM() || ds.IsImages() || ds.T < 2) {
+		// The default recipe continues plain token sequences of language
+		// models only.
+		if d.augmentIfLM && (!teacher.IsCausalLM() || ds.IsImages() || ds.T < 2 || ds.TokenTypes != nil || ds.Score != nil || ds.Labels != nil) {
 			return ds, nil
+		}
+		if !ds.IsImages() {
+			if err := ds.CheckRange(teacher.Config.VocabSize, teacher.Config.Int("type_vocab_size")); err != nil {
+				return nil, fmt.Errorf("%s: %w", ds.Source, err)
+			}
 		}
 		return d.augmented(ctx, teacher, ds, seed, pb)
 	}

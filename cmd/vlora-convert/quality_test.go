@@ -51,3 +51,45 @@ func TestDefaultRecipeBytellama(t *testing.T) {
 		t.Errorf("eval KL %.4f, want at most %.4f (+5%%)", sum.EvalKL, measured*1.05)
 	}
 }
+
+// TestTargetBitsBeatsRoundToNearest compresses bytellama with --target-bits
+// 3.55 (just above round-to-nearest int3/g32's 3.546 bits per weight) and
+// no training, and requires the file to be no larger and no further from
+// the original on the first 64 eval sequences than the original rounded to
+// nearest in int3/g32, the baseline verify picks at that size: the plan
+// alone, before any distillation, is never worse than uniform rounding at
+// the same bits. Runs only with VLORA_QUALITY=1 (about a minute on 2
+// cores: the sensitivity pass and two evaluations).
+func TestTargetBitsBeatsRoundToNearest(t *testing.T) {
+	testenv.Quality(t)
+	dir := testenv.SharedModel(t, "bytellama")
+	calib := testenv.Shared(t, "data/stdlib-bytes/calib.safetensors")
+	eval := testenv.Shared(t, "data/stdlib-bytes/eval.safetensors")
+	out := filepath.Join(t.TempDir(), "out")
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", out, "--data", calib, "--target-bits", "3.55", "--distill-steps", "0", "-q"); code != 0 {
+		t.Fatalf("compress: exit %d: %s", code, stderr)
+	}
+	stdout, stderr, code := run(t, "verify", "--original", dir, "--compressed", out, "--data", eval, "--samples", "64", "--json")
+	if code != 0 {
+		t.Fatalf("verify: exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		KL       float64 `json:"kl_mean"`
+		Bits     float64 `json:"bits_per_weight"`
+		Baseline struct {
+			Scheme string  `json:"scheme"`
+			Bits   float64 `json:"bits_per_weight"`
+			KL     float64 `json:"kl_mean"`
+		} `json:"baseline"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("verify --json: %v\n%s", err, stdout)
+	}
+	t.Logf("file %.4f bits, KL %.4f; round to nearest %s %.4f bits, KL %.4f", rep.Bits, rep.KL, rep.Baseline.Scheme, rep.Baseline.Bits, rep.Baseline.KL)
+	if rep.Baseline.Scheme != "int3/g32" || rep.Bits > 3.55 || rep.Bits < rep.Baseline.Bits-0.01 {
+		t.Errorf("file %.4f bits against %s at %.4f: want int3/g32 at about the same size", rep.Bits, rep.Baseline.Scheme, rep.Baseline.Bits)
+	}
+	if rep.KL > rep.Baseline.KL {
+		t.Errorf("file KL %.4f, worse than round to nearest %s (%.4f) at the same bits", rep.KL, rep.Baseline.Scheme, rep.Baseline.KL)
+	}
+}

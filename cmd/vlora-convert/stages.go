@@ -36,19 +36,34 @@ type stageClock struct {
 
 // run runs f as the stage name and records its wall time and peak RSS.
 func (c *stageClock) run(name string, f func() error) error {
+	stop := c.start(name)
+	err := f()
+	stop()
+	return err
+}
+
+// start begins the stage name; the returned function ends it (once; later
+// calls do nothing) and records its wall time and peak RSS. A stage ended
+// before the next one starts does not enclose it.
+func (c *stageClock) start(name string) (stop func()) {
 	if c == nil {
-		return f()
+		return func() {}
 	}
 	c.raise(peakRSSMiB())
 	resetPeakRSS()
 	c.open = append(c.open, 0)
 	t0 := time.Now()
-	err := f()
-	peak := max(peakRSSMiB(), c.open[len(c.open)-1])
-	c.open = c.open[:len(c.open)-1]
-	c.raise(peak)
-	c.stats = append(c.stats, stageStat{Name: name, Wall: time.Since(t0).Seconds(), PeakRSS: peak})
-	return err
+	done := false
+	return func() {
+		if done {
+			return
+		}
+		done = true
+		peak := max(peakRSSMiB(), c.open[len(c.open)-1])
+		c.open = c.open[:len(c.open)-1]
+		c.raise(peak)
+		c.stats = append(c.stats, stageStat{Name: name, Wall: time.Since(t0).Seconds(), PeakRSS: peak})
+	}
 }
 
 // raise records peak in every running stage.

@@ -156,6 +156,6 @@ func refuseInert(cmd *cobra.Command, rules ...inertRule) error {
 func (d *distillFlags) inertRules() []inertRule {
 	return []inertRule{
 		{"local-lr", d.localSteps == 0, "a local stage (--local-steps)"},
-		{"augment-prefix", d.augment == 0, "continuations (--augment)"},
+		{"augment-prefix", d.augment == 0 || !d.active(), "continuations (--augment) in a distillation"},
 	}
 }

@@ -35,8 +35,8 @@ runs both models on data and reports KL(original‖compressed) per position (mea
 agreement, NLL and perplexity of both (LMs), accuracy (classifiers with --labels), the relative
 error of every layer's hidden state, parameter and byte counts, and the file's bits per original
 weight. Beside it, the same-size baseline: the original with every 2-D tensor rounded to nearest
-(--baseline; by default the standard size nearest the file's), measured on the same data; the
-report says when the file loses to it, and --fail-if-worse makes that a failure (exit 1).
+(--baseline; by default the largest standard size not above the file's), measured on the same
+data; the report says when the file loses to it, and --fail-if-worse makes that a failure (exit 1).
 
 Without --data, language models are checked on sequences sampled from the original model and
 encoders and ViT on random inputs (seeded by --seed).
@@ -79,7 +79,7 @@ Exit codes: 0 every threshold holds, 1 a threshold is missed, 2 invalid input or
 	fl.IntVar(&o.opt.SeqLen, "seq-len", 0, fmt.Sprintf("sequence length, 0…65536 (0: the data's, or %d generated)", dataset.DefaultSeqLen))
 	fl.Uint64Var(&o.opt.Seed, "seed", 0, "seed for generated inputs")
 	fl.IntVar(&o.opt.Batch, "batch", verify.DefaultBatch, "evaluation batch size, 1…65536")
-	fl.StringVar(&o.opt.Baseline, "baseline", verify.BaselineAuto, "same-size round-to-nearest baseline of the original, measured on the same data: auto (the standard size nearest the file's bits per weight), none, int8 (per row), int4, int3 or int2 (groups of 32, F16 scales, symmetric)")
+	fl.StringVar(&o.opt.Baseline, "baseline", verify.BaselineAuto, "same-size round-to-nearest baseline of the original, measured on the same data: auto (the largest standard size not above the file's bits per weight), none, int8 (per row), int4, int3 or int2 (groups of 32, F16 scales, symmetric), or int4/g64, int4/g128, int3/g64 … int2/g128")
 	fl.Float64Var(&o.opt.MaxKL, "max-kl", 0, "fail (exit 1) when the mean KL exceeds this (finite, ≥ 0; 0: off)")
 	fl.Float64Var(&o.opt.MinAgreement, "min-agreement", 0, "fail (exit 1) when top-1 agreement is below this, [0, 1] (0: off)")
 	fl.BoolVar(&o.opt.FailIfWorse, "fail-if-worse", false, "fail (exit 1) when the file loses to its same-size baseline (larger, or further from the original by mean KL)")
@@ -195,6 +195,13 @@ func printReport(w io.Writer, r *verify.Report) {
 	if r.BitsPerWeight != nil {
 		fmt.Fprintf(tw, "bits per weight\t%.3f per original weight\n", *r.BitsPerWeight)
 	}
+	for i, g := range r.Plan {
+		label := ""
+		if i == 0 {
+			label = "plan"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, g)
+	}
 	if r.KLMean != nil {
 		fmt.Fprintf(tw, "Mean    KLD\t%s\n", f4(r.KLMean))
 		fmt.Fprintf(tw, "95.0%%   KLD\t%s\n", f4(r.KLP95))
@@ -260,7 +267,11 @@ func printBaseline(w io.Writer, r *verify.Report) {
 		return
 	}
 	fmt.Fprintln(w, "\t")
-	fmt.Fprintf(w, "same-size baseline\tround to nearest %s\n", b.Scheme)
+	how := "named by --baseline"
+	if b.Automatic {
+		how = "the largest standard scheme not above the file's size"
+	}
+	fmt.Fprintf(w, "same-size baseline\tround to nearest %s (%s)\n", b.Scheme, how)
 	fmt.Fprintf(w, "  \tcompressed  baseline\n")
 	fmt.Fprintf(w, "  bits per weight\t%10.3f  %8.3f\n", *r.BitsPerWeight, b.BitsPerWeight)
 	fmt.Fprintf(w, "  mean KLD\t%10.4f  %8.4f\n", *r.KLMean, b.KLMean)
@@ -268,7 +279,9 @@ func printBaseline(w io.Writer, r *verify.Report) {
 	if r.NLLCompressed != nil {
 		fmt.Fprintf(w, "  NLL\t%10.4f  %8.4f\n", *r.NLLCompressed, b.NLL)
 	}
-	if b.CompressedWins {
+	if b.CompressedWins && b.Automatic && *r.BitsPerWeight > b.BitsPerWeight {
+		fmt.Fprintf(w, "  verdict\tthe file is closer to the original than round to nearest %s, the largest standard rounding no larger than it\n", b.Scheme)
+	} else if b.CompressedWins {
 		fmt.Fprintf(w, "  verdict\tthe file is no larger and closer to the original than round to nearest %s\n", b.Scheme)
 	} else {
 		fmt.Fprintf(w, "  verdict\tTHE FILE LOSES to round to nearest %s (%s)\n", b.Scheme, lossReason(r))
@@ -279,7 +292,7 @@ func printBaseline(w io.Writer, r *verify.Report) {
 // lossReason says in what the compressed model loses to its baseline.
 func lossReason(r *verify.Report) string {
 	b := r.Baseline
-	larger, further := *r.BitsPerWeight > b.BitsPerWeight, *r.KLMean > b.KLMean
+	larger, further := *r.BitsPerWeight > b.BitsPerWeight && !b.Automatic, *r.KLMean > b.KLMean
 	switch {
 	case larger && further:
 		return fmt.Sprintf("larger, %.3f against %.3f bits per weight, and further from the original, KL %.4f against %.4f", *r.BitsPerWeight, b.BitsPerWeight, *r.KLMean, b.KLMean)

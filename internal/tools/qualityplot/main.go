@@ -6,6 +6,12 @@
 //
 // The CSV has a header and the columns recipe, stored_fraction, kl, nll;
 // the points of one recipe are joined by a line.
+//
+// With -pareto it draws the bits figure instead: the CSV has the columns
+// model, method, bits, kl, and each model gets a panel of KL (log scale)
+// against bits per original weight, a line per method.
+//
+//	go run ./internal/tools/qualityplot -pareto -in docs/quality-bits.csv -out docs/quality-bits.png
 package main
 
 import (
@@ -13,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,10 +41,20 @@ type point struct {
 func main() {
 	in := flag.String("in", "docs/quality-points.csv", "CSV of measured points")
 	out := flag.String("out", "docs/quality-points.png", "PNG to write")
+	pareto := flag.Bool("pareto", false, "draw KL against bits per weight, a panel per model (CSV: model, method, bits, kl)")
 	flag.Parse()
-	pts, err := read(*in)
-	if err == nil {
-		err = drawPanels(pts, *out)
+	var err error
+	if *pareto {
+		var models []string
+		var byModel map[string][]point
+		if models, byModel, err = readPareto(*in); err == nil {
+			err = drawPareto(models, byModel, *out)
+		}
+	} else {
+		var pts []point
+		if pts, err = read(*in); err == nil {
+			err = drawPanels(pts, *out)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qualityplot:", err)
@@ -77,8 +94,13 @@ func read(path string) ([]point, error) {
 
 // panel draws one metric against the stored fraction, a line per recipe.
 func panel(pts []point, ylabel string, y func(point) float64) (*plot.Plot, error) {
+	return panelX(pts, "stored parameters / original", ylabel, y)
+}
+
+// panelX draws y against point.frac, labelled xlabel, a line per recipe.
+func panelX(pts []point, xlabel, ylabel string, y func(point) float64) (*plot.Plot, error) {
 	p := plot.New()
-	p.X.Label.Text = "stored parameters / original"
+	p.X.Label.Text = xlabel
 	p.Y.Label.Text = ylabel
 	p.Add(plotter.NewGrid())
 	var recipes []string
@@ -153,6 +175,87 @@ func drawPanels(pts []point, out string) error {
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 4}
 	kl.Draw(tiles.At(dc, 0, 0))
 	nll.Draw(tiles.At(dc, 1, 0))
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".quality-*.png")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), out)
+}
+
+// readPareto parses the bits CSV (model, method, bits, kl) into points per
+// model (recipe: the method, frac: the bits), models in first-seen order.
+func readPareto(path string) ([]string, map[string][]point, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, nil, err
+	}
+	var models []string
+	by := map[string][]point{}
+	for i, r := range rows {
+		if i == 0 {
+			continue
+		}
+		if len(r) != 4 {
+			return nil, nil, fmt.Errorf("%s:%d: %d columns, want 4", path, i+1, len(r))
+		}
+		p := point{recipe: r[1]}
+		for j, dst := range []*float64{&p.frac, &p.kl} {
+			if *dst, err = strconv.ParseFloat(r[j+2], 64); err != nil {
+				return nil, nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+			}
+		}
+		if !(p.kl > 0) {
+			return nil, nil, fmt.Errorf("%s:%d: KL %v must be positive (log scale)", path, i+1, p.kl)
+		}
+		if _, ok := by[r[0]]; !ok {
+			models = append(models, r[0])
+		}
+		by[r[0]] = append(by[r[0]], p)
+	}
+	return models, by, nil
+}
+
+// drawPareto writes one panel per model, KL on a log scale against bits per
+// original weight, side by side into out, atomically.
+func drawPareto(models []string, by map[string][]point, out string) error {
+	if len(models) == 0 {
+		return fmt.Errorf("no points")
+	}
+	img := vgimg.New(vg.Length(7*len(models))*vg.Inch, 5*vg.Inch)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: len(models), PadX: vg.Inch / 4}
+	for i, m := range models {
+		p, err := panelX(by[m], "bits per original weight (whole file)", "KL(original ‖ compressed), nats/token", func(q point) float64 { return q.kl })
+		if err != nil {
+			return err
+		}
+		p.Title.Text = m
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, q := range by[m] {
+			lo, hi = math.Min(lo, q.kl), math.Max(hi, q.kl)
+		}
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: 2}
+		p.Y.Min, p.Y.Max = lo/2, hi*1e3
+		p.X.Min, p.X.Max = p.X.Min-0.1, p.X.Max+0.1
+		p.Legend.Left, p.Legend.Top = false, true
+		p.Draw(tiles.At(dc, i, 0))
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".quality-*.png")
 	if err != nil {
 		return err

@@ -38,3 +38,28 @@ func TestReadAndDraw(t *testing.T) {
 		t.Error("no error for a malformed number")
 	}
 }
+
+// TestPareto reads a bits CSV with two models and draws their panels.
+func TestPareto(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "b.csv")
+	os.WriteFile(in, []byte("model,method,bits,kl\nm1,rtn,4.5,0.04\nm1,bits,4.5,0.02\nm1,bits,3.5,0.05\nm2,rtn,4.5,0.2\n"), 0o644)
+	models, by, err := readPareto(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(models) != 2 || len(by["m1"]) != 3 || by["m1"][2] != (point{recipe: "bits", frac: 3.5, kl: 0.05}) {
+		t.Fatalf("models %v, points %+v", models, by)
+	}
+	out := filepath.Join(dir, "b.png")
+	if err := drawPareto(models, by, out); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(out); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("no PNG written: %v", err)
+	}
+	os.WriteFile(in, []byte("model,method,bits,kl\nm,rtn,4,0\n"), 0o644)
+	if _, _, err := readPareto(in); err == nil {
+		t.Error("no error for a zero KL on a log scale")
+	}
+}
