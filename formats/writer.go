@@ -1,9 +1,9 @@
 package formats
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/bits"
 	"os"
@@ -57,12 +57,9 @@ func (s TensorSpec) validate() error {
 // left behind; after a failure every call returns the first error.
 type Writer struct {
 	path    string
-	tmp     *os.File
-	buf     *bufio.Writer
+	out     *AtomicFile
 	specs   []TensorSpec
 	next    int
-	err     error
-	closed  bool
 	scratch []byte
 }
 
@@ -74,15 +71,15 @@ func Create(path string, metadata map[string]string, specs []TensorSpec) (*Write
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	out, err := CreateAtomic(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: creating output: %w", path, err)
+		return nil, err
 	}
-	w := &Writer{path: path, tmp: tmp, buf: bufio.NewWriterSize(tmp, 1<<20), specs: specs}
+	w := &Writer{path: path, out: out, specs: specs}
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(len(header)))
-	w.buf.Write(n[:]) // a bufio.Writer keeps the first error for the next Write
-	if _, err := w.buf.Write(header); err != nil {
+	w.out.Write(n[:]) // the first error is kept for the next Write
+	if _, err := w.out.Write(header); err != nil {
 		return nil, w.fail(fmt.Errorf("%s: writing header: %w", path, err))
 	}
 	return w, nil
@@ -149,11 +146,11 @@ func buildHeader(metadata map[string]string, specs []TensorSpec) ([]byte, error)
 
 // expect returns the spec of the next tensor after checking that it is name.
 func (w *Writer) expect(name string) (TensorSpec, error) {
-	if w.err != nil {
-		return TensorSpec{}, w.err
-	}
-	if w.closed {
-		return TensorSpec{}, fmt.Errorf("%s: tensor %q: writer already closed", w.path, name)
+	if err := w.out.Err(); err != nil {
+		if errors.Is(err, errClosed) {
+			return TensorSpec{}, fmt.Errorf("%s: tensor %q: %w", w.path, name, errClosed)
+		}
+		return TensorSpec{}, err
 	}
 	if w.next >= len(w.specs) {
 		return TensorSpec{}, w.fail(fmt.Errorf("%s: tensor %q written after all %d declared tensors", w.path, name, len(w.specs)))
@@ -215,7 +212,7 @@ func (w *Writer) WriteRaw(name string, raw []byte) error {
 }
 
 func (w *Writer) writeBytes(name string, b []byte) error {
-	if _, err := w.buf.Write(b); err != nil {
+	if _, err := w.out.Write(b); err != nil {
 		return w.fail(fmt.Errorf("%s: tensor %q: %w", w.path, name, err))
 	}
 	w.next++
@@ -223,62 +220,24 @@ func (w *Writer) writeBytes(name string, b []byte) error {
 }
 
 // fail records the first error and removes the temporary file.
-func (w *Writer) fail(err error) error {
-	if w.err == nil {
-		w.err = err
-	}
-	w.discard()
-	return w.err
-}
-
-// discard closes and removes the temporary file once.
-func (w *Writer) discard() {
-	if w.closed {
-		return
-	}
-	w.closed = true
-	w.tmp.Close()
-	os.Remove(w.tmp.Name())
-}
+func (w *Writer) fail(err error) error { return w.out.Fail(err) }
 
 // Commit flushes, syncs and renames the file into place. It fails if a write
 // failed or not every declared tensor was written; on failure the temporary
 // file is removed.
 func (w *Writer) Commit() error {
-	if w.err != nil {
-		return w.err
-	}
-	if w.closed {
-		return fmt.Errorf("%s: writer already closed", w.path)
+	if err := w.out.Err(); err != nil {
+		return err
 	}
 	if w.next != len(w.specs) {
 		return w.fail(fmt.Errorf("%s: only %d of %d tensors written (next: %q)", w.path, w.next, len(w.specs), w.specs[w.next].Name))
 	}
-	if err := w.buf.Flush(); err != nil {
-		return w.fail(fmt.Errorf("%s: %w", w.path, err))
-	}
-	if err := w.tmp.Chmod(0o644); err != nil {
-		return w.fail(fmt.Errorf("%s: %w", w.path, err))
-	}
-	if err := w.tmp.Sync(); err != nil {
-		return w.fail(fmt.Errorf("%s: %w", w.path, err))
-	}
-	err := w.tmp.Close()
-	w.closed = true
-	if err == nil {
-		err = os.Rename(w.tmp.Name(), w.path)
-	}
-	if err != nil {
-		w.err = fmt.Errorf("%s: %w", w.path, err)
-		os.Remove(w.tmp.Name())
-		return w.err
-	}
-	return nil
+	return w.out.Commit()
 }
 
 // Abort discards the partial output. It is safe to call after Commit and
 // more than once.
-func (w *Writer) Abort() { w.discard() }
+func (w *Writer) Abort() { w.out.Abort() }
 
 // WriteFileAtomic writes data to path, with mode 0644, through a temporary
 // file in the same directory that is renamed into place, so path holds either

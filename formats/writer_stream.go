@@ -14,7 +14,7 @@ func (w *Writer) WriteRawFrom(name string, r io.Reader) error {
 		return err
 	}
 	want := int64(s.numElements()) * int64(s.DType.Size())
-	n, err := io.CopyN(w.buf, r, want)
+	n, err := io.CopyN(w.out, r, want)
 	if err != nil {
 		return w.fail(fmt.Errorf("%s: tensor %q: copied %d of %d bytes: %w", w.path, name, n, want, err))
 	}

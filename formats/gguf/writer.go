@@ -1,12 +1,9 @@
 package gguf
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 
 	"github.com/vlora-convert/vlora-convert/formats"
 )
@@ -19,12 +16,9 @@ import (
 // removes it, so a partial file never appears under the final name.
 type Writer struct {
 	path    string
-	tmp     *os.File
-	buf     *bufio.Writer
+	out     *formats.AtomicFile
 	tensors []Tensor
 	next    int
-	err     error
-	closed  bool
 	scratch []byte
 }
 
@@ -36,12 +30,12 @@ func Create(path string, kvs []KV, tensors []Tensor) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	out, err := formats.CreateAtomic(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: creating output: %w", path, err)
+		return nil, err
 	}
-	w := &Writer{path: path, tmp: tmp, buf: bufio.NewWriterSize(tmp, 1<<20), tensors: tensors}
-	if _, err := w.buf.Write(head); err != nil {
+	w := &Writer{path: path, out: out, tensors: tensors}
+	if _, err := w.out.Write(head); err != nil {
 		return nil, w.fail(fmt.Errorf("%s: writing header: %w", path, err))
 	}
 	return w, nil
@@ -182,11 +176,8 @@ func appendArray[T any](b []byte, tagged bool, elem uint32, xs []T) ([]byte, err
 // row-major. A value that is not finite, or that the type cannot hold
 // (beyond ±65504 for F16), is refused with an error naming the tensor.
 func (w *Writer) WriteFloat32(name string, data []float32) error {
-	if w.err != nil {
-		return w.err
-	}
-	if w.closed {
-		return fmt.Errorf("%s: writer closed", w.path)
+	if err := w.out.Err(); err != nil {
+		return err
 	}
 	if w.next >= len(w.tensors) || w.tensors[w.next].Name != name {
 		want := "none"
@@ -211,7 +202,7 @@ func (w *Writer) WriteFloat32(name string, data []float32) error {
 	if w.next == len(w.tensors)-1 {
 		buf = buf[:n] // no padding after the last tensor
 	}
-	if _, err := w.buf.Write(buf); err != nil {
+	if _, err := w.out.Write(buf); err != nil {
 		return w.fail(fmt.Errorf("%s: %w", w.path, err))
 	}
 	w.next++
@@ -281,57 +272,21 @@ func quantizeQ8_0(dst []byte, x []float32) {
 	}
 }
 
-func (w *Writer) fail(err error) error {
-	if w.err == nil {
-		w.err = err
-	}
-	w.discard()
-	return w.err
-}
-
-func (w *Writer) discard() {
-	if w.closed {
-		return
-	}
-	w.closed = true
-	w.tmp.Close()
-	os.Remove(w.tmp.Name())
-}
+// fail records the first error and removes the temporary file.
+func (w *Writer) fail(err error) error { return w.out.Fail(err) }
 
 // Commit flushes, syncs and renames the file into place. It fails, removing
 // the temporary file, if a write failed or a declared tensor is missing.
 func (w *Writer) Commit() error {
-	if w.err != nil {
-		return w.err
-	}
-	if w.closed {
-		return fmt.Errorf("%s: writer already closed", w.path)
+	if err := w.out.Err(); err != nil {
+		return err
 	}
 	if w.next != len(w.tensors) {
 		return w.fail(fmt.Errorf("%s: only %d of %d tensors written (next: %q)", w.path, w.next, len(w.tensors), w.tensors[w.next].Name))
 	}
-	if err := w.buf.Flush(); err != nil {
-		return w.fail(fmt.Errorf("%s: %w", w.path, err))
-	}
-	if err := w.tmp.Chmod(0o644); err != nil {
-		return w.fail(fmt.Errorf("%s: %w", w.path, err))
-	}
-	if err := w.tmp.Sync(); err != nil {
-		return w.fail(fmt.Errorf("%s: %w", w.path, err))
-	}
-	err := w.tmp.Close()
-	w.closed = true
-	if err == nil {
-		err = os.Rename(w.tmp.Name(), w.path)
-	}
-	if err != nil {
-		w.err = fmt.Errorf("%s: %w", w.path, err)
-		os.Remove(w.tmp.Name())
-		return w.err
-	}
-	return nil
+	return w.out.Commit()
 }
 
 // Abort discards the partial output. It is safe after Commit and more than
 // once.
-func (w *Writer) Abort() { w.discard() }
+func (w *Writer) Abort() { w.out.Abort() }
