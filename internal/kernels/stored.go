@@ -258,6 +258,10 @@ func (o Options) MulStored(n int, x []float32, ldx int, w *Stored, y []float32, 
 	// between threads, which on a busy machine can take longer than the
 	// product.
 	bands := min(threads, max(1, w.Rows/64), max(1, int(w.Bytes()>>19)))
+	if w.q8Path(n) {
+		mulQ4Q8(x, w, y, beta, bands)
+		return
+	}
 	if bands == 1 {
 		mulStoredRows(n, x, ldx, w, y, ldy, beta, 0, w.Rows)
 		return

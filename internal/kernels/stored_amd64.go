@@ -2,7 +2,11 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 // storedAsm selects the assembly dot products of stored matrices: AVX2
 // with FMA and F16C. Tests clear it to exercise the portable path.
@@ -150,3 +154,11 @@ func dot1Q8AVX512(w *byte, x *float32, n int) float32
 
 //go:noescape
 func dot1Q4AVX512(codes, scales *byte, x *float32, groups, chunks int) float32
+
+// q4q8RowsAsm runs the AVX2 integer kernel on checked slices.
+func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, rows, groups, chunks int, y []float32) {
+	q4q8RowsAVX2(&codes[0], &scales[0], (*int8)(unsafe.Pointer(&xq[0])), &xs[0], rows, groups, chunks, &y[0])
+}
+
+//go:noescape
+func q4q8RowsAVX2(codes, scales *byte, xq *int8, xs *float32, rows, groups, chunks int, y *float32)

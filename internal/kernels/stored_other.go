@@ -19,3 +19,7 @@ func q4Width(int, int) int { return 16 }
 
 // storedAsm and storedAVX512 are false: this build has no assembly.
 var storedAsm, storedAVX512 = false, false
+
+func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, rows, groups, chunks int, y []float32) {
+	q4q8RowsGo(codes, scales, xq, xs, rows, groups, chunks, y)
+}

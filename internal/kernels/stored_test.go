@@ -150,6 +150,7 @@ func TestMulStored(t *testing.T) {
 						copy(y0, y)
 						Options{Threads: 3}.MulStored(n, x, ldx, w, y, ldy, beta)
 						bound := storedSumBound(tc.cols)
+						q8 := w.q8Path(n)
 						for i := range n {
 							for r := range ldy {
 								got := y[i*ldy+r]
@@ -169,7 +170,12 @@ func TestMulStored(t *testing.T) {
 									want += float64(beta) * float64(y0[i*ldy+r])
 									abs += math.Abs(float64(beta) * float64(y0[i*ldy+r]))
 								}
-								if d := math.Abs(float64(got) - want); d > bound*abs+1e-30 {
+								quantErr := 0.0
+								if q8 {
+									quantErr = q8ActivationBound(x[i*ldx:i*ldx+tc.cols], ref[r*tc.cols:(r+1)*tc.cols], w.group())
+									abs += quantErr
+								}
+								if d := math.Abs(float64(got) - want); d > bound*abs+quantErr+1e-30 {
 									t.Fatalf("y[%d, %d] = %v, want %v (error %.3g, bound %.3g)", i, r, got, want, d, bound*abs)
 								}
 							}
@@ -179,6 +185,69 @@ func TestMulStored(t *testing.T) {
 			}
 		}
 	})
+}
+
+// q8ActivationBound is the largest change of Σ x_j·w_j that the integer
+// kernel's quantization of x to int8 can make: each x_j moves by at most
+// half its group's step d_g = max|x_g|/127, so the sum moves by at most
+// Σ_j |w_j|·d_g/2 (taken with a relative margin of 1e-6 for the float32
+// computation of d_g).
+func q8ActivationBound(x []float32, w []float64, g int) float64 {
+	var e float64
+	for k := 0; k < len(x); k += g {
+		var amax float64
+		for _, v := range x[k : k+g] {
+			amax = max(amax, math.Abs(float64(v)))
+		}
+		d := amax / 127 * (1 + 1e-6)
+		for _, v := range w[k : k+g] {
+			e += math.Abs(v) * d / 2
+		}
+	}
+	return e
+}
+
+// TestQ4Q8Rows holds the integer kernel's assembly to its portable
+// version: the int32 group sums are exact in both, so they differ only by
+// the float32 rounding of the per-group products and their sum (FMA
+// against multiply-add): (groups+3)·u of the sum of magnitudes.
+func TestQ4Q8Rows(t *testing.T) {
+	if !storedAsm {
+		t.Skip("no assembly on this CPU: the portable kernel is the only one")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, sh := range []struct{ rows, groups, chunks int }{{1, 1, 1}, {37, 3, 1}, {5, 7, 2}, {64, 64, 1}, {3, 2, 4}} {
+		codes := make([]byte, sh.rows*sh.groups*sh.chunks*16)
+		for i := range codes {
+			codes[i] = byte(rng.IntN(256))
+		}
+		scales := make([]byte, 2*sh.rows*sh.groups)
+		for i := 0; i < len(scales); i += 2 {
+			binary.LittleEndian.PutUint16(scales[i:], formats.Float32ToF16(float32(rng.NormFloat64())))
+		}
+		n := sh.groups * sh.chunks * 32
+		xq := make([]int8, n)
+		for i := range xq {
+			xq[i] = int8(rng.IntN(255) - 127)
+		}
+		xs := make([]float32, sh.groups)
+		for i := range xs {
+			xs[i] = float32(rng.Float64())
+		}
+		got, want := make([]float32, sh.rows), make([]float32, sh.rows)
+		q4q8Rows(codes, scales, xq, xs, sh.rows, sh.groups, sh.chunks, got)
+		q4q8RowsGo(codes, scales, xq, xs, sh.rows, sh.groups, sh.chunks, want)
+		for r := range sh.rows {
+			var abs float64
+			for k := range sh.groups {
+				s := math.Abs(float64(f16ToFloat32(binary.LittleEndian.Uint16(scales[2*(r*sh.groups+k):]))) * float64(xs[k]))
+				abs += s * 8 * 127 * float64(sh.chunks*32)
+			}
+			if d := math.Abs(float64(got[r]) - float64(want[r])); d > storedSumBound(sh.groups)*abs {
+				t.Fatalf("%+v row %d: %v, portable %v", sh, r, got[r], want[r])
+			}
+		}
+	}
 }
 
 func TestStoredDecodeRows(t *testing.T) {
