@@ -155,10 +155,23 @@ func dot1Q8AVX512(w *byte, x *float32, n int) float32
 //go:noescape
 func dot1Q4AVX512(codes, scales *byte, x *float32, groups, chunks int) float32
 
-// q4q8RowsAsm runs the AVX2 integer kernel on checked slices.
-func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, rows, groups, chunks int, y []float32) {
-	q4q8RowsAVX2(&codes[0], &scales[0], (*int8)(unsafe.Pointer(&xq[0])), &xs[0], rows, groups, chunks, &y[0])
+// storedVNNI selects, with storedAsm, the VPDPBUSD integer kernel
+// (AVX-512 VNNI on 256-bit registers). Tests clear it to exercise the
+// AVX2 one.
+var storedVNNI = storedAsm && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
+
+// q4q8RowsAsm runs the integer kernel on checked slices.
+func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, xc []int32, rows, groups, chunks int, y []float32) {
+	q := (*int8)(unsafe.Pointer(&xq[0]))
+	if storedVNNI {
+		q4q8RowsVNNI(&codes[0], &scales[0], q, &xs[0], &xc[0], rows, groups, chunks, &y[0])
+		return
+	}
+	q4q8RowsAVX2(&codes[0], &scales[0], q, &xs[0], &xc[0], rows, groups, chunks, &y[0])
 }
 
 //go:noescape
-func q4q8RowsAVX2(codes, scales *byte, xq *int8, xs *float32, rows, groups, chunks int, y *float32)
+func q4q8RowsAVX2(codes, scales *byte, xq *int8, xs *float32, xc *int32, rows, groups, chunks int, y *float32)
+
+//go:noescape
+func q4q8RowsVNNI(codes, scales *byte, xq *int8, xs *float32, xc *int32, rows, groups, chunks int, y *float32)

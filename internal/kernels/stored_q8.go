@@ -33,8 +33,9 @@ func (w *Stored) q8Path(n int) bool {
 
 // quantizeQ8 writes x quantized per group of g elements into xq, in
 // 32-element chunk order (of every 32, the 16 of even index, then the 16
-// of odd index), and each group's scale d_g into xs.
-func quantizeQ8(x []float32, g int, xq []int8, xs []float32) {
+// of odd index), each group's scale d_g into xs and −8 times the sum of its
+// quantized elements (the offset of the 4-bit codes) into xc.
+func quantizeQ8(x []float32, g int, xq []int8, xs []float32, xc []int32) {
 	for k := range len(x) / g {
 		seg := x[k*g : (k+1)*g]
 		var amax float32
@@ -48,13 +49,16 @@ func quantizeQ8(x []float32, g int, xq []int8, xs []float32) {
 		}
 		xs[k] = d
 		q := xq[k*g : (k+1)*g]
+		var sum int32
 		for c := 0; c < g; c += 32 {
 			src, dst := seg[c:c+32], q[c:c+32]
 			for j := range 16 {
 				dst[j] = int8(math.RoundToEven(float64(src[2*j] * id)))
 				dst[16+j] = int8(math.RoundToEven(float64(src[2*j+1] * id)))
+				sum += int32(dst[j]) + int32(dst[16+j])
 			}
 		}
+		xc[k] = -8 * sum
 	}
 }
 
@@ -62,6 +66,7 @@ func quantizeQ8(x []float32, g int, xq []int8, xs []float32) {
 type q8Scratch struct {
 	xq  []int8
 	xs  []float32
+	xc  []int32
 	out []float32
 }
 
@@ -80,10 +85,10 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 		s.xq = make([]int8, w.Cols)
 	}
 	if cap(s.xs) < groups {
-		s.xs = make([]float32, groups)
+		s.xs, s.xc = make([]float32, groups), make([]int32, groups)
 	}
-	xq, xs := s.xq[:w.Cols], s.xs[:groups]
-	quantizeQ8(x[:w.Cols], g, xq, xs)
+	xq, xs, xc := s.xq[:w.Cols], s.xs[:groups], s.xc[:groups]
+	quantizeQ8(x[:w.Cols], g, xq, xs, xc)
 	out := y[:w.Rows]
 	if beta != 0 {
 		if cap(s.out) < w.Rows {
@@ -94,7 +99,7 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 	rowBytes := w.Cols / 2
 	run := func(r0, r1 int) {
 		if r1 > r0 {
-			q4q8Rows(w.Raw[r0*rowBytes:r1*rowBytes], w.Scales[2*r0*groups:2*r1*groups], xq, xs, r1-r0, groups, g/32, out[r0:r1])
+			q4q8Rows(w.Raw[r0*rowBytes:r1*rowBytes], w.Scales[2*r0*groups:2*r1*groups], xq, xs, xc, r1-r0, groups, g/32, out[r0:r1])
 		}
 	}
 	if bands <= 1 {
@@ -121,15 +126,17 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 
 // q4q8Rows checks the slices and computes the rows of the integer kernel:
 // y[r] = Σ_g scale[r, g]·xs[g]·Σ_{j in g} (code[r, j]−8)·xq[j] for rows
-// consecutive rows of groups groups of 32·chunks codes.
-func q4q8Rows(codes, scales []byte, xq []int8, xs []float32, rows, groups, chunks int, y []float32) {
+// consecutive rows of groups groups of 32·chunks codes; xc[g] is
+// −8·Σ_{j in g} xq[j].
+func q4q8Rows(codes, scales []byte, xq []int8, xs []float32, xc []int32, rows, groups, chunks int, y []float32) {
 	_ = codes[rows*groups*chunks*16-1]
 	_ = scales[2*rows*groups-1]
 	_ = xq[groups*chunks*32-1]
 	_ = xs[groups-1]
+	_ = xc[groups-1]
 	_ = y[rows-1]
 	if storedAsm {
-		q4q8RowsAsm(codes, scales, xq, xs, rows, groups, chunks, y)
+		q4q8RowsAsm(codes, scales, xq, xs, xc, rows, groups, chunks, y)
 		return
 	}
 	q4q8RowsGo(codes, scales, xq, xs, rows, groups, chunks, y)

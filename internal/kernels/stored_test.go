@@ -113,10 +113,11 @@ func forEachStoredPath(t *testing.T, f func(t *testing.T)) {
 	if storedAVX512 {
 		paths = append(paths, path{"avx512", true, true})
 	}
-	savedAsm, saved512 := storedAsm, storedAVX512
-	defer func() { storedAsm, storedAVX512 = savedAsm, saved512 }()
+	savedAsm, saved512, savedVNNI := storedAsm, storedAVX512, storedVNNI
+	defer func() { storedAsm, storedAVX512, storedVNNI = savedAsm, saved512, savedVNNI }()
 	for _, p := range paths {
 		storedAsm, storedAVX512 = p.asm, p.avx512
+		storedVNNI = savedVNNI && p.avx512
 		t.Run(p.name, f)
 	}
 }
@@ -234,17 +235,32 @@ func TestQ4Q8Rows(t *testing.T) {
 		for i := range xs {
 			xs[i] = float32(rng.Float64())
 		}
-		got, want := make([]float32, sh.rows), make([]float32, sh.rows)
-		q4q8Rows(codes, scales, xq, xs, sh.rows, sh.groups, sh.chunks, got)
-		q4q8RowsGo(codes, scales, xq, xs, sh.rows, sh.groups, sh.chunks, want)
-		for r := range sh.rows {
-			var abs float64
-			for k := range sh.groups {
-				s := math.Abs(float64(f16ToFloat32(binary.LittleEndian.Uint16(scales[2*(r*sh.groups+k):]))) * float64(xs[k]))
-				abs += s * 8 * 127 * float64(sh.chunks*32)
+		xc := make([]int32, sh.groups)
+		for k := range xc {
+			for _, q := range xq[k*sh.chunks*32 : (k+1)*sh.chunks*32] {
+				xc[k] -= 8 * int32(q)
 			}
-			if d := math.Abs(float64(got[r]) - float64(want[r])); d > storedSumBound(sh.groups)*abs {
-				t.Fatalf("%+v row %d: %v, portable %v", sh, r, got[r], want[r])
+		}
+		want := make([]float32, sh.rows)
+		q4q8RowsGo(codes, scales, xq, xs, sh.rows, sh.groups, sh.chunks, want)
+		for _, vnni := range []bool{false, true} {
+			if vnni && !storedVNNI {
+				continue
+			}
+			saved := storedVNNI
+			storedVNNI = vnni
+			got := make([]float32, sh.rows)
+			q4q8Rows(codes, scales, xq, xs, xc, sh.rows, sh.groups, sh.chunks, got)
+			storedVNNI = saved
+			for r := range sh.rows {
+				var abs float64
+				for k := range sh.groups {
+					s := math.Abs(float64(f16ToFloat32(binary.LittleEndian.Uint16(scales[2*(r*sh.groups+k):]))) * float64(xs[k]))
+					abs += s * 8 * 127 * float64(sh.chunks*32)
+				}
+				if d := math.Abs(float64(got[r]) - float64(want[r])); d > storedSumBound(sh.groups)*abs {
+					t.Fatalf("%+v (VNNI %v) row %d: %v, portable %v", sh, vnni, r, got[r], want[r])
+				}
 			}
 		}
 	}
@@ -293,6 +309,7 @@ func TestF16ToFloat32(t *testing.T) {
 // TinyLlama MLP weight (5632 × 2048) in each stored format; the bytes per
 // second are those of the stored matrix.
 func BenchmarkMulStored(b *testing.B) {
+	savedVNNI := storedVNNI
 	for _, tc := range []storedCase{
 		{"bf16", 5632, 2048, BF16, quant.Scheme{}},
 		{"f16", 5632, 2048, F16, quant.Scheme{}},
@@ -323,8 +340,8 @@ func BenchmarkMulStored(b *testing.B) {
 				if n == 1 && storedAVX512 {
 					// The same product on the AVX2 kernels, for comparison.
 					b.Run(name+"/avx2", func(b *testing.B) {
-						storedAVX512 = false
-						defer func() { storedAVX512 = true }()
+						storedAVX512, storedVNNI = false, false
+						defer func() { storedAVX512, storedVNNI = true, savedVNNI }()
 						x := make([]float32, tc.cols)
 						y := make([]float32, tc.rows)
 						b.SetBytes(w.Bytes())
