@@ -127,6 +127,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"--top-k", "-2"},
 		{"--top-p", "0"},
 		{"--top-p", "1.5"},
+		{"--kv-cache", "f8"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, stderr, code := run(t, append([]string{"generate", "--model", dir, "--prompt", "x"}, args...)...)
