@@ -186,9 +186,22 @@ func (w *Stored) DecodeRows(r0, r1 int, dst []float32) {
 			end := min((k+1)*g-base, len(dst))
 			s := w.scale(k)
 			seg := dst[i:end]
-			decodeCodes(w, base+i, seg)
-			for j := range seg {
-				seg[j] *= s
+			if w.Bits == 4 && e&1 == 0 {
+				// Pairs of codes by table, scaled as they are written.
+				raw := w.Raw[e>>1:]
+				j := 0
+				for t := 0; j+1 < len(seg); j, t = j+2, t+1 {
+					p := &codes4[raw[t]]
+					seg[j], seg[j+1] = p[0]*s, p[1]*s
+				}
+				if j < len(seg) {
+					seg[j] = float32(int(raw[j>>1]&15)-8) * s
+				}
+			} else {
+				decodeCodes(w, base+i, seg)
+				for j := range seg {
+					seg[j] *= s
+				}
 			}
 			i = end
 		}
