@@ -10,6 +10,7 @@ import (
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/quant"
+	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
 // Baseline is the same-size reference of a report: the original with every
@@ -49,6 +50,15 @@ var StandardSchemes = map[string]quant.Scheme{
 func BitsPerWeight(comp *model.Model, params int64) (float64, error) {
 	if comp.VLoRA != nil {
 		return comp.VLoRA.Manifest.BitsPerOriginalWeight()
+	}
+	if comp.Path != "" && model.IsVLoRA(comp.Path) {
+		// A VLoRA file run as stored (model.Stored).
+		mf, f, err := vlora.ReadManifest(comp.Path)
+		if err != nil {
+			return 0, err
+		}
+		f.Close()
+		return mf.BitsPerOriginalWeight()
 	}
 	if params == 0 {
 		return 0, nil
