@@ -161,8 +161,12 @@ func dot1Q4AVX512(codes, scales *byte, x *float32, groups, chunks int) float32
 var storedVNNI = storedAsm && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
 
 // q4q8RowsAsm runs the integer kernel on checked slices.
-func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, xc []int32, rows, groups, chunks int, y []float32) {
+func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, xc []int32, xf []float32, rows, groups, chunks int, y []float32) {
 	q := (*int8)(unsafe.Pointer(&xq[0]))
+	if storedVNNI && storedAVX512 && chunks == 1 && groups%2 == 0 {
+		q4q8PairsVNNI512(&codes[0], &scales[0], q, &xs[0], &xf[0], rows, groups/2, &y[0])
+		return
+	}
 	if storedVNNI {
 		q4q8RowsVNNI(&codes[0], &scales[0], q, &xs[0], &xc[0], rows, groups, chunks, &y[0])
 		return
@@ -175,3 +179,6 @@ func q4q8RowsAVX2(codes, scales *byte, xq *int8, xs *float32, xc *int32, rows, g
 
 //go:noescape
 func q4q8RowsVNNI(codes, scales *byte, xq *int8, xs *float32, xc *int32, rows, groups, chunks int, y *float32)
+
+//go:noescape
+func q4q8PairsVNNI512(codes, scales *byte, xq *int8, xs, xf *float32, rows, pairs int, y *float32)

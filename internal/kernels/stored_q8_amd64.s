@@ -151,3 +151,77 @@ v8rowend:
 	JNZ  v8row
 	VZEROUPPER
 	RET
+
+// permPairs selects lane 0 of a register for lanes 0–7 and lane 1 for
+// lanes 8–15 (VPERMPS).
+DATA permPairs<>+0(SB)/8, $0
+DATA permPairs<>+8(SB)/8, $0
+DATA permPairs<>+16(SB)/8, $0
+DATA permPairs<>+24(SB)/8, $0
+DATA permPairs<>+32(SB)/8, $0x0000000100000001
+DATA permPairs<>+40(SB)/8, $0x0000000100000001
+DATA permPairs<>+48(SB)/8, $0x0000000100000001
+DATA permPairs<>+56(SB)/8, $0x0000000100000001
+GLOBL permPairs<>(SB), RODATA|NOPTR, $64
+
+// func q4q8PairsVNNI512(codes, scales *byte, xq *int8, xs, xf *float32, rows, pairs int, y *float32)
+//
+// The integer kernel for groups of 32 codes, two groups (32 code bytes,
+// 64 activations) per 512-bit VPDPBUSD: lanes 0–7 sum the first group,
+// lanes 8–15 the second. The codes' offset enters as Σ_g scale[r, g]·xf[g]
+// with xf[g] = xs[g]·xc[g], accumulated beside the products.
+TEXT ·q4q8PairsVNNI512(SB), NOSPLIT, $0-64
+	MOVQ codes+0(FP), SI
+	MOVQ scales+8(FP), DX
+	MOVQ rows+40(FP), R13
+	MOVQ y+56(FP), DI
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Z14
+	VMOVDQU32 permPairs<>(SB), Z13
+z8row:
+	MOVQ xq+16(FP), R8
+	MOVQ xs+24(FP), R9
+	MOVQ xf+32(FP), R10
+	MOVQ pairs+48(FP), BX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS X6, X6, X6
+z8pair:
+	MOVL (DX), AX
+	VMOVD AX, X5
+	VCVTPH2PS X5, X5
+	VMOVQ (R10), X7
+	VFMADD231PS X7, X5, X6
+	VMOVQ (R9), X7
+	VMULPS X7, X5, X5
+	VPERMPS Z5, Z13, Z5
+	VMOVDQU (SI), Y10
+	VPSRLW $4, Y10, Y11
+	VINSERTI64X4 $1, Y11, Z10, Z10
+	VSHUFI64X2 $0xD8, Z10, Z10, Z10
+	VPANDD Z14, Z10, Z10
+	VPXORD Z4, Z4, Z4
+	VPDPBUSD (R8), Z10, Z4
+	VCVTDQ2PS Z4, Z4
+	VFMADD231PS Z5, Z4, Z0
+	ADDQ $4, DX
+	ADDQ $8, R9
+	ADDQ $8, R10
+	ADDQ $32, SI
+	ADDQ $64, R8
+	DECQ BX
+	JNZ  z8pair
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VADDPS X6, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R13
+	JNZ  z8row
+	VZEROUPPER
+	RET

@@ -217,7 +217,7 @@ func TestQ4Q8Rows(t *testing.T) {
 		t.Skip("no assembly on this CPU: the portable kernel is the only one")
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, sh := range []struct{ rows, groups, chunks int }{{1, 1, 1}, {37, 3, 1}, {5, 7, 2}, {64, 64, 1}, {3, 2, 4}} {
+	for _, sh := range []struct{ rows, groups, chunks int }{{1, 1, 1}, {37, 3, 1}, {5, 7, 2}, {64, 64, 1}, {3, 2, 4}, {9, 4, 1}, {2, 2, 1}} {
 		codes := make([]byte, sh.rows*sh.groups*sh.chunks*16)
 		for i := range codes {
 			codes[i] = byte(rng.IntN(256))
@@ -241,17 +241,24 @@ func TestQ4Q8Rows(t *testing.T) {
 				xc[k] -= 8 * int32(q)
 			}
 		}
+		xf := make([]float32, sh.groups)
+		for k := range xf {
+			xf[k] = xs[k] * float32(xc[k])
+		}
 		want := make([]float32, sh.rows)
 		q4q8RowsGo(codes, scales, xq, xs, sh.rows, sh.groups, sh.chunks, want)
-		for _, vnni := range []bool{false, true} {
-			if vnni && !storedVNNI {
+		// AVX2; VNNI on 256-bit registers; VNNI on 512-bit registers
+		// (groups of 32 in pairs).
+		for mode, vnni := range []bool{false, true, true} {
+			wide := mode == 2
+			if vnni && !storedVNNI || wide && !storedAVX512 {
 				continue
 			}
-			saved := storedVNNI
-			storedVNNI = vnni
+			saved, saved512 := storedVNNI, storedAVX512
+			storedVNNI, storedAVX512 = vnni, wide
 			got := make([]float32, sh.rows)
-			q4q8Rows(codes, scales, xq, xs, xc, sh.rows, sh.groups, sh.chunks, got)
-			storedVNNI = saved
+			q4q8Rows(codes, scales, xq, xs, xc, xf, sh.rows, sh.groups, sh.chunks, got)
+			storedVNNI, storedAVX512 = saved, saved512
 			for r := range sh.rows {
 				var abs float64
 				for k := range sh.groups {
