@@ -42,6 +42,10 @@ type Options struct {
 	// EOS lists the end-of-sequence ids: generation stops after emitting
 	// one. EOS gives the model's.
 	EOS []int
+	// F16Cache keeps the key/value cache in half precision
+	// (transformer.DecoderOptions): half its memory, the logits rounded
+	// accordingly.
+	F16Cache bool
 }
 
 // MinTemperature is the smallest sampling temperature above 0: below it
@@ -97,7 +101,7 @@ func Run(ctx context.Context, m *model.Model, prompt []int, opt Options, emit fu
 	if len(prompt) >= total {
 		return nil, fmt.Errorf("%w: the prompt's %d tokens fill the model's %d positions", formats.ErrInvalid, len(prompt), total)
 	}
-	dec, err := m.Net.NewDecoder(1, total)
+	dec, err := m.Net.NewDecoderWith(1, total, transformer.DecoderOptions{F16Cache: opt.F16Cache})
 	if errors.Is(err, transformer.ErrNotCausal) {
 		return nil, fmt.Errorf("%w: generate needs a causal language model: %v", formats.ErrInvalid, err)
 	}

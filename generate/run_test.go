@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/internal/testenv"
 	"github.com/vlora-convert/vlora-convert/model"
 )
 
@@ -73,5 +74,30 @@ func TestRunErrors(t *testing.T) {
 	cancel()
 	if _, err := Run(ctx, m, []int{1}, Options{MaxTokens: 2}, nop); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// TestRunF16Cache checks that greedy decoding with a half-precision
+// key/value cache chooses the same first 32 tokens as with the float32
+// cache on bytellama, on its weights as stored, for two prompts.
+func TestRunF16Cache(t *testing.T) {
+	m, err := model.LoadAs(testenv.SharedModel(t, "bytellama"), model.Stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, prompt := range [][]int{{1, 100, 101, 32, 116}, {1, 68, 101, 102, 32}} {
+		var got [2][]int
+		for i, f16 := range []bool{false, true} {
+			opt := Options{MaxTokens: 32, F16Cache: f16}
+			ids, err := Run(context.Background(), m, prompt, opt, func(int) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = ids
+		}
+		if len(got[0]) != 32 || !slices.Equal(got[0], got[1]) {
+			t.Errorf("prompt %v: float32 cache %v, F16 cache %v", prompt, got[0], got[1])
+		}
 	}
 }

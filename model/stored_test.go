@@ -181,3 +181,67 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestLoadDenseRounded checks the rounded-to-nearest model against the
+// resident model with its 2-D tensors rounded by quant.RoundToNearest (the
+// same values; only the order of the float32 sums differs, storedTol), on
+// untied and tied heads and GPT-2's [in, out] weights (read dense), in
+// int4/g32 and int8 per row, over a pass of 10 positions and decoding
+// steps of one sequence.
+func TestLoadDenseRounded(t *testing.T) {
+	in := &transformer.Input{Batch: 2, Seq: 5, IDs: []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}
+	for _, name := range []string{"llama-gqa-untied", "qwen2-bias-tied", "gpt2"} {
+		for _, s := range []quant.Scheme{{Bits: 4, GroupSize: 32}, {Bits: 8}} {
+			t.Run(name+"/"+s.String(), func(t *testing.T) {
+				dir := testenv.GoldenModel(t, name)
+				res, err := model.Load(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ws []quant.Weight
+				for n, p := range res.Net.Params {
+					ws = append(ws, quant.Weight{Name: n, Shape: p.Shape, Data: p.Data})
+				}
+				if _, err := quant.RoundToNearest(ws, s); err != nil {
+					t.Fatal(err)
+				}
+				rt, err := model.LoadDenseRounded(dir, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rt.Close()
+				want, err := res.Net.Forward(in, transformer.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := rt.Net.Forward(in, transformer.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := maxRelDiff(got.Logits, want.Logits); d > storedTol {
+					t.Errorf("forward: relative logit difference %.3g > %g", d, storedTol)
+				}
+				dec, err := rt.Net.NewDecoder(2, 5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				V := want.LogitsShape[2]
+				for pos := range 5 {
+					logits, err := dec.Step([]int{in.IDs[pos], in.IDs[5+pos]})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for b := range 2 {
+						ref := want.Logits[(b*5+pos)*V : (b*5+pos+1)*V]
+						if d := maxRelDiff(logits[b*V:(b+1)*V], ref); d > storedTol {
+							t.Fatalf("step %d, sequence %d: relative logit difference %.3g > %g", pos, b, d, storedTol)
+						}
+					}
+				}
+			})
+		}
+	}
+	if _, err := model.LoadDenseRounded(testenv.GoldenModel(t, "gpt2"), quant.Scheme{Bits: 9}); err == nil {
+		t.Error("a 9-bit scheme accepted")
+	}
+}

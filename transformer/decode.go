@@ -1,6 +1,7 @@
 package transformer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -60,12 +61,28 @@ const maxCacheValues = 1 << 34
 // heads, head dim, maxLen], so that the score product reads them in place,
 // as attentionForward reads its transposed keys; values are stored as
 // [batch, kv heads, maxLen, head dim].
+//
+// An F16 cache (DecoderOptions.F16Cache) holds both as IEEE half-precision
+// bit patterns, two little-endian bytes each, laid out as [batch, kv heads,
+// maxLen, head dim] in k16 and v16: the score product reads the keys as a
+// stored F16 matrix (kernels.MulStored), and the values are decoded to
+// float32 for the weighted sum.
 type kvCache struct {
 	batch, maxLen, pos int
 	k, v               [][]float32
+	k16, v16           [][]byte
 	// scratch holds each worker's scores, normalisers, stacked queries
 	// and outputs.
 	scratch [][]float32
+}
+
+// DecoderOptions configures a Decoder.
+type DecoderOptions struct {
+	// F16Cache stores the cached keys and values in half precision: half
+	// the memory of the float32 cache, each value rounded to 11
+	// significant bits, so that the logits differ from the float32
+	// cache's by that rounding.
+	F16Cache bool
 }
 
 // NewDecoder returns a Decoder for batch sequences of at most maxLen tokens.
@@ -77,6 +94,12 @@ type kvCache struct {
 // The cache takes 2·max(batch, 2)·maxLen·kvHeads·headDim float32 values per
 // block (2·batch·… on a model of stored operators, LoadOperators); a cache beyond maxCacheValues in all is refused (formats.ErrInvalid).
 func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
+	return m.NewDecoderWith(batch, maxLen, DecoderOptions{})
+}
+
+// NewDecoderWith is NewDecoder with options; an F16 cache takes half the
+// bytes of the float32 one.
+func (m *Model) NewDecoderWith(batch, maxLen int, opt DecoderOptions) (*Decoder, error) {
 	n := &m.net
 	if n.headKind != HeadLM || n.patch != nil {
 		return nil, fmt.Errorf("transformer: %s: %w", m.archName(), ErrNotCausal)
@@ -114,8 +137,13 @@ func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 			return nil, fmt.Errorf("transformer: %w: decoder length %d exceeds the sliding window %d", formats.ErrInvalid, maxLen, a.window)
 		}
 		size := rows * a.nkv * maxLen * a.hd
-		d.cache.k = append(d.cache.k, make([]float32, size))
-		d.cache.v = append(d.cache.v, make([]float32, size))
+		if opt.F16Cache {
+			d.cache.k16 = append(d.cache.k16, make([]byte, 2*size))
+			d.cache.v16 = append(d.cache.v16, make([]byte, 2*size))
+		} else {
+			d.cache.k = append(d.cache.k, make([]float32, size))
+			d.cache.v = append(d.cache.v, make([]float32, size))
+		}
 		if k := [2]float64{float64(a.hd), a.theta}; a.theta != 0 && d.ropes[k] == nil {
 			d.ropes[k] = newRopeTable(maxLen, a.hd, a.theta)
 		}
@@ -209,6 +237,10 @@ func (c *kvCache) attend(li int, a *attention, workers, T int, qkv, out []float3
 	rep, hd := a.nh/a.nkv, a.hd
 	m := max(rep, minRows)
 	W, ldo, lds := a.width(), a.nh*a.hd, roundUp8(c.pos+T)
+	if c.k16 != nil {
+		c.attendF16(li, a, workers, T, qkv, out)
+		return
+	}
 	kc, vc := c.k[li], c.v[li]
 	for len(c.scratch) < workers {
 		c.scratch = append(c.scratch, nil)
@@ -244,6 +276,67 @@ func (c *kvCache) attend(li int, a *attention, workers, T int, qkv, out []float3
 				inv[r] = 1 / sum
 			}
 			one.Sgemm(false, false, m, hd, L, 1, s, lds, v, hd, 0, o, hd)
+			dst := out[(b*T+t)*ldo+h0*hd : (b*T+t)*ldo+(h0+rep)*hd]
+			for r := range rep {
+				f := inv[r]
+				for d, x := range o[r*hd : (r+1)*hd] {
+					dst[r*hd+d] = x * f
+				}
+			}
+		}
+	})
+}
+
+// attendF16 is attend on the half-precision cache: the new keys and values
+// are rounded to F16 (formats.Float32ToF16) as they are stored, the scores
+// are the product of the queries with the stored F16 keys
+// (kernels.MulStored), and the values are decoded to float32 for the
+// weighted sum.
+func (c *kvCache) attendF16(li int, a *attention, workers, T int, qkv, out []float32) {
+	one := kernels.Options{Threads: 1}
+	rep, hd := a.nh/a.nkv, a.hd
+	m := max(rep, minRows)
+	W, ldo, lds := a.width(), a.nh*a.hd, roundUp8(c.pos+T)
+	kc, vc := c.k16[li], c.v16[li]
+	for len(c.scratch) < workers {
+		c.scratch = append(c.scratch, nil)
+	}
+	forTasks(workers, c.batch*a.nkv, func(w, task int) {
+		need := m*roundUp8(c.maxLen) + m + 2*m*hd + c.maxLen*hd
+		if len(c.scratch[w]) < need {
+			c.scratch[w] = make([]float32, need)
+		}
+		buf := c.scratch[w]
+		s, buf := buf[:m*lds], buf[m*lds:]
+		inv, buf := buf[:m], buf[m:]
+		q, o, vf := buf[:m*hd], buf[m*hd:2*m*hd], buf[2*m*hd:]
+		b, kv := task/a.nkv, task%a.nkv
+		k16, v16 := kc[2*task*hd*c.maxLen:], vc[2*task*hd*c.maxLen:]
+		ko, vo := (a.nh+kv)*hd, (a.nh+a.nkv+kv)*hd
+		h0 := kv * rep
+		for t := range T {
+			pos := c.pos + t
+			L := pos + 1
+			row := qkv[(b*T+t)*W : (b*T+t+1)*W]
+			for d := range hd {
+				binary.LittleEndian.PutUint16(k16[2*(pos*hd+d):], formats.Float32ToF16(row[ko+d]))
+				binary.LittleEndian.PutUint16(v16[2*(pos*hd+d):], formats.Float32ToF16(row[vo+d]))
+			}
+			for r := range m {
+				h := h0 + min(r, rep-1)
+				for d, x := range row[h*hd : (h+1)*hd] {
+					q[r*hd+d] = x * a.scale
+				}
+			}
+			keys := kernels.Stored{Format: kernels.F16, Rows: L, Cols: hd, Raw: k16[:2*L*hd]}
+			one.MulStored(m, q, hd, &keys, s, lds, 0)
+			vals := kernels.Stored{Format: kernels.F16, Rows: L, Cols: hd, Raw: v16[:2*L*hd]}
+			vals.DecodeRows(0, L, vf[:L*hd])
+			for r := range m {
+				_, sum := expScores(s[r*lds:(r+1)*lds], L)
+				inv[r] = 1 / sum
+			}
+			one.Sgemm(false, false, m, hd, L, 1, s, lds, vf, hd, 0, o, hd)
 			dst := out[(b*T+t)*ldo+h0*hd : (b*T+t)*ldo+(h0+rep)*hd]
 			for r := range rep {
 				f := inv[r]

@@ -10,6 +10,7 @@ import (
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/quant"
+	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
 // Baseline is the same-size reference of a report: the original with every
@@ -57,6 +58,15 @@ var standardOrder = []string{"int8", "int4", "int4/g64", "int4/g128", "int3", "i
 func BitsPerWeight(comp *model.Model, params int64) (float64, error) {
 	if comp.VLoRA != nil {
 		return comp.VLoRA.Manifest.BitsPerOriginalWeight()
+	}
+	if comp.Path != "" && model.IsVLoRA(comp.Path) {
+		// A VLoRA file run as stored (model.Stored).
+		mf, f, err := vlora.ReadManifest(comp.Path)
+		if err != nil {
+			return 0, err
+		}
+		f.Close()
+		return mf.BitsPerOriginalWeight()
 	}
 	if params == 0 {
 		return 0, nil
@@ -107,19 +117,17 @@ func weights(m *model.Model) []quant.Weight {
 	return ws
 }
 
-// RoundToNearest loads the original model dir again and rounds every 2-D
-// tensor to nearest in scheme s; it returns the model and its bits per
-// weight.
+// RoundToNearest loads the original model dir again with every 2-D
+// tensor rounded to nearest in scheme s (model.LoadDenseRounded: the
+// rounded matrices kept as codes and scales, so the model takes about its
+// rounded size in memory); it returns the model, which the caller closes,
+// and its bits per weight.
 func RoundToNearest(dir string, s quant.Scheme) (*model.Model, float64, error) {
-	m, err := model.LoadDense(dir)
+	m, err := model.LoadDenseRounded(dir, s)
 	if err != nil {
 		return nil, 0, err
 	}
-	fp, err := quant.RoundToNearest(weights(m), s)
-	if err != nil {
-		return nil, 0, err
-	}
-	return m, fp.BitsPerWeight(), nil
+	return m, quant.Measure(weights(m), s).BitsPerWeight(), nil
 }
 
 // baseline measures the baseline of rep (whose compressed model stores
@@ -138,6 +146,7 @@ func baseline(ctx context.Context, rep *Report, orig *model.Model, data *dataset
 	if err != nil {
 		return fmt.Errorf("baseline %s: %w", name, err)
 	}
+	defer rtn.Close()
 	var b Report
 	opt.Progress = nil
 	if err := compare(ctx, &b, orig, rtn, data, opt); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -180,10 +181,11 @@ func CheckCompressedPath(path string) error {
 
 // RunPaths loads the original model directory and the compressed model (a
 // VLoRA file or a directory holding one; a dense checkpoint is refused) and
-// runs Run on them. The original runs on its weights as stored
-// (model.Stored: memory-mapped, never converted to float32 as a whole); a
-// large compressed model is streamed (model.Auto), keeping its bases and
-// factors and building a layer's dense weights only while the layer runs.
+// runs Run on them. Both run on their weights as stored (model.Stored:
+// memory-mapped, never converted to float32 as a whole; a VLoRA layer
+// stays its base and factors), so the evaluation's memory is about the two
+// stored files; the integrity checks read the VLoRA file's tensors
+// (vlora.Load) first and release them before the models run.
 func RunPaths(ctx context.Context, originalDir, compressed string, opt Options) (*Report, error) {
 	if err := CheckCompressedPath(compressed); err != nil {
 		return nil, err
@@ -193,7 +195,7 @@ func RunPaths(ctx context.Context, originalDir, compressed string, opt Options) 
 		return nil, err
 	}
 	defer orig.Close()
-	comp, err := model.LoadAs(compressed, model.Auto)
+	comp, err := model.LoadAs(compressed, model.Stored)
 	if err != nil {
 		return nil, err
 	}
@@ -249,9 +251,28 @@ func Run(ctx context.Context, orig, comp *model.Model, o Options) (*Report, erro
 // checkIntegrity runs Integrity when comp is a VLoRA model and fails when a
 // check does.
 func checkIntegrity(ctx context.Context, rep *Report, orig, comp *model.Model) error {
+	if comp.VLoRA == nil && comp.Path != "" && model.IsVLoRA(comp.Path) {
+		// A VLoRA file run as stored: its tensors are read for the checks
+		// only, and returned to the system before the models run.
+		err := func() error {
+			vm, err := vlora.Load(comp.Path)
+			if err != nil {
+				return err
+			}
+			return integrityOf(ctx, rep, orig, vm)
+		}()
+		debug.FreeOSMemory()
+		return err
+	}
 	if comp.VLoRA == nil {
 		return nil
 	}
+	return integrityOf(ctx, rep, orig, comp.VLoRA)
+}
+
+// integrityOf runs Integrity on the VLoRA model vm against the original
+// and fails when a check does.
+func integrityOf(ctx context.Context, rep *Report, orig *model.Model, vm *vlora.Model) error {
 	if orig.Path == "" {
 		return fmt.Errorf("%w: the integrity checks need the original model's directory", formats.ErrInvalid)
 	}
@@ -260,7 +281,7 @@ func checkIntegrity(ctx context.Context, rep *Report, orig, comp *model.Model) e
 		return err
 	}
 	defer ck.Close()
-	rep.Integrity = Integrity(ctx, ck, comp.VLoRA)
+	rep.Integrity = Integrity(ctx, ck, vm)
 	var broken []string
 	for _, c := range rep.Integrity {
 		if !c.OK {

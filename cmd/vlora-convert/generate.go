@@ -37,6 +37,7 @@ type generateOptions struct {
 	model, compare, tokenizer, prompt string
 	sampling                          sampling
 	quiet, ignoreEOS                  bool
+	kvCache                           string
 }
 
 // sampling configures the choice of each next token and the stop
@@ -77,6 +78,7 @@ prints both continuations, labelled.`,
 	fl.Float64Var(&o.sampling.TopP, "top-p", 1, "keep the most likely tokens up to this total probability (1: all)")
 	fl.Uint64Var(&o.sampling.Seed, "seed", 0, "seed of the sampling")
 	fl.BoolVar(&o.ignoreEOS, "ignore-eos", false, "do not stop at the end-of-sequence token")
+	fl.StringVar(&o.kvCache, "kv-cache", "f32", "key/value cache precision: f32, or f16 (half the memory)")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "no token count and speed on stderr")
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("prompt")
@@ -116,6 +118,14 @@ func (o *generateOptions) Validate() error {
 		return usagef("%w: --top-k %d must not be negative", formats.ErrInvalid, s.TopK)
 	case !(s.TopP > 0 && s.TopP <= 1):
 		return usagef("%w: --top-p %v must be in (0, 1]", formats.ErrInvalid, s.TopP)
+	}
+	switch strings.ToLower(o.kvCache) {
+	case "f32":
+		o.sampling.F16Cache = false
+	case "f16":
+		o.sampling.F16Cache = true
+	default:
+		return usagef("%w: --kv-cache %q: want f32 or f16", formats.ErrInvalid, o.kvCache)
 	}
 	return nil
 }

@@ -15,6 +15,15 @@ import (
 	"github.com/vlora-convert/vlora-convert/transformer"
 )
 
+// commonPrefix returns the length of the common prefix of a and b.
+func commonPrefix(a, b []int) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
 // greedyByForward is the reference greedy decoder: at every step it runs
 // the full forward pass (the one checked against Hugging Face's logits)
 // over the whole prefix and takes the most likely next token.
@@ -42,6 +51,39 @@ func greedyByForward(t *testing.T, m *model.Model, prompt []int, n int, eos []in
 		}
 	}
 	return out
+}
+
+// q8GreedyMargin bounds, in logits, how far below the reference's best
+// logit the token chosen by greedy decoding on an int4 file's stored
+// weights may be. Its one-row products run on int8 activations (each
+// activation rounded to 1/254 of its group's largest magnitude,
+// kernels.MulStored), which moves bytellama's logits by a few hundredths,
+// enough to swap two tokens of near-equal logits (as at position 35 of
+// the prompt below), not a clear choice.
+const q8GreedyMargin = 0.1
+
+// greedyWithin checks that each token of got (greedy continuations of
+// prompt) is, given the tokens before it, within margin of the most likely
+// next token of m's reference forward pass; it returns the largest gap.
+func greedyWithin(t *testing.T, m *model.Model, prompt, got []int, margin float64) float64 {
+	t.Helper()
+	ids := append(slices.Clone(prompt), got...)
+	res, err := m.Net.Forward(&transformer.Input{Batch: 1, Seq: len(ids), IDs: ids}, transformer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.LogitsShape[2]
+	var worst float64
+	for i, id := range got {
+		pos := len(prompt) + i - 1
+		row := res.Logits[pos*v : (pos+1)*v]
+		gap := float64(slices.Max(row) - row[id])
+		worst = max(worst, gap)
+		if gap > margin {
+			t.Fatalf("token %d (%d): %.3g below the reference's best logit, more than %g", i, id, gap, margin)
+		}
+	}
+	return worst
 }
 
 // TestGenerateGreedyMatchesForward checks that greedy generation through
@@ -86,9 +128,19 @@ func TestGenerateGreedyMatchesForward(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if path == vlq && mm == stored {
+					// Integer one-row products: the same choices up to
+					// near-ties (q8GreedyMargin).
+					gap := greedyWithin(t, m, prompt, got, q8GreedyMargin)
+					t.Logf("stored int4: %d of %d tokens as the reference's before the first difference; largest gap %.3g", commonPrefix(got, want), n, gap)
+					continue
+				}
 				if !slices.Equal(got, want) {
 					t.Fatalf("cached greedy tokens (stored %v) %v\nreference          %v", mm.Net.Operators(), got, want)
 				}
+			}
+			if path == vlq {
+				return // the command runs the stored model, checked above
 			}
 			// Through the command, which stops at the newline (EOS 10).
 			wantEOS := greedyByForward(t, m, prompt, n, generate.EOS(m, tok))
@@ -127,6 +179,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"--top-k", "-2"},
 		{"--top-p", "0"},
 		{"--top-p", "1.5"},
+		{"--kv-cache", "f8"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, stderr, code := run(t, append([]string{"generate", "--model", dir, "--prompt", "x"}, args...)...)

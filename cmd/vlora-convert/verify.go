@@ -111,8 +111,8 @@ func (o *verifyOptions) Validate() error {
 // Run loads both models, verifies and prints the report; a missed threshold
 // is exit code 1 after the report.
 //
-// The original runs on its weights as stored (model.Stored) and a large
-// compressed model is streamed (model.Auto), as verify.RunPaths does.
+// Both models run on their weights as stored (model.Stored), as
+// verify.RunPaths does.
 func (o *verifyOptions) Run(ctx context.Context) error {
 	if err := verify.CheckCompressedPath(o.compressed); err != nil {
 		return err
@@ -124,7 +124,7 @@ func (o *verifyOptions) Run(ctx context.Context) error {
 		if orig, err = model.LoadDenseAs(o.original, model.Stored); err != nil {
 			return err
 		}
-		comp, err = model.LoadAs(o.compressed, model.Auto)
+		comp, err = model.LoadAs(o.compressed, model.Stored)
 		return err
 	})
 	if orig != nil {

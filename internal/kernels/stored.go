@@ -186,9 +186,22 @@ func (w *Stored) DecodeRows(r0, r1 int, dst []float32) {
 			end := min((k+1)*g-base, len(dst))
 			s := w.scale(k)
 			seg := dst[i:end]
-			decodeCodes(w, base+i, seg)
-			for j := range seg {
-				seg[j] *= s
+			if w.Bits == 4 && e&1 == 0 {
+				// Pairs of codes by table, scaled as they are written.
+				raw := w.Raw[e>>1:]
+				j := 0
+				for t := 0; j+1 < len(seg); j, t = j+2, t+1 {
+					p := &codes4[raw[t]]
+					seg[j], seg[j+1] = p[0]*s, p[1]*s
+				}
+				if j < len(seg) {
+					seg[j] = float32(int(raw[j>>1]&15)-8) * s
+				}
+			} else {
+				decodeCodes(w, base+i, seg)
+				for j := range seg {
+					seg[j] *= s
+				}
 			}
 			i = end
 		}
@@ -258,6 +271,10 @@ func (o Options) MulStored(n int, x []float32, ldx int, w *Stored, y []float32, 
 	// between threads, which on a busy machine can take longer than the
 	// product.
 	bands := min(threads, max(1, w.Rows/64), max(1, int(w.Bytes()>>19)))
+	if w.q8Path(n) {
+		mulQ4Q8(x, w, y, beta, bands)
+		return
+	}
 	if bands == 1 {
 		mulStoredRows(n, x, ldx, w, y, ldy, beta, 0, w.Rows)
 		return
@@ -279,12 +296,19 @@ func (o Options) MulStored(n int, x []float32, ldx int, w *Stored, y []float32, 
 func mulStoredRows(n int, x []float32, ldx int, w *Stored, y []float32, ldy int, beta float32, r0, r1 int) {
 	var xs [4][]float32
 	var out [4]float32
-	var perm *buffer
+	var perm, row *buffer
 	width := 0
 	if w.q4Chunked() {
 		perm = getBuffer(4 * w.Cols)
 		defer perm.release()
 		width = q4Width(n, w.group())
+	} else if w.Format == Quant && w.Bits != 8 {
+		// Codes without a kernel of their own (groups across row ends,
+		// 2, 3, 5, 6, 7 bits): each row is decoded once, with its
+		// scales, and multiplied into the vectors by the float dot
+		// product.
+		row = getBuffer(w.Cols)
+		defer row.release()
 	}
 	for i0 := 0; i0 < n; i0 += 4 {
 		m := min(4, n-i0)
@@ -296,7 +320,14 @@ func mulStoredRows(n int, x []float32, ldx int, w *Stored, y []float32, ldy int,
 			}
 		}
 		for r := r0; r < r1; r++ {
-			rowDots(w, r, m, width, &xs, &out)
+			if row != nil {
+				w.DecodeRows(r, r+1, row.s)
+				for i := range m {
+					out[i] = dot(row.s, xs[i])
+				}
+			} else {
+				rowDots(w, r, m, width, &xs, &out)
+			}
 			for i := range m {
 				p := (i0+i)*ldy + r
 				if beta == 0 {
@@ -424,13 +455,44 @@ func decodeCodes(w *Stored, first int, dst []float32) {
 			dst[0] = float32(int(w.Raw[i>>1]>>4) - 8)
 			i, j = i+1, 1
 		}
-		for ; j+1 < len(dst); j += 2 {
-			b := w.Raw[i>>1]
-			dst[j], dst[j+1] = float32(int(b&15)-8), float32(int(b>>4)-8)
+		raw := w.Raw[i>>1:]
+		for k := 0; j+1 < len(dst); j, k = j+2, k+1 {
+			p := &codes4[raw[k]]
+			dst[j], dst[j+1] = p[0], p[1]
 			i += 2
 		}
 		if j < len(dst) {
 			dst[j] = float32(int(w.Raw[i>>1]&15) - 8)
+		}
+	case 2:
+		j := 0
+		for ; j < len(dst) && (first+j)&3 != 0; j++ {
+			dst[j] = w.code(first + j)
+		}
+		raw := w.Raw[(first+j)>>2:]
+		for k := 0; j+3 < len(dst); j, k = j+4, k+1 {
+			p := &codes2[raw[k]]
+			dst[j], dst[j+1], dst[j+2], dst[j+3] = p[0], p[1], p[2], p[3]
+		}
+		for ; j < len(dst); j++ {
+			dst[j] = w.code(first + j)
+		}
+	case 3:
+		// Eight codes in three bytes from a multiple of 8.
+		j := 0
+		for ; j < len(dst) && (first+j)&7 != 0; j++ {
+			dst[j] = w.code(first + j)
+		}
+		raw := w.Raw[(first+j)*3>>3:]
+		for k := 0; j+7 < len(dst); j, k = j+8, k+3 {
+			v := uint32(raw[k]) | uint32(raw[k+1])<<8 | uint32(raw[k+2])<<16
+			d := dst[j : j+8 : j+8]
+			for t := range d {
+				d[t] = float32(int(v>>(3*t)&7) - 4)
+			}
+		}
+		for ; j < len(dst); j++ {
+			dst[j] = w.code(first + j)
 		}
 	default:
 		for j := range dst {
@@ -438,3 +500,15 @@ func decodeCodes(w *Stored, first int, dst []float32) {
 		}
 	}
 }
+
+// codes4 and codes2 are the signed codes of each byte of 4-bit (two, low
+// nibble first) and 2-bit (four, low bits first) codes.
+var codes4, codes2 = func() (t4 [256][2]float32, t2 [256][4]float32) {
+	for b := range 256 {
+		t4[b] = [2]float32{float32(b&15 - 8), float32(b>>4 - 8)}
+		for k := range 4 {
+			t2[b][k] = float32(b>>(2*k)&3 - 2)
+		}
+	}
+	return t4, t2
+}()

@@ -2,7 +2,11 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 // storedAsm selects the assembly dot products of stored matrices: AVX2
 // with FMA and F16C. Tests clear it to exercise the portable path.
@@ -150,3 +154,31 @@ func dot1Q8AVX512(w *byte, x *float32, n int) float32
 
 //go:noescape
 func dot1Q4AVX512(codes, scales *byte, x *float32, groups, chunks int) float32
+
+// storedVNNI selects, with storedAsm, the VPDPBUSD integer kernel
+// (AVX-512 VNNI on 256-bit registers). Tests clear it to exercise the
+// AVX2 one.
+var storedVNNI = storedAsm && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
+
+// q4q8RowsAsm runs the integer kernel on checked slices.
+func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, xc []int32, xf []float32, rows, groups, chunks int, y []float32) {
+	q := (*int8)(unsafe.Pointer(&xq[0]))
+	if storedVNNI && storedAVX512 && chunks == 1 && groups%2 == 0 {
+		q4q8PairsVNNI512(&codes[0], &scales[0], q, &xs[0], &xf[0], rows, groups/2, &y[0])
+		return
+	}
+	if storedVNNI {
+		q4q8RowsVNNI(&codes[0], &scales[0], q, &xs[0], &xc[0], rows, groups, chunks, &y[0])
+		return
+	}
+	q4q8RowsAVX2(&codes[0], &scales[0], q, &xs[0], &xc[0], rows, groups, chunks, &y[0])
+}
+
+//go:noescape
+func q4q8RowsAVX2(codes, scales *byte, xq *int8, xs *float32, xc *int32, rows, groups, chunks int, y *float32)
+
+//go:noescape
+func q4q8RowsVNNI(codes, scales *byte, xq *int8, xs *float32, xc *int32, rows, groups, chunks int, y *float32)
+
+//go:noescape
+func q4q8PairsVNNI512(codes, scales *byte, xq *int8, xs, xf *float32, rows, pairs int, y *float32)

@@ -17,5 +17,9 @@ func q4GroupDots([]byte, []byte, int, *[4][]float32, int, int, *[4]float32) bool
 
 func q4Width(int, int) int { return 16 }
 
-// storedAsm and storedAVX512 are false: this build has no assembly.
-var storedAsm, storedAVX512 = false, false
+// storedAsm, storedAVX512 and storedVNNI are false: this build has no assembly.
+var storedAsm, storedAVX512, storedVNNI = false, false, false
+
+func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, _ []int32, _ []float32, rows, groups, chunks int, y []float32) {
+	q4q8RowsGo(codes, scales, xq, xs, rows, groups, chunks, y)
+}

@@ -113,10 +113,11 @@ func forEachStoredPath(t *testing.T, f func(t *testing.T)) {
 	if storedAVX512 {
 		paths = append(paths, path{"avx512", true, true})
 	}
-	savedAsm, saved512 := storedAsm, storedAVX512
-	defer func() { storedAsm, storedAVX512 = savedAsm, saved512 }()
+	savedAsm, saved512, savedVNNI := storedAsm, storedAVX512, storedVNNI
+	defer func() { storedAsm, storedAVX512, storedVNNI = savedAsm, saved512, savedVNNI }()
 	for _, p := range paths {
 		storedAsm, storedAVX512 = p.asm, p.avx512
+		storedVNNI = savedVNNI && p.avx512
 		t.Run(p.name, f)
 	}
 }
@@ -150,6 +151,7 @@ func TestMulStored(t *testing.T) {
 						copy(y0, y)
 						Options{Threads: 3}.MulStored(n, x, ldx, w, y, ldy, beta)
 						bound := storedSumBound(tc.cols)
+						q8 := w.q8Path(n)
 						for i := range n {
 							for r := range ldy {
 								got := y[i*ldy+r]
@@ -169,7 +171,12 @@ func TestMulStored(t *testing.T) {
 									want += float64(beta) * float64(y0[i*ldy+r])
 									abs += math.Abs(float64(beta) * float64(y0[i*ldy+r]))
 								}
-								if d := math.Abs(float64(got) - want); d > bound*abs+1e-30 {
+								quantErr := 0.0
+								if q8 {
+									quantErr = q8ActivationBound(x[i*ldx:i*ldx+tc.cols], ref[r*tc.cols:(r+1)*tc.cols], w.group())
+									abs += quantErr
+								}
+								if d := math.Abs(float64(got) - want); d > bound*abs+quantErr+1e-30 {
 									t.Fatalf("y[%d, %d] = %v, want %v (error %.3g, bound %.3g)", i, r, got, want, d, bound*abs)
 								}
 							}
@@ -179,6 +186,91 @@ func TestMulStored(t *testing.T) {
 			}
 		}
 	})
+}
+
+// q8ActivationBound is the largest change of Σ x_j·w_j that the integer
+// kernel's quantization of x to int8 can make: each x_j moves by at most
+// half its group's step d_g = max|x_g|/127, so the sum moves by at most
+// Σ_j |w_j|·d_g/2 (taken with a relative margin of 1e-6 for the float32
+// computation of d_g).
+func q8ActivationBound(x []float32, w []float64, g int) float64 {
+	var e float64
+	for k := 0; k < len(x); k += g {
+		var amax float64
+		for _, v := range x[k : k+g] {
+			amax = max(amax, math.Abs(float64(v)))
+		}
+		d := amax / 127 * (1 + 1e-6)
+		for _, v := range w[k : k+g] {
+			e += math.Abs(v) * d / 2
+		}
+	}
+	return e
+}
+
+// TestQ4Q8Rows holds the integer kernel's assembly to its portable
+// version: the int32 group sums are exact in both, so they differ only by
+// the float32 rounding of the per-group products and their sum (FMA
+// against multiply-add): (groups+3)·u of the sum of magnitudes.
+func TestQ4Q8Rows(t *testing.T) {
+	if !storedAsm {
+		t.Skip("no assembly on this CPU: the portable kernel is the only one")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, sh := range []struct{ rows, groups, chunks int }{{1, 1, 1}, {37, 3, 1}, {5, 7, 2}, {64, 64, 1}, {3, 2, 4}, {9, 4, 1}, {2, 2, 1}} {
+		codes := make([]byte, sh.rows*sh.groups*sh.chunks*16)
+		for i := range codes {
+			codes[i] = byte(rng.IntN(256))
+		}
+		scales := make([]byte, 2*sh.rows*sh.groups)
+		for i := 0; i < len(scales); i += 2 {
+			binary.LittleEndian.PutUint16(scales[i:], formats.Float32ToF16(float32(rng.NormFloat64())))
+		}
+		n := sh.groups * sh.chunks * 32
+		xq := make([]int8, n)
+		for i := range xq {
+			xq[i] = int8(rng.IntN(255) - 127)
+		}
+		xs := make([]float32, sh.groups)
+		for i := range xs {
+			xs[i] = float32(rng.Float64())
+		}
+		xc := make([]int32, sh.groups)
+		for k := range xc {
+			for _, q := range xq[k*sh.chunks*32 : (k+1)*sh.chunks*32] {
+				xc[k] -= 8 * int32(q)
+			}
+		}
+		xf := make([]float32, sh.groups)
+		for k := range xf {
+			xf[k] = xs[k] * float32(xc[k])
+		}
+		want := make([]float32, sh.rows)
+		q4q8RowsGo(codes, scales, xq, xs, sh.rows, sh.groups, sh.chunks, want)
+		// AVX2; VNNI on 256-bit registers; VNNI on 512-bit registers
+		// (groups of 32 in pairs).
+		for mode, vnni := range []bool{false, true, true} {
+			wide := mode == 2
+			if vnni && !storedVNNI || wide && !storedAVX512 {
+				continue
+			}
+			saved, saved512 := storedVNNI, storedAVX512
+			storedVNNI, storedAVX512 = vnni, wide
+			got := make([]float32, sh.rows)
+			q4q8Rows(codes, scales, xq, xs, xc, xf, sh.rows, sh.groups, sh.chunks, got)
+			storedVNNI, storedAVX512 = saved, saved512
+			for r := range sh.rows {
+				var abs float64
+				for k := range sh.groups {
+					s := math.Abs(float64(f16ToFloat32(binary.LittleEndian.Uint16(scales[2*(r*sh.groups+k):]))) * float64(xs[k]))
+					abs += s * 8 * 127 * float64(sh.chunks*32)
+				}
+				if d := math.Abs(float64(got[r]) - float64(want[r])); d > storedSumBound(sh.groups)*abs {
+					t.Fatalf("%+v (VNNI %v) row %d: %v, portable %v", sh, vnni, r, got[r], want[r])
+				}
+			}
+		}
+	}
 }
 
 func TestStoredDecodeRows(t *testing.T) {
@@ -224,6 +316,7 @@ func TestF16ToFloat32(t *testing.T) {
 // TinyLlama MLP weight (5632 × 2048) in each stored format; the bytes per
 // second are those of the stored matrix.
 func BenchmarkMulStored(b *testing.B) {
+	savedVNNI := storedVNNI
 	for _, tc := range []storedCase{
 		{"bf16", 5632, 2048, BF16, quant.Scheme{}},
 		{"f16", 5632, 2048, F16, quant.Scheme{}},
@@ -254,8 +347,8 @@ func BenchmarkMulStored(b *testing.B) {
 				if n == 1 && storedAVX512 {
 					// The same product on the AVX2 kernels, for comparison.
 					b.Run(name+"/avx2", func(b *testing.B) {
-						storedAVX512 = false
-						defer func() { storedAVX512 = true }()
+						storedAVX512, storedVNNI = false, false
+						defer func() { storedAVX512, storedVNNI = true, savedVNNI }()
 						x := make([]float32, tc.cols)
 						y := make([]float32, tc.rows)
 						b.SetBytes(w.Bytes())

@@ -39,6 +39,7 @@ func main() {
 	bw := flag.Float64("bandwidth", 0, "measured memory bandwidth in GB/s, for the bound")
 	measure := flag.Bool("measure-bandwidth", false, "measure the streaming-read bandwidth and exit")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	kvF16 := flag.Bool("kv-f16", false, "keep the key/value cache in half precision")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile)
@@ -56,14 +57,14 @@ func main() {
 		fmt.Printf(`{"threads":%d,"read_gb_per_s":%.2f}`+"\n", *threads, gbs)
 		return
 	}
-	if err := run(*path, *residency, *promptLen, *tokens, *threads, *seed, *bw); err != nil {
+	if err := run(*path, *residency, *promptLen, *tokens, *threads, *seed, *bw, *kvF16); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "decodebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path, residency string, promptLen, tokens, threads int, seed uint64, bw float64) error {
+func run(path, residency string, promptLen, tokens, threads int, seed uint64, bw float64, kvF16 bool) error {
 	r := map[string]model.Residency{"stored": model.Stored, "streamed": model.Streamed, "resident": model.Resident}[residency]
 	if r == model.Auto {
 		return fmt.Errorf("-residency %q: want stored, streamed or resident", residency)
@@ -84,7 +85,7 @@ func run(path, residency string, promptLen, tokens, threads int, seed uint64, bw
 	var first time.Time
 	start := time.Now()
 	n := 0
-	ids, err := generate.Run(context.Background(), m, prompt, generate.Options{MaxTokens: tokens + 1}, func(int) error {
+	ids, err := generate.Run(context.Background(), m, prompt, generate.Options{MaxTokens: tokens + 1, F16Cache: kvF16}, func(int) error {
 		if n == 0 {
 			first = time.Now()
 		}
@@ -101,7 +102,7 @@ func run(path, residency string, promptLen, tokens, threads int, seed uint64, bw
 	gen := end.Sub(first).Seconds()
 	out := map[string]any{
 		"model": path, "residency": residency, "threads": threads,
-		"load_s": load.Seconds(), "prompt_tokens": promptLen, "prompt_s": first.Sub(start).Seconds(),
+		"load_s": load.Seconds(), "prompt_tokens": promptLen, "kv_f16": kvF16, "prompt_s": first.Sub(start).Seconds(),
 		"generated_tokens": steps, "generate_s": gen, "tokens_per_s": float64(steps) / gen,
 		"stored_bytes": m.StoredBytes,
 	}

@@ -1,0 +1,170 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"math"
+	"sync"
+)
+
+// The one-row product of a 4-bit matrix on integer dot products: the
+// activation row is quantized once per product to int8 with one float32
+// scale per group of the matrix (d_g = max|x_j|/127 over the group's
+// elements, x_j rounded to the nearest multiple of d_g), and each group's
+// Σ (code−8)·q_j is computed exactly in int32 before one multiplication by
+// scale_g·d_g. This is the scheme of llama.cpp's Q4_0 × Q8_0 product: it
+// reads a quarter of the activation bytes of the float kernels and decodes
+// no code to float.
+//
+// Error against the float product: each activation moves by at most d_g/2,
+// so a row's result moves by at most Σ_g |scale_g|·(d_g/2)·Σ_{j in g}
+// |code_j−8| (Q8ActivationBound), plus float32 rounding of the per-group
+// products and their sum.
+
+// q8Path reports whether a product of n rows with w goes through the
+// integer kernel: one row, 4-bit codes in whole groups of a multiple of 32
+// inside each row, with the assembly available.
+func (w *Stored) q8Path(n int) bool {
+	if !storedAsm || n != 1 || w.Format != Quant || w.Bits != 4 {
+		return false
+	}
+	g := w.group()
+	return g%32 == 0 && w.Cols%g == 0
+}
+
+// quantizeQ8 writes x quantized per group of g elements into xq, in
+// 32-element chunk order (of every 32, the 16 of even index, then the 16
+// of odd index), each group's scale d_g into xs and −8 times the sum of its
+// quantized elements (the offset of the 4-bit codes) into xc.
+func quantizeQ8(x []float32, g int, xq []int8, xs []float32, xc []int32) {
+	for k := range len(x) / g {
+		seg := x[k*g : (k+1)*g]
+		var amax float32
+		for _, v := range seg {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		d := amax / 127
+		var id float32
+		if d > 0 {
+			id = 1 / d
+		}
+		xs[k] = d
+		q := xq[k*g : (k+1)*g]
+		var sum int32
+		for c := 0; c < g; c += 32 {
+			src, dst := seg[c:c+32], q[c:c+32]
+			for j := range 16 {
+				dst[j] = int8(math.RoundToEven(float64(src[2*j] * id)))
+				dst[16+j] = int8(math.RoundToEven(float64(src[2*j+1] * id)))
+				sum += int32(dst[j]) + int32(dst[16+j])
+			}
+		}
+		xc[k] = -8 * sum
+	}
+}
+
+// q8Scratch is a pooled activation buffer of the integer kernel.
+type q8Scratch struct {
+	xq  []int8
+	xs  []float32
+	xc  []int32
+	xf  []float32
+	out []float32
+}
+
+var q8Pool sync.Pool
+
+// mulQ4Q8 computes y = x·wᵀ + beta·y for one row x through the integer
+// kernel, in bands of rows on up to bands goroutines.
+func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
+	g := w.group()
+	groups := w.Cols / g
+	s, _ := q8Pool.Get().(*q8Scratch)
+	if s == nil {
+		s = &q8Scratch{}
+	}
+	if cap(s.xq) < w.Cols {
+		s.xq = make([]int8, w.Cols)
+	}
+	if cap(s.xs) < groups {
+		s.xs, s.xc, s.xf = make([]float32, groups), make([]int32, groups), make([]float32, groups)
+	}
+	xq, xs, xc, xf := s.xq[:w.Cols], s.xs[:groups], s.xc[:groups], s.xf[:groups]
+	quantizeQ8(x[:w.Cols], g, xq, xs, xc)
+	for k := range xf {
+		xf[k] = xs[k] * float32(xc[k])
+	}
+	out := y[:w.Rows]
+	if beta != 0 {
+		if cap(s.out) < w.Rows {
+			s.out = make([]float32, w.Rows)
+		}
+		out = s.out[:w.Rows]
+	}
+	rowBytes := w.Cols / 2
+	run := func(r0, r1 int) {
+		if r1 > r0 {
+			q4q8Rows(w.Raw[r0*rowBytes:r1*rowBytes], w.Scales[2*r0*groups:2*r1*groups], xq, xs, xc, xf, r1-r0, groups, g/32, out[r0:r1])
+		}
+	}
+	if bands <= 1 {
+		run(0, w.Rows)
+	} else {
+		var wg sync.WaitGroup
+		for b := range bands {
+			r0, r1 := w.Rows*b/bands, w.Rows*(b+1)/bands
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run(r0, r1)
+			}()
+		}
+		wg.Wait()
+	}
+	if beta != 0 {
+		for r, v := range out {
+			y[r] = v + beta*y[r]
+		}
+	}
+	q8Pool.Put(s)
+}
+
+// q4q8Rows checks the slices and computes the rows of the integer kernel:
+// y[r] = Σ_g scale[r, g]·xs[g]·Σ_{j in g} (code[r, j]−8)·xq[j] for rows
+// consecutive rows of groups groups of 32·chunks codes; xc[g] is
+// −8·Σ_{j in g} xq[j].
+//
+// xf[g] = xs[g]·xc[g] is the offset in the form the 512-bit kernel takes.
+func q4q8Rows(codes, scales []byte, xq []int8, xs []float32, xc []int32, xf []float32, rows, groups, chunks int, y []float32) {
+	_ = codes[rows*groups*chunks*16-1]
+	_ = scales[2*rows*groups-1]
+	_ = xq[groups*chunks*32-1]
+	_ = xs[groups-1]
+	_ = xc[groups-1]
+	_ = xf[groups-1]
+	_ = y[rows-1]
+	if storedAsm {
+		q4q8RowsAsm(codes, scales, xq, xs, xc, xf, rows, groups, chunks, y)
+		return
+	}
+	q4q8RowsGo(codes, scales, xq, xs, rows, groups, chunks, y)
+}
+
+// q4q8RowsGo is the portable q4q8Rows, the reference of the assembly.
+func q4q8RowsGo(codes, scales []byte, xq []int8, xs []float32, rows, groups, chunks int, y []float32) {
+	for r := range rows {
+		var acc float32
+		for k := range groups {
+			var sum int32
+			for c := range chunks {
+				b := codes[((r*groups+k)*chunks+c)*16:][:16]
+				q := xq[(k*chunks+c)*32:][:32]
+				for j, v := range b {
+					sum += (int32(v&15)-8)*int32(q[j]) + (int32(v>>4)-8)*int32(q[16+j])
+				}
+			}
+			s := f16ToFloat32(binary.LittleEndian.Uint16(scales[2*(r*groups+k):])) * xs[k]
+			acc += float32(sum) * s
+		}
+		y[r] = acc
+	}
+}
