@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vlora-convert/vlora-convert/model"
@@ -16,12 +18,18 @@ import (
 type stageStat struct {
 	Name string  `json:"name"`
 	Wall float64 `json:"wall_s"`
-	// PeakRSS is the largest resident set of the process during the stage,
-	// in MiB: the kernel's high-water mark, reset when the stage starts
-	// (Linux); where it cannot be reset it is the peak since the process
-	// started, and 0 where it cannot be read.
+	// PeakRSS is the largest resident set of the process sampled during
+	// the stage (every rssSampleInterval, and at its start and end), in
+	// MiB; 0 where it cannot be read (Linux /proc only). The process never
+	// resets its own high-water mark, so /usr/bin/time and other outside
+	// tools still see the whole run's peak.
 	PeakRSS float64 `json:"peak_rss_mib"`
 }
+
+// rssSampleInterval is how often the resident set is sampled while a
+// stage runs: short against any stage's growth of memory, long against the
+// cost of reading /proc/self/status (a few microseconds).
+const rssSampleInterval = 20 * time.Millisecond
 
 // stageClock records stageStats in the order the stages finish. Stages may
 // nest (evaluation runs inside training); an enclosing stage's figures
@@ -29,9 +37,11 @@ type stageStat struct {
 // without recording them.
 type stageClock struct {
 	stats []stageStat
-	// open holds the peak RSS seen so far by each running stage, outermost
-	// first, for the parts of it that nested stages' resets hid.
-	open []float64
+	mu    sync.Mutex
+	// open holds the peak RSS sampled so far by each running stage.
+	open []*float64
+	// stopSampler ends the sampling goroutine; nil when none runs.
+	stopSampler func()
 }
 
 // run runs f as the stage name and records its wall time and peak RSS.
@@ -49,9 +59,14 @@ func (c *stageClock) start(name string) (stop func()) {
 	if c == nil {
 		return func() {}
 	}
-	c.raise(peakRSSMiB())
-	resetPeakRSS()
-	c.open = append(c.open, 0)
+	peak := new(float64)
+	*peak = rssMiB()
+	c.mu.Lock()
+	c.open = append(c.open, peak)
+	if c.stopSampler == nil {
+		c.stopSampler = c.sample()
+	}
+	c.mu.Unlock()
 	t0 := time.Now()
 	done := false
 	return func() {
@@ -59,30 +74,56 @@ func (c *stageClock) start(name string) (stop func()) {
 			return
 		}
 		done = true
-		peak := max(peakRSSMiB(), c.open[len(c.open)-1])
-		c.open = c.open[:len(c.open)-1]
-		c.raise(peak)
-		c.stats = append(c.stats, stageStat{Name: name, Wall: time.Since(t0).Seconds(), PeakRSS: peak})
+		c.raise(rssMiB())
+		c.mu.Lock()
+		c.open = slices.DeleteFunc(c.open, func(p *float64) bool { return p == peak })
+		var stopSampler func()
+		if len(c.open) == 0 {
+			stopSampler, c.stopSampler = c.stopSampler, nil
+		}
+		c.stats = append(c.stats, stageStat{Name: name, Wall: time.Since(t0).Seconds(), PeakRSS: *peak})
+		c.mu.Unlock()
+		if stopSampler != nil {
+			stopSampler()
+		}
 	}
 }
 
-// raise records peak in every running stage.
-func (c *stageClock) raise(peak float64) {
-	for i := range c.open {
-		c.open[i] = max(c.open[i], peak)
+// sample starts a goroutine that raises the open stages' peaks every
+// rssSampleInterval, and returns the function that stops it.
+func (c *stageClock) sample() (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(rssSampleInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				c.raise(rssMiB())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
 	}
 }
 
-// resetPeakRSS resets the kernel's resident-set high-water mark of this
-// process (writing 5 to /proc/self/clear_refs, Linux 4.0 and later); it does
-// nothing elsewhere.
-func resetPeakRSS() {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+// raise records rss in every running stage.
+func (c *stageClock) raise(rss float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.open {
+		*p = max(*p, rss)
+	}
 }
 
-// peakRSSMiB returns VmHWM from /proc/self/status in MiB, or 0 where it
-// cannot be read.
-func peakRSSMiB() float64 {
+// rssMiB returns the current resident set (VmRSS of /proc/self/status) in
+// MiB, or 0 where it cannot be read.
+func rssMiB() float64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
@@ -90,7 +131,7 @@ func peakRSSMiB() float64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
 			kib, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			if err != nil {
 				return 0
