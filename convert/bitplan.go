@@ -95,18 +95,11 @@ func NewBitPlanner(ctx context.Context, modelDir string, opt Options, lowRank bo
 	if opt.Align {
 		return nil, fmt.Errorf("%w: a bit budget does not align layers", formats.ErrInvalid)
 	}
-	ck, err := formats.OpenCheckpoint(modelDir)
+	ck, st, err := openSource(modelDir)
 	if err != nil {
 		return nil, err
 	}
 	defer ck.Close()
-	st, err := vlora.DetectStack(ck.Names(), func(n string) vlora.TensorShape {
-		ti, _ := ck.Info(n)
-		return vlora.TensorShape{Shape: ti.Shape, DType: ti.DType.String()}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", modelDir, formats.ErrInvalid, err)
-	}
 	bp := &BitPlanner{st: st}
 	names := slices.Clone(ck.Names())
 	sort.Strings(names)

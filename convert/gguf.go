@@ -9,6 +9,7 @@ import (
 
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/formats/gguf"
+	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
@@ -76,7 +77,7 @@ func (s vloraSource) close() error { return nil }
 // openGGUFSource opens path as a VLoRA file (or a directory holding one)
 // when it is one, else as a dense Hugging Face model directory.
 func openGGUFSource(path string) (ggufSource, *formats.Config, string, error) {
-	if isVLoRA(path) {
+	if model.IsVLoRA(path) {
 		m, err := vlora.Load(path)
 		if err != nil {
 			return nil, nil, "", err
@@ -107,25 +108,6 @@ func openGGUFSource(path string) (ggufSource, *formats.Config, string, error) {
 		return nil, nil, "", fmt.Errorf("%s: %w: no %s", path, formats.ErrInvalid, formats.ConfigFile)
 	}
 	return denseSource{ck}, ck.Config, path, nil
-}
-
-// isVLoRA reports whether path is a VLoRA file or a directory holding one.
-func isVLoRA(path string) bool {
-	st, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
-	if st.IsDir() {
-		_, err := os.Stat(filepath.Join(path, vlora.FileName))
-		return err == nil
-	}
-	f, err := formats.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	_, ok := f.Metadata()[vlora.ManifestKey]
-	return ok
 }
 
 // ggufTensor is one tensor of an export: where its data comes from and how

@@ -83,18 +83,11 @@ func NewPlanner(ctx context.Context, modelDir string, opt Options, modes []vlora
 	if len(modes) == 0 {
 		return nil, fmt.Errorf("%w: no base modes to choose from", formats.ErrInvalid)
 	}
-	ck, err := formats.OpenCheckpoint(modelDir)
+	ck, st, err := openSource(modelDir)
 	if err != nil {
 		return nil, err
 	}
 	defer ck.Close()
-	st, err := vlora.DetectStack(ck.Names(), func(n string) vlora.TensorShape {
-		ti, _ := ck.Info(n)
-		return vlora.TensorShape{Shape: ti.Shape, DType: ti.DType.String()}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", modelDir, formats.ErrInvalid, err)
-	}
 	pl := &Planner{modes: modes, st: st}
 	for _, n := range ck.Names() {
 		ti, _ := ck.Info(n)
