@@ -271,20 +271,27 @@ func (c *kvCache) attend(li int, a *attention, workers, T int, qkv, out []float3
 				copy(q[r*hd:(r+1)*hd], row[h*hd:(h+1)*hd])
 			}
 			one.Sgemm(false, false, m, L, hd, a.scale, q, hd, kT, c.maxLen, 0, s, lds)
-			for r := range m {
-				_, sum := expScores(s[r*lds:(r+1)*lds], L)
-				inv[r] = 1 / sum
-			}
-			one.Sgemm(false, false, m, hd, L, 1, s, lds, v, hd, 0, o, hd)
-			dst := out[(b*T+t)*ldo+h0*hd : (b*T+t)*ldo+(h0+rep)*hd]
-			for r := range rep {
-				f := inv[r]
-				for d, x := range o[r*hd : (r+1)*hd] {
-					dst[r*hd+d] = x * f
-				}
-			}
+			weighValues(one, s, lds, L, m, rep, hd, v, inv, o, out[(b*T+t)*ldo+h0*hd:(b*T+t)*ldo+(h0+rep)*hd])
 		}
 	})
+}
+
+// weighValues turns the m rows of attention scores s (row stride lds, L
+// keys) into softmax weights, applies them to the L value rows v (hd
+// wide), and writes the first rep rows of the result to dst; inv (m) and o
+// (m·hd) are scratch.
+func weighValues(one kernels.Options, s []float32, lds, L, m, rep, hd int, v, inv, o, dst []float32) {
+	for r := range m {
+		_, sum := expScores(s[r*lds:(r+1)*lds], L)
+		inv[r] = 1 / sum
+	}
+	one.Sgemm(false, false, m, hd, L, 1, s, lds, v, hd, 0, o, hd)
+	for r := range rep {
+		f := inv[r]
+		for d, x := range o[r*hd : (r+1)*hd] {
+			dst[r*hd+d] = x * f
+		}
+	}
 }
 
 // attendF16 is attend on the half-precision cache: the new keys and values
@@ -332,18 +339,7 @@ func (c *kvCache) attendF16(li int, a *attention, workers, T int, qkv, out []flo
 			one.MulStored(m, q, hd, &keys, s, lds, 0)
 			vals := kernels.Stored{Format: kernels.F16, Rows: L, Cols: hd, Raw: v16[:2*L*hd]}
 			vals.DecodeRows(0, L, vf[:L*hd])
-			for r := range m {
-				_, sum := expScores(s[r*lds:(r+1)*lds], L)
-				inv[r] = 1 / sum
-			}
-			one.Sgemm(false, false, m, hd, L, 1, s, lds, vf, hd, 0, o, hd)
-			dst := out[(b*T+t)*ldo+h0*hd : (b*T+t)*ldo+(h0+rep)*hd]
-			for r := range rep {
-				f := inv[r]
-				for d, x := range o[r*hd : (r+1)*hd] {
-					dst[r*hd+d] = x * f
-				}
-			}
+			weighValues(one, s, lds, L, m, rep, hd, vf, inv, o, out[(b*T+t)*ldo+h0*hd:(b*T+t)*ldo+(h0+rep)*hd])
 		}
 	})
 }
