@@ -15,13 +15,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"flag"
 	"fmt"
 	"image/color"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 
@@ -30,6 +30,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/vlora-convert/vlora-convert/formats"
 )
 
 // point is one measured run.
@@ -175,22 +177,7 @@ func drawPanels(pts []point, out string) error {
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 4}
 	kl.Draw(tiles.At(dc, 0, 0))
 	nll.Draw(tiles.At(dc, 1, 0))
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".quality-*.png")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), out)
+	return writePNG(img, out)
 }
 
 // readPareto parses the bits CSV (model, method, bits, kl) into points per
@@ -256,20 +243,14 @@ func drawPareto(models []string, by map[string][]point, out string) error {
 		p.Legend.Left, p.Legend.Top = false, true
 		p.Draw(tiles.At(dc, i, 0))
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".quality-*.png")
-	if err != nil {
+	return writePNG(img, out)
+}
+
+// writePNG encodes img as a PNG and writes it to out atomically.
+func writePNG(img *vgimg.Canvas, out string) error {
+	var b bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&b); err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), out)
+	return formats.WriteFileAtomic(out, b.Bytes())
 }
