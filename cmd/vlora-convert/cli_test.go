@@ -189,7 +189,7 @@ func poke(t *testing.T, dir, name string, v float32) {
 func TestInspectReportsCounts(t *testing.T) {
 	dir := testenv.SharedModel(t, "bytellama")
 	out := t.TempDir()
-	if _, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "8", "-r", "32", "--base", "mean", "-q", "--distill-steps", "0"); code != 0 {
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "8", "-r", "32", "--base", "mean", "-q", "--distill-steps", "0", "--init", "plain", "--refit=false"); code != 0 {
 		t.Fatalf("compress failed: %s", stderr)
 	}
 	stdout, stderr, code := run(t, "inspect", out, "--json")

@@ -95,11 +95,11 @@ func greedyWithin(t *testing.T, m *model.Model, prompt, got []int, margin float6
 func TestGenerateGreedyMatchesForward(t *testing.T) {
 	dir := testenv.SharedModel(t, "bytellama")
 	vl := filepath.Join(t.TempDir(), "vlora")
-	if _, stderr, code := run(t, "compress", "--model", dir, "--out", vl, "--energy", "1", "-k", "4", "--base", "mean", "--distill-steps", "0", "-q"); code != 0 {
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", vl, "--energy", "1", "-k", "4", "--base", "mean", "--distill-steps", "0", "--init", "plain", "--refit=false", "-q"); code != 0 {
 		t.Fatalf("compress: %s", stderr)
 	}
 	vlq := filepath.Join(t.TempDir(), "vlora-int4")
-	if _, stderr, code := run(t, "compress", "--model", dir, "--out", vlq, "-r", "16", "-k", "4", "--base", "mean", "--dtype", "int4", "--distill-steps", "0", "-q"); code != 0 {
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", vlq, "-r", "16", "-k", "4", "--base", "mean", "--dtype", "int4", "--distill-steps", "0", "--init", "plain", "--refit=false", "-q"); code != 0 {
 		t.Fatalf("compress --dtype int4: %s", stderr)
 	}
 	tok, err := tokenizer.Load(dir)

@@ -34,7 +34,7 @@ func TestTextDataPipeline(t *testing.T) {
 	}
 	calib, eval := cut("calib.txt", 8192), cut("eval.txt", 4096)
 	out := filepath.Join(tmp, "out")
-	if _, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "4", "-r", "8", "--data", calib,
+	if _, stderr, code := run(t, "compress", "--model", dir, "--out", out, "-k", "4", "-r", "8", "--refit=false", "--data", calib,
 		"--eval-data", eval, "--seq-len", "64", "--distill-steps", "3", "--batch", "4", "-q"); code != 0 {
 		t.Fatalf("compress: %s", stderr)
 	}
