@@ -15,8 +15,11 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/vlora-convert/vlora-convert/dataset"
+	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
+	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/quant"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -304,29 +307,7 @@ func TestBitPlanMeetsTheTarget(t *testing.T) {
 	// Every mean-base layout, every item at its cheapest nonzero rank in
 	// the base's scheme.
 	for k, s := range FactorSchemes {
-		a := &allocation{layout: make([]int, len(bp.groups)), option: make([][]int, len(bp.groups))}
-		for gi, g := range bp.groups {
-			li := 0
-			if g.suffix != "" {
-				li = 1 + k // layouts: zero, then mean with each base storage
-			}
-			lay := g.layouts[li]
-			if g.suffix != "" && (lay.mode != vlora.BaseMean || lay.base != s) {
-				t.Fatalf("%s: layout %d is %s %v, want mean %v", g.suffix, li, lay.mode, lay.base, s)
-			}
-			a.layout[gi] = li
-			a.option[gi] = make([]int, len(lay.items))
-			a.cost += lay.fixed
-			for i, it := range lay.items {
-				j := slices.IndexFunc(it.options, func(o Option) bool { return (o.Rank > 0 && o.Scheme == s) || g.suffix == "" })
-				a.option[gi][i] = j
-				a.cost += it.options[j].Cost
-			}
-		}
-		plan := bp.bitPlan(a)
-		if len(plan.BaseSchemes) == 0 {
-			t.Fatal("no base in the forced plan")
-		}
+		plan := forcedMeanPlan(t, bp, k)
 		check(fmt.Sprint("mean bases in ", s), plan)
 	}
 	// Uniform int4/g32 is one of the plans the planner could choose.
@@ -378,5 +359,104 @@ func TestPlanOfParamsIsNotBits(t *testing.T) {
 	}
 	if _, err := pl.PlanBits(4, nil); !errors.Is(err, formats.ErrInvalid) {
 		t.Errorf("a bit target of a parameter planner: %v", err)
+	}
+}
+
+// forcedMeanPlan returns the plan of bp (a low-rank bit planner) that puts
+// every layer suffix in the mean-base layout with bases in FactorSchemes[k]
+// and every increment at its cheapest nonzero rank in that scheme.
+func forcedMeanPlan(t *testing.T, bp *Planner, k int) *BitPlan {
+	t.Helper()
+	s := FactorSchemes[k]
+	a := &allocation{layout: make([]int, len(bp.groups)), option: make([][]int, len(bp.groups))}
+	for gi, g := range bp.groups {
+		li := 0
+		if g.suffix != "" {
+			li = 1 + k // layouts: zero, then mean with each base storage
+		}
+		lay := g.layouts[li]
+		if g.suffix != "" && (lay.mode != vlora.BaseMean || lay.base != s) {
+			t.Fatalf("%s: layout %d is %s %v, want mean %v", g.suffix, li, lay.mode, lay.base, s)
+		}
+		a.layout[gi] = li
+		a.option[gi] = make([]int, len(lay.items))
+		a.cost += lay.fixed
+		for i, it := range lay.items {
+			j := slices.IndexFunc(it.options, func(o Option) bool { return (o.Rank > 0 && o.Scheme == s) || g.suffix == "" })
+			a.option[gi][i] = j
+			a.cost += it.options[j].Cost
+		}
+	}
+	plan := bp.bitPlan(a)
+	if len(plan.BaseSchemes) == 0 {
+		t.Fatal("no base in the forced plan")
+	}
+	return plan
+}
+
+// TestQuantizedMeanBaseTrains distills, quantization-aware, a plan with
+// int4 mean bases and int4 factors, and checks that the stored bases
+// are int4 values (the fake quantization rounds them as storage does) and
+// that the file reads back as it was trained.
+func TestQuantizedMeanBaseTrains(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	ctx := context.Background()
+	opt := Options{CompoundSize: 2}
+	bp, err := NewBitPlanner(ctx, dir, opt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const k = 2 // int4/g32
+	plan := forcedMeanPlan(t, bp, k)
+	copt := opt
+	copt.Base, copt.SuffixBases, copt.Ranks, copt.KeepModel = vlora.BaseZero, plan.SuffixBases, plan.Ranks(), true
+	res, err := Compress(ctx, dir, filepath.Join(t.TempDir(), "v"), copt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qp := plan.Quant()
+	res.Model.Manifest.Quant = &qp
+	teacher, err := model.LoadDense(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, err := dataset.Sample(ctx, teacher, 8, 16, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := distill.Run(ctx, teacher, res.Model, train, distill.Options{Steps: 3, Batch: 4, LR: 1e-3}); err != nil {
+		t.Fatal(err)
+	}
+	var bases int
+	for name, tn := range res.Model.Tensors {
+		sc, ok := qp.SchemeOf(name, tn.Shape)
+		if !ok || !strings.HasSuffix(name, ".base") {
+			continue
+		}
+		if sc != FactorSchemes[k] {
+			t.Errorf("%s: scheme %v, want %v", name, sc, FactorSchemes[k])
+		}
+		bases++
+		rows, cols := vlora.Matrix(tn.Shape)
+		q := make([]float32, len(tn.Data))
+		quant.FakeQuant(q, tn.Data, rows, cols, sc)
+		if !slices.Equal(q, tn.Data) {
+			t.Errorf("%s: trained base is not %v values", name, sc)
+		}
+	}
+	if bases == 0 {
+		t.Fatal("no quantized base in the file")
+	}
+	if err := res.Model.Save(res.Path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := vlora.Load(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tn := range res.Model.Tensors {
+		if !slices.Equal(back.Tensors[name].Data, tn.Data) {
+			t.Errorf("%s: read back differs from the trained tensor", name)
+		}
 	}
 }
