@@ -208,22 +208,24 @@ func (tm *tensorMenu) lowRankBitOptions(floatBits int64) ([]Option, error) {
 	if tm.wh != nil {
 		dl.Mul(dm, tm.wh.L)
 	}
+	ranks := lowRankRanks(maxRank)
+	var fs []*svd.Factors
+	var err error
+	if tm.wh != nil {
+		fs, err = tm.wh.Truncations(dm, ranks)
+	} else {
+		fs, err = svd.Truncations(dm, ranks)
+	}
+	if err != nil {
+		return nil, err
+	}
 	full := tm.energy(dm)
-	for _, r := range lowRankRanks(maxRank) {
+	for k, r := range ranks {
 		if r == 0 {
 			opts = append(opts, Option{Loss: full / tm.tot})
 			continue
 		}
-		var f *svd.Factors
-		var err error
-		if tm.wh != nil {
-			f, err = tm.wh.Factorize(dm, r)
-		} else {
-			f, err = svd.Factorize(dm, svd.Options{Rank: r})
-		}
-		if err != nil {
-			return nil, err
-		}
+		f := fs[k]
 		if f.Rank < r {
 			break
 		}
@@ -232,11 +234,18 @@ func (tm *tensorMenu) lowRankBitOptions(floatBits int64) ([]Option, error) {
 			if s.Bits == 0 {
 				o.Loss = max(f.TotalEnergy*(1-f.EnergyFraction()), 0) / tm.tot
 			} else {
+				// E·L = D·L − B̂·(Â·L), cheaper than (D − B̂·Â)·L for r < rows.
 				b, a := roundFactor(f.B, s), roundFactor(f.A, s)
-				var ba mat.Dense
-				ba.Mul(b, a)
-				ba.Sub(dm, &ba)
-				o.Loss = tm.energy(&ba) / tm.tot
+				if tm.wh != nil {
+					var al mat.Dense
+					al.Mul(a, tm.wh.L)
+					a = &al
+				}
+				var e mat.Dense
+				e.Mul(b, a)
+				e.Sub(dl, &e)
+				fe := mat.Norm(&e, 2)
+				o.Loss = fe * fe / tm.tot
 			}
 			opts = append(opts, o)
 		}
