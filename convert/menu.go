@@ -74,13 +74,16 @@ func (o Option) String() string {
 // tensorMenu computes the options of one rows×cols tensor.
 type tensorMenu struct {
 	rows, cols int
-	// d is the tensor to store (W − base), w64 the weight (W) whose
-	// whitened energy the losses are relative to.
-	d   []float64
+	// d is the tensor to store, W − base (W without a base).
+	d []float64
+	// wh whitens the losses (nil: plain); tot is ‖W·L‖²_F, which every
+	// loss is relative to (1 when W·L is zero).
 	wh  *svd.Whitener
-	tot float64 // ‖W·L‖²_F (1 when zero)
+	tot float64
 }
 
+// newTensorMenu returns the menu of the weight w less base (nil: none),
+// whitened by wh when it is not nil.
 func newTensorMenu(w, base []float64, rows, cols int, wh *svd.Whitener) *tensorMenu {
 	tm := &tensorMenu{rows: rows, cols: cols, wh: wh, d: make([]float64, len(w))}
 	copy(tm.d, w)
