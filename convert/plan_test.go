@@ -3,18 +3,24 @@ package convert
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/vlora-convert/vlora-convert/dataset"
+	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/internal/testenv"
+	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/quant"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
 
@@ -232,4 +238,225 @@ func firstLowRank(plan *BudgetPlan) string {
 		}
 	}
 	return name
+}
+
+// writeBitPlan compresses dir as plan says, stores it in the plan's
+// schemes, and returns the file's manifest.
+func writeBitPlan(t *testing.T, dir string, opt Options, plan *BitPlan) *vlora.Manifest {
+	t.Helper()
+	ctx := context.Background()
+	opt.Base, opt.SuffixBases, opt.Ranks, opt.KeepModel = vlora.BaseZero, plan.SuffixBases, plan.Ranks(), true
+	res, err := Compress(ctx, dir, filepath.Join(t.TempDir(), "v"), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qp := plan.Quant()
+	res.Model.Manifest.Quant = &qp
+	if err := res.Model.Save(res.Path); err != nil {
+		t.Fatal(err)
+	}
+	mf, f, err := vlora.ReadManifest(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return mf
+}
+
+// TestBitPlanMeetsTheTarget plans the tiny Llama at several bit targets
+// with the whole menu (low rank, mean bases), writes each plan and checks
+// that the file stores what the plan counted, within the target, that a
+// larger target loses no more, and that the plan is no worse, by its own
+// estimate, than rounding every tensor to the uniform scheme of the same
+// size. Plans forced onto each storage of the mean bases check that what
+// the allocator may choose there is stored as counted too.
+func TestBitPlanMeetsTheTarget(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	ctx := context.Background()
+	opt := Options{CompoundSize: 2}
+	bp, err := NewBitPlanner(ctx, dir, opt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, plan *BitPlan) {
+		t.Helper()
+		mf := writeBitPlan(t, dir, opt, plan)
+		got, err := mf.BitsPerOriginalWeight()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(got-plan.BitsPerWeight()) > 1e-12 || mf.FormatVersion != 3 {
+			t.Errorf("%s: file %.6f bits per weight (version %d), plan %.6f", what, got, mf.FormatVersion, plan.BitsPerWeight())
+		}
+	}
+	prevLoss := math.Inf(1)
+	for _, target := range []float64{2.75, 3.5, 4.6, 8.5} {
+		plan, err := bp.PlanBits(target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plan.BitsPerWeight() > target {
+			t.Errorf("target %v: plan stores %.4f bits per weight", target, plan.BitsPerWeight())
+		}
+		if plan.Loss > prevLoss {
+			t.Errorf("target %v: loss %g above the smaller target's %g", target, plan.Loss, prevLoss)
+		}
+		prevLoss = plan.Loss
+		check(fmt.Sprint("target ", target), plan)
+	}
+	// Every mean-base layout, every item at its cheapest nonzero rank in
+	// the base's scheme.
+	for k, s := range FactorSchemes {
+		plan := forcedMeanPlan(t, bp, k)
+		check(fmt.Sprint("mean bases in ", s), plan)
+	}
+	// Uniform int4/g32 is one of the plans the planner could choose.
+	uniform := quant.Scheme{Bits: 4, GroupSize: 32, Full: true}
+	bits, loss := bp.fixed, 0.0
+	for _, g := range bp.groups {
+		for _, it := range g.layouts[0].items {
+			j := slices.IndexFunc(it.options, func(o Option) bool { return o.Dense && o.Scheme == uniform })
+			bits += it.options[j].Cost
+			loss += it.options[j].Loss
+		}
+	}
+	plan, err := bp.PlanBits(float64(bits)/float64(bp.original), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Loss > loss {
+		t.Errorf("plan at %.4f bits loses %g, uniform %s %g", plan.BitsPerWeight(), plan.Loss, uniform, loss)
+	}
+	if _, err := bp.PlanBits(0.5, nil); !errors.Is(err, formats.ErrInvalid) {
+		t.Errorf("target 0.5: %v", err)
+	}
+	if _, err := bp.Plan(0.5, nil); !errors.Is(err, formats.ErrInvalid) {
+		t.Errorf("a parameter target of a bit planner: %v", err)
+	}
+	if _, err := bp.PlanBits(4, map[string]float64{bp.Tensors()[0]: -1}); !errors.Is(err, formats.ErrInvalid) {
+		t.Errorf("negative weight: %v", err)
+	}
+	// A planner whose one tensor stores at least 100 bits for 10 weights.
+	one := &Planner{bits: true, groups: []planGroup{{layouts: []planLayout{{items: []planItem{{name: "w", layer: -1,
+		options: []Option{{Dense: true, Cost: 100, Loss: 1}, {Dense: true, Cost: 200, Loss: 0.5}}}}}}}}, fixed: 20, original: 10}
+	if _, err := one.PlanBits(11.9, nil); !errors.Is(err, formats.ErrInvalid) || !strings.Contains(err.Error(), "12.000 bits per weight") {
+		t.Errorf("target 11.9, below the menu's 12: %v", err)
+	}
+	if p, err := one.PlanBits(12, nil); err != nil || p.Bits != 120 || p.Loss != 1 {
+		t.Errorf("target 12: %+v, %v; want 120 bits, loss 1", p, err)
+	}
+	if p, err := one.PlanBits(25, map[string]float64{"w": 3}); err != nil || p.Bits != 220 || p.Loss != 1.5 {
+		t.Errorf("target 25, weight 3: %+v, %v; want 220 bits, loss 1.5", p, err)
+	}
+}
+
+// TestPlanOfParamsIsNotBits checks that a parameter planner refuses a bit
+// budget.
+func TestPlanOfParamsIsNotBits(t *testing.T) {
+	pl, err := NewPlanner(context.Background(), testenv.GoldenModel(t, "llama-gqa-untied"), Options{CompoundSize: 2}, []vlora.BaseMode{vlora.BaseZero})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pl.PlanBits(4, nil); !errors.Is(err, formats.ErrInvalid) {
+		t.Errorf("a bit target of a parameter planner: %v", err)
+	}
+}
+
+// forcedMeanPlan returns the plan of bp (a low-rank bit planner) that puts
+// every layer suffix in the mean-base layout with bases in FactorSchemes[k]
+// and every increment at its cheapest nonzero rank in that scheme.
+func forcedMeanPlan(t *testing.T, bp *Planner, k int) *BitPlan {
+	t.Helper()
+	s := FactorSchemes[k]
+	a := &allocation{layout: make([]int, len(bp.groups)), option: make([][]int, len(bp.groups))}
+	for gi, g := range bp.groups {
+		li := 0
+		if g.suffix != "" {
+			li = 1 + k // layouts: zero, then mean with each base storage
+		}
+		lay := g.layouts[li]
+		if g.suffix != "" && (lay.mode != vlora.BaseMean || lay.base != s) {
+			t.Fatalf("%s: layout %d is %s %v, want mean %v", g.suffix, li, lay.mode, lay.base, s)
+		}
+		a.layout[gi] = li
+		a.option[gi] = make([]int, len(lay.items))
+		a.cost += lay.fixed
+		for i, it := range lay.items {
+			j := slices.IndexFunc(it.options, func(o Option) bool { return (o.Rank > 0 && o.Scheme == s) || g.suffix == "" })
+			a.option[gi][i] = j
+			a.cost += it.options[j].Cost
+		}
+	}
+	plan := bp.bitPlan(a)
+	if len(plan.BaseSchemes) == 0 {
+		t.Fatal("no base in the forced plan")
+	}
+	return plan
+}
+
+// TestQuantizedMeanBaseTrains distills, quantization-aware, a plan with
+// int4 mean bases and int4 factors, and checks that the stored bases
+// are int4 values (the fake quantization rounds them as storage does) and
+// that the file reads back as it was trained.
+func TestQuantizedMeanBaseTrains(t *testing.T) {
+	dir := testenv.GoldenModel(t, "llama-gqa-untied")
+	ctx := context.Background()
+	opt := Options{CompoundSize: 2}
+	bp, err := NewBitPlanner(ctx, dir, opt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const k = 2 // int4/g32
+	plan := forcedMeanPlan(t, bp, k)
+	copt := opt
+	copt.Base, copt.SuffixBases, copt.Ranks, copt.KeepModel = vlora.BaseZero, plan.SuffixBases, plan.Ranks(), true
+	res, err := Compress(ctx, dir, filepath.Join(t.TempDir(), "v"), copt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qp := plan.Quant()
+	res.Model.Manifest.Quant = &qp
+	teacher, err := model.LoadDense(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, err := dataset.Sample(ctx, teacher, 8, 16, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := distill.Run(ctx, teacher, res.Model, train, distill.Options{Steps: 3, Batch: 4, LR: 1e-3}); err != nil {
+		t.Fatal(err)
+	}
+	var bases int
+	for name, tn := range res.Model.Tensors {
+		sc, ok := qp.SchemeOf(name, tn.Shape)
+		if !ok || !strings.HasSuffix(name, ".base") {
+			continue
+		}
+		if sc != FactorSchemes[k] {
+			t.Errorf("%s: scheme %v, want %v", name, sc, FactorSchemes[k])
+		}
+		bases++
+		rows, cols := vlora.Matrix(tn.Shape)
+		q := make([]float32, len(tn.Data))
+		quant.FakeQuant(q, tn.Data, rows, cols, sc)
+		if !slices.Equal(q, tn.Data) {
+			t.Errorf("%s: trained base is not %v values", name, sc)
+		}
+	}
+	if bases == 0 {
+		t.Fatal("no quantized base in the file")
+	}
+	if err := res.Model.Save(res.Path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := vlora.Load(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tn := range res.Model.Tensors {
+		if !slices.Equal(back.Tensors[name].Data, tn.Data) {
+			t.Errorf("%s: read back differs from the trained tensor", name)
+		}
+	}
 }

@@ -77,7 +77,7 @@ func (o *Options) planParams(ctx context.Context, cal *calibration, opt *convert
 	return out, nil
 }
 
-// planBits spends the bit budget (convert.BitPlanner), with every tensor's
+// planBits spends the bit budget (convert.NewBitPlanner), with every tensor's
 // loss weighted by its measured sensitivity: the KL of the output with the
 // tensor alone rounded to SensitivityProbe, per unit of that rounding's
 // relative loss.
@@ -94,10 +94,10 @@ func (o *Options) planBits(ctx context.Context, cal *calibration, opt *convert.O
 		}
 		out.Weights = w
 	}
-	if out.Bits, err = bp.Plan(o.TargetBits, out.Weights); err != nil {
+	if out.Bits, err = bp.PlanBits(o.TargetBits, out.Weights); err != nil {
 		return nil, err
 	}
-	opt.Base, opt.SuffixBases, opt.Ranks = vlora.BaseZero, nil, out.Bits.Ranks()
+	opt.Base, opt.SuffixBases, opt.Ranks = vlora.BaseZero, out.Bits.SuffixBases, out.Bits.Ranks()
 	opt.Rank, opt.Energy = 0, 0
 	fmt.Fprintf(o.Log, "budget: %.4f bits per weight (%d bits for %d weights), estimated loss %.4g\n",
 		out.Bits.BitsPerWeight(), out.Bits.Bits, out.Bits.Original, out.Bits.Loss)

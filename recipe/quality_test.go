@@ -95,12 +95,12 @@ func TestBitMenuTinyStories(t *testing.T) {
 			if !weighted {
 				ww = nil
 			}
-			plan, err := bp.Plan(3.5, ww)
+			plan, err := bp.PlanBits(3.5, ww)
 			if err != nil {
 				t.Fatal(err)
 			}
 			copt := opt
-			copt.Base, copt.Ranks = vlora.BaseZero, plan.Ranks()
+			copt.Base, copt.SuffixBases, copt.Ranks = vlora.BaseZero, plan.SuffixBases, plan.Ranks()
 			name := map[bool]string{false: "dense", true: "dense and low rank"}[lowRank] + map[bool]string{false: ", unweighted", true: ", weighted"}[weighted]
 			kl[name] = measure(name, copt, plan.Quant())
 		}

@@ -88,8 +88,9 @@ type Options struct {
 	// with neither, and neither Convert.Rank nor Convert.Energy,
 	// TargetParams is DefaultTargetParams.
 	TargetParams, TargetBits float64
-	// BitsLowRank adds low rank (no base, int8 or int4 factors) to the
-	// options of a bit budget (convert.NewBitPlanner).
+	// BitsLowRank adds low rank, with a mean base per compound or none
+	// (factors and bases float, int8 or int4), to the options of a bit
+	// budget (convert.NewBitPlanner).
 	BitsLowRank bool
 	// Init is the initialisation (default InitWhitened; the default falls
 	// back to InitPlain, with a note, for a model that cannot be run or

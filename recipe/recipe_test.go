@@ -1,13 +1,18 @@
 package recipe
 
 import (
+	"context"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"testing"
 
 	"github.com/vlora-convert/vlora-convert/convert"
+	"github.com/vlora-convert/vlora-convert/dataset"
+	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
+	"github.com/vlora-convert/vlora-convert/model"
 	"github.com/vlora-convert/vlora-convert/quant"
 	"github.com/vlora-convert/vlora-convert/vlora"
 )
@@ -89,5 +94,52 @@ func TestValidate(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("valid options: %v", err)
+	}
+}
+
+// TestBitsLowRankRuns runs the recipe under a bit budget with the whole
+// menu (low rank, mean bases) and a short quantization-aware distillation,
+// at several targets, and checks that each file stores what its plan
+// counted, within the target, with the plan's base modes.
+func TestBitsLowRankRuns(t *testing.T) {
+	const dir = "../testdata/golden/llama-gqa-untied"
+	ctx := context.Background()
+	teacher, err := model.LoadDense(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, err := dataset.Sample(ctx, teacher, 8, 16, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []float64{2.5, 4} {
+		res, err := Run(ctx, Options{
+			Model: dir, Out: t.TempDir(), Teacher: teacher, Convert: convert.Options{CompoundSize: 2},
+			TargetBits: target, BitsLowRank: true, CalibSamples: 4, CalibSeqLen: 16,
+			Train: train, Distill: distill.Options{Steps: 2, Batch: 2},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := res.Plan.Bits
+		bits, err := res.Manifest.BitsPerOriginalWeight()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bits > target || math.Abs(bits-p.BitsPerWeight()) > 1e-12 {
+			t.Errorf("target %v: file %.6f bits per weight, plan %.6f", target, bits, p.BitsPerWeight())
+		}
+		for s, mode := range p.SuffixBases {
+			if got := res.Manifest.BaseFor(s); got != mode {
+				t.Errorf("target %v: %s base %s, plan %s", target, s, got, mode)
+			}
+		}
+		lowRank := 0
+		for _, o := range p.Choices {
+			if !o.Dense {
+				lowRank++
+			}
+		}
+		t.Logf("target %v: %.4f bits, %d of %d tensors low rank, bases %v", target, bits, lowRank, len(p.Choices), p.SuffixBases)
 	}
 }

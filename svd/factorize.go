@@ -65,6 +65,24 @@ func factorizeExact(d *mat.Dense, total float64, p params) (*Factors, error) {
 	return balanced(t, r, total, Exact), nil
 }
 
+// Truncations returns, for each r of ranks, the factors Factorize(a,
+// Options{Rank: r}) returns (exact SVD, balanced), from one SVD of a.
+func Truncations(a *mat.Dense, ranks []int) ([]*Factors, error) {
+	total, err := squaredNorm(a)
+	if err != nil {
+		return nil, err
+	}
+	t, err := exactSVD(a)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Factors, len(ranks))
+	for k, r := range ranks {
+		out[k] = balanced(t, max(0, min(r, len(t.s))), total, Exact)
+	}
+	return out, nil
+}
+
 // denseOf returns a as a *mat.Dense, copying only when a is not one.
 func denseOf(a mat.Matrix) *mat.Dense {
 	if d, ok := a.(*mat.Dense); ok {

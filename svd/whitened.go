@@ -106,8 +106,18 @@ func Whitened(delta *mat.Dense, g mat.Symmetric, r int, damping float64) (*Facto
 
 // Factorize is Whitened with this whitener.
 func (w *Whitener) Factorize(delta *mat.Dense, r int) (*Factors, error) {
+	fs, err := w.Truncations(delta, []int{r})
+	if err != nil {
+		return nil, err
+	}
+	return fs[0], nil
+}
+
+// Truncations returns, for each r of ranks, the factors Factorize(delta,
+// r) returns, from one SVD of delta·L: what a caller comparing several
+// ranks of one matrix computes once.
+func (w *Whitener) Truncations(delta *mat.Dense, ranks []int) ([]*Factors, error) {
 	m, n := delta.Dims()
-	r = max(0, min(r, m, n))
 	var dl mat.Dense
 	dl.Mul(delta, w.L)
 	t, err := exactSVD(&dl)
@@ -118,29 +128,34 @@ func (w *Whitener) Factorize(delta *mat.Dense, r int) (*Factors, error) {
 	for _, s := range t.s {
 		total += s * s
 	}
-	f := &Factors{S: append([]float64(nil), t.s[:r]...), Rank: r, TotalEnergy: total, Method: Exact}
-	if r == 0 {
-		return f, nil
-	}
-	// Ŵ = U_r·M with M = Σ_r·V_rᵀ·L⁻¹ (r×n). With M = P·S·Qᵀ, Ŵ's own SVD is
-	// (U_r·P)·S·Qᵀ since U_r·P has orthonormal columns.
-	ur := t.u.Slice(0, m, 0, r)
-	vr := t.v.Slice(0, n, 0, r)
-	mm := mat.NewDense(r, n, nil)
-	mm.Mul(vr.T(), w.LInv)
-	for i := range r {
-		row := mm.RawRowView(i)
-		for j := range row {
-			row[j] *= t.s[i]
+	out := make([]*Factors, len(ranks))
+	for k, r := range ranks {
+		r = max(0, min(r, m, n))
+		f := &Factors{S: append([]float64(nil), t.s[:r]...), Rank: r, TotalEnergy: total, Method: Exact}
+		out[k] = f
+		if r == 0 {
+			continue
 		}
+		// Ŵ = U_r·M with M = Σ_r·V_rᵀ·L⁻¹ (r×n). With M = P·S·Qᵀ, Ŵ's own
+		// SVD is (U_r·P)·S·Qᵀ since U_r·P has orthonormal columns.
+		ur := t.u.Slice(0, m, 0, r)
+		vr := t.v.Slice(0, n, 0, r)
+		mm := mat.NewDense(r, n, nil)
+		mm.Mul(vr.T(), w.LInv)
+		for i := range r {
+			row := mm.RawRowView(i)
+			for j := range row {
+				row[j] *= t.s[i]
+			}
+		}
+		ms, err := exactSVD(mm)
+		if err != nil {
+			return nil, err
+		}
+		var u2 mat.Dense
+		u2.Mul(ur, ms.u)
+		bal := balanced(thinSVD{u: &u2, v: ms.v, s: ms.s}, r, total, Exact)
+		f.B, f.A = bal.B, bal.A
 	}
-	ms, err := exactSVD(mm)
-	if err != nil {
-		return nil, err
-	}
-	var u2 mat.Dense
-	u2.Mul(ur, ms.u)
-	bal := balanced(thinSVD{u: &u2, v: ms.v, s: ms.s}, r, total, Exact)
-	f.B, f.A = bal.B, bal.A
-	return f, nil
+	return out, nil
 }

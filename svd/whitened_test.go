@@ -220,3 +220,66 @@ func TestRebalanceKeepsTheProduct(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncationsMatchFactorize checks that the factors of several ranks
+// from one SVD equal those of one factorisation per rank, whitened and
+// plain, on an odd shape (the same operations on the same input: equal to
+// the bit).
+func TestTruncationsMatchFactorize(t *testing.T) {
+	const m, n = 9, 13
+	rng := rand.New(rand.NewPCG(5, 6))
+	d := mat.NewDense(m, n, nil)
+	x := mat.NewDense(3*n, n, nil)
+	for i := range m {
+		for j := range n {
+			d.Set(i, j, rng.NormFloat64())
+		}
+	}
+	for i := range 3 * n {
+		for j := range n {
+			x.Set(i, j, rng.NormFloat64()*float64(1+j%4))
+		}
+	}
+	var g mat.SymDense
+	g.SymOuterK(1, x.T())
+	wh, err := NewWhitener(&g, DefaultDamping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranks := []int{0, 1, 4, 9, 20}
+	wt, err := wh.Truncations(d, ranks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := Truncations(d, ranks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range ranks {
+		wf, err := wh.Factorize(d, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pf, err := Factorize(d, Options{Rank: max(r, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == 0 {
+			pf = &Factors{Rank: 0}
+		}
+		for _, c := range []struct {
+			name      string
+			got, want *Factors
+		}{{"whitened", wt[k], wf}, {"plain", pt[k], pf}} {
+			if c.got.Rank != c.want.Rank {
+				t.Fatalf("%s rank %d: got rank %d, want %d", c.name, r, c.got.Rank, c.want.Rank)
+			}
+			if c.want.Rank == 0 {
+				continue
+			}
+			if !mat.Equal(c.got.B, c.want.B) || !mat.Equal(c.got.A, c.want.A) {
+				t.Errorf("%s rank %d: factors differ", c.name, r)
+			}
+		}
+	}
+}
