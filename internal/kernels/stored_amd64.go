@@ -182,3 +182,23 @@ func q4q8RowsVNNI(codes, scales *byte, xq *int8, xs *float32, xc *int32, rows, g
 
 //go:noescape
 func q4q8PairsVNNI512(codes, scales *byte, xq *int8, xs, xf *float32, rows, pairs int, y *float32)
+
+// q4q8BlocksAsm runs the block-order kernel on checked slices.
+func q4q8BlocksAsm(codes, scales []byte, xq []int8, xs4 []float32, xc4 []int32, rows, groups int, y []float32) {
+	q4q8BlocksVNNI512(&codes[0], &scales[0], (*int8)(unsafe.Pointer(&xq[0])), &xs4[0], &xc4[0], rows, groups, &y[0])
+}
+
+// quantizeQ8Group32 is quantizeQ8Group, in AVX-512 where the CPU has it.
+func quantizeQ8Group32(seg []float32, even, odd []int8) (float32, int32) {
+	if !storedAVX512 {
+		return quantizeQ8Group(seg, even, odd)
+	}
+	_, _, _ = seg[31], even[15], odd[15]
+	return q8Group32AVX512(&seg[0], (*int8)(unsafe.Pointer(&even[0])), (*int8)(unsafe.Pointer(&odd[0])))
+}
+
+//go:noescape
+func q4q8BlocksVNNI512(codes, scales *byte, xq *int8, xs4 *float32, xc4 *int32, rows, groups int, y *float32)
+
+//go:noescape
+func q8Group32AVX512(x *float32, even, odd *int8) (d float32, sum int32)
