@@ -20,7 +20,7 @@ func q4Width(int, int) int { return 16 }
 // storedAsm, storedAVX512 and storedVNNI are false: this build has no assembly.
 var storedAsm, storedAVX512, storedVNNI = false, false, false
 
-func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, _ []int32, _ []float32, rows, groups, chunks int, y []float32) {
+func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, _ []int32, rows, groups, chunks int, y []float32) {
 	q4q8RowsGo(codes, scales, xq, xs, rows, groups, chunks, y)
 }
 

@@ -261,3 +261,87 @@ q8zero:
 	MOVL $0, sum+28(FP)
 	VZEROUPPER
 	RET
+
+// packIdx orders the eight row sums of q4q8Cols64VNNI512's reduction
+// (lanes r0 r2 r4 r6 r1 r3 r5 r7) by row (VPERMPS).
+DATA packIdx<>+0(SB)/8, $0x0000000400000000
+DATA packIdx<>+8(SB)/8, $0x0000000500000001
+DATA packIdx<>+16(SB)/8, $0x0000000600000002
+DATA packIdx<>+24(SB)/8, $0x0000000700000003
+GLOBL packIdx<>(SB), RODATA|NOPTR, $32
+
+// COLS64 computes rows 2i and 2i+1 (64 code bytes at SI+64·i, 8 scale
+// bytes at DX+8·i) into ACC: lanes 0–7 sum row 2i, lanes 8–15 row 2i+1.
+#define COLS64(i, ACC) \
+	VMOVDQU64 (64*i)(SI), Z10 \
+	VPSRLW    $4, Z10, Z11 \
+	VPANDD    Z14, Z10, Z10 \
+	VPANDD    Z14, Z11, Z11 \
+	VMOVDQA64 Z15, ACC \
+	VPDPBUSD  Z8, Z10, ACC \
+	VPDPBUSD  Z9, Z11, ACC \
+	VMOVQ     (8*i)(DX), X5 \
+	VCVTPH2PS X5, X5 \
+	VPERMPS   Z5, Z13, Z5 \
+	VMULPS    Z12, Z5, Z5 \
+	VCVTDQ2PS ACC, ACC \
+	VMULPS    Z5, ACC, ACC
+
+// func q4q8Cols64VNNI512(codes, scales *byte, xq *int8, xs4 *float32, xc4 *int32, rows8 int, y *float32)
+//
+// The block-order kernel for matrices of 64 columns (two groups of 32 per
+// row: a VLoRA layer's B factor of rank 64), eight rows at a time: the
+// codes of two consecutive rows form one 4-group block, whose activations
+// are the row's (xq, 64 bytes in block order; xs4, xc4 its 8 entries)
+// twice. The eight sums are reduced together and stored as 8 floats.
+TEXT ·q4q8Cols64VNNI512(SB), NOSPLIT, $0-56
+	MOVQ codes+0(FP), SI
+	MOVQ scales+8(FP), DX
+	MOVQ xq+16(FP), R8
+	MOVQ xs4+24(FP), R9
+	MOVQ xc4+32(FP), R10
+	MOVQ rows8+40(FP), R13
+	MOVQ y+48(FP), DI
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Z14
+	VMOVDQU32 quadIdx<>(SB), Z13
+	// Even activations twice (Z8), odd twice (Z9), steps (Z12) and
+	// offsets (Z15) twice.
+	VMOVDQU     (R8), Y8
+	VINSERTI64X4 $1, Y8, Z8, Z8
+	VMOVDQU     32(R8), Y9
+	VINSERTI64X4 $1, Y9, Z9, Z9
+	VMOVUPS     (R9), Y12
+	VINSERTF64X4 $1, Y12, Z12, Z12
+	VMOVDQU     (R10), Y15
+	VINSERTI64X4 $1, Y15, Z15, Z15
+	VMOVDQU32 packIdx<>(SB), Y7
+c64loop:
+	COLS64(0, Z0)
+	COLS64(1, Z1)
+	COLS64(2, Z2)
+	COLS64(3, Z3)
+	// Z0 = rows 0|1, Z1 = 2|3, Z2 = 4|5, Z3 = 6|7 (8 lanes each): add
+	// the halves of each row (Z4 = rows 0 1 2 3, Z5 = 4 5 6 7, four
+	// lanes each), then three horizontal additions.
+	VSHUFF32X4 $0x88, Z1, Z0, Z4
+	VSHUFF32X4 $0xDD, Z1, Z0, Z6
+	VADDPS Z6, Z4, Z4
+	VSHUFF32X4 $0x88, Z3, Z2, Z5
+	VSHUFF32X4 $0xDD, Z3, Z2, Z6
+	VADDPS Z6, Z5, Z5
+	VEXTRACTF64X4 $1, Z4, Y6
+	VHADDPS Y6, Y4, Y4
+	VEXTRACTF64X4 $1, Z5, Y6
+	VHADDPS Y6, Y5, Y5
+	VHADDPS Y5, Y4, Y1 // rows 0 2 4 6 | 1 3 5 7
+	VPERMPS Y1, Y7, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $256, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ R13
+	JNZ  c64loop
+	VZEROUPPER
+	RET

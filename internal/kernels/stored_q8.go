@@ -158,7 +158,6 @@ type q8Scratch struct {
 	xq  []int8
 	xs  []float32
 	xc  []int32
-	xf  []float32
 	xs4 []float32
 	xc4 []int32
 	out []float32
@@ -179,9 +178,9 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 		s.xq = make([]int8, w.Cols)
 	}
 	if cap(s.xs) < groups {
-		s.xs, s.xc, s.xf = make([]float32, groups), make([]int32, groups), make([]float32, groups)
+		s.xs, s.xc = make([]float32, groups), make([]int32, groups)
 	}
-	xq, xs, xc, xf := s.xq[:w.Cols], s.xs[:groups], s.xc[:groups], s.xf[:groups]
+	xq, xs, xc := s.xq[:w.Cols], s.xs[:groups], s.xc[:groups]
 	blocks := w.q8Blocks()
 	var xs4 []float32
 	var xc4 []int32
@@ -193,9 +192,6 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 		quantizeQ8Blocks(x[:w.Cols], xq, xs4, xc4)
 	} else {
 		quantizeQ8(x[:w.Cols], g, xq, xs, xc)
-		for k := range xf {
-			xf[k] = xs[k] * float32(xc[k])
-		}
 	}
 	out := y[:w.Rows]
 	if beta != 0 {
@@ -214,7 +210,7 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 			q4q8Blocks(codes, scales, xq, xs4, xc4, r1-r0, groups, out[r0:r1])
 			return
 		}
-		q4q8Rows(codes, scales, xq, xs, xc, xf, r1-r0, groups, g/32, out[r0:r1])
+		q4q8Rows(codes, scales, xq, xs, xc, r1-r0, groups, g/32, out[r0:r1])
 	}
 	inBands(w.Rows, bands, run)
 	if beta != 0 {
@@ -229,18 +225,15 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 // y[r] = Σ_g scale[r, g]·xs[g]·Σ_{j in g} (code[r, j]−8)·xq[j] for rows
 // consecutive rows of groups groups of 32·chunks codes; xc[g] is
 // −8·Σ_{j in g} xq[j].
-//
-// xf[g] = xs[g]·xc[g] is the offset in the form the 512-bit kernel takes.
-func q4q8Rows(codes, scales []byte, xq []int8, xs []float32, xc []int32, xf []float32, rows, groups, chunks int, y []float32) {
+func q4q8Rows(codes, scales []byte, xq []int8, xs []float32, xc []int32, rows, groups, chunks int, y []float32) {
 	_ = codes[rows*groups*chunks*16-1]
 	_ = scales[2*rows*groups-1]
 	_ = xq[groups*chunks*32-1]
 	_ = xs[groups-1]
 	_ = xc[groups-1]
-	_ = xf[groups-1]
 	_ = y[rows-1]
 	if storedAsm {
-		q4q8RowsAsm(codes, scales, xq, xs, xc, xf, rows, groups, chunks, y)
+		q4q8RowsAsm(codes, scales, xq, xs, xc, rows, groups, chunks, y)
 		return
 	}
 	q4q8RowsGo(codes, scales, xq, xs, rows, groups, chunks, y)

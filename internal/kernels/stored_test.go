@@ -35,6 +35,7 @@ var storedCases = []storedCase{
 	{"int4-g64", 33, 192, Quant, quant.Scheme{Bits: 4, GroupSize: 64}},
 	{"int4-g32-tails", 13, 224, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
 	{"int4-g32-two", 9, 64, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
+	{"int4-g32-cols64", 83, 64, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
 	{"int4-g32-five", 11, 160, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
 	{"int4-g32-across", 29, 45, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
 	{"int4-odd-cols", 9, 33, Quant, quant.Scheme{Bits: 4, GroupSize: 11}},
@@ -244,24 +245,19 @@ func TestQ4Q8Rows(t *testing.T) {
 				xc[k] -= 8 * int32(q)
 			}
 		}
-		xf := make([]float32, sh.groups)
-		for k := range xf {
-			xf[k] = xs[k] * float32(xc[k])
-		}
 		want := make([]float32, sh.rows)
 		q4q8RowsGo(codes, scales, xq, xs, sh.rows, sh.groups, sh.chunks, want)
-		// AVX2; VNNI on 256-bit registers; VNNI on 512-bit registers
-		// (groups of 32 in pairs).
-		for mode, vnni := range []bool{false, true, true} {
-			wide := mode == 2
-			if vnni && !storedVNNI || wide && !storedAVX512 {
+		// AVX2; VNNI on 256-bit registers (groups of 32 on 512-bit
+		// registers run on the block-order kernel, TestQ4Q8Blocks).
+		for _, vnni := range []bool{false, true} {
+			if vnni && !storedVNNI {
 				continue
 			}
-			saved, saved512 := storedVNNI, storedAVX512
-			storedVNNI, storedAVX512 = vnni, wide
+			saved := storedVNNI
+			storedVNNI = vnni
 			got := make([]float32, sh.rows)
-			q4q8Rows(codes, scales, xq, xs, xc, xf, sh.rows, sh.groups, sh.chunks, got)
-			storedVNNI, storedAVX512 = saved, saved512
+			q4q8Rows(codes, scales, xq, xs, xc, sh.rows, sh.groups, sh.chunks, got)
+			storedVNNI = saved
 			for r := range sh.rows {
 				var abs float64
 				for k := range sh.groups {
@@ -285,7 +281,7 @@ func TestQ4Q8Blocks(t *testing.T) {
 		t.Skip("no AVX-512 VNNI on this CPU: the block-order kernel is not used")
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, sh := range []struct{ rows, groups int }{{1, 1}, {3, 2}, {5, 3}, {7, 4}, {9, 5}, {4, 6}, {6, 7}, {2, 8}, {33, 64}, {5, 176}, {3, 9}} {
+	for _, sh := range []struct{ rows, groups int }{{1, 1}, {3, 2}, {8, 2}, {16, 2}, {27, 2}, {5, 3}, {7, 4}, {9, 5}, {4, 6}, {6, 7}, {2, 8}, {33, 64}, {5, 176}, {3, 9}} {
 		codes := make([]byte, sh.rows*sh.groups*16)
 		for i := range codes {
 			codes[i] = byte(rng.IntN(256))
