@@ -274,6 +274,10 @@ func (o Options) MulStored(n int, x []float32, ldx int, w *Stored, y []float32, 
 		mulQ4Q8(x, w, y, beta, bands)
 		return
 	}
+	if w.bf16Pairs(n) {
+		mulBF16Pairs(x, w, y, beta, bands)
+		return
+	}
 	if bands == 1 {
 		mulStoredRows(n, x, ldx, w, y, ldy, beta, 0, w.Rows)
 		return

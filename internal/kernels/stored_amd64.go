@@ -208,3 +208,15 @@ func q4q8Cols64VNNI512(codes, scales *byte, xq *int8, xs4 *float32, xc4 *int32, 
 
 //go:noescape
 func q8Group32AVX512(x *float32, even, odd *int8) (d float32, sum int32)
+
+// bf16PairRows checks the slices and runs the pair-order BF16 kernel on
+// rows rows of stride bytes.
+func bf16PairRows(raw []byte, stride int, xp []float32, n, rows int, y []float32) {
+	_ = raw[(rows-1)*stride+2*n-1]
+	_ = xp[n-1]
+	_ = y[rows-1]
+	rowsBF16PairsAVX512(&raw[0], stride, &xp[0], n, rows, &y[0], bf16PairsPrefetch)
+}
+
+//go:noescape
+func rowsBF16PairsAVX512(w *byte, stride int, x *float32, n, rows int, y *float32, pf int)

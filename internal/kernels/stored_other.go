@@ -31,3 +31,7 @@ func q4q8BlocksAsm(codes, scales []byte, xq []int8, xs4 []float32, xc4 []int32, 
 func quantizeQ8Group32(seg []float32, even, odd []int8) (float32, int32) {
 	return quantizeQ8Group(seg, even, odd)
 }
+
+func bf16PairRows([]byte, int, []float32, int, int, []float32) {
+	panic("kernels: no pair-order BF16 kernel in this build")
+}

@@ -25,6 +25,7 @@ type storedCase struct {
 var storedCases = []storedCase{
 	{"bf16", 37, 77, BF16, quant.Scheme{}},
 	{"bf16-wide", 129, 264, BF16, quant.Scheme{}},
+	{"bf16-pairs", 19, 96, BF16, quant.Scheme{}},
 	{"f16", 37, 77, F16, quant.Scheme{}},
 	{"f16-wide", 70, 136, F16, quant.Scheme{}},
 	{"int8-row", 41, 83, Quant, quant.Scheme{Bits: 8}},
