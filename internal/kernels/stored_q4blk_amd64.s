@@ -11,6 +11,10 @@
 // the group's offset −8·Σq (xc4). One conversion and one FMA by the
 // group's scale·xs (expanded to 4 lanes by VPERMPS) per 128 codes. Tails
 // of 2 and 1 groups run the same steps on 256- and 128-bit registers.
+// Both lines of each 128 code bytes are prefetched 4 KiB ahead, the next
+// page of a memory-mapped file, where the hardware prefetcher stops: in
+// paired decoding runs of a 1.1 B int4 VLoRA file that took 20% less CPU
+// time than one line 1 KiB ahead, and 8 KiB measured the same as 4 KiB.
 
 // quadIdx expands 4 floats to 4 lanes each (VPERMPS).
 DATA quadIdx<>+0(SB)/8, $0
@@ -98,7 +102,8 @@ b4pair:
 	VCVTDQ2PS Z9, Z9
 	VFMADD231PS Z5, Z4, Z0
 	VFMADD231PS Z12, Z9, Z6
-	PREFETCHT0 1024(SI)
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
 	ADDQ $128, SI
 	ADDQ $16, DX
 	ADDQ $256, R8
