@@ -5,7 +5,8 @@
 # BF16 and int4, and on bytellama (stored in BF16) with the same recipe:
 # tokens/s of 128 greedy tokens after a 32-token prompt, 2 threads, peak RSS
 # (/usr/bin/time -v), and the bound from the measured streaming-read
-# bandwidth. Everything is written under $WORK (default /tmp/vlora-decode)
+# bandwidth (and the read bandwidth by working-set size, for the bounds that
+# count a VLoRA base reused from the cache). Everything is written under $WORK (default /tmp/vlora-decode)
 # and never committed.
 #
 #   scripts/bench-decode.sh
@@ -34,8 +35,12 @@ for src in tinyllama bytellama-bf16; do
         -k 4 -r 64 --base mean --svd randomized --distill-steps 0 --dtype "$dt" -q
   done
 done
-bw=$("$WORK/decodebench" -measure-bandwidth -threads 2 | sed 's/.*"read_gb_per_s":\([0-9.]*\).*/\1/')
+probe=$("$WORK/decodebench" -measure-bandwidth -threads 2 -working-sets 2,16,32,64,96,200,2048)
+bw=$(echo "$probe" | sed 's/.*"read_gb_per_s":\([0-9.]*\),"threads".*/\1/')
 echo "streaming-read bandwidth, 2 threads: $bw GB/s"
+# The read bandwidth by working-set size (MiB): the cache's rate below its
+# effective size, memory's above, for the cache-aware bounds of docs/benchmarks.md.
+echo "by working set: $probe"
 for m in tinyllama tinyllama-vlora-bf16 tinyllama-vlora-int4 bytellama-bf16 bytellama-vlora-bf16 bytellama-vlora-int4; do
   /usr/bin/time -v "$WORK/decodebench" -model "$WORK/$m" -threads 2 -prompt 32 -tokens 128 -bandwidth "$bw" \
       2> "$WORK/time-$m.log"

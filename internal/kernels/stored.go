@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 )
 
 // Format is the encoding of the elements of a Stored matrix.
@@ -275,20 +274,17 @@ func (o Options) MulStored(n int, x []float32, ldx int, w *Stored, y []float32, 
 		mulQ4Q8(x, w, y, beta, bands)
 		return
 	}
+	if w.bf16Pairs(n) {
+		mulBF16Pairs(x, w, y, beta, bands)
+		return
+	}
 	if bands == 1 {
 		mulStoredRows(n, x, ldx, w, y, ldy, beta, 0, w.Rows)
 		return
 	}
-	var wg sync.WaitGroup
-	for b := range bands {
-		r0, r1 := w.Rows*b/bands, w.Rows*(b+1)/bands
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mulStoredRows(n, x, ldx, w, y, ldy, beta, r0, r1)
-		}()
-	}
-	wg.Wait()
+	inBands(w.Rows, bands, func(r0, r1 int) {
+		mulStoredRows(n, x, ldx, w, y, ldy, beta, r0, r1)
+	})
 }
 
 // mulStoredRows computes output columns r0 … r1−1 of MulStored, for

@@ -161,12 +161,8 @@ func dot1Q4AVX512(codes, scales *byte, x *float32, groups, chunks int) float32
 var storedVNNI = storedAsm && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
 
 // q4q8RowsAsm runs the integer kernel on checked slices.
-func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, xc []int32, xf []float32, rows, groups, chunks int, y []float32) {
+func q4q8RowsAsm(codes, scales []byte, xq []int8, xs []float32, xc []int32, rows, groups, chunks int, y []float32) {
 	q := (*int8)(unsafe.Pointer(&xq[0]))
-	if storedVNNI && storedAVX512 && chunks == 1 && groups%2 == 0 {
-		q4q8PairsVNNI512(&codes[0], &scales[0], q, &xs[0], &xf[0], rows, groups/2, &y[0])
-		return
-	}
 	if storedVNNI {
 		q4q8RowsVNNI(&codes[0], &scales[0], q, &xs[0], &xc[0], rows, groups, chunks, &y[0])
 		return
@@ -180,5 +176,47 @@ func q4q8RowsAVX2(codes, scales *byte, xq *int8, xs *float32, xc *int32, rows, g
 //go:noescape
 func q4q8RowsVNNI(codes, scales *byte, xq *int8, xs *float32, xc *int32, rows, groups, chunks int, y *float32)
 
+// q4q8BlocksAsm runs the block-order kernel on checked slices: for 64
+// columns eight rows at a time, then row by row.
+func q4q8BlocksAsm(codes, scales []byte, xq []int8, xs4 []float32, xc4 []int32, rows, groups int, y []float32) {
+	if groups == 2 && rows >= 8 {
+		r8 := rows / 8
+		q4q8Cols64VNNI512(&codes[0], &scales[0], (*int8)(unsafe.Pointer(&xq[0])), &xs4[0], &xc4[0], r8, &y[0])
+		done := 8 * r8
+		if done == rows {
+			return
+		}
+		codes, scales, y, rows = codes[done*32:], scales[done*4:], y[done:], rows-done
+	}
+	q4q8BlocksVNNI512(&codes[0], &scales[0], (*int8)(unsafe.Pointer(&xq[0])), &xs4[0], &xc4[0], rows, groups, &y[0])
+}
+
+// quantizeQ8Group32 is quantizeQ8Group, in AVX-512 where the CPU has it.
+func quantizeQ8Group32(seg []float32, even, odd []int8) (float32, int32) {
+	if !storedAVX512 {
+		return quantizeQ8Group(seg, even, odd)
+	}
+	_, _, _ = seg[31], even[15], odd[15]
+	return q8Group32AVX512(&seg[0], (*int8)(unsafe.Pointer(&even[0])), (*int8)(unsafe.Pointer(&odd[0])))
+}
+
 //go:noescape
-func q4q8PairsVNNI512(codes, scales *byte, xq *int8, xs, xf *float32, rows, pairs int, y *float32)
+func q4q8BlocksVNNI512(codes, scales *byte, xq *int8, xs4 *float32, xc4 *int32, rows, groups int, y *float32)
+
+//go:noescape
+func q4q8Cols64VNNI512(codes, scales *byte, xq *int8, xs4 *float32, xc4 *int32, rows8 int, y *float32)
+
+//go:noescape
+func q8Group32AVX512(x *float32, even, odd *int8) (d float32, sum int32)
+
+// bf16PairRows checks the slices and runs the pair-order BF16 kernel on
+// rows rows of stride bytes.
+func bf16PairRows(raw []byte, stride int, xp []float32, n, rows int, y []float32) {
+	_ = raw[(rows-1)*stride+2*n-1]
+	_ = xp[n-1]
+	_ = y[rows-1]
+	rowsBF16PairsAVX512(&raw[0], stride, &xp[0], n, rows, &y[0], bf16PairsPrefetch)
+}
+
+//go:noescape
+func rowsBF16PairsAVX512(w *byte, stride int, x *float32, n, rows int, y *float32, pf int)

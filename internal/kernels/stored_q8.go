@@ -62,12 +62,104 @@ func quantizeQ8(x []float32, g int, xq []int8, xs []float32, xc []int32) {
 	}
 }
 
+// Block order, for groups of 32 on the 512-bit VNNI kernel: the groups
+// of a row are taken four at a time (then two, then one at the row's end),
+// and a block of b groups keeps the span of its elements with, first, the
+// 16 elements of even index of each of its groups (group by group), then
+// the 16 of odd index of each. The low nibbles of the block's code bytes
+// are then its even codes in that order, and the high nibbles its odd
+// codes, so that one shift and two masks unpack 128 codes.
+
+// q8Blocks reports whether the product of one row with w (q8Path) runs on
+// the block-order kernel.
+func (w *Stored) q8Blocks() bool {
+	return storedVNNI && storedAVX512 && w.group() == 32
+}
+
+// quantizeQ8Group quantizes the 32 values seg to int8 with the step
+// d = max|seg|/127 (0 for a zero group), rounding to the nearest even
+// integer, writes those of even index to even and those of odd index to
+// odd, and returns d and the sum of the 32 codes.
+func quantizeQ8Group(seg []float32, even, odd []int8) (d float32, sum int32) {
+	seg, even, odd = seg[:32], even[:16], odd[:16]
+	var amax float32
+	for _, v := range seg {
+		amax = max(amax, float32(math.Abs(float64(v))))
+	}
+	d = amax / 127
+	if !(d > 0) {
+		clear(even)
+		clear(odd)
+		return 0, 0
+	}
+	id := 1 / d
+	for j := range 16 {
+		even[j] = int8(math.RoundToEven(float64(seg[2*j] * id)))
+		odd[j] = int8(math.RoundToEven(float64(seg[2*j+1] * id)))
+		sum += int32(even[j]) + int32(odd[j])
+	}
+	return d, sum
+}
+
+// quantizeQ8Blocks writes x (whole groups of 32) quantized per group into
+// xq in block order, each group's step d_g into the four entries
+// xs4[4g … 4g+3], and the offset of its 4-bit codes, −8 times the sum of
+// its quantized elements, into xc4[4g] (xc4[4g+1 … 4g+3] = 0): the
+// 4-lane layout of q4q8BlocksVNNI512's accumulators.
+func quantizeQ8Blocks(x []float32, xq []int8, xs4 []float32, xc4 []int32) {
+	groups := len(x) / 32
+	for g0 := 0; g0 < groups; {
+		b := 4
+		for g0+b > groups {
+			b /= 2
+		}
+		base := 32 * g0
+		for i := range b {
+			k := g0 + i
+			even := xq[base+16*i : base+16*i+16]
+			odd := xq[base+16*(b+i) : base+16*(b+i)+16]
+			d, sum := quantizeQ8Group32(x[32*k:32*k+32], even, odd)
+			xs4[4*k], xs4[4*k+1], xs4[4*k+2], xs4[4*k+3] = d, d, d, d
+			xc4[4*k], xc4[4*k+1], xc4[4*k+2], xc4[4*k+3] = -8*sum, 0, 0, 0
+		}
+		g0 += b
+	}
+}
+
+// q4q8BlocksGo is the portable block-order kernel, the reference of the
+// assembly: y[r] = Σ_g scale[r, g]·xs4[4g]·(Σ_j code[r, j]·xq[j] + xc4[4g]).
+func q4q8BlocksGo(codes, scales []byte, xq []int8, xs4 []float32, xc4 []int32, rows, groups int, y []float32) {
+	for r := range rows {
+		var acc float32
+		row := codes[r*groups*16:]
+		for g0 := 0; g0 < groups; {
+			b := 4
+			for g0+b > groups {
+				b /= 2
+			}
+			for i := range b {
+				k := g0 + i
+				sum := xc4[4*k]
+				cb := row[16*k : 16*k+16]
+				for j, v := range cb {
+					sum += int32(v&15)*int32(xq[32*g0+16*i+j]) + int32(v>>4)*int32(xq[32*g0+16*(b+i)+j])
+				}
+				s := f16ToFloat32(binary.LittleEndian.Uint16(scales[2*(r*groups+k):])) * xs4[4*k]
+				acc += float32(sum) * s
+			}
+			g0 += b
+		}
+		y[r] = acc
+	}
+}
+
 // q8Scratch is a pooled activation buffer of the integer kernel.
 type q8Scratch struct {
 	xq  []int8
 	xs  []float32
 	xc  []int32
-	xf  []float32
+	xs4 []float32
+	xc4 []int32
 	out []float32
 }
 
@@ -86,12 +178,20 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 		s.xq = make([]int8, w.Cols)
 	}
 	if cap(s.xs) < groups {
-		s.xs, s.xc, s.xf = make([]float32, groups), make([]int32, groups), make([]float32, groups)
+		s.xs, s.xc = make([]float32, groups), make([]int32, groups)
 	}
-	xq, xs, xc, xf := s.xq[:w.Cols], s.xs[:groups], s.xc[:groups], s.xf[:groups]
-	quantizeQ8(x[:w.Cols], g, xq, xs, xc)
-	for k := range xf {
-		xf[k] = xs[k] * float32(xc[k])
+	xq, xs, xc := s.xq[:w.Cols], s.xs[:groups], s.xc[:groups]
+	blocks := w.q8Blocks()
+	var xs4 []float32
+	var xc4 []int32
+	if blocks {
+		if cap(s.xs4) < 4*groups {
+			s.xs4, s.xc4 = make([]float32, 4*groups), make([]int32, 4*groups)
+		}
+		xs4, xc4 = s.xs4[:4*groups], s.xc4[:4*groups]
+		quantizeQ8Blocks(x[:w.Cols], xq, xs4, xc4)
+	} else {
+		quantizeQ8(x[:w.Cols], g, xq, xs, xc)
 	}
 	out := y[:w.Rows]
 	if beta != 0 {
@@ -102,24 +202,17 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 	}
 	rowBytes := w.Cols / 2
 	run := func(r0, r1 int) {
-		if r1 > r0 {
-			q4q8Rows(w.Raw[r0*rowBytes:r1*rowBytes], w.Scales[2*r0*groups:2*r1*groups], xq, xs, xc, xf, r1-r0, groups, g/32, out[r0:r1])
+		if r1 <= r0 {
+			return
 		}
-	}
-	if bands <= 1 {
-		run(0, w.Rows)
-	} else {
-		var wg sync.WaitGroup
-		for b := range bands {
-			r0, r1 := w.Rows*b/bands, w.Rows*(b+1)/bands
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				run(r0, r1)
-			}()
+		codes, scales := w.Raw[r0*rowBytes:r1*rowBytes], w.Scales[2*r0*groups:2*r1*groups]
+		if blocks {
+			q4q8Blocks(codes, scales, xq, xs4, xc4, r1-r0, groups, out[r0:r1])
+			return
 		}
-		wg.Wait()
+		q4q8Rows(codes, scales, xq, xs, xc, r1-r0, groups, g/32, out[r0:r1])
 	}
+	inBands(w.Rows, bands, run)
 	if beta != 0 {
 		for r, v := range out {
 			y[r] = v + beta*y[r]
@@ -132,18 +225,15 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 // y[r] = Σ_g scale[r, g]·xs[g]·Σ_{j in g} (code[r, j]−8)·xq[j] for rows
 // consecutive rows of groups groups of 32·chunks codes; xc[g] is
 // −8·Σ_{j in g} xq[j].
-//
-// xf[g] = xs[g]·xc[g] is the offset in the form the 512-bit kernel takes.
-func q4q8Rows(codes, scales []byte, xq []int8, xs []float32, xc []int32, xf []float32, rows, groups, chunks int, y []float32) {
+func q4q8Rows(codes, scales []byte, xq []int8, xs []float32, xc []int32, rows, groups, chunks int, y []float32) {
 	_ = codes[rows*groups*chunks*16-1]
 	_ = scales[2*rows*groups-1]
 	_ = xq[groups*chunks*32-1]
 	_ = xs[groups-1]
 	_ = xc[groups-1]
-	_ = xf[groups-1]
 	_ = y[rows-1]
 	if storedAsm {
-		q4q8RowsAsm(codes, scales, xq, xs, xc, xf, rows, groups, chunks, y)
+		q4q8RowsAsm(codes, scales, xq, xs, xc, rows, groups, chunks, y)
 		return
 	}
 	q4q8RowsGo(codes, scales, xq, xs, rows, groups, chunks, y)
@@ -167,4 +257,41 @@ func q4q8RowsGo(codes, scales []byte, xq []int8, xs []float32, rows, groups, chu
 		}
 		y[r] = acc
 	}
+}
+
+// q4q8Blocks checks the slices and runs the block-order kernel on rows
+// consecutive rows of groups groups of 32 codes.
+func q4q8Blocks(codes, scales []byte, xq []int8, xs4 []float32, xc4 []int32, rows, groups int, y []float32) {
+	_ = codes[rows*groups*16-1]
+	_ = scales[2*rows*groups-1]
+	_ = xq[groups*32-1]
+	_ = xs4[4*groups-1]
+	_ = xc4[4*groups-1]
+	_ = y[rows-1]
+	if storedVNNI && storedAVX512 {
+		q4q8BlocksAsm(codes, scales, xq, xs4, xc4, rows, groups, y)
+		return
+	}
+	q4q8BlocksGo(codes, scales, xq, xs4, xc4, rows, groups, y)
+}
+
+// inBands runs f on bands contiguous ranges of [0, rows), the last on the
+// calling goroutine and the others on new ones, and returns when all are
+// done.
+func inBands(rows, bands int, f func(r0, r1 int)) {
+	if bands <= 1 {
+		f(0, rows)
+		return
+	}
+	var wg sync.WaitGroup
+	for b := range bands - 1 {
+		r0, r1 := rows*b/bands, rows*(b+1)/bands
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(r0, r1)
+		}()
+	}
+	f(rows*(bands-1)/bands, rows)
+	wg.Wait()
 }

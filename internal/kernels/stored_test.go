@@ -25,6 +25,7 @@ type storedCase struct {
 var storedCases = []storedCase{
 	{"bf16", 37, 77, BF16, quant.Scheme{}},
 	{"bf16-wide", 129, 264, BF16, quant.Scheme{}},
+	{"bf16-pairs", 19, 96, BF16, quant.Scheme{}},
 	{"f16", 37, 77, F16, quant.Scheme{}},
 	{"f16-wide", 70, 136, F16, quant.Scheme{}},
 	{"int8-row", 41, 83, Quant, quant.Scheme{Bits: 8}},
@@ -33,6 +34,10 @@ var storedCases = []storedCase{
 	{"int4-g32", 67, 128, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
 	{"int4-g32-full", 67, 96, Quant, quant.Scheme{Bits: 4, GroupSize: 32, Full: true}},
 	{"int4-g64", 33, 192, Quant, quant.Scheme{Bits: 4, GroupSize: 64}},
+	{"int4-g32-tails", 13, 224, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
+	{"int4-g32-two", 9, 64, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
+	{"int4-g32-cols64", 83, 64, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
+	{"int4-g32-five", 11, 160, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
 	{"int4-g32-across", 29, 45, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
 	{"int4-odd-cols", 9, 33, Quant, quant.Scheme{Bits: 4, GroupSize: 11}},
 	{"int4-row", 23, 61, Quant, quant.Scheme{Bits: 4}},
@@ -241,24 +246,19 @@ func TestQ4Q8Rows(t *testing.T) {
 				xc[k] -= 8 * int32(q)
 			}
 		}
-		xf := make([]float32, sh.groups)
-		for k := range xf {
-			xf[k] = xs[k] * float32(xc[k])
-		}
 		want := make([]float32, sh.rows)
 		q4q8RowsGo(codes, scales, xq, xs, sh.rows, sh.groups, sh.chunks, want)
-		// AVX2; VNNI on 256-bit registers; VNNI on 512-bit registers
-		// (groups of 32 in pairs).
-		for mode, vnni := range []bool{false, true, true} {
-			wide := mode == 2
-			if vnni && !storedVNNI || wide && !storedAVX512 {
+		// AVX2; VNNI on 256-bit registers (groups of 32 on 512-bit
+		// registers run on the block-order kernel, TestQ4Q8Blocks).
+		for _, vnni := range []bool{false, true} {
+			if vnni && !storedVNNI {
 				continue
 			}
-			saved, saved512 := storedVNNI, storedAVX512
-			storedVNNI, storedAVX512 = vnni, wide
+			saved := storedVNNI
+			storedVNNI = vnni
 			got := make([]float32, sh.rows)
-			q4q8Rows(codes, scales, xq, xs, xc, xf, sh.rows, sh.groups, sh.chunks, got)
-			storedVNNI, storedAVX512 = saved, saved512
+			q4q8Rows(codes, scales, xq, xs, xc, sh.rows, sh.groups, sh.chunks, got)
+			storedVNNI = saved
 			for r := range sh.rows {
 				var abs float64
 				for k := range sh.groups {
@@ -268,6 +268,67 @@ func TestQ4Q8Rows(t *testing.T) {
 				if d := math.Abs(float64(got[r]) - float64(want[r])); d > storedSumBound(sh.groups)*abs {
 					t.Fatalf("%+v (VNNI %v) row %d: %v, portable %v", sh, vnni, r, got[r], want[r])
 				}
+			}
+		}
+	}
+}
+
+// TestQ4Q8Blocks holds the block-order kernel's assembly to its portable
+// version (exact int32 group sums in both; float32 rounding of the
+// per-group products and their sum differs: (groups+3)·u of the sum of
+// magnitudes), and its AVX-512 quantizer to the portable one, exactly.
+func TestQ4Q8Blocks(t *testing.T) {
+	if !storedVNNI || !storedAVX512 {
+		t.Skip("no AVX-512 VNNI on this CPU: the block-order kernel is not used")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, sh := range []struct{ rows, groups int }{{1, 1}, {3, 2}, {8, 2}, {16, 2}, {27, 2}, {5, 3}, {7, 4}, {9, 5}, {4, 6}, {6, 7}, {2, 8}, {33, 64}, {5, 176}, {3, 9}} {
+		codes := make([]byte, sh.rows*sh.groups*16)
+		for i := range codes {
+			codes[i] = byte(rng.IntN(256))
+		}
+		scales := make([]byte, 2*sh.rows*sh.groups)
+		for i := 0; i < len(scales); i += 2 {
+			binary.LittleEndian.PutUint16(scales[i:], formats.Float32ToF16(float32(rng.NormFloat64())))
+		}
+		n := sh.groups * 32
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64()) * float32(1+i%5)
+		}
+		if sh.groups > 2 {
+			clear(x[32:64]) // a zero group
+		}
+		xq, xs4, xc4 := make([]int8, n), make([]float32, 4*sh.groups), make([]int32, 4*sh.groups)
+		quantizeQ8Blocks(x, xq, xs4, xc4)
+		gq, gs4, gc4 := make([]int8, n), make([]float32, 4*sh.groups), make([]int32, 4*sh.groups)
+		func() {
+			defer func(saved bool) { storedAVX512 = saved }(storedAVX512)
+			storedAVX512 = false
+			quantizeQ8Blocks(x, gq, gs4, gc4)
+		}()
+		for i := range xq {
+			if xq[i] != gq[i] {
+				t.Fatalf("%+v: quantized element %d: %d, portable %d", sh, i, xq[i], gq[i])
+			}
+		}
+		for i := range xs4 {
+			if xs4[i] != gs4[i] || xc4[i] != gc4[i] {
+				t.Fatalf("%+v: group entry %d: step %v offset %d, portable %v %d", sh, i, xs4[i], xc4[i], gs4[i], gc4[i])
+			}
+		}
+		want := make([]float32, sh.rows)
+		q4q8BlocksGo(codes, scales, xq, xs4, xc4, sh.rows, sh.groups, want)
+		got := make([]float32, sh.rows)
+		q4q8Blocks(codes, scales, xq, xs4, xc4, sh.rows, sh.groups, got)
+		for r := range sh.rows {
+			var abs float64
+			for k := range sh.groups {
+				s := math.Abs(float64(f16ToFloat32(binary.LittleEndian.Uint16(scales[2*(r*sh.groups+k):]))) * float64(xs4[4*k]))
+				abs += s * 8 * 127 * 32
+			}
+			if d := math.Abs(float64(got[r]) - float64(want[r])); d > storedSumBound(sh.groups)*abs {
+				t.Fatalf("%+v row %d: %v, portable %v", sh, r, got[r], want[r])
 			}
 		}
 	}

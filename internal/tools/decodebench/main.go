@@ -8,6 +8,13 @@
 //
 //	go run ./internal/tools/decodebench -model out/bench/vlora-bf16 -threads 2
 //	go run ./internal/tools/decodebench -measure-bandwidth -threads 2
+//	go run ./internal/tools/decodebench -measure-bandwidth -working-sets 2,16,64,256,2048
+//
+// -working-sets (MiB, the total of all threads) adds the read bandwidth of
+// each working-set size, swept again and again: sizes that fit the
+// last-level cache read from it, larger ones from memory. A decoding step
+// whose weights are reused while still cached (a VLoRA compound's base,
+// read by each of its layers) reads those bytes at the cache's rate.
 //
 // Peak memory is the process's: run it under /usr/bin/time -v.
 package main
@@ -21,6 +28,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +47,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "seed of the prompt")
 	bw := flag.Float64("bandwidth", 0, "measured memory bandwidth in GB/s, for the bound")
 	measure := flag.Bool("measure-bandwidth", false, "measure the streaming-read bandwidth and exit")
+	sets := flag.String("working-sets", "", "with -measure-bandwidth: comma-separated working-set sizes in MiB to measure too")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	kvF16 := flag.Bool("kv-f16", false, "keep the key/value cache in half precision")
 	flag.Parse()
@@ -53,8 +63,21 @@ func main() {
 	}
 	runtime.GOMAXPROCS(*threads)
 	if *measure {
-		gbs := bandwidth(*threads)
-		fmt.Printf(`{"threads":%d,"read_gb_per_s":%.2f}`+"\n", *threads, gbs)
+		out := map[string]any{"threads": *threads, "read_gb_per_s": round2(bandwidth(*threads))}
+		if *sets != "" {
+			var by []map[string]any
+			for _, f := range strings.Split(*sets, ",") {
+				mib, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+				if err != nil || mib <= 0 {
+					fmt.Fprintf(os.Stderr, "decodebench: -working-sets: %q is not a positive size in MiB\n", f)
+					os.Exit(2)
+				}
+				by = append(by, map[string]any{"mib": mib, "read_gb_per_s": round2(workingSetBandwidth(*threads, int(mib*(1<<20))))})
+			}
+			out["by_working_set"] = by
+		}
+		enc, _ := json.Marshal(out)
+		fmt.Println(string(enc))
 		return
 	}
 	if err := run(*path, *residency, *promptLen, *tokens, *threads, *seed, *bw, *kvF16); err != nil {
@@ -156,6 +179,57 @@ func bandwidth(threads int) float64 {
 		sink += sums[0]
 		if pass > 0 {
 			best = max(best, float64(threads)*per*4/secs/1e9)
+		}
+	}
+	_ = sink
+	return best
+}
+
+// round2 rounds to two decimals for printing.
+func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
+
+// workingSetBandwidth returns the read bandwidth in GB/s of threads
+// goroutines each summing its own share of a working set of bytes bytes
+// (AVX2 dot products of a buffer with itself) again and again: each pass
+// reads at least 1 GiB in all, and the best of five passes after a warm-up
+// is returned.
+func workingSetBandwidth(threads, bytes int) float64 {
+	per := max(1<<12, bytes/threads/4) // float32 values per thread
+	bufs := make([][]float32, threads)
+	for i := range bufs {
+		bufs[i] = make([]float32, per)
+		for j := range bufs[i] {
+			bufs[i][j] = float32(j & 7)
+		}
+	}
+	sweeps := max(1, (1<<30)/(threads*per*4))
+	best := 0.0
+	var sink float32
+	for pass := range 6 {
+		var wg sync.WaitGroup
+		sums := make([]float32, threads)
+		t := time.Now()
+		for i := range threads {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b := bufs[i]
+				const chunk = 1 << 12
+				var s float32
+				for range sweeps {
+					for j := 0; j < len(b); j += chunk {
+						c := b[j:min(j+chunk, len(b))]
+						s += kernels.Dot(c, c)
+					}
+				}
+				sums[i] = s
+			}()
+		}
+		wg.Wait()
+		secs := time.Since(t).Seconds()
+		sink += sums[0]
+		if pass > 0 {
+			best = max(best, float64(threads*per*4*sweeps)/secs/1e9)
 		}
 	}
 	_ = sink
