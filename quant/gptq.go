@@ -160,6 +160,9 @@ func gptqFactor(gram mat.Symmetric, order []int, damping float64) (*mat.Dense, e
 	for i := range n {
 		for j := i; j < n; j++ {
 			v := gram.At(order[i], order[j])
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("quant: %w: Gram matrix element (%d, %d) is %v", formats.ErrInvalid, order[i], order[j], v)
+			}
 			if i == j {
 				v += lambda
 			}

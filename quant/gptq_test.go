@@ -312,6 +312,9 @@ func TestRoundGPTQErrors(t *testing.T) {
 	}
 	nan := mat.NewSymDense(4, nil)
 	nan.SetSym(0, 0, math.NaN())
+	offInf := mat.NewSymDense(4, nil)
+	offInf.CopySym(g)
+	offInf.SetSym(1, 2, math.Inf(1))
 	cases := []struct {
 		name string
 		w    []float32
@@ -323,6 +326,7 @@ func TestRoundGPTQErrors(t *testing.T) {
 		{"gram size", make([]float32, 6), 2, 3, g},
 		{"nan weight", []float32{0, float32(math.NaN()), 0, 0}, 1, 4, g},
 		{"nan gram", make([]float32, 4), 1, 4, nan},
+		{"infinite off-diagonal", make([]float32, 4), 1, 4, offInf},
 	}
 	for _, c := range cases {
 		err := RoundGPTQ(ctx, make([]float32, len(c.w)), c.w, c.rows, c.cols, s, c.g, GPTQOptions{})
