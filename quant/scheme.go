@@ -1,7 +1,8 @@
 // Package quant quantizes float32 matrices symmetrically by round to nearest,
 // per row or in groups along the row, at 2 to 8 bits per weight with
 // half-precision (F16) scales, and accounts for the bits a quantized tensor
-// costs.
+// costs. RoundGPTQ chooses the codes with the same scales by Hessian-aware
+// rounding on the Gram matrix of a layer's inputs.
 //
 // # Convention
 //

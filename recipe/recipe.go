@@ -28,6 +28,7 @@ import (
 	"github.com/vlora-convert/vlora-convert/distill"
 	"github.com/vlora-convert/vlora-convert/formats"
 	"github.com/vlora-convert/vlora-convert/model"
+	"github.com/vlora-convert/vlora-convert/quant"
 	"github.com/vlora-convert/vlora-convert/refit"
 	"github.com/vlora-convert/vlora-convert/transformer"
 	"github.com/vlora-convert/vlora-convert/vlora"
@@ -88,6 +89,11 @@ type Options struct {
 	// with neither, and neither Convert.Rank nor Convert.Energy,
 	// TargetParams is DefaultTargetParams.
 	TargetParams, TargetBits float64
+	// Rounding is how the quantized tensors of a bit budget get their
+	// first values (default RoundingGPTQ with calibration data).
+	Rounding Rounding
+	// GPTQ configures RoundingGPTQ.
+	GPTQ quant.GPTQOptions
 	// BitsLowRank adds low rank, with a mean base per compound or none
 	// (factors and bases float, int8 or int4), to the options of a bit
 	// budget (convert.NewBitPlanner).
@@ -217,6 +223,11 @@ func (o *Options) Validate() error {
 	case o.CalibSamples < 1:
 		return bad("calibration samples %d must be at least 1", o.CalibSamples)
 	}
+	if o.Rounding != "" {
+		if _, err := ParseRounding(string(o.Rounding)); err != nil {
+			return err
+		}
+	}
 	if o.Init != "" {
 		if _, err := ParseInit(string(o.Init)); err != nil {
 			return err
@@ -318,6 +329,11 @@ func (o *Options) Run(ctx context.Context) (*Result, error) {
 	}
 	if qp != nil {
 		res.Model.Manifest.Quant = qp
+		if o.Rounding != RoundingRTN && plan != nil && plan.Bits != nil && opt.Grams != nil {
+			if _, err := roundGPTQ(ctx, res.Model, qp, opt.Grams, o.GPTQ, o.Log); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// The teacher is the original: the calibration model unless it was
 	// aligned.

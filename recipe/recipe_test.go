@@ -68,6 +68,7 @@ func TestValidate(t *testing.T) {
 		{"bit budget and a quantization plan", Options{TargetBits: 3, Storage: &int4}},
 		{"whitened with an energy", Options{Init: InitWhitened, Convert: convert.Options{Energy: 0.9}}},
 		{"unknown initialisation", Options{Init: "svd"}},
+		{"unknown rounding", Options{TargetBits: 3, Rounding: "nearest"}},
 		{"unknown base mode", Options{PlanBases: []vlora.BaseMode{"last"}}},
 		{"invalid storage", Options{Storage: &vlora.QuantPlan{Factors: quant.Scheme{Bits: 9}}}},
 	} {

@@ -10,8 +10,10 @@
 # sequences of eval.safetensors) or ts (tinystories260K; calibrated and
 # distilled on the first 186 sequences of its calib.safetensors and
 # evaluated on the last 64, split by scripts/holdout.py into OUTDIR), METHOD
-# bits (--target-bits SIZE) or qat (every layer its own base, uniform
-# --dtype SIZE, e.g. int4: dense quantization-aware training). Each run
+# bits (--target-bits SIZE, the default GPTQ start), bitsrtn (the same with
+# --rounding rtn: the quantized tensors start rounded to nearest) or qat
+# (every layer its own base, uniform --dtype SIZE, e.g. int4: dense
+# quantization-aware training from round to nearest). Each run
 # writes OUTDIR/RUN/compress.json and verify.json. Flags in $EXTRA (e.g.
 # "--tokens 307200 --augment 256") are added to every compress, and $SUFFIX
 # to every run's directory name.
@@ -34,6 +36,7 @@ for run in "$@"; do
   esac
   case $method in
     bits) flags=(--target-bits "$size") ;;
+    bitsrtn) flags=(--target-bits "$size" --rounding rtn) ;;
     qat) flags=(-k 1 --energy 1 --dtype "$size") ;;
     *) echo "unknown method $method" >&2; exit 2 ;;
   esac

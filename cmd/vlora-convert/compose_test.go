@@ -113,6 +113,8 @@ func TestRecipeFlagsCompose(t *testing.T) {
 		{"--target-bits", "40"},
 		{"--target-bits", "3", "--align"},
 		{"--bits-lowrank"},
+		{"--rounding", "rtn"},
+		{"--target-bits", "3", "--rounding", "nearest"},
 	} {
 		_, stderr, code := run(t, append([]string{"compress", "--model", dir, "--out", filepath.Join(root, "x")}, args...)...)
 		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {

@@ -20,6 +20,7 @@ type planFlags struct {
 	init         string
 	target, bits float64
 	bitsLowRank  bool
+	rounding     string
 	calibSamples int
 	bases        []string
 	refit        bool
@@ -28,7 +29,7 @@ type planFlags struct {
 	sensitivity bool
 	// targetSet, basesSet and sensitivitySet record whether the flags
 	// were given.
-	targetSet, basesSet, sensitivitySet, initSet bool
+	targetSet, basesSet, sensitivitySet, initSet, roundingSet bool
 }
 
 // Defaults of the default recipe, as the flags show them.
@@ -41,8 +42,9 @@ const (
 func (p *planFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&p.init, "init", string(recipe.InitWhitened), "increment initialisation: whitened (SVD in the space of the layer inputs on the calibration data) or plain (SVD of the weights)")
 	fl.Float64Var(&p.target, "target-params", defaultTargetParams, "store at most this fraction of the original's parameters, ranks and base modes chosen per tensor (off with --target-bits, --rank or --energy)")
-	fl.Float64Var(&p.bits, "target-bits", 0, "store at most this many bits per original weight (whole file, as inspect counts them): every 2-D tensor dense at 8, 4, 3 or 2 bits (groups of 32, 64 or 128), chosen per tensor by its measured sensitivity; quantization-aware distillation at the plan (replaces --target-params)")
+	fl.Float64Var(&p.bits, "target-bits", 0, "store at most this many bits per original weight (whole file, as inspect counts them): every 2-D tensor dense in float or at 8, 4, 3 or 2 bits (groups of 32, 64 or 128), chosen per tensor by its measured sensitivity; quantization-aware distillation at the plan (replaces --target-params)")
 	fl.BoolVar(&p.bitsLowRank, "bits-lowrank", false, "with --target-bits: also offer each layer tensor low rank, with a mean base per compound or none (factors and bases float, int8 or int4); off by default, where it measured worse")
+	fl.StringVar(&p.rounding, "rounding", string(recipe.RoundingGPTQ), "with --target-bits: first values of the quantized layer tensors, gptq (Hessian-aware rounding on the calibration inputs, round to nearest's scales) or rtn (round to nearest); quantization-aware distillation starts from them")
 	fl.IntVar(&p.calibSamples, "calib-samples", recipe.DefaultCalibSamples, "calibration sequences of the whitened initialisation, the sensitivity pass and the refit: the first N of --data, or N sampled from the original")
 	fl.BoolVar(&p.refit, "refit", true, "after the SVD, correct each increment's B in closed form, layer by layer, on the compressed model's own inputs")
 	fl.BoolVar(&p.sensitivity, "plan-sensitivity", true, "with a budget: measure how much each tensor's approximation alone moves the original's output (KL on the calibration data), and allocate with every tensor's loss weighted by that sensitivity; one pass over the calibration data per tensor, skipped below 1,024 output positions")
@@ -53,7 +55,7 @@ func (p *planFlags) addFlags(fl *pflag.FlagSet) {
 // another flag names the ranks.
 func (p *planFlags) complete(fl *pflag.FlagSet) {
 	p.targetSet, p.basesSet, p.sensitivitySet = fl.Changed("target-params"), fl.Changed("plan-bases"), fl.Changed("plan-sensitivity")
-	p.initSet = fl.Changed("init")
+	p.initSet, p.roundingSet = fl.Changed("init"), fl.Changed("rounding")
 	if !p.targetSet && (fl.Changed("target-bits") || fl.Changed("rank") || fl.Changed("energy")) {
 		p.target = 0
 	}
@@ -69,6 +71,12 @@ func (p *planFlags) validate(rankSet bool) error {
 	}
 	if (p.targetSet || p.bits != 0) && rankSet {
 		return usagef("a budget (--target-params, --target-bits) chooses the ranks: it excludes --rank and --energy")
+	}
+	if _, err := recipe.ParseRounding(p.rounding); err != nil {
+		return usagef("--rounding %q: want gptq or rtn", p.rounding)
+	}
+	if p.roundingSet && p.bits == 0 {
+		return usagef("--rounding needs --target-bits")
 	}
 	if p.bitsLowRank && p.bits == 0 {
 		return usagef("--bits-lowrank needs --target-bits")
@@ -97,6 +105,7 @@ func (p *planFlags) validate(rankSet bool) error {
 func (p *planFlags) options(o *recipe.Options) {
 	o.TargetParams, o.TargetBits, o.BitsLowRank = p.target, p.bits, p.bitsLowRank
 	o.Init, o.NoRefit, o.NoSensitivity = recipe.Init(p.init), !p.refit, !p.sensitivity
+	o.Rounding = recipe.Rounding(p.rounding)
 	if !p.initSet {
 		// The default falls back to the plain initialisation, with a
 		// note, for a model that cannot be calibrated.
