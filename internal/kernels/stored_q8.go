@@ -274,24 +274,3 @@ func q4q8Blocks(codes, scales []byte, xq []int8, xs4 []float32, xc4 []int32, row
 	}
 	q4q8BlocksGo(codes, scales, xq, xs4, xc4, rows, groups, y)
 }
-
-// inBands runs f on bands contiguous ranges of [0, rows), the last on the
-// calling goroutine and the others on new ones, and returns when all are
-// done.
-func inBands(rows, bands int, f func(r0, r1 int)) {
-	if bands <= 1 {
-		f(0, rows)
-		return
-	}
-	var wg sync.WaitGroup
-	for b := range bands - 1 {
-		r0, r1 := rows*b/bands, rows*(b+1)/bands
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(r0, r1)
-		}()
-	}
-	f(rows*(bands-1)/bands, rows)
-	wg.Wait()
-}
