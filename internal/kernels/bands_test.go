@@ -141,3 +141,95 @@ func TestMulStoredBandsBitIdentical(t *testing.T) {
 		}
 	})
 }
+
+// TestMulStoredRow checks that a grouped one-row job gives, bit for bit,
+// what the products give one at a time on one thread, for products of
+// mixed formats and shapes, shared and separate inputs, beta 0 and not,
+// with 1 to 3 threads and on every kernel path.
+func TestMulStoredRow(t *testing.T) {
+	shapes := []storedCase{
+		{"int4-g32", 1031, 1024, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
+		{"int4-g32-small", 67, 1024, Quant, quant.Scheme{Bits: 4, GroupSize: 32}},
+		{"int4-g64", 515, 1024, Quant, quant.Scheme{Bits: 4, GroupSize: 64}},
+		{"bf16", 301, 1024, BF16, quant.Scheme{}},
+		{"bf16-odd", 77, 1027, BF16, quant.Scheme{}},
+		{"f16", 129, 1024, F16, quant.Scheme{}},
+		{"int8", 257, 1024, Quant, quant.Scheme{Bits: 8, GroupSize: 32}},
+		{"int3", 31, 1024, Quant, quant.Scheme{Bits: 3, GroupSize: 32}},
+		{"empty", 0, 1024, BF16, quant.Scheme{}},
+	}
+	forEachStoredPath(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		ws := make([]*Stored, len(shapes))
+		for i, tc := range shapes {
+			ws[i], _ = tc.build(t, rng)
+		}
+		f32 := &Stored{Format: F32, Rows: 5, Cols: 1024, F32: make([]float32, 5*1024)}
+		for i := range f32.F32 {
+			f32.F32[i] = float32(rng.NormFloat64())
+		}
+		ws = append(ws, f32)
+		inputs := [2][]float32{make([]float32, 1027), make([]float32, 1027)}
+		for _, x := range inputs {
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+		}
+		for _, threads := range []int{1, 2, 3} {
+			for _, order := range [][]int{{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {3, 0, 9, 6, 1}, {2}, {1, 0}, {8}} {
+				t.Run(fmt.Sprintf("threads=%d/%v", threads, order), func(t *testing.T) {
+					var ps []RowProduct
+					var want [][]float32
+					for k, i := range order {
+						w := ws[i]
+						x := inputs[k%2]
+						beta := float32(0)
+						if k%3 == 1 {
+							beta = 0.75
+						}
+						y := make([]float32, w.Rows)
+						for r := range y {
+							y[r] = float32(rng.NormFloat64())
+						}
+						ref := append([]float32(nil), y...)
+						Options{Threads: 1}.MulStored(1, x, w.Cols, w, ref, max(1, w.Rows), beta)
+						ps = append(ps, RowProduct{X: x, W: w, Y: y, Beta: beta})
+						want = append(want, ref)
+					}
+					Options{Threads: threads}.MulStoredRow(ps)
+					for k, p := range ps {
+						for r := range p.Y {
+							if math.Float32bits(p.Y[r]) != math.Float32bits(want[k][r]) {
+								t.Fatalf("product %d (%s): y[%d] = %v, one at a time %v", k, shapes[min(order[k], len(shapes)-1)].name, r, p.Y[r], want[k][r])
+							}
+						}
+					}
+				})
+			}
+		}
+	})
+}
+
+// TestRowJobBands checks that the bands of a grouped job tile every
+// product's rows exactly.
+func TestRowJobBands(t *testing.T) {
+	for _, sizes := range [][2]int64{{10, 100}, {1000, 1 << 20}, {3, 7}, {1031, 530432}} {
+		j := rowJob{RowProduct: RowProduct{W: &Stored{Rows: int(sizes[0])}}, bytes: sizes[1]}
+		for _, bands := range []int64{1, 2, 3, 7} {
+			prev := j.rowAt(0)
+			if prev != 0 {
+				t.Fatalf("first band starts at row %d", prev)
+			}
+			for b := int64(1); b <= bands; b++ {
+				r := j.rowAt(sizes[1] * b / bands)
+				if r < prev {
+					t.Fatalf("rows %d bytes %d: band %d ends at %d before %d", sizes[0], sizes[1], b, r, prev)
+				}
+				prev = r
+			}
+			if prev != int(sizes[0]) {
+				t.Fatalf("rows %d bytes %d: last band ends at %d", sizes[0], sizes[1], prev)
+			}
+		}
+	}
+}

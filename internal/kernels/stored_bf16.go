@@ -60,21 +60,27 @@ func mulBF16Pairs(x []float32, w *Stored, y []float32, beta float32, bands int) 
 		}
 		out = s.out[:w.Rows]
 	}
-	inBands(w.Rows, bands, func(r0, r1 int) {
-		if r1 <= r0 {
-			return
-		}
-		bf16PairRows(w.Raw[2*r0*c:2*r1*c], 2*c, xp, n, r1-r0, out[r0:r1])
-		if n < c {
-			for r := r0; r < r1; r++ {
-				out[r] += halfDotGeneric(BF16, w.Raw[2*(r*c+n):2*(r+1)*c], x[n:c])
-			}
-		}
-	})
+	inBands(w.Rows, bands, func(r0, r1 int) { bf16PairBand(w, xp, x, out, r0, r1) })
 	if beta != 0 {
 		for r, v := range out {
 			y[r] = v + beta*y[r]
 		}
 	}
 	bf16Pool.Put(s)
+}
+
+// bf16PairBand computes rows r0 … r1−1 of the product of the BF16 matrix w
+// with x, whose first len(xp) values are xp in pair order, into
+// out[r0:r1].
+func bf16PairBand(w *Stored, xp, x, out []float32, r0, r1 int) {
+	if r1 <= r0 {
+		return
+	}
+	c, n := w.Cols, len(xp)
+	bf16PairRows(w.Raw[2*r0*c:2*r1*c], 2*c, xp, n, r1-r0, out[r0:r1])
+	if n < c {
+		for r := r0; r < r1; r++ {
+			out[r] += halfDotGeneric(BF16, w.Raw[2*(r*c+n):2*(r+1)*c], x[n:c])
+		}
+	}
 }

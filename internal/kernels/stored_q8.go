@@ -168,31 +168,11 @@ var q8Pool sync.Pool
 // mulQ4Q8 computes y = x·wᵀ + beta·y for one row x through the integer
 // kernel, in bands of rows on up to bands goroutines.
 func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
-	g := w.group()
-	groups := w.Cols / g
 	s, _ := q8Pool.Get().(*q8Scratch)
 	if s == nil {
 		s = &q8Scratch{}
 	}
-	if cap(s.xq) < w.Cols {
-		s.xq = make([]int8, w.Cols)
-	}
-	if cap(s.xs) < groups {
-		s.xs, s.xc = make([]float32, groups), make([]int32, groups)
-	}
-	xq, xs, xc := s.xq[:w.Cols], s.xs[:groups], s.xc[:groups]
-	blocks := w.q8Blocks()
-	var xs4 []float32
-	var xc4 []int32
-	if blocks {
-		if cap(s.xs4) < 4*groups {
-			s.xs4, s.xc4 = make([]float32, 4*groups), make([]int32, 4*groups)
-		}
-		xs4, xc4 = s.xs4[:4*groups], s.xc4[:4*groups]
-		quantizeQ8Blocks(x[:w.Cols], xq, xs4, xc4)
-	} else {
-		quantizeQ8(x[:w.Cols], g, xq, xs, xc)
-	}
+	blocks := s.quantize(x, w)
 	out := y[:w.Rows]
 	if beta != 0 {
 		if cap(s.out) < w.Rows {
@@ -200,25 +180,54 @@ func mulQ4Q8(x []float32, w *Stored, y []float32, beta float32, bands int) {
 		}
 		out = s.out[:w.Rows]
 	}
-	rowBytes := w.Cols / 2
-	run := func(r0, r1 int) {
-		if r1 <= r0 {
-			return
-		}
-		codes, scales := w.Raw[r0*rowBytes:r1*rowBytes], w.Scales[2*r0*groups:2*r1*groups]
-		if blocks {
-			q4q8Blocks(codes, scales, xq, xs4, xc4, r1-r0, groups, out[r0:r1])
-			return
-		}
-		q4q8Rows(codes, scales, xq, xs, xc, r1-r0, groups, g/32, out[r0:r1])
-	}
-	inBands(w.Rows, bands, run)
+	inBands(w.Rows, bands, func(r0, r1 int) { s.rows(w, blocks, out, r0, r1) })
 	if beta != 0 {
 		for r, v := range out {
 			y[r] = v + beta*y[r]
 		}
 	}
 	q8Pool.Put(s)
+}
+
+// quantize writes the first w.Cols values of x, quantized for products
+// with w on the integer kernel, into s, and reports whether they are in
+// block order (q8Blocks).
+func (s *q8Scratch) quantize(x []float32, w *Stored) bool {
+	g := w.group()
+	groups := w.Cols / g
+	if cap(s.xq) < w.Cols {
+		s.xq = make([]int8, w.Cols)
+	}
+	if cap(s.xs) < groups {
+		s.xs, s.xc = make([]float32, groups), make([]int32, groups)
+	}
+	if w.q8Blocks() {
+		if cap(s.xs4) < 4*groups {
+			s.xs4, s.xc4 = make([]float32, 4*groups), make([]int32, 4*groups)
+		}
+		quantizeQ8Blocks(x[:w.Cols], s.xq[:w.Cols], s.xs4[:4*groups], s.xc4[:4*groups])
+		return true
+	}
+	quantizeQ8(x[:w.Cols], g, s.xq[:w.Cols], s.xs[:groups], s.xc[:groups])
+	return false
+}
+
+// rows computes rows r0 … r1−1 of the product of w with the vector
+// quantized into s into out[r0:r1].
+func (s *q8Scratch) rows(w *Stored, blocks bool, out []float32, r0, r1 int) {
+	if r1 <= r0 {
+		return
+	}
+	g := w.group()
+	groups := w.Cols / g
+	rowBytes := w.Cols / 2
+	codes, scales := w.Raw[r0*rowBytes:r1*rowBytes], w.Scales[2*r0*groups:2*r1*groups]
+	xq := s.xq[:w.Cols]
+	if blocks {
+		q4q8Blocks(codes, scales, xq, s.xs4[:4*groups], s.xc4[:4*groups], r1-r0, groups, out[r0:r1])
+		return
+	}
+	q4q8Rows(codes, scales, xq, s.xs[:groups], s.xc[:groups], r1-r0, groups, g/32, out[r0:r1])
 }
 
 // q4q8Rows checks the slices and computes the rows of the integer kernel:
