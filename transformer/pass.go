@@ -306,7 +306,9 @@ func (p *pass) mlpHalf(l *layer, t *layerTape, x []float32) []float32 {
 	}
 	mp := &l.mlp
 	t.gu = p.buf(&p.shared.gu, N*mp.width())
-	if mp.gated {
+	if mp.gated && N == 1 && mp.gate.op != nil && mp.up.op != nil {
+		forwardRow(p.gemm, t.mlpIn[:H], []rowOut{{&mp.gate, t.gu[:mp.up.out], 0}, {&mp.up, t.gu[mp.up.out:mp.width()], 0}})
+	} else if mp.gated {
 		mp.gate.forward(p.gemm, N, t.mlpIn, H, t.gu, mp.width(), 0)
 		mp.up.forward(p.gemm, N, t.mlpIn, H, t.gu[mp.up.out:], mp.width(), 0)
 	} else {
@@ -371,6 +373,8 @@ func (p *pass) project(a *attention, h, qkv []float32) {
 		if a.qkv.b != nil {
 			bias = a.qkv.b.Data
 		}
+	} else if N == 1 && a.q.op != nil && a.k.op != nil && a.v.op != nil {
+		forwardRow(p.gemm, h[:H], []rowOut{{&a.q, qkv[:qd], 0}, {&a.k, qkv[qd : qd+kd], 0}, {&a.v, qkv[qd+kd : W], 0}})
 	} else {
 		a.q.forward(p.gemm, N, h, H, qkv, W, 0)
 		a.k.forward(p.gemm, N, h, H, qkv[qd:], W, 0)
