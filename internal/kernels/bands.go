@@ -23,8 +23,11 @@ import (
 
 const (
 	// bandSpin bounds the time a band worker or a waiting caller spins
-	// before parking.
-	bandSpin = 50 * time.Microsecond
+	// before parking. In paired decoding runs of the 1.1 B int4 VLoRA
+	// file on a quiet machine, 150 µs took 19% less wall time than 50 µs
+	// (and 8% less CPU time: fewer parks and wake-ups), 400 µs 4% less
+	// than 150 µs at the same CPU time, 20 µs 9% more than 50 µs.
+	bandSpin = 400 * time.Microsecond
 	// bandIdle is how long a parked band worker waits for a band before it
 	// exits.
 	bandIdle = 100 * time.Millisecond
